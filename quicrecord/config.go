@@ -1,0 +1,233 @@
+package quicrecord
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// Config tunes connections and record streams. The zero value, and a nil
+// *Config, mean the documented defaults. The library never modifies a
+// Config it is given and reads it only when a connection is created, so
+// one Config may be shared by many connections.
+type Config struct {
+	// QUIC is the quic-go configuration for Dial and Listen. nil means
+	// [DefaultQUICConfig]. The library clones it before changing anything
+	// (it sets EnableStreamResetPartialDelivery so ERROR frames survive a
+	// reset). It is ignored by [NewConn], whose connection already exists.
+	QUIC *quic.Config
+
+	// MaxBatchRecords caps the records in one BATCH frame. 0 means 4096.
+	MaxBatchRecords int
+	// MaxBatchBytes caps the encoded records in one BATCH frame; a single
+	// larger record is sent alone. 0 means 64 KiB.
+	MaxBatchBytes int
+	// FlushDelay is how long the writer loop lingers for more records
+	// before sending a batch that is not full. 0 (the default) sends as
+	// soon as the loop is free: latency first. Flush and Barrier never
+	// wait for it.
+	FlushDelay time.Duration
+	// AckDelay is how long a pending ack waits for an outgoing batch to
+	// ride in while the stream is sending in the other direction. When
+	// that direction is idle the ack leaves at once as an ACK frame. 0
+	// means 250µs; values above 1ms are treated as 1ms; a negative value
+	// disables waiting.
+	AckDelay time.Duration
+
+	// MaxInFlightRecords caps records sent but not yet acknowledged as
+	// applied; Send blocks at the cap. The peer's announced window lowers
+	// it further. 0 means 32768.
+	MaxInFlightRecords int
+	// MaxInFlightBytes caps the record bytes sent but not yet
+	// acknowledged. 0 means 8 MiB.
+	MaxInFlightBytes int
+	// MaxApplyBacklogRecords caps records received but not yet acked or
+	// rejected by the application. It is announced to the peer as its
+	// window; when the backlog is full the stream stops reading and QUIC
+	// flow control pushes back. 0 means 32768.
+	MaxApplyBacklogRecords int
+	// MaxApplyBacklogBytes caps the record bytes of the apply backlog.
+	// 0 means 8 MiB.
+	MaxApplyBacklogBytes int
+	// MaxRecordSize is the largest record accepted in either direction.
+	// 0 means 1 MiB. The maximum frame size announced to the peer follows
+	// from it.
+	MaxRecordSize int
+
+	// HelloTimeout bounds the wait for the peer's HELLO on a new stream;
+	// a stream that sends none in time is reset with CodeHelloTimeout.
+	// 0 means 10s.
+	HelloTimeout time.Duration
+	// CloseTimeout bounds how long [RecordStream.Close] waits for records
+	// already sent to be handed to QUIC before it resets the stream.
+	// 0 means 10s.
+	CloseTimeout time.Duration
+	// AcceptBacklog caps streams that finished their handshake but were not
+	// yet returned by AcceptRecordStream; further streams wait. 0 means 128.
+	AcceptBacklog int
+
+	// MinProtocolVersion and MaxProtocolVersion narrow the protocol
+	// versions this side speaks; 0 means the library's own bounds (1 and 2).
+	// Values outside those bounds are clamped. Operators pin a mixed fleet
+	// with them.
+	MinProtocolVersion uint64
+	MaxProtocolVersion uint64
+	// DisableFeatures switches optional protocol features off; they are
+	// not announced, so the peer never uses them on this side's streams.
+	DisableFeatures Features
+
+	// OnStreamRefused, if set, is called for every stream the peer opened
+	// that this side refused: a malformed or missing HELLO, no common
+	// protocol version, or the accept handler's refusal. err is the
+	// *StreamError the opener was sent (Remote == false). It runs on the
+	// stream's handshake goroutine and must not block.
+	OnStreamRefused func(info RecordAcceptInfo, err *StreamError)
+
+	// Logger receives stream lifecycle events at debug level and protocol
+	// violations at warn level. nil means no logging.
+	Logger *slog.Logger
+
+	// testHooks lets tests impersonate future protocol versions; nil in
+	// production.
+	testHooks *testHooks
+}
+
+// testHooks alter what a side announces and sends, to build peers of
+// protocol versions this library does not speak.
+type testHooks struct {
+	maxVersion     uint64         // announced max version, overriding the clamp
+	extraFeatures  frames.Features // unknown feature bits to announce
+	unknownFrames  bool           // write a reserved frame type before every batch
+	helloExtension bool           // add an unknown HELLO extension
+}
+
+// Library bounds.
+const (
+	// MinVersion is the lowest protocol version this library speaks.
+	MinVersion uint64 = frames.Version1
+	// MaxVersion is the highest protocol version this library speaks.
+	MaxVersion uint64 = frames.Version2
+)
+
+// ALPN is the TLS application protocol Dial and Listen set when the
+// tls.Config names none.
+const ALPN = "recordmux/1"
+
+// defaultAckDelayCap is the upper bound of AckDelay.
+const maxAckDelay = time.Millisecond
+
+// settings is a Config with every default resolved. Streams keep a pointer
+// to their connection's settings; it is never written after creation.
+type settings struct {
+	maxBatchRecords  int
+	maxBatchBytes    int
+	flushDelay       time.Duration
+	ackDelay         time.Duration
+	maxInFlightRecs  int
+	maxInFlightBytes int
+	maxBacklogRecs   int
+	maxBacklogBytes  int
+	maxRecordSize    int
+	helloTimeout     time.Duration
+	closeTimeout     time.Duration
+	acceptBacklog    int
+	minVersion       uint64
+	maxVersion       uint64
+	features         frames.Features
+	logger           *slog.Logger
+	onRefused        func(RecordAcceptInfo, *StreamError)
+	hooks            *testHooks
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func (c *Config) settings() *settings {
+	if c == nil {
+		c = &Config{}
+	}
+	s := &settings{
+		maxBatchRecords:  orDefault(c.MaxBatchRecords, 4096),
+		maxBatchBytes:    orDefault(c.MaxBatchBytes, 64<<10),
+		flushDelay:       max(c.FlushDelay, 0),
+		maxInFlightRecs:  orDefault(c.MaxInFlightRecords, 32768),
+		maxInFlightBytes: orDefault(c.MaxInFlightBytes, 8<<20),
+		maxBacklogRecs:   orDefault(c.MaxApplyBacklogRecords, 32768),
+		maxBacklogBytes:  orDefault(c.MaxApplyBacklogBytes, 8<<20),
+		maxRecordSize:    orDefault(c.MaxRecordSize, 1<<20),
+		helloTimeout:     orDefault(c.HelloTimeout, 10*time.Second),
+		closeTimeout:     orDefault(c.CloseTimeout, 10*time.Second),
+		acceptBacklog:    orDefault(c.AcceptBacklog, 128),
+		minVersion:       MinVersion,
+		maxVersion:       MaxVersion,
+		features:         allFeatures &^ c.DisableFeatures,
+		logger:           c.Logger,
+		onRefused:        c.OnStreamRefused,
+		hooks:            c.testHooks,
+	}
+	switch {
+	case c.AckDelay < 0:
+		s.ackDelay = 0
+	case c.AckDelay == 0:
+		s.ackDelay = 250 * time.Microsecond
+	default:
+		s.ackDelay = min(c.AckDelay, maxAckDelay)
+	}
+	if c.MinProtocolVersion != 0 {
+		s.minVersion = min(max(c.MinProtocolVersion, MinVersion), MaxVersion)
+	}
+	if c.MaxProtocolVersion != 0 {
+		s.maxVersion = min(max(c.MaxProtocolVersion, MinVersion), MaxVersion)
+	}
+	if s.maxVersion < s.minVersion {
+		// An impossible range is the caller's mistake; keep the max, which
+		// is what an operator pinning a fleet down means.
+		s.minVersion = s.maxVersion
+	}
+	if h := c.testHooks; h != nil && h.maxVersion != 0 {
+		s.maxVersion = h.maxVersion
+	}
+	return s
+}
+
+// maxFrameSize is the frame payload limit announced to peers: room for the
+// largest record plus the batch header.
+func (s *settings) maxFrameSize() uint64 {
+	return uint64(max(s.maxRecordSize, s.maxBatchBytes)) + 64
+}
+
+// DefaultQUICConfig returns the quic-go configuration used when
+// Config.QUIC is nil: flow-control windows sized for throughput (4 MiB per
+// stream growing to 16 MiB, 8 MiB per connection growing to 64 MiB), a
+// 30 s idle timeout with 10 s keep-alives, up to 1024 concurrent incoming
+// streams and no unidirectional ones, and RESET_STREAM_AT support so that ERROR frames sent before a
+// reset are delivered.
+func DefaultQUICConfig() *quic.Config {
+	return &quic.Config{
+		InitialStreamReceiveWindow:       4 << 20,
+		MaxStreamReceiveWindow:           16 << 20,
+		InitialConnectionReceiveWindow:   8 << 20,
+		MaxConnectionReceiveWindow:       64 << 20,
+		MaxIdleTimeout:                   30 * time.Second,
+		KeepAlivePeriod:                  10 * time.Second,
+		MaxIncomingStreams:               1024,
+		MaxIncomingUniStreams:            -1,
+		EnableStreamResetPartialDelivery: true,
+	}
+}
+
+func (c *Config) quicConfig() *quic.Config {
+	if c == nil || c.QUIC == nil {
+		return DefaultQUICConfig()
+	}
+	q := c.QUIC.Clone()
+	q.EnableStreamResetPartialDelivery = true
+	return q
+}

@@ -1,0 +1,191 @@
+package quicrecord
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Listener accepts QUIC connections carrying record streams. Its registry
+// spans the streams of every connection it accepted.
+type Listener struct {
+	ql      *quic.Listener
+	set     *settings
+	streams *streamRegistry
+	cleanup func() // closes the transport and socket Listen created; may be nil
+
+	nextConn atomic.Uint64
+
+	// mu guards conns and closed.
+	mu     sync.Mutex
+	conns  map[*Conn]func() bool // live connections and the stop func of their watch
+	closed bool
+}
+
+// withALPN returns tlsConf with the recordmux ALPN set when it names none.
+// It clones rather than modifies the caller's config.
+func withALPN(tlsConf *tls.Config) *tls.Config {
+	if tlsConf == nil {
+		tlsConf = &tls.Config{}
+	}
+	if len(tlsConf.NextProtos) > 0 {
+		return tlsConf
+	}
+	c := tlsConf.Clone()
+	c.NextProtos = []string{ALPN}
+	return c
+}
+
+// Listen listens for QUIC connections on the UDP address addr. When
+// tlsConf names no ALPN, [ALPN] is used. The Listener owns the socket.
+func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("quicrecord: listen: %w", err)
+	}
+	pc, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("quicrecord: listen: %w", err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	ql, err := tr.Listen(withALPN(tlsConf), cfg.quicConfig())
+	if err != nil {
+		_ = tr.Close()
+		_ = pc.Close()
+		return nil, fmt.Errorf("quicrecord: listen: %w", err)
+	}
+	l := NewListener(ql, cfg)
+	l.cleanup = func() {
+		_ = tr.Close()
+		_ = pc.Close()
+	}
+	return l, nil
+}
+
+// NewListener wraps a quic-go listener the caller set up, for example on
+// a quic.Transport of its own. Closing the Listener closes ql but not its
+// transport.
+func NewListener(ql *quic.Listener, cfg *Config) *Listener {
+	return &Listener{
+		ql:      ql,
+		set:     cfg.settings(),
+		streams: newStreamRegistry(0),
+		conns:   make(map[*Conn]func() bool),
+	}
+}
+
+// Addr returns the listening address.
+func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
+
+// Accept waits for the next connection.
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	qc, err := l.ql.Accept(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		if errors.Is(err, quic.ErrServerClosed) {
+			return nil, ErrClosed
+		}
+		return nil, err
+	}
+	c := newConn(qc, l.set, l, l.nextConn.Add(1), nil)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = c.Close()
+		return nil, ErrClosed
+	}
+	l.conns[c] = context.AfterFunc(c.ctx, func() { l.forget(c) })
+	l.mu.Unlock()
+	return c, nil
+}
+
+func (l *Listener) forget(c *Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// Close stops accepting and closes every connection the Listener
+// accepted. When it returns, their goroutines have ended.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	conns := make([]*Conn, 0, len(l.conns))
+	for c, stop := range l.conns {
+		stop()
+		conns = append(conns, c)
+	}
+	clear(l.conns)
+	l.mu.Unlock()
+	err := l.ql.Close()
+	for c := range slices.Values(conns) {
+		_ = c.Close()
+	}
+	if l.cleanup != nil {
+		l.cleanup()
+	}
+	return err
+}
+
+// Dial connects to a recordmux listener at addr and returns the connection
+// once the QUIC handshake is complete. When tlsConf names no ALPN, [ALPN]
+// is used; a server that speaks another protocol fails the handshake. The
+// local socket is bound to the loopback interface when addr is a loopback
+// address, and to all interfaces otherwise; it is closed with the Conn.
+func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	ra, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("quicrecord: dial: %w", err)
+	}
+	la := &net.UDPAddr{}
+	if ra.IP.IsLoopback() {
+		la.IP = ra.IP
+	}
+	pc, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return nil, fmt.Errorf("quicrecord: dial: %w", err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	cleanup := sync.OnceFunc(func() {
+		_ = tr.Close()
+		_ = pc.Close()
+	})
+	qc, err := tr.Dial(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
+	if err != nil {
+		cleanup()
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		return nil, dialError(err)
+	}
+	return newConn(qc, cfg.settings(), nil, 0, cleanup), nil
+}
+
+// ErrALPNMismatch is returned by Dial when the server does not speak the
+// application protocol the client asked for (TLS alert
+// no_application_protocol).
+var ErrALPNMismatch = errors.New("quicrecord: the server does not speak the requested application protocol (ALPN mismatch)")
+
+// alertNoApplicationProtocol is TLS alert 120 as a QUIC CRYPTO_ERROR.
+const alertNoApplicationProtocol = quic.TransportErrorCode(0x100 + 120)
+
+func dialError(err error) error {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.ErrorCode == alertNoApplicationProtocol {
+		return fmt.Errorf("%w: %w", ErrALPNMismatch, err)
+	}
+	return fmt.Errorf("quicrecord: dial: %w", convertQUICError(err, 0))
+}

@@ -1,0 +1,478 @@
+package quicrecord
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// wireStream is the part of *quic.Stream a record stream uses. Tests may
+// substitute it.
+type wireStream interface {
+	io.Reader
+	io.Writer
+	StreamID() quic.StreamID
+	Close() error
+	CancelRead(quic.StreamErrorCode)
+	CancelWrite(quic.StreamErrorCode)
+	SetReliableBoundary()
+	TryWriteAll([]byte) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	Context() context.Context
+}
+
+// Role says which side opened a stream.
+type Role uint8
+
+// Roles.
+const (
+	RoleOpener Role = iota + 1
+	RoleAcceptor
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleOpener:
+		return "opener"
+	case RoleAcceptor:
+		return "acceptor"
+	}
+	return "unknown"
+}
+
+// Record is one record of a stream: its sequence number in the sender's
+// direction and its bytes.
+type Record struct {
+	Seq  uint64
+	Data []byte
+}
+
+// RecordStream is one record stream: a bidirectional QUIC stream carrying
+// records both ways, each direction with its own sequence numbers starting
+// at 1.
+//
+// Sending: [RecordStream.Send] copies a record into the stream's pending
+// buffer; the stream's writer loop (one goroutine) turns everything pending
+// into BATCH frames. [RecordStream.Flush] waits until records are handed to
+// QUIC, [RecordStream.Barrier] until the peer's application applied them.
+//
+// Receiving: a reader loop (one goroutine) parses frames and queues
+// records; [RecordStream.Recv] or [RecordStream.Apply] deliver them in
+// order, and [RecordStream.Ack] and [RecordStream.Reject] tell the peer
+// what was applied.
+//
+// All methods are safe for concurrent use. Always Close a stream: its two
+// goroutines live until then (or until the stream fails or its connection
+// ends).
+type RecordStream struct {
+	conn *Conn
+	qs   wireStream
+	set  *settings
+	id   quic.StreamID
+	info streamInfo
+	neg  Negotiated
+	// Effective send limits, fixed at negotiation.
+	piggyback   bool
+	maxSendRec  int // largest record Send accepts
+	batchBytes  int // encoded record bytes per BATCH
+	windowRecs  int
+	windowBytes int
+	log         *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// wake is the writer loop's doorbell: capacity 1, sent to without
+	// blocking.
+	wake chan struct{}
+	// writerDone and readerDone are closed when the loops return.
+	writerDone chan struct{}
+	readerDone chan struct{}
+
+	fr *frames.Reader // owned by the reader loop (by the handshake before it)
+
+	// readerErr is set, once, when the reader loop stops: why no more
+	// frames (and so no more acks) will arrive.
+	readerErr atomic.Pointer[error]
+
+	ctr       counters
+	final     atomic.Pointer[RecordSnapshot] // the frozen snapshot, once done
+	onReject  atomic.Pointer[func(*RecordError)]
+	closeOnce sync.Once
+	stopCtx   func() bool // stops the StreamOptions.Context watch; nil if none
+
+	// smu guards the send direction: sendState. Held by Send, Flush,
+	// Barrier, the writer loop while it takes work, and the reader loop
+	// while it applies acks. Never held together with rmu, never held
+	// while calling out.
+	smu sync.Mutex
+	snd sendState
+
+	// rmu guards the receive direction: recvState. Held by Recv, Apply,
+	// Ack, Reject, the reader loop while it queues records and the writer
+	// loop while it takes acks. Never held together with smu.
+	rmu sync.Mutex
+	rcv recvState
+}
+
+// streamInfo is the identity of a stream, fixed at open.
+type streamInfo struct {
+	role     Role
+	scope    string
+	dataID   uint64
+	metadata map[string]string
+	remote   net.Addr
+	openedAt time.Time
+}
+
+// segment is one future BATCH inside sendState.pend: hdrReserve bytes
+// reserved for the headers, then encoded records.
+type segment struct {
+	off   int    // offset of the reserved header space in pend
+	first uint64 // sequence number of the first record
+	count int
+	bytes int // encoded record bytes
+}
+
+// hdrReserve is the most a BATCH frame header plus batch header can take.
+const hdrReserve = frames.MaxHeaderLen + 1 + 3*8
+
+// sendState is the send direction. Guarded by RecordStream.smu.
+type sendState struct {
+	nextSeq  uint64    // sequence number the next Send gets
+	pend     []byte    // segments of encoded records not yet taken by the writer
+	segs     []segment // the segments in pend
+	pendAt   time.Time // when pend became non-empty (FlushDelay only)
+	notified bool      // the writer has been woken and has not taken work since
+	flushReq bool      // a Flush or Barrier waits: skip the linger
+	closing  bool      // Close called: write the rest, then FIN
+
+	writingSeq uint64 // highest seq the writer has begun to write; acks above are invalid
+	flushedSeq uint64 // highest seq whose Write returned
+	ackedSeq   uint64 // highest seq the peer acked
+	sentBytes  uint64 // record bytes accepted by Send, cumulative
+	ackedBytes uint64 // record bytes acked, cumulative
+	cum        seqRing
+
+	lastReject     uint64         // highest seq the peer rejected
+	rejects        []*RecordError // rejections not yet reported by a Barrier, in seq order
+	rejectOverflow int            // rejections dropped from rejects because it was full
+
+	err  error         // terminal error of the send direction; nil while usable
+	done bool          // the writer loop has finished (FIN written or failed)
+	wait chan struct{} // closed and cleared on any change waiters care about
+}
+
+// recvState is the receive direction. Guarded by RecordStream.rmu.
+type recvState struct {
+	q         []*inBatch // batches not yet fully delivered
+	delivered uint64     // highest seq returned by Recv or Apply
+	applied   uint64     // highest seq acked or rejected locally
+	ackSent   uint64     // highest applied seq conveyed to the peer
+	ackSince  time.Time  // when applied first exceeded ackSent
+	notified  bool       // the writer has been woken for an ack and has not taken it
+	errFrames []frames.ErrorFrame
+
+	received   uint64 // highest seq received (reader loop)
+	recvBytes  uint64 // record bytes received, cumulative
+	applBytes  uint64 // record bytes applied, cumulative
+	cum        seqRing
+	readerWait chan struct{} // closed when the backlog shrinks and the reader waits
+
+	free [][]byte // batch buffers Apply gave back, for reuse
+
+	eof  bool  // the peer finished its direction and every record is queued
+	err  error // terminal error of the receive direction
+	done bool  // the reader loop has finished
+	wait chan struct{}
+}
+
+// inBatch is a received batch, copied out of the read buffer.
+type inBatch struct {
+	buf  []byte // owned copy of the encoded records
+	it   frames.RecordIter
+	last uint64
+}
+
+func notifyLocked(ch *chan struct{}) {
+	if *ch != nil {
+		close(*ch)
+		*ch = nil
+	}
+}
+
+func waitChan(ch *chan struct{}) <-chan struct{} {
+	if *ch == nil {
+		*ch = make(chan struct{})
+	}
+	return *ch
+}
+
+// newStream builds a negotiated stream; start launches its loops.
+func newStream(c *Conn, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
+	set := c.set
+	s := &RecordStream{
+		conn:      c,
+		qs:        qs,
+		set:       set,
+		id:        qs.StreamID(),
+		info:      info,
+		neg:       neg,
+		piggyback: neg.PiggybackAcks(),
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		readerDone: make(chan struct{}),
+		fr:         fr,
+	}
+	pl := neg.PeerLimits
+	s.maxSendRec = int(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8))
+	s.batchBytes = int(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve))
+	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.WindowRecords))
+	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.WindowBytes))
+	s.snd.nextSeq = 1
+	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
+	fr.SetMaxFrameSize(set.maxFrameSize())
+	if set.logger != nil {
+		s.log = set.logger.With("stream", s.id, "role", info.role.String(), "scope", info.scope)
+	}
+	now := time.Now()
+	s.ctr.touch(now)
+	return s
+}
+
+func (s *RecordStream) start() {
+	go s.writeLoop()
+	go s.readLoop()
+	if s.log != nil {
+		s.log.Debug("record stream open", "version", s.neg.Version, "features", s.neg.Features.String())
+	}
+}
+
+// Context returns a context that is cancelled when the stream ends: closed
+// by either side, failed, or its connection gone. context.Cause tells why.
+func (s *RecordStream) Context() context.Context { return s.ctx }
+
+// StreamID returns the QUIC stream ID.
+func (s *RecordStream) StreamID() quic.StreamID { return s.id }
+
+// Negotiated returns the outcome of the stream's capability negotiation.
+func (s *RecordStream) Negotiated() Negotiated { return s.neg }
+
+// Role says whether this side opened or accepted the stream.
+func (s *RecordStream) Role() Role { return s.info.role }
+
+// Scope returns the scope the opener gave the stream.
+func (s *RecordStream) Scope() string { return s.info.scope }
+
+// DataID returns the data ID the opener gave the stream.
+func (s *RecordStream) DataID() uint64 { return s.info.dataID }
+
+// Metadata returns a copy of the metadata the opener gave the stream.
+func (s *RecordStream) Metadata() map[string]string {
+	m := make(map[string]string, len(s.info.metadata))
+	for k, v := range s.info.metadata {
+		m[k] = v
+	}
+	return m
+}
+
+// MaxRecordSize returns the largest record Send accepts on this stream:
+// the smaller of this side's MaxRecordSize and the peer's.
+func (s *RecordStream) MaxRecordSize() int { return s.maxSendRec }
+
+// SetRejectHandler installs fn to be called, on the stream's reader
+// goroutine, for every record the peer rejects. fn must not block. Barrier
+// reports rejections too; the handler is for senders that do not call it.
+func (s *RecordStream) SetRejectHandler(fn func(*RecordError)) {
+	if fn == nil {
+		s.onReject.Store(nil)
+		return
+	}
+	s.onReject.Store(&fn)
+}
+
+// Close ends the stream gracefully. Records already sent are handed to
+// QUIC, pending acks go out, and the send direction is finished with a
+// FIN, so the peer's Recv returns io.EOF after the last record. Records
+// from the peer that were not received yet are discarded and the peer
+// learns it with a STOP_SENDING of CodeNoError. Close waits at most
+// Config.CloseTimeout for the flush; after that it resets the stream with
+// CodeCancelled. When Close returns, the stream's goroutines have ended.
+// Close is idempotent and returns nil unless the flush failed.
+func (s *RecordStream) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.close() })
+	return err
+}
+
+func (s *RecordStream) close() error {
+	if s.stopCtx != nil {
+		s.stopCtx()
+	}
+	s.smu.Lock()
+	s.snd.closing = true
+	s.snd.flushReq = true
+	writerDone := s.snd.done
+	s.smu.Unlock()
+	var err error
+	if !writerDone {
+		s.wakeWriter()
+		t := time.NewTimer(s.set.closeTimeout)
+		select {
+		case <-s.writerDone:
+		case <-t.C:
+			err = &StreamError{Code: CodeCancelled, Reason: "close timed out flushing", StreamID: s.id, Err: os.ErrDeadlineExceeded}
+			s.qs.CancelWrite(quic.StreamErrorCode(CodeCancelled))
+		}
+		t.Stop()
+	}
+	s.qs.CancelRead(quic.StreamErrorCode(CodeNoError))
+	s.end(ErrClosed)
+	s.waitLoops()
+	return err
+}
+
+// waitLoops returns when both loops have returned.
+func (s *RecordStream) waitLoops() {
+	<-s.writerDone
+	<-s.readerDone
+}
+
+// CloseWithError resets the stream in both directions with code, after
+// trying to send an ERROR frame with reason so the peer sees both. Records
+// not yet handed to QUIC are dropped. The peer's pending and future calls
+// fail with a *StreamError carrying code; local ones with one that has
+// Remote == false. When CloseWithError returns, the stream's goroutines
+// have ended.
+func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
+	s.closeOnce.Do(func() {
+		if s.stopCtx != nil {
+			s.stopCtx()
+		}
+		s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id}, true)
+		s.waitLoops()
+	})
+	return nil
+}
+
+// abort ends the stream at once with err, and resets both directions of
+// the QUIC stream with err.Code. When tell is set it first sends an ERROR
+// frame with the code and reason, if the stream can take it without
+// blocking, so the peer learns the reason too.
+func (s *RecordStream) abort(err *StreamError, tell bool) {
+	if s.ctx.Err() == nil {
+		if tell {
+			f := frames.ErrorFrame{Code: err.Code, Reason: err.Reason}
+			if s.qs.TryWriteAll(f.Append(nil)) == nil {
+				s.ctr.frameOut(kindError)
+				s.qs.SetReliableBoundary()
+			}
+		}
+		s.qs.CancelWrite(quic.StreamErrorCode(err.Code))
+		s.qs.CancelRead(quic.StreamErrorCode(err.Code))
+	}
+	s.failSend(err)
+	s.failRecv(err)
+	s.end(err)
+}
+
+// violation handles a protocol violation by the peer: nothing of the
+// offending frame has been applied; the stream is aborted with the code.
+func (s *RecordStream) violation(code ErrorCode, reason string, cause error) {
+	s.ctr.violations.Add(1)
+	if s.log != nil {
+		s.log.Warn("protocol violation", "code", code.String(), "reason", reason, "err", cause)
+	}
+	s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id, Err: cause}, true)
+}
+
+// failSend ends the send direction with err if it has not ended.
+func (s *RecordStream) failSend(err error) {
+	s.smu.Lock()
+	if s.snd.err == nil {
+		s.snd.err = err
+	}
+	notifyLocked(&s.snd.wait)
+	s.smu.Unlock()
+}
+
+// failRecv ends the receive direction with err if it has not ended.
+func (s *RecordStream) failRecv(err error) {
+	s.rmu.Lock()
+	if s.rcv.err == nil {
+		s.rcv.err = err
+	}
+	notifyLocked(&s.rcv.wait)
+	notifyLocked(&s.rcv.readerWait)
+	s.rmu.Unlock()
+}
+
+// end marks the stream done with cause: its context is cancelled and its
+// final snapshot frozen. Only the first cause counts.
+func (s *RecordStream) end(cause error) {
+	s.cancel(cause)
+	s.freeze()
+	if s.log != nil {
+		s.log.Debug("record stream ended", "cause", context.Cause(s.ctx))
+	}
+}
+
+// freeze stores the final snapshot once the stream's context is done,
+// whoever cancelled it (this stream, or its connection).
+func (s *RecordStream) freeze() *RecordSnapshot {
+	if f := s.final.Load(); f != nil {
+		return f
+	}
+	if s.ctx.Err() == nil {
+		return nil
+	}
+	snap := s.snapshot()
+	s.final.CompareAndSwap(nil, &snap)
+	return s.final.Load()
+}
+
+// maybeEnd ends the stream once both directions finished on their own:
+// the peer sent FIN and this side's writer stopped.
+func (s *RecordStream) maybeEnd() {
+	s.smu.Lock()
+	sendDone, sendErr := s.snd.done, s.snd.err
+	s.smu.Unlock()
+	s.rmu.Lock()
+	recvDone, recvErr := s.rcv.done, s.rcv.err
+	s.rmu.Unlock()
+	if !sendDone || !recvDone {
+		return
+	}
+	cause := sendErr
+	if cause == nil {
+		cause = recvErr
+	}
+	if cause == nil {
+		cause = ErrClosed
+	}
+	s.end(cause)
+}
+
+// streamErr converts an error from the QUIC stream or the connection into
+// the error the stream's callers get.
+func (s *RecordStream) streamErr(err error) error {
+	if cerr := context.Cause(s.conn.ctx); cerr != nil && s.conn.ctx.Err() != nil {
+		return cerr
+	}
+	err = convertQUICError(err, s.id)
+	var se *StreamError
+	if errors.As(err, &se) && se.Reason == "stream reset" && se.Remote && se.Code == CodeNoError {
+		se.Reason = "peer closed the stream"
+	}
+	return err
+}

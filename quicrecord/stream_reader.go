@@ -1,0 +1,239 @@
+package quicrecord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// readLoop is the stream's only reader. It owns s.fr and the read side of
+// the QUIC stream. It parses each frame completely and validates it before
+// anything of it takes effect, queues records for Recv and Apply, applies
+// acks to the send direction, and stops reading while the apply backlog is
+// full so that QUIC flow control pushes back on the peer.
+func (s *RecordStream) readLoop() {
+	defer s.conn.wg.Done()
+	defer close(s.readerDone)
+	err := s.readFrames()
+	s.readerExit(err)
+}
+
+func (s *RecordStream) readFrames() error {
+	for {
+		if err := s.waitBacklogRoom(); err != nil {
+			return err
+		}
+		t, payload, err := s.fr.ReadFrame()
+		if err != nil {
+			return s.readFailed(err)
+		}
+		s.ctr.frameIn(kindOf(t))
+		s.ctr.touch(time.Now())
+		switch t {
+		case frames.TypeBatch:
+			err = s.handleBatch(payload)
+		case frames.TypeAck:
+			err = s.handleAck(payload)
+		case frames.TypeError:
+			err = s.handleError(payload)
+		case frames.TypeHello:
+			err = s.protocolError(CodeUnexpectedFrame, "second HELLO", nil)
+		default:
+			s.ctr.unknownFramesIn.Add(1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// protocolError handles a violation detected by the reader and returns
+// the error that ends it.
+func (s *RecordStream) protocolError(code ErrorCode, reason string, cause error) error {
+	s.violation(code, reason, cause)
+	return s.ctxCause()
+}
+
+func (s *RecordStream) ctxCause() error {
+	if err := context.Cause(s.ctx); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// frameError maps a codec error to a violation.
+func (s *RecordStream) frameError(err error) error {
+	var fe *frames.Error
+	if errors.As(err, &fe) {
+		return s.protocolError(fe.Code, fe.Reason, err)
+	}
+	return s.protocolError(CodeFrameEncoding, err.Error(), err)
+}
+
+// readFailed classifies the end of the read side.
+func (s *RecordStream) readFailed(err error) error {
+	if err == io.EOF {
+		return io.EOF
+	}
+	var fe *frames.Error
+	if errors.As(err, &fe) {
+		return s.frameError(err)
+	}
+	if s.ctx.Err() != nil {
+		return s.ctxCause()
+	}
+	err = s.streamErr(err)
+	var se *StreamError
+	if errors.As(err, &se) && se.Remote && se.Code != CodeNoError {
+		// The peer reset the stream: it is over in both directions.
+		s.abort(se, false)
+	}
+	return err
+}
+
+// readerExit records the end of the receive direction. io.EOF is the
+// peer's graceful end: records already queued stay deliverable.
+func (s *RecordStream) readerExit(err error) {
+	recvErr := err
+	stored := err
+	if err == io.EOF {
+		recvErr = nil
+		stored = &StreamError{Code: CodeNoError, Remote: true, StreamID: s.id, Reason: "peer finished the stream"}
+	}
+	s.readerErr.Store(&stored)
+	s.rmu.Lock()
+	if recvErr != nil && s.rcv.err == nil {
+		s.rcv.err = recvErr
+	}
+	s.rcv.eof = err == io.EOF
+	s.rcv.done = true
+	notifyLocked(&s.rcv.wait)
+	s.rmu.Unlock()
+	// Wake Barrier waiters: no more acks will come.
+	s.smu.Lock()
+	notifyLocked(&s.snd.wait)
+	s.smu.Unlock()
+	s.maybeEnd()
+}
+
+// waitBacklogRoom blocks while the apply backlog is full.
+func (s *RecordStream) waitBacklogRoom() error {
+	s.rmu.Lock()
+	for s.rcv.received-s.rcv.applied >= uint64(s.set.maxBacklogRecs) ||
+		s.rcv.recvBytes-s.rcv.applBytes >= uint64(s.set.maxBacklogBytes) {
+		if s.rcv.err != nil {
+			err := s.rcv.err
+			s.rmu.Unlock()
+			return err
+		}
+		ch := waitChan(&s.rcv.readerWait)
+		s.rmu.Unlock()
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+			return s.ctxCause()
+		}
+		s.rmu.Lock()
+	}
+	s.rmu.Unlock()
+	return nil
+}
+
+func (s *RecordStream) handleBatch(payload []byte) error {
+	b, _, err := frames.ParseBatch(payload, uint64(s.set.maxRecordSize))
+	if err != nil {
+		return s.frameError(err)
+	}
+	if b.HasAck && !s.piggyback {
+		return s.protocolError(CodeUnexpectedFrame, "piggybacked ack on a stream that did not negotiate it", nil)
+	}
+	// The reader is the only writer of rcv.received, so it may read it
+	// without the lock; the window check needs applied, which it does not own.
+	s.rmu.Lock()
+	received := s.rcv.received
+	backlogRecs := received - s.rcv.applied + uint64(b.Count)
+	backlogBytes := s.rcv.recvBytes - s.rcv.applBytes + uint64(b.DataBytes)
+	s.rmu.Unlock()
+	if b.FirstSeq != received+1 {
+		return s.protocolError(CodeSequenceGap, fmt.Sprintf("batch starts at seq %d, expected %d", b.FirstSeq, received+1), nil)
+	}
+	if backlogRecs > uint64(s.set.maxBacklogRecs) || backlogBytes > uint64(s.set.maxBacklogBytes) {
+		return s.protocolError(CodeWindowExceeded, fmt.Sprintf("%d records / %d bytes unacknowledged exceed the announced window", backlogRecs, backlogBytes), nil)
+	}
+	if b.HasAck {
+		if code, reason := s.ackUpdate(b.Ack); code != 0 {
+			return s.protocolError(code, reason, nil)
+		}
+		s.ctr.acksPiggyIn.Add(1)
+	}
+
+	s.rmu.Lock()
+	buf := s.takeFreeLocked(len(b.Records))
+	buf = append(buf, b.Records...)
+	it := frames.NewRecordIter(buf, b.FirstSeq)
+	for {
+		_, rec, ok := it.Next()
+		if !ok {
+			break
+		}
+		s.rcv.recvBytes += uint64(len(rec))
+		s.rcv.cum.push(s.rcv.recvBytes)
+	}
+	last := b.LastSeq()
+	s.rcv.q = append(s.rcv.q, &inBatch{buf: buf, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
+	s.rcv.received = last
+	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
+	s.ctr.backlogRec.Store(br)
+	s.ctr.backlogBytes.Store(bb)
+	storeMax(&s.ctr.backlogPeakR, br)
+	storeMax(&s.ctr.backlogPeakB, bb)
+	notifyLocked(&s.rcv.wait)
+	s.rmu.Unlock()
+
+	s.ctr.inRecords.Add(uint64(b.Count))
+	s.ctr.inBytes.Add(uint64(b.DataBytes))
+	s.ctr.inBatches.Add(1)
+	return nil
+}
+
+func (s *RecordStream) handleAck(payload []byte) error {
+	a, _, err := frames.ParseAck(payload)
+	if err != nil {
+		return s.frameError(err)
+	}
+	if code, reason := s.ackUpdate(a); code != 0 {
+		return s.protocolError(code, reason, nil)
+	}
+	s.ctr.acksSoloIn.Add(1)
+	return nil
+}
+
+func (s *RecordStream) handleError(payload []byte) error {
+	f, _, err := frames.ParseError(payload)
+	if err != nil {
+		return s.frameError(err)
+	}
+	if f.Seq == 0 {
+		se := &StreamError{Code: f.Code, Reason: f.Reason, Remote: true, StreamID: s.id}
+		s.abort(se, false)
+		return se
+	}
+	re, code, reason := s.rejectUpdate(&f)
+	if code != 0 {
+		return s.protocolError(code, reason, nil)
+	}
+	s.ctr.rejectedIn.Add(1)
+	if fn := s.onReject.Load(); fn != nil {
+		(*fn)(re)
+	}
+	return nil
+}
+
+// resetCode converts an ErrorCode for quic-go.
+func resetCode(c ErrorCode) quic.StreamErrorCode { return quic.StreamErrorCode(c) }

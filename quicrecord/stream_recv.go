@@ -1,0 +1,229 @@
+package quicrecord
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// maxFreeBuffers bounds the batch buffers a stream keeps for reuse.
+const maxFreeBuffers = 4
+
+// takeFreeLocked returns an empty buffer with capacity for n bytes,
+// reusing one Apply gave back when possible. Called with rmu held.
+func (s *RecordStream) takeFreeLocked(n int) []byte {
+	for i := len(s.rcv.free) - 1; i >= 0; i-- {
+		if b := s.rcv.free[i]; cap(b) >= n {
+			s.rcv.free[i] = s.rcv.free[len(s.rcv.free)-1]
+			s.rcv.free = s.rcv.free[:len(s.rcv.free)-1]
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// Recv returns the next record in order. It blocks until one is available
+// or ctx is done; records already received are returned even if ctx is
+// done. After the peer finished the stream and every record was returned,
+// Recv returns io.EOF; after a failure, the stream's error.
+//
+// The record's Data belongs to the caller. Receiving a record does not
+// acknowledge it: call [RecordStream.Ack] (or Reject) once it is applied,
+// or use [RecordStream.Apply], which does both. Records received and not
+// acknowledged count against the apply backlog.
+func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
+	s.rmu.Lock()
+	for {
+		if len(s.rcv.q) > 0 {
+			b := s.rcv.q[0]
+			seq, data, _ := b.it.Next()
+			if seq == b.last {
+				s.popBatchLocked()
+			}
+			s.rcv.delivered = seq
+			s.rmu.Unlock()
+			return Record{Seq: seq, Data: data}, nil
+		}
+		if err := s.recvEndLocked(); err != nil {
+			s.rmu.Unlock()
+			return Record{}, err
+		}
+		ch := waitChan(&s.rcv.wait)
+		s.rmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Record{}, ctxError(ctx)
+		}
+		s.rmu.Lock()
+	}
+}
+
+func (s *RecordStream) popBatchLocked() {
+	s.rcv.q[0] = nil
+	s.rcv.q = s.rcv.q[1:]
+	if len(s.rcv.q) == 0 {
+		s.rcv.q = s.rcv.q[:0:0]
+	}
+}
+
+// recvEndLocked returns the error that ends delivery once the queue is
+// empty: io.EOF after the peer's FIN, the terminal error after a failure.
+func (s *RecordStream) recvEndLocked() error {
+	if s.rcv.err != nil {
+		return s.rcv.err
+	}
+	if s.rcv.eof {
+		return io.EOF
+	}
+	if s.ctx.Err() != nil {
+		return s.ctxCause()
+	}
+	return nil
+}
+
+// Ack acknowledges every record up to and including seq as applied. Acks
+// are cumulative; acking a sequence number at or below an earlier ack is a
+// no-op. seq must not exceed the last record returned by Recv
+// ([ErrLocalAckOutOfRange] otherwise). The ack reaches the peer in the
+// header of the next outgoing batch, or in an ACK frame when none leaves
+// within Config.AckDelay or this direction is idle.
+func (s *RecordStream) Ack(seq uint64) error {
+	return s.consume(seq, nil)
+}
+
+// Reject reports that record seq failed to apply. It counts as consumed:
+// records before it are acknowledged as applied, and the peer receives an
+// ERROR frame for seq with code and reason (truncated to 1 KiB) before the
+// ack that covers it. seq must be the next record not yet acked or
+// rejected or a later one up to the last returned by Recv.
+func (s *RecordStream) Reject(seq uint64, code ErrorCode, reason string) error {
+	return s.consume(seq, &frames.ErrorFrame{Seq: seq, Code: code, Reason: reason})
+}
+
+func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
+	s.rmu.Lock()
+	if s.rcv.err != nil {
+		err := s.rcv.err
+		s.rmu.Unlock()
+		return err
+	}
+	if seq > s.rcv.delivered {
+		s.rmu.Unlock()
+		return ErrLocalAckOutOfRange
+	}
+	if seq <= s.rcv.applied {
+		s.rmu.Unlock()
+		if rej != nil {
+			return ErrAlreadyConsumed
+		}
+		return nil
+	}
+	s.rcv.applBytes = s.rcv.cum.pop(int(seq - s.rcv.applied))
+	if s.rcv.applied == s.rcv.ackSent {
+		s.rcv.ackSince = time.Now()
+	}
+	s.rcv.applied = seq
+	if rej != nil {
+		if len(rej.Reason) > frames.MaxReasonLen {
+			rej.Reason = rej.Reason[:frames.MaxReasonLen]
+		}
+		s.rcv.errFrames = append(s.rcv.errFrames, *rej)
+		s.ctr.rejectedOut.Add(1)
+	}
+	s.ctr.appliedSeq.Store(seq)
+	s.ctr.backlogRec.Store(s.rcv.received - seq)
+	s.ctr.backlogBytes.Store(s.rcv.recvBytes - s.rcv.applBytes)
+	notifyLocked(&s.rcv.readerWait)
+	wake := !s.rcv.notified
+	s.rcv.notified = true
+	s.rmu.Unlock()
+	if wake {
+		s.wakeWriter()
+	}
+	return nil
+}
+
+// Apply runs the receive loop: it calls fn for each record in order and
+// acknowledges the records fn accepts; a record for which fn returns an
+// error is rejected with that error's code (a *RecordError's or
+// *StreamError's Code, CodeRejected otherwise) and message. Acks are sent
+// once per received batch. Apply returns nil after the peer finished the
+// stream and every record was applied, ctx's error when ctx is done, and
+// the stream's error if it fails.
+//
+// The Data of the record passed to fn is valid only until fn returns: Apply
+// reuses its buffers. Copy what must be kept.
+func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
+	for {
+		b, err := s.takeBatch(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for {
+			seq, data, ok := b.it.Next()
+			if !ok {
+				break
+			}
+			if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
+				if err := s.Reject(seq, codeOf(ferr), ferr.Error()); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.Ack(b.last); err != nil {
+			return err
+		}
+		s.rmu.Lock()
+		if len(s.rcv.free) < maxFreeBuffers {
+			s.rcv.free = append(s.rcv.free, b.buf[:0])
+		}
+		s.rmu.Unlock()
+	}
+}
+
+// takeBatch removes the head batch (what is left of it) from the queue
+// and marks its records delivered.
+func (s *RecordStream) takeBatch(ctx context.Context) (*inBatch, error) {
+	s.rmu.Lock()
+	for {
+		if len(s.rcv.q) > 0 {
+			b := s.rcv.q[0]
+			s.popBatchLocked()
+			s.rcv.delivered = b.last
+			s.rmu.Unlock()
+			return b, nil
+		}
+		if err := s.recvEndLocked(); err != nil {
+			s.rmu.Unlock()
+			return nil, err
+		}
+		ch := waitChan(&s.rcv.wait)
+		s.rmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		}
+		s.rmu.Lock()
+	}
+}
+
+// codeOf returns the error code an application error carries.
+func codeOf(err error) ErrorCode {
+	var re *RecordError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return CodeRejected
+}

@@ -1,0 +1,256 @@
+package quicrecord
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// Send queues a copy of data as the next record and returns its sequence
+// number. It blocks while the in-flight window (records sent but not yet
+// acknowledged as applied) is full, until there is room or ctx is done.
+// Send does not wait for the record to be written; see [RecordStream.Flush]
+// and [RecordStream.Barrier]. A record larger than [RecordStream.MaxRecordSize]
+// is refused with a *RecordError matching [ErrRecordTooLarge]. After the
+// stream ends Send returns its terminal error.
+func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
+	if len(data) > s.maxSendRec {
+		return 0, &RecordError{Code: CodeRecordTooLarge, Reason: fmt.Sprintf("%d bytes exceeds the stream's maximum record size of %d", len(data), s.maxSendRec)}
+	}
+	s.smu.Lock()
+	for {
+		if s.snd.err != nil {
+			err := s.snd.err
+			s.smu.Unlock()
+			return 0, err
+		}
+		if s.snd.closing {
+			s.smu.Unlock()
+			return 0, ErrClosed
+		}
+		inflight := s.snd.nextSeq - 1 - s.snd.ackedSeq
+		if inflight == 0 || (inflight < uint64(s.windowRecs) &&
+			s.snd.sentBytes-s.snd.ackedBytes+uint64(len(data)) <= uint64(s.windowBytes)) {
+			break
+		}
+		ch := waitChan(&s.snd.wait)
+		s.smu.Unlock()
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+			return 0, context.Cause(s.ctx)
+		case <-ctx.Done():
+			return 0, ctxError(ctx)
+		}
+		s.smu.Lock()
+	}
+	seq := s.snd.nextSeq
+	s.snd.nextSeq++
+	rl := frames.RecordLen(len(data))
+	n := len(s.snd.segs)
+	if n == 0 || s.snd.segs[n-1].count >= s.set.maxBatchRecords || s.snd.segs[n-1].bytes+rl > s.batchBytes {
+		if n == 0 && s.set.flushDelay > 0 {
+			s.snd.pendAt = time.Now()
+		}
+		s.snd.segs = append(s.snd.segs, segment{off: len(s.snd.pend), first: seq})
+		s.snd.pend = append(s.snd.pend, make([]byte, hdrReserve)...)
+		n++
+	}
+	sg := &s.snd.segs[n-1]
+	sg.count++
+	sg.bytes += rl
+	s.snd.pend = frames.AppendRecord(s.snd.pend, data)
+	s.snd.sentBytes += uint64(len(data))
+	s.snd.cum.push(s.snd.sentBytes)
+	s.ctr.outRecords.Store(seq)
+	s.ctr.outBytes.Store(s.snd.sentBytes)
+	s.ctr.inflightRec.Store(seq - s.snd.ackedSeq)
+	s.ctr.inflightB.Store(s.snd.sentBytes - s.snd.ackedBytes)
+	// Ring the writer for the first record it has not seen, and again when
+	// a lingering batch fills up.
+	wake := !s.snd.notified || (s.set.flushDelay > 0 && n > 1)
+	s.snd.notified = true
+	s.smu.Unlock()
+	if wake {
+		s.wakeWriter()
+	}
+	return seq, nil
+}
+
+// Flush waits until every record sent before the call has been handed to
+// the QUIC stream, skipping any FlushDelay linger. It does not wait for the
+// peer; see [RecordStream.Barrier].
+func (s *RecordStream) Flush(ctx context.Context) error {
+	s.smu.Lock()
+	target := s.snd.nextSeq - 1
+	s.smu.Unlock()
+	return s.waitFlushed(ctx, target)
+}
+
+func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
+	s.smu.Lock()
+	for s.snd.flushedSeq < target {
+		if s.snd.err != nil {
+			err := s.snd.err
+			s.smu.Unlock()
+			return err
+		}
+		s.snd.flushReq = true
+		ch := waitChan(&s.snd.wait)
+		s.smu.Unlock()
+		s.wakeWriter()
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+			return context.Cause(s.ctx)
+		case <-ctx.Done():
+			return ctxError(ctx)
+		}
+		s.smu.Lock()
+	}
+	s.smu.Unlock()
+	return nil
+}
+
+// Barrier waits until the peer's application has applied (acked or
+// rejected) every record sent before the call. If the peer rejected a
+// record in that range that no earlier Barrier reported, it returns a
+// *RecordError for the first such record (with More counting the others);
+// each rejection is reported by one Barrier only. If the barrier can no
+// longer succeed, because the stream or connection failed or ctx ended,
+// it returns a *BarrierError carrying the last acked sequence number.
+//
+// The time spent is recorded in the stream's diagnostics, split into
+// flush-wait (until the records were handed to QUIC) and ack-wait (until
+// the peer acknowledged them).
+func (s *RecordStream) Barrier(ctx context.Context) error {
+	start := time.Now()
+	s.smu.Lock()
+	target := s.snd.nextSeq - 1
+	s.smu.Unlock()
+	if err := s.waitFlushed(ctx, target); err != nil {
+		return s.barrierFailed(target, err)
+	}
+	flushed := time.Now()
+	s.smu.Lock()
+	for s.snd.ackedSeq < target {
+		if err := s.ackWaitErr(); err != nil {
+			s.smu.Unlock()
+			return s.barrierFailed(target, err)
+		}
+		ch := waitChan(&s.snd.wait)
+		s.smu.Unlock()
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+		case <-ctx.Done():
+			return s.barrierFailed(target, ctxError(ctx))
+		}
+		s.smu.Lock()
+	}
+	rerr := s.takeRejectsLocked(target)
+	s.smu.Unlock()
+	s.ctr.barrier(flushed.Sub(start), time.Since(flushed))
+	if rerr != nil {
+		return rerr
+	}
+	return nil
+}
+
+// ackWaitErr returns why acks can no longer arrive, or nil. Acks arrive
+// through the reader loop, so a send direction that merely finished (FIN
+// written, or the peer stopped reading) still lets a Barrier complete; a
+// stream that ended or a reader that stopped does not.
+func (s *RecordStream) ackWaitErr() error {
+	if s.ctx.Err() != nil {
+		return context.Cause(s.ctx)
+	}
+	if p := s.readerErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *RecordStream) barrierFailed(target uint64, err error) error {
+	s.smu.Lock()
+	acked := s.snd.ackedSeq
+	s.smu.Unlock()
+	return &BarrierError{Target: target, Acked: acked, Err: err}
+}
+
+// maxRejects bounds the rejections kept for Barrier.
+const maxRejects = 64
+
+// takeRejectsLocked removes the rejections up to target and returns the
+// first, with More counting the rest.
+func (s *RecordStream) takeRejectsLocked(target uint64) *RecordError {
+	i := 0
+	for i < len(s.snd.rejects) && s.snd.rejects[i].Seq <= target {
+		i++
+	}
+	if i == 0 {
+		if s.snd.rejectOverflow > 0 && len(s.snd.rejects) == 0 {
+			// Details were dropped; report what is known.
+			n := s.snd.rejectOverflow
+			s.snd.rejectOverflow = 0
+			return &RecordError{Code: CodeRejected, Reason: "rejections beyond the retained limit", Remote: true, More: n - 1}
+		}
+		return nil
+	}
+	first := *s.snd.rejects[0]
+	first.More = i - 1
+	if len(s.snd.rejects) == i {
+		first.More += s.snd.rejectOverflow
+		s.snd.rejectOverflow = 0
+	}
+	s.snd.rejects = append(s.snd.rejects[:0], s.snd.rejects[i:]...)
+	return &first
+}
+
+// ackUpdate validates and applies a cumulative ack from the peer. It
+// returns a non-zero code if the ack breaks the protocol, in which case
+// nothing changed. Called by the reader loop.
+func (s *RecordStream) ackUpdate(a uint64) (ErrorCode, string) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	switch {
+	case a > s.snd.writingSeq:
+		return CodeAckOutOfRange, fmt.Sprintf("ack %d beyond the highest sequence number sent, %d", a, s.snd.writingSeq)
+	case a < s.snd.ackedSeq:
+		return CodeAckRegression, fmt.Sprintf("ack %d below the previous ack %d", a, s.snd.ackedSeq)
+	case a == s.snd.ackedSeq:
+		return 0, ""
+	}
+	s.snd.ackedBytes = s.snd.cum.pop(int(a - s.snd.ackedSeq))
+	s.snd.ackedSeq = a
+	s.ctr.ackedSeq.Store(a)
+	s.ctr.inflightRec.Store(s.snd.nextSeq - 1 - a)
+	s.ctr.inflightB.Store(s.snd.sentBytes - s.snd.ackedBytes)
+	notifyLocked(&s.snd.wait)
+	return 0, ""
+}
+
+// rejectUpdate records the peer's rejection of record seq. Called by the
+// reader loop.
+func (s *RecordStream) rejectUpdate(f *frames.ErrorFrame) (*RecordError, ErrorCode, string) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	switch {
+	case f.Seq > s.snd.writingSeq:
+		return nil, CodeAckOutOfRange, fmt.Sprintf("rejection of record %d, beyond the highest sequence number sent, %d", f.Seq, s.snd.writingSeq)
+	case f.Seq <= s.snd.ackedSeq:
+		return nil, CodeProtocolViolation, fmt.Sprintf("rejection of record %d, already acknowledged", f.Seq)
+	case f.Seq <= s.snd.lastReject:
+		return nil, CodeProtocolViolation, fmt.Sprintf("rejection of record %d out of order", f.Seq)
+	}
+	s.snd.lastReject = f.Seq
+	re := &RecordError{Seq: f.Seq, Code: f.Code, Reason: f.Reason, Remote: true}
+	if len(s.snd.rejects) < maxRejects {
+		s.snd.rejects = append(s.snd.rejects, re)
+	} else {
+		s.snd.rejectOverflow++
+	}
+	return re, 0, ""
+}

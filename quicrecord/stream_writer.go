@@ -1,0 +1,255 @@
+package quicrecord
+
+import (
+	"context"
+	"time"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// writer is the state the writer loop owns alone: the buffers it writes
+// from and recycles, and its timer.
+type writer struct {
+	cur       []byte // pending records taken from sendState, being written
+	curSegs   []segment
+	spare     []byte // the other pending buffer, handed back to sendState
+	spareSegs []segment
+	ctl       []byte // control frames of the current pass
+	errs      []frames.ErrorFrame
+
+	timer       *time.Timer
+	lingerUntil time.Time // zero: no linger pending
+	ackUntil    time.Time // zero: no held ack
+	lastBatch   time.Time // when the last BATCH was written
+}
+
+// writeLoop is the stream's only writer. It owns the write side of the
+// QUIC stream: every outbound frame (batches, acks, errors, the FIN) is
+// written here, apart from the final ERROR frame of an abort, which is
+// written with TryWriteAll and so never interleaves with a frame of this
+// loop. Other goroutines queue work under smu or rmu and ring s.wake.
+func (s *RecordStream) writeLoop() {
+	defer s.conn.wg.Done()
+	defer close(s.writerDone)
+	w := &writer{timer: time.NewTimer(time.Hour)}
+	w.timer.Stop()
+	defer w.timer.Stop()
+	sendCtx := s.qs.Context()
+	for {
+		select {
+		case <-s.wake:
+		case <-w.timer.C:
+		case <-s.ctx.Done():
+			s.writerExit(context.Cause(s.ctx))
+			return
+		case <-sendCtx.Done():
+			// The peer stopped reading (STOP_SENDING), or the stream
+			// was reset locally.
+			s.writerExit(s.streamErr(context.Cause(sendCtx)))
+			return
+		}
+		for {
+			more, fin, err := s.pass(w)
+			if err != nil {
+				s.writerExit(err)
+				return
+			}
+			if fin {
+				s.writerExit(nil)
+				return
+			}
+			if !more {
+				break
+			}
+		}
+		s.armTimer(w)
+	}
+}
+
+func (s *RecordStream) armTimer(w *writer) {
+	var at time.Time
+	for _, t := range []time.Time{w.lingerUntil, w.ackUntil} {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	if !at.IsZero() {
+		w.timer.Reset(max(time.Until(at), 0))
+	}
+}
+
+// writerExit records the end of the send direction. err nil means the FIN
+// was written after everything else.
+func (s *RecordStream) writerExit(err error) {
+	s.smu.Lock()
+	if s.snd.err == nil {
+		if err != nil {
+			s.snd.err = err
+		} else {
+			s.snd.err = ErrClosed
+		}
+	}
+	s.snd.done = true
+	notifyLocked(&s.snd.wait)
+	s.smu.Unlock()
+	s.maybeEnd()
+}
+
+// pass takes all queued work and writes it. It reports whether more work
+// may be waiting (so the loop should not sleep yet) and whether the FIN
+// was written.
+func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
+	now := time.Now()
+	w.lingerUntil = time.Time{}
+
+	// Take pending records.
+	s.smu.Lock()
+	if s.snd.err != nil {
+		err := s.snd.err
+		s.smu.Unlock()
+		return false, false, err
+	}
+	s.snd.notified = false
+	closing := s.snd.closing
+	take := false
+	if n := len(s.snd.segs); n > 0 {
+		lingering := s.set.flushDelay > 0 && !s.snd.flushReq && !closing && n == 1 &&
+			s.snd.segs[0].count < s.set.maxBatchRecords && s.snd.segs[0].bytes < s.batchBytes &&
+			now.Sub(s.snd.pendAt) < s.set.flushDelay
+		if lingering {
+			w.lingerUntil = s.snd.pendAt.Add(s.set.flushDelay)
+		} else {
+			take = true
+			w.cur, w.curSegs = s.snd.pend, s.snd.segs
+			s.snd.pend, s.snd.segs = w.spare[:0], w.spareSegs[:0]
+			w.spare, w.spareSegs = nil, nil
+			last := w.curSegs[len(w.curSegs)-1]
+			s.snd.writingSeq = last.first + uint64(last.count) - 1
+		}
+	}
+	if take || len(s.snd.segs) == 0 {
+		s.snd.flushReq = false
+	}
+	s.smu.Unlock()
+
+	// Take pending acks and rejections.
+	s.rmu.Lock()
+	s.rcv.notified = false
+	ack := s.rcv.applied
+	ackDue := ack > s.rcv.ackSent
+	since := s.rcv.ackSince
+	errs := s.rcv.errFrames
+	s.rcv.errFrames = w.errs[:0]
+	s.rmu.Unlock()
+
+	ctl := w.ctl[:0]
+	for i := range errs {
+		ctl = errs[i].Append(ctl)
+	}
+	w.errs = errs
+	s.ctr.outFrames[kindError].Add(uint64(len(errs)))
+	piggy := false
+	ackSent := false
+	w.ackUntil = time.Time{}
+	if ackDue {
+		switch {
+		case take && s.piggyback:
+			piggy, ackSent = true, true
+		case s.piggyback && s.set.ackDelay > 0 && !closing &&
+			now.Sub(w.lastBatch) < s.set.ackDelay && now.Sub(since) < s.set.ackDelay:
+			// The other direction is busy: hold the ack for a batch.
+			w.ackUntil = since.Add(s.set.ackDelay)
+		default:
+			ctl = frames.AppendAck(ctl, ack)
+			ackSent = true
+			s.ctr.acksSoloOut.Add(1)
+			s.ctr.frameOut(kindAck)
+		}
+	}
+	if take && s.set.hooks != nil && s.set.hooks.unknownFrames {
+		ctl = frames.AppendHeader(ctl, 0x21, 6)
+		ctl = append(ctl, "future"...)
+		s.ctr.unknownFramesOut.Add(1)
+		s.ctr.frameOut(kindUnknown)
+	}
+	w.ctl = ctl
+	if len(ctl) > 0 {
+		if _, err := s.qs.Write(ctl); err != nil {
+			return false, false, s.streamErr(err)
+		}
+	}
+
+	if take {
+		for i, sg := range w.curSegs {
+			h := frames.BatchHeader{FirstSeq: sg.first, Count: sg.count}
+			if i == 0 && piggy {
+				h.HasAck, h.Ack = true, ack
+			}
+			hl := frames.BatchHeaderLen(h, sg.bytes)
+			start := sg.off + hdrReserve - hl
+			frames.AppendBatchHeader(w.cur[start:start], h, sg.bytes)
+			end := sg.off + hdrReserve + sg.bytes
+			if _, err := s.qs.Write(w.cur[start:end]); err != nil {
+				return false, false, s.streamErr(err)
+			}
+		}
+		nb := uint64(len(w.curSegs))
+		s.ctr.outBatches.Add(nb)
+		s.ctr.outFrames[kindBatch].Add(nb)
+		if piggy {
+			s.ctr.acksPiggyOut.Add(1)
+		}
+		w.lastBatch = now
+		last := w.curSegs[len(w.curSegs)-1]
+		flushed := last.first + uint64(last.count) - 1
+		s.smu.Lock()
+		s.snd.flushedSeq = flushed
+		s.ctr.flushedSeq.Store(flushed)
+		notifyLocked(&s.snd.wait)
+		s.smu.Unlock()
+		// Recycle the buffer unless a burst made it much larger than a batch.
+		if cap(w.cur) <= 4*(s.batchBytes+hdrReserve) {
+			w.spare, w.spareSegs = w.cur[:0], w.curSegs[:0]
+		}
+		w.cur, w.curSegs = nil, nil
+	}
+	if take || ackSent || len(errs) > 0 {
+		s.ctr.touch(now)
+	}
+
+	if ackSent {
+		s.rmu.Lock()
+		if ack > s.rcv.ackSent {
+			s.rcv.ackSent = ack
+		}
+		if s.rcv.applied > s.rcv.ackSent {
+			s.rcv.ackSince = now
+		}
+		s.rmu.Unlock()
+	}
+
+	if closing {
+		s.smu.Lock()
+		empty := len(s.snd.segs) == 0
+		s.smu.Unlock()
+		s.rmu.Lock()
+		acksDone := s.rcv.applied == s.rcv.ackSent && len(s.rcv.errFrames) == 0
+		s.rmu.Unlock()
+		if empty && acksDone {
+			if err := s.qs.Close(); err != nil {
+				return false, false, s.streamErr(err)
+			}
+			return false, true, nil
+		}
+		return true, false, nil
+	}
+	return take, false, nil
+}
+
+// wakeWriter rings the writer loop's doorbell without blocking.
+func (s *RecordStream) wakeWriter() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
