@@ -98,10 +98,10 @@ type Config struct {
 // testHooks alter what a side announces and sends, to build peers of
 // protocol versions this library does not speak.
 type testHooks struct {
-	maxVersion     uint64         // announced max version, overriding the clamp
+	maxVersion     uint64          // announced max version, overriding the clamp
 	extraFeatures  frames.Features // unknown feature bits to announce
-	unknownFrames  bool           // write a reserved frame type before every batch
-	helloExtension bool           // add an unknown HELLO extension
+	unknownFrames  bool            // write a reserved frame type before every batch
+	helloExtension bool            // add an unknown HELLO extension
 }
 
 // Library bounds.

@@ -222,13 +222,13 @@ func waitChan(ch *chan struct{}) <-chan struct{} {
 func newStream(c *Conn, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	set := c.set
 	s := &RecordStream{
-		conn:      c,
-		qs:        qs,
-		set:       set,
-		id:        qs.StreamID(),
-		info:      info,
-		neg:       neg,
-		piggyback: neg.PiggybackAcks(),
+		conn:       c,
+		qs:         qs,
+		set:        set,
+		id:         qs.StreamID(),
+		info:       info,
+		neg:        neg,
+		piggyback:  neg.PiggybackAcks(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
