@@ -84,6 +84,8 @@ type Conn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	stopQC func() bool // stops the watch on qc.Context()
+	// segSize is the capacity of pooled send buffers.
+	segSize int
 
 	streams *streamRegistry
 	handler atomic.Pointer[func(RecordAcceptInfo) error]
@@ -96,6 +98,28 @@ type Conn struct {
 	cleanup   func() // closes a transport this package created; may be nil
 
 	refused atomic.Uint64 // streams this side refused
+
+	// segPool recycles the send buffers of all streams of the
+	// connection: each holds one BATCH of the default size. Buffers of
+	// other sizes (a single large record) are not pooled.
+	segPool sync.Pool
+}
+
+// segBuf returns an empty send buffer of capacity n with hdrReserve bytes
+// of room for headers already in it.
+func (c *Conn) segBuf(n int) []byte {
+	if n == c.segSize {
+		if p, ok := c.segPool.Get().(*[]byte); ok {
+			return (*p)[:hdrReserve]
+		}
+	}
+	return make([]byte, hdrReserve, n)
+}
+
+func (c *Conn) putSegBuf(b []byte) {
+	if cap(b) == c.segSize {
+		c.segPool.Put(&b)
+	}
 }
 
 // NewConn wraps a quic-go connection the caller already has. cfg.QUIC is
@@ -116,6 +140,7 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		streams: newStreamRegistry(1),
 		acceptQ: make(chan *RecordStream, set.acceptBacklog),
 		cleanup: cleanup,
+		segSize: hdrReserve + set.maxBatchBytes,
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.stopQC = context.AfterFunc(qc.Context(), func() {

@@ -33,10 +33,6 @@ func (r *seqRing) pop(k int) uint64 {
 	r.n -= k
 	if r.n == 0 {
 		r.head = 0
-		if len(r.buf) > 1024 {
-			// Give back the memory of a burst.
-			r.buf = nil
-		}
 	}
 	return v
 }

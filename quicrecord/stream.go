@@ -135,10 +135,12 @@ type streamInfo struct {
 	openedAt time.Time
 }
 
-// segment is one future BATCH inside sendState.pend: hdrReserve bytes
-// reserved for the headers, then encoded records.
+// segment is one future BATCH: buf holds hdrReserve bytes reserved for
+// the headers, then the encoded records. Send fills the last segment; the
+// writer takes whole segments and gives their buffers back to the
+// connection's pool.
 type segment struct {
-	off   int    // offset of the reserved header space in pend
+	buf   []byte
 	first uint64 // sequence number of the first record
 	count int
 	bytes int // encoded record bytes
@@ -150,9 +152,8 @@ const hdrReserve = frames.MaxHeaderLen + 1 + 3*8
 // sendState is the send direction. Guarded by RecordStream.smu.
 type sendState struct {
 	nextSeq  uint64    // sequence number the next Send gets
-	pend     []byte    // segments of encoded records not yet taken by the writer
-	segs     []segment // the segments in pend
-	pendAt   time.Time // when pend became non-empty (FlushDelay only)
+	segs     []segment // encoded records not yet taken by the writer
+	pendAt   time.Time // when segs became non-empty (FlushDelay only)
 	notified bool      // the writer has been woken and has not taken work since
 	flushReq bool      // a Flush or Barrier waits: skip the linger
 	closing  bool      // Close called: write the rest, then FIN

@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"context"
+	"math/bits"
 	"errors"
 	"io"
 	"time"
@@ -22,7 +23,8 @@ func (s *RecordStream) takeFreeLocked(n int) []byte {
 			return b[:0]
 		}
 	}
-	return make([]byte, 0, n)
+	// Round up so that buffers Apply gives back fit later batches.
+	return make([]byte, 0, max(512, 1<<bits.Len(uint(n-1))))
 }
 
 // Recv returns the next record in order. It blocks until one is available

@@ -54,14 +54,13 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 		if n == 0 && s.set.flushDelay > 0 {
 			s.snd.pendAt = time.Now()
 		}
-		s.snd.segs = append(s.snd.segs, segment{off: len(s.snd.pend), first: seq})
-		s.snd.pend = append(s.snd.pend, make([]byte, hdrReserve)...)
+		s.snd.segs = append(s.snd.segs, segment{buf: s.conn.segBuf(hdrReserve + max(rl, s.batchBytes)), first: seq})
 		n++
 	}
 	sg := &s.snd.segs[n-1]
 	sg.count++
 	sg.bytes += rl
-	s.snd.pend = frames.AppendRecord(s.snd.pend, data)
+	sg.buf = frames.AppendRecord(sg.buf, data)
 	s.snd.sentBytes += uint64(len(data))
 	s.snd.cum.push(s.snd.sentBytes)
 	s.ctr.outRecords.Store(seq)

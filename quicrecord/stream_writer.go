@@ -10,10 +10,8 @@ import (
 // writer is the state the writer loop owns alone: the buffers it writes
 // from and recycles, and its timer.
 type writer struct {
-	cur       []byte // pending records taken from sendState, being written
-	curSegs   []segment
-	spare     []byte // the other pending buffer, handed back to sendState
-	spareSegs []segment
+	cur       []segment // segments taken from sendState, being written
+	spare     []segment // the other segment slice, handed back to sendState
 	ctl       []byte // control frames of the current pass
 	errs      []frames.ErrorFrame
 
@@ -120,10 +118,9 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 			w.lingerUntil = s.snd.pendAt.Add(s.set.flushDelay)
 		} else {
 			take = true
-			w.cur, w.curSegs = s.snd.pend, s.snd.segs
-			s.snd.pend, s.snd.segs = w.spare[:0], w.spareSegs[:0]
-			w.spare, w.spareSegs = nil, nil
-			last := w.curSegs[len(w.curSegs)-1]
+			w.cur = s.snd.segs
+			s.snd.segs, w.spare = w.spare[:0], nil
+			last := w.cur[len(w.cur)-1]
 			s.snd.writingSeq = last.first + uint64(last.count) - 1
 		}
 	}
@@ -180,38 +177,37 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 	}
 
 	if take {
-		for i, sg := range w.curSegs {
+		for i, sg := range w.cur {
 			h := frames.BatchHeader{FirstSeq: sg.first, Count: sg.count}
 			if i == 0 && piggy {
 				h.HasAck, h.Ack = true, ack
 			}
-			hl := frames.BatchHeaderLen(h, sg.bytes)
-			start := sg.off + hdrReserve - hl
-			frames.AppendBatchHeader(w.cur[start:start], h, sg.bytes)
-			end := sg.off + hdrReserve + sg.bytes
-			if _, err := s.qs.Write(w.cur[start:end]); err != nil {
+			start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
+			frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
+			if _, err := s.qs.Write(sg.buf[start:]); err != nil {
 				return false, false, s.streamErr(err)
 			}
+			s.conn.putSegBuf(sg.buf)
+			w.cur[i].buf = nil
 		}
-		nb := uint64(len(w.curSegs))
+		nb := uint64(len(w.cur))
 		s.ctr.outBatches.Add(nb)
 		s.ctr.outFrames[kindBatch].Add(nb)
 		if piggy {
 			s.ctr.acksPiggyOut.Add(1)
 		}
 		w.lastBatch = now
-		last := w.curSegs[len(w.curSegs)-1]
+		last := w.cur[len(w.cur)-1]
 		flushed := last.first + uint64(last.count) - 1
 		s.smu.Lock()
 		s.snd.flushedSeq = flushed
 		s.ctr.flushedSeq.Store(flushed)
 		notifyLocked(&s.snd.wait)
 		s.smu.Unlock()
-		// Recycle the buffer unless a burst made it much larger than a batch.
-		if cap(w.cur) <= 4*(s.batchBytes+hdrReserve) {
-			w.spare, w.spareSegs = w.cur[:0], w.curSegs[:0]
+		if cap(w.cur) <= 64 {
+			w.spare = w.cur[:0]
 		}
-		w.cur, w.curSegs = nil, nil
+		w.cur = nil
 	}
 	if take || ackSent || len(errs) > 0 {
 		s.ctr.touch(now)
