@@ -2,9 +2,9 @@ package quicrecord
 
 import (
 	"context"
-	"math/bits"
 	"errors"
 	"io"
+	"math/bits"
 	"time"
 
 	"github.com/recordmux/recordmux/frames"

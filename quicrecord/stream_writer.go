@@ -10,10 +10,10 @@ import (
 // writer is the state the writer loop owns alone: the buffers it writes
 // from and recycles, and its timer.
 type writer struct {
-	cur       []segment // segments taken from sendState, being written
-	spare     []segment // the other segment slice, handed back to sendState
-	ctl       []byte // control frames of the current pass
-	errs      []frames.ErrorFrame
+	cur   []segment // segments taken from sendState, being written
+	spare []segment // the other segment slice, handed back to sendState
+	ctl   []byte    // control frames of the current pass
+	errs  []frames.ErrorFrame
 
 	timer       *time.Timer
 	lingerUntil time.Time // zero: no linger pending
