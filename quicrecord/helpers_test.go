@@ -86,9 +86,9 @@ func newSimLink(t testing.TB, router simnet.Router, settings simnet.NodeBiDiLink
 	return l
 }
 
-// newSimPair connects a client and a server over simnet with the given
+// newSimQUIC connects two quic-go connections over simnet with the given
 // one-way latency. It must run inside a synctest bubble.
-func newSimPair(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router, latency time.Duration) *pair {
+func newSimQUIC(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router, latency time.Duration) (client, server *quic.Conn) {
 	t.Helper()
 	if router == nil {
 		router = &simnet.PerfectRouter{}
@@ -106,24 +106,36 @@ func newSimPair(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router
 	ctr := &quic.Transport{Conn: link.client}
 	ql, err := str.Listen(stls, qconf(serverCfg))
 	require.NoError(t, err)
-	ln := NewListener(ql, serverCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	qc, err := ctr.Dial(ctx, simServerAddr, ctls, qconf(clientCfg))
+	client, err = ctr.Dial(ctx, simServerAddr, ctls, qconf(clientCfg))
 	require.NoError(t, err)
-	client, err := NewConn(qc, clientCfg)
+	server, err = ql.Accept(ctx)
 	require.NoError(t, err)
-	server, err := ln.Accept(ctx)
-	require.NoError(t, err)
-	p := &pair{client: client, server: server, ln: ln}
 	t.Cleanup(func() {
-		p.close()
+		_ = client.CloseWithError(0, "")
+		_ = server.CloseWithError(0, "")
+		_ = ql.Close()
 		_ = ctr.Close()
 		_ = str.Close()
 		_ = link.client.Close()
 		_ = link.server.Close()
 		_ = link.net.Close()
 	})
+	return client, server
+}
+
+// newSimPair connects a recordmux client and server over simnet with the
+// given one-way latency. It must run inside a synctest bubble.
+func newSimPair(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router, latency time.Duration) *pair {
+	t.Helper()
+	qc, qs := newSimQUIC(t, clientCfg, serverCfg, router, latency)
+	client, err := NewConn(qc, clientCfg)
+	require.NoError(t, err)
+	server, err := NewConn(qs, serverCfg)
+	require.NoError(t, err)
+	p := &pair{client: client, server: server}
+	t.Cleanup(p.close)
 	return p
 }
 

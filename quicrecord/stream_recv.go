@@ -174,7 +174,8 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 				break
 			}
 			if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
-				if err := s.Reject(seq, codeOf(ferr), ferr.Error()); err != nil {
+				code, reason := codeOf(ferr)
+				if err := s.Reject(seq, code, reason); err != nil {
 					return err
 				}
 			}
@@ -217,15 +218,17 @@ func (s *RecordStream) takeBatch(ctx context.Context) (*inBatch, error) {
 	}
 }
 
-// codeOf returns the error code an application error carries.
-func codeOf(err error) ErrorCode {
+// codeOf returns the error code and reason an application error carries:
+// those of a *RecordError or *StreamError, else CodeRejected and the
+// error's text.
+func codeOf(err error) (ErrorCode, string) {
 	var re *RecordError
 	if errors.As(err, &re) {
-		return re.Code
+		return re.Code, re.Reason
 	}
 	var se *StreamError
 	if errors.As(err, &se) {
-		return se.Code
+		return se.Code, se.Reason
 	}
-	return CodeRejected
+	return CodeRejected, err.Error()
 }

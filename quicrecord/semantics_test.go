@@ -1,0 +1,461 @@
+package quicrecord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+const simRTT = 20 * time.Millisecond
+
+func send(t testing.TB, s *RecordStream, n int) {
+	t.Helper()
+	for i := range n {
+		_, err := s.Send(context.Background(), []byte(fmt.Sprintf("record-%d", i)))
+		require.NoError(t, err)
+	}
+}
+
+func TestBarrierWaitsForApply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil, nil, nil, simRTT/2)
+		tx, rx := p.openPair(t, false, StreamOptions{})
+		send(t, tx, 10)
+
+		// Nothing is acked yet: the barrier gives up at its deadline and
+		// reports how far the peer got.
+		for i := 1; i <= 4; i++ {
+			r, err := rx.Recv(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, uint64(i), r.Seq)
+		}
+		require.NoError(t, rx.Ack(4))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := tx.Barrier(ctx)
+		var be *BarrierError
+		require.ErrorAs(t, err, &be)
+		require.Equal(t, uint64(10), be.Target)
+		require.Equal(t, uint64(4), be.Acked)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+
+		// Apply the rest: the barrier returns once the last ack is back,
+		// one round trip after the ack was made.
+		done := make(chan error, 1)
+		go func() { done <- tx.Barrier(context.Background()) }()
+		synctest.Wait()
+		for i := 5; i <= 10; i++ {
+			_, err := rx.Recv(context.Background())
+			require.NoError(t, err)
+		}
+		start := time.Now()
+		require.NoError(t, rx.Ack(10))
+		require.NoError(t, <-done)
+		require.Equal(t, simRTT/2, time.Since(start))
+
+		snap := tx.Snapshot()
+		require.Equal(t, uint64(1), snap.Barrier.Calls, "only successful barriers are counted")
+		require.Equal(t, uint64(10), snap.Out.AckedSeq)
+		require.Zero(t, snap.Out.InFlightRecords)
+		require.Equal(t, uint64(10), rx.Snapshot().In.AppliedSeq)
+		require.Zero(t, rx.Snapshot().In.BacklogRecords)
+	})
+}
+
+func TestBarrierReportsRejections(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil, nil, nil, simRTT/2)
+		tx, rx := p.openPair(t, false, StreamOptions{})
+		var handled []uint64
+		var mu sync.Mutex
+		tx.SetRejectHandler(func(e *RecordError) {
+			mu.Lock()
+			handled = append(handled, e.Seq)
+			mu.Unlock()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		applyDone := make(chan error, 1)
+		go func() {
+			applyDone <- rx.Apply(ctx, func(r Record) error {
+				switch r.Seq {
+				case 3:
+					return &RecordError{Code: CodeApplicationMin + 7, Reason: "bad record three"}
+				case 5, 12:
+					return errors.New("cannot apply")
+				}
+				return nil
+			})
+		}()
+		send(t, tx, 10)
+		err := tx.Barrier(context.Background())
+		var re *RecordError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, uint64(3), re.Seq)
+		require.Equal(t, CodeApplicationMin+7, re.Code)
+		require.Equal(t, "quicrecord: record 3 rejected: APPLICATION(0x107): bad record three (and 1 more)", re.Error())
+		require.True(t, re.Remote)
+		require.Equal(t, 1, re.More, "record 5 was rejected too")
+		require.ErrorIs(t, err, &RecordError{Code: CodeApplicationMin + 7})
+
+		// Each rejection is reported once: the next barrier covers 11..15.
+		send(t, tx, 5)
+		err = tx.Barrier(context.Background())
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, uint64(12), re.Seq)
+		require.ErrorIs(t, err, ErrRecordRejected)
+		require.Zero(t, re.More)
+		send(t, tx, 5)
+		require.NoError(t, tx.Barrier(context.Background()))
+
+		mu.Lock()
+		require.Equal(t, []uint64{3, 5, 12}, handled)
+		mu.Unlock()
+		require.Equal(t, uint64(3), tx.Snapshot().Errors.RejectedIn)
+		require.Equal(t, uint64(3), rx.Snapshot().Errors.RejectedOut)
+		require.Equal(t, uint64(20), tx.Snapshot().Out.AckedSeq)
+		cancel()
+		require.ErrorIs(t, <-applyDone, context.Canceled)
+	})
+}
+
+func TestAckAndRejectValidation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil, nil, nil, simRTT/2)
+		tx, rx := p.openPair(t, false, StreamOptions{})
+		send(t, tx, 3)
+		require.ErrorIs(t, rx.Ack(1), ErrLocalAckOutOfRange, "nothing delivered yet")
+		_, err := rx.Recv(context.Background())
+		require.NoError(t, err)
+		_, err = rx.Recv(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, rx.Ack(1))
+		require.NoError(t, rx.Ack(1), "acking again is a no-op")
+		require.ErrorIs(t, rx.Reject(1, CodeRejected, "late"), ErrAlreadyConsumed)
+		require.ErrorIs(t, rx.Reject(3, CodeRejected, "not delivered"), ErrLocalAckOutOfRange)
+		require.NoError(t, rx.Reject(2, CodeRejected, "fine"))
+		require.Equal(t, uint64(2), rx.Snapshot().In.AppliedSeq)
+	})
+}
+
+func TestPiggybackCounters(t *testing.T) {
+	for _, both := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bothWays=%v", both), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// A 2 ms round trip; each side sends a batch every 50µs,
+				// more often than the default AckDelay of 250µs, for ten
+				// round trips.
+				p := newSimPair(t, nil, nil, nil, time.Millisecond)
+				a, b := p.openPair(t, false, StreamOptions{})
+				const n = 4000
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				var wg sync.WaitGroup
+				for _, s := range []*RecordStream{a, b} {
+					wg.Go(func() { _ = s.Apply(ctx, func(Record) error { return nil }) })
+				}
+				senders := []*RecordStream{a}
+				if both {
+					senders = append(senders, b)
+				}
+				for _, s := range senders {
+					wg.Go(func() {
+						for i := range n {
+							_, err := s.Send(ctx, []byte{byte(i)})
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							if i%10 == 9 {
+								time.Sleep(50 * time.Microsecond)
+							}
+						}
+						if err := s.Barrier(ctx); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				time.Sleep(time.Second)
+				cancel()
+				wg.Wait()
+				sa, sb := a.Snapshot(), b.Snapshot()
+				require.Equal(t, uint64(n), sa.Out.AckedSeq)
+				// b only acks: its acks are standalone unless it sends too.
+				if both {
+					require.Equal(t, uint64(n), sb.Out.AckedSeq)
+					require.Positive(t, sb.Acks.PiggybackedOut, "acks rode in b's batches")
+					require.Positive(t, sa.Acks.PiggybackedOut, "acks rode in a's batches")
+					require.Equal(t, sb.Acks.PiggybackedOut, sa.Acks.PiggybackedIn)
+					require.Greater(t, sb.Acks.PiggybackedOut, sb.Acks.StandaloneOut, "most acks piggyback when both directions are busy")
+				} else {
+					require.Zero(t, sb.Acks.PiggybackedOut)
+					require.Positive(t, sb.Acks.StandaloneOut)
+					require.Zero(t, sa.Acks.PiggybackedIn)
+				}
+				require.Equal(t, sb.Acks.StandaloneOut, sa.Acks.StandaloneIn)
+				require.Equal(t, sb.Acks.StandaloneOut, sb.FramesOut.Ack)
+				require.Equal(t, sa.FramesOut.Batch, sb.FramesIn.Batch)
+				require.Equal(t, sa.Out.Batches, sb.In.Batches)
+				require.Equal(t, sa.Out.Records, sb.In.Records)
+				require.Equal(t, sa.Out.Bytes, sb.In.Bytes)
+			})
+		})
+	}
+}
+
+func TestBackpressureReceiverNeverAcks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20}
+		rcfg := &Config{MaxApplyBacklogRecords: 60, MaxApplyBacklogBytes: 1 << 20}
+		p := newSimPair(t, cfg, rcfg, nil, simRTT/2)
+		tx, rx := p.openPair(t, false, StreamOptions{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var sent int
+		var err error
+		for {
+			if _, err = tx.Send(ctx, make([]byte, 100)); err != nil {
+				break
+			}
+			sent++
+		}
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Equal(t, 60, sent, "the peer's announced window (60) is below the local cap (100)")
+		snap := tx.Snapshot()
+		require.Equal(t, uint64(60), snap.Out.InFlightRecords)
+		require.Equal(t, uint64(6000), snap.Out.InFlightBytes)
+		rs := rx.Snapshot()
+		require.Equal(t, uint64(60), rs.In.BacklogRecords)
+		require.Equal(t, uint64(60), rs.In.BacklogPeakRecords)
+
+		// Acking frees the window.
+		for range 10 {
+			_, err := rx.Recv(context.Background())
+			require.NoError(t, err)
+		}
+		require.NoError(t, rx.Ack(10))
+		ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+		defer cancel2()
+		for range 10 {
+			_, err := tx.Send(ctx2, make([]byte, 100))
+			require.NoError(t, err)
+		}
+		_, err = tx.Send(ctx2, make([]byte, 100))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	})
+}
+
+func TestBackpressureBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{MaxInFlightBytes: 10_000}
+		p := newSimPair(t, cfg, nil, nil, simRTT/2)
+		tx, _ := p.openPair(t, false, StreamOptions{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var sent int
+		for {
+			if _, err := tx.Send(ctx, make([]byte, 1000)); err != nil {
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+				break
+			}
+			sent++
+		}
+		require.Equal(t, 10, sent)
+		require.Equal(t, uint64(10_000), tx.Snapshot().Out.InFlightBytes)
+	})
+}
+
+func TestCloseGracefulEachSide(t *testing.T) {
+	for _, serverOpens := range []bool{false, true} {
+		for _, closer := range []string{"opener", "acceptor"} {
+			t.Run(fmt.Sprintf("serverOpens=%v/closer=%s", serverOpens, closer), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					p := newSimPair(t, nil, nil, nil, simRTT/2)
+					o, a := p.openPair(t, serverOpens, StreamOptions{})
+					c, peer := o, a
+					if closer == "acceptor" {
+						c, peer = a, o
+					}
+					send(t, c, 5)
+					require.NoError(t, c.Close())
+					require.ErrorIs(t, context.Cause(c.Context()), net.ErrClosed)
+					_, err := c.Send(context.Background(), []byte("x"))
+					require.ErrorIs(t, err, net.ErrClosed)
+					for i := 1; i <= 5; i++ {
+						r, err := peer.Recv(context.Background())
+						require.NoError(t, err)
+						require.Equal(t, uint64(i), r.Seq)
+					}
+					_, err = peer.Recv(context.Background())
+					require.ErrorIs(t, err, io.EOF)
+					require.NoError(t, peer.Close())
+					require.Equal(t, StateClosed, c.Snapshot().Identity.State)
+					require.Equal(t, StateClosed, peer.Snapshot().Identity.State)
+				})
+			})
+		}
+	}
+}
+
+func TestCloseWithErrorEachSide(t *testing.T) {
+	for _, closer := range []string{"opener", "acceptor"} {
+		t.Run(closer, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newSimPair(t, nil, nil, nil, simRTT/2)
+				o, a := p.openPair(t, false, StreamOptions{})
+				c, peer := o, a
+				if closer == "acceptor" {
+					c, peer = a, o
+				}
+				send(t, peer, 3)
+				require.NoError(t, peer.Flush(context.Background()))
+				barrier := make(chan error, 1)
+				go func() { barrier <- peer.Barrier(context.Background()) }()
+				synctest.Wait()
+				start := time.Now()
+				code := CodeApplicationMin + 42
+				require.NoError(t, c.CloseWithError(code, "shutting down"))
+
+				err := <-barrier
+				require.Equal(t, simRTT/2, time.Since(start), "the code reaches Barrier within one trip")
+				var be *BarrierError
+				require.ErrorAs(t, err, &be)
+				require.Zero(t, be.Acked)
+				var se *StreamError
+				require.ErrorAs(t, err, &se)
+				require.Equal(t, code, se.Code)
+				require.True(t, se.Remote)
+				require.Equal(t, "shutting down", se.Reason, "the ERROR frame survived the reset")
+				require.ErrorIs(t, err, net.ErrClosed)
+
+				_, err = peer.Recv(context.Background())
+				require.ErrorAs(t, err, &se)
+				require.Equal(t, code, se.Code)
+				_, err = peer.Send(context.Background(), []byte("x"))
+				require.ErrorAs(t, err, &se)
+				require.Equal(t, code, se.Code)
+				require.Equal(t, StateFailed, peer.Snapshot().Identity.State)
+
+				_, err = c.Send(context.Background(), []byte("x"))
+				require.ErrorAs(t, err, &se)
+				require.False(t, se.Remote)
+				require.NoError(t, peer.Close())
+			})
+		})
+	}
+}
+
+func TestStreamContextCancelResets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil, nil, nil, simRTT/2)
+		ctx, cancel := context.WithCancel(context.Background())
+		octx, ocancel := context.WithTimeout(context.Background(), time.Second)
+		defer ocancel()
+		o, err := p.client.OpenRecordStream(octx, StreamOptions{Context: ctx})
+		require.NoError(t, err)
+		a, err := p.server.AcceptRecordStream(octx)
+		require.NoError(t, err)
+		cancel()
+		_, err = a.Recv(context.Background())
+		require.ErrorIs(t, err, ErrCancelled)
+		var se *StreamError
+		require.ErrorAs(t, err, &se)
+		require.True(t, se.Remote)
+		synctest.Wait()
+		require.ErrorIs(t, context.Cause(o.Context()), ErrCancelled)
+		require.NoError(t, o.Close())
+		require.NoError(t, a.Close())
+	})
+}
+
+func TestConnCloseEndsStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil, nil, nil, simRTT/2)
+		o, a := p.openPair(t, false, StreamOptions{})
+		send(t, o, 3)
+		require.NoError(t, o.Flush(context.Background()))
+		barrier := make(chan error, 1)
+		go func() { barrier <- o.Barrier(context.Background()) }()
+		synctest.Wait()
+		require.NoError(t, p.server.CloseWithError(CodeApplicationMin+1, "maintenance"))
+		err := <-barrier
+		var ce *ConnError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, CodeApplicationMin+1, ce.Code)
+		require.True(t, ce.Remote)
+		require.ErrorIs(t, err, net.ErrClosed)
+		_, err = a.Recv(context.Background())
+		require.ErrorIs(t, err, net.ErrClosed)
+		synctest.Wait() // detach runs on context.AfterFunc's goroutine
+		require.Empty(t, p.client.Snapshots())
+		require.Empty(t, p.server.Snapshots())
+		require.Equal(t, StateFailed, o.Snapshot().Identity.State)
+	})
+}
+
+func TestManyConcurrentStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{}
+		p := newSimPair(t, cfg, cfg, nil, simRTT/2)
+		const streams, records = 1000, 20
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		var got atomic.Int64
+		wg.Go(func() {
+			for range streams {
+				s, err := p.server.AcceptRecordStream(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				wg.Go(func() {
+					defer s.Close()
+					var next uint64 = 1
+					err := s.Apply(ctx, func(r Record) error {
+						if r.Seq != next || string(r.Data) != fmt.Sprintf("%d/%d", s.DataID(), r.Seq) {
+							t.Errorf("stream %d: bad record %d %q", s.DataID(), r.Seq, r.Data)
+						}
+						next++
+						got.Add(1)
+						return nil
+					})
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		})
+		for i := range streams {
+			wg.Go(func() {
+				s, err := p.client.OpenRecordStream(ctx, StreamOptions{Scope: "many", DataID: uint64(i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for j := 1; j <= records; j++ {
+					if _, err := s.Send(ctx, []byte(fmt.Sprintf("%d/%d", i, j))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if err := s.Barrier(ctx); err != nil {
+					t.Error(err)
+				}
+				_ = s.Close()
+			})
+		}
+		wg.Wait()
+		require.Equal(t, int64(streams*records), got.Load())
+	})
+}
