@@ -1,0 +1,131 @@
+package quicrecord
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// TestHelloTimeout: a peer that opens a stream and sends nothing, or a
+// HELLO one byte a second, is reset with CodeHelloTimeout exactly at the
+// timeout; the connection's other streams carry on.
+func TestHelloTimeout(t *testing.T) {
+	for _, mode := range []string{"silent", "one byte a second"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				cfg := &Config{HelloTimeout: 3 * time.Second}
+				rawConn, qs := newSimQUIC(t, nil, cfg, nil, simRTT/2)
+				var refused []*StreamError
+				cfg.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refused = append(refused, err) }
+				conn, err := NewConn(qs, cfg)
+				require.NoError(t, err)
+				defer conn.Close()
+				str, err := rawConn.OpenStreamSync(ctx)
+				require.NoError(t, err)
+				// quic-go announces a stream with its first byte.
+				hello := rawHello().Append(nil)
+				_, err = str.Write(hello[:1])
+				require.NoError(t, err)
+				start := time.Now()
+				dripDone := make(chan struct{})
+				if mode != "silent" {
+					go func() {
+						defer close(dripDone)
+						for _, b := range hello[1:] {
+							time.Sleep(time.Second)
+							if _, err := str.Write([]byte{b}); err != nil {
+								return
+							}
+						}
+					}()
+				} else {
+					close(dripDone)
+				}
+				defer func() { <-dripDone }()
+				raw := newRawPeer(t, str)
+				raw.expectRefusal(CodeHelloTimeout)
+				// The first byte arrives after half a round trip; the
+				// timeout runs from there; the reset takes another half.
+				require.Equal(t, simRTT+cfg.HelloTimeout, time.Since(start))
+				require.Len(t, refused, 1)
+				require.ErrorIs(t, refused[0], ErrHelloTimeout)
+				checkOtherStreamWorks(t, conn, rawConn)
+			})
+		})
+	}
+}
+
+// TestCloseLeavesNoGoroutines: when Close returns, the stream's loops
+// have ended; when Conn.Close returns, nothing of the connection remains.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	p := newLoopbackPair(t, nil, nil)
+	o, a := p.openPair(t, false, StreamOptions{})
+	send(t, o, 100)
+	require.NoError(t, o.Close())
+	for _, ch := range []chan struct{}{o.writerDone, o.readerDone} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("a loop of the closed stream is still running")
+		}
+	}
+	// a is left open: Conn.Close must end it.
+	_ = a
+	require.NoError(t, p.client.Close())
+	require.NoError(t, p.server.Close())
+	require.NoError(t, p.ln.Close())
+	require.NoError(t, goleak.Find(before))
+}
+
+// TestTransferSimnetMatrix runs 100,000 records over simnet with either
+// side opening and either side sending.
+func TestTransferSimnetMatrix(t *testing.T) {
+	for _, serverOpens := range []bool{false, true} {
+		for _, acceptorSends := range []bool{false, true} {
+			t.Run(fmt.Sprintf("serverOpens=%v/acceptorSends=%v", serverOpens, acceptorSends), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					p := newSimPair(t, nil, nil, nil, 5*time.Millisecond)
+					o, a := p.openPair(t, serverOpens, StreamOptions{})
+					tx, rx := o, a
+					if acceptorSends {
+						tx, rx = a, o
+					}
+					transfer(t, tx, rx, 100_000, 64, 3)
+					require.NoError(t, tx.Close())
+					require.NoError(t, rx.Close())
+				})
+			})
+		}
+	}
+}
+
+// TestALPNDefault: Dial and Listen set the recordmux ALPN when none is
+// given, and a client asking for another protocol fails Dial clearly.
+func TestALPNDefault(t *testing.T) {
+	p := newLoopbackPair(t, nil, nil)
+	require.Equal(t, ALPN, p.client.QUIC().ConnectionState().TLS.NegotiatedProtocol)
+
+	_, ctls := tlsPair(t)
+	stls, _ := tlsPair(t)
+	ln, err := Listen("127.0.0.1:0", stls, nil)
+	require.NoError(t, err)
+	defer ln.Close()
+	ctls.NextProtos = []string{"h3"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = Dial(ctx, ln.Addr().String(), ctls, nil)
+	require.ErrorIs(t, err, ErrALPNMismatch)
+}
+
+var _ = quic.StreamErrorCode(0)
+var _ = frames.TypeAck
