@@ -103,6 +103,8 @@ type Conn struct {
 	// connection: each holds one BATCH of the default size. Buffers of
 	// other sizes (a single large record) are not pooled.
 	segPool sync.Pool
+	// bufPools recycle receive buffers by size class (see recvBuf).
+	bufPools [numBufPools]sync.Pool
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes

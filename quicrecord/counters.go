@@ -40,13 +40,13 @@ func kindOf(t frames.Type) frameKind {
 // changing even while the loops wind down.
 type counters struct {
 	// Send direction.
-	outRecords  atomic.Uint64 // Send (under smu): records accepted
-	outBytes    atomic.Uint64 // Send (under smu): record bytes accepted
+	outRecords  atomic.Uint64 // writer and reader (under smu): records accepted by Send
+	outBytes    atomic.Uint64 // writer and reader (under smu): record bytes accepted
 	outBatches  atomic.Uint64 // writer
 	outFrames   [numFrameKinds]atomicCounter
 	ackedSeq    atomic.Uint64 // reader (under smu)
-	inflightRec atomic.Uint64 // Send and reader (under smu)
-	inflightB   atomic.Uint64 // Send and reader (under smu)
+	inflightRec atomic.Uint64 // writer and reader (under smu)
+	inflightB   atomic.Uint64 // writer and reader (under smu)
 	flushedSeq  atomic.Uint64 // writer (under smu)
 
 	// Receive direction.

@@ -74,7 +74,10 @@ type StreamIdentity struct {
 	LastActivity time.Time // last frame in or out
 }
 
-// OutStats describe the send direction.
+// OutStats describe the send direction. Records, Bytes, LastSeq and the
+// in-flight gauges are published when the writer loop takes records (or
+// an ack arrives), not on every Send, so they may trail Send by the
+// records still waiting for the writer.
 type OutStats struct {
 	Records uint64 // records accepted by Send (counter)
 	Bytes   uint64 // record bytes accepted by Send (counter)

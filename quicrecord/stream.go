@@ -190,8 +190,6 @@ type recvState struct {
 	cum        seqRing
 	readerWait chan struct{} // closed when the backlog shrinks and the reader waits
 
-	free [][]byte // batch buffers Apply gave back, for reuse
-
 	eof  bool  // the peer finished its direction and every record is queued
 	err  error // terminal error of the receive direction
 	done bool  // the reader loop has finished

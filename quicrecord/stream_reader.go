@@ -173,9 +173,8 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 		s.ctr.acksPiggyIn.Add(1)
 	}
 
+	buf := append(s.conn.recvBuf(len(b.Records)), b.Records...)
 	s.rmu.Lock()
-	buf := s.takeFreeLocked(len(b.Records))
-	buf = append(buf, b.Records...)
 	it := frames.NewRecordIter(buf, b.FirstSeq)
 	for {
 		_, rec, ok := it.Next()

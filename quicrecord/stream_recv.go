@@ -10,21 +10,51 @@ import (
 	"github.com/recordmux/recordmux/frames"
 )
 
-// maxFreeBuffers bounds the batch buffers a stream keeps for reuse.
-const maxFreeBuffers = 4
+// Receive buffers: a batch's records are copied out of the read buffer
+// into a buffer of their own, from one of the connection's pools of
+// power-of-two sizes between minPooledBuf and maxPooledBuf. Apply gives
+// buffers back after the batch is applied; records returned by Recv belong
+// to the caller, so their buffer is left to the garbage collector.
+const (
+	minPooledBufShift = 12 // 4 KiB
+	maxPooledBufShift = 16 // 64 KiB
+	numBufPools       = maxPooledBufShift - minPooledBufShift + 1
+)
 
-// takeFreeLocked returns an empty buffer with capacity for n bytes,
-// reusing one Apply gave back when possible. Called with rmu held.
-func (s *RecordStream) takeFreeLocked(n int) []byte {
-	for i := len(s.rcv.free) - 1; i >= 0; i-- {
-		if b := s.rcv.free[i]; cap(b) >= n {
-			s.rcv.free[i] = s.rcv.free[len(s.rcv.free)-1]
-			s.rcv.free = s.rcv.free[:len(s.rcv.free)-1]
-			return b[:0]
-		}
+// bufClass returns the pool index for a buffer of n bytes, or -1.
+func bufClass(n int) int {
+	if n > 1<<maxPooledBufShift {
+		return -1
 	}
-	// Round up so that buffers Apply gives back fit later batches.
-	return make([]byte, 0, max(512, 1<<bits.Len(uint(n-1))))
+	shift := max(bits.Len(uint(n-1)), minPooledBufShift)
+	return shift - minPooledBufShift
+}
+
+// recvBuf returns an empty buffer with capacity for n bytes.
+func (c *Conn) recvBuf(n int) []byte {
+	if n < 1<<minPooledBufShift {
+		return make([]byte, 0, n)
+	}
+	k := bufClass(n)
+	if k < 0 {
+		return make([]byte, 0, n)
+	}
+	if p, ok := c.bufPools[k].Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 1<<(k+minPooledBufShift))
+}
+
+// putRecvBuf gives a buffer back to its pool.
+func (c *Conn) putRecvBuf(b []byte) {
+	n := cap(b)
+	if n < 1<<minPooledBufShift || n&(n-1) != 0 {
+		return
+	}
+	if k := bufClass(n); k >= 0 {
+		b = b[:0]
+		c.bufPools[k].Put(&b)
+	}
 }
 
 // Recv returns the next record in order. It blocks until one is available
@@ -183,11 +213,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 		if err := s.Ack(b.last); err != nil {
 			return err
 		}
-		s.rmu.Lock()
-		if len(s.rcv.free) < maxFreeBuffers {
-			s.rcv.free = append(s.rcv.free, b.buf[:0])
-		}
-		s.rmu.Unlock()
+		s.conn.putRecvBuf(b.buf)
 	}
 }
 

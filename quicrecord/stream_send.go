@@ -63,10 +63,8 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 	sg.buf = frames.AppendRecord(sg.buf, data)
 	s.snd.sentBytes += uint64(len(data))
 	s.snd.cum.push(s.snd.sentBytes)
-	s.ctr.outRecords.Store(seq)
-	s.ctr.outBytes.Store(s.snd.sentBytes)
-	s.ctr.inflightRec.Store(seq - s.snd.ackedSeq)
-	s.ctr.inflightB.Store(s.snd.sentBytes - s.snd.ackedBytes)
+	// The writer publishes the send counters when it takes the records,
+	// which keeps atomic stores off this path.
 	// Ring the writer for the first record it has not seen, and again when
 	// a lingering batch fills up.
 	wake := !s.snd.notified || (s.set.flushDelay > 0 && n > 1)
@@ -208,6 +206,18 @@ func (s *RecordStream) takeRejectsLocked(target uint64) *RecordError {
 	return &first
 }
 
+// publishSendLocked copies the send direction's counters to the atomics
+// snapshots read. Called with smu held, by the writer when it takes
+// records and by the reader when an ack arrives.
+func (s *RecordStream) publishSendLocked() {
+	last := s.snd.nextSeq - 1
+	s.ctr.outRecords.Store(last)
+	s.ctr.outBytes.Store(s.snd.sentBytes)
+	s.ctr.ackedSeq.Store(s.snd.ackedSeq)
+	s.ctr.inflightRec.Store(last - s.snd.ackedSeq)
+	s.ctr.inflightB.Store(s.snd.sentBytes - s.snd.ackedBytes)
+}
+
 // ackUpdate validates and applies a cumulative ack from the peer. It
 // returns a non-zero code if the ack breaks the protocol, in which case
 // nothing changed. Called by the reader loop.
@@ -224,9 +234,7 @@ func (s *RecordStream) ackUpdate(a uint64) (ErrorCode, string) {
 	}
 	s.snd.ackedBytes = s.snd.cum.pop(int(a - s.snd.ackedSeq))
 	s.snd.ackedSeq = a
-	s.ctr.ackedSeq.Store(a)
-	s.ctr.inflightRec.Store(s.snd.nextSeq - 1 - a)
-	s.ctr.inflightB.Store(s.snd.sentBytes - s.snd.ackedBytes)
+	s.publishSendLocked()
 	notifyLocked(&s.snd.wait)
 	return 0, ""
 }

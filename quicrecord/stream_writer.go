@@ -122,6 +122,7 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 			s.snd.segs, w.spare = w.spare[:0], nil
 			last := w.cur[len(w.cur)-1]
 			s.snd.writingSeq = last.first + uint64(last.count) - 1
+			s.publishSendLocked()
 		}
 	}
 	if take || len(s.snd.segs) == 0 {
