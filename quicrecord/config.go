@@ -197,6 +197,22 @@ func (c *Config) settings() *settings {
 	return s
 }
 
+// narrow returns settings for one stream whose version is capped at
+// maxVersion (0: no cap) and with features switched off; s itself when
+// nothing changes.
+func (s *settings) narrow(maxVersion uint64, disable Features) *settings {
+	if (maxVersion == 0 || maxVersion >= s.maxVersion) && s.features&disable == 0 {
+		return s
+	}
+	n := *s
+	if maxVersion != 0 && maxVersion < n.maxVersion {
+		n.maxVersion = max(maxVersion, MinVersion)
+		n.minVersion = min(n.minVersion, n.maxVersion)
+	}
+	n.features &^= disable
+	return &n
+}
+
 // maxFrameSize is the frame payload limit announced to peers: room for the
 // largest record plus the batch header.
 func (s *settings) maxFrameSize() uint64 {

@@ -55,6 +55,12 @@ type StreamOptions struct {
 	// Context, if non-nil, bounds the stream's life: when it is done the
 	// stream is reset with CodeCancelled and the peer sees that code.
 	Context context.Context
+	// MaxProtocolVersion, if non-zero, caps the protocol version of this
+	// stream below the connection's Config, and DisableFeatures switches
+	// features off for it. One connection can so carry streams of
+	// different versions.
+	MaxProtocolVersion uint64
+	DisableFeatures    Features
 }
 
 // RecordAcceptInfo describes a stream the peer opened, for the accept
@@ -222,7 +228,8 @@ func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*Recor
 	if c.ctx.Err() != nil {
 		return nil, c.connErr()
 	}
-	h := c.set.localHello()
+	set := c.set.narrow(opts.MaxProtocolVersion, opts.DisableFeatures)
+	h := set.localHello()
 	h.Scope, h.DataID, h.Metadata = opts.Scope, opts.DataID, opts.Metadata
 	if err := checkOptions(&h); err != nil {
 		return nil, err
@@ -258,7 +265,7 @@ func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*Recor
 		}
 		return nil, err
 	}
-	deadline := time.Now().Add(c.set.helloTimeout)
+	deadline := time.Now().Add(set.helloTimeout)
 	_ = qs.SetWriteDeadline(deadline)
 	if _, err := qs.Write(h.Append(nil)); err != nil {
 		return fail(convertQUICError(err, id))
@@ -271,14 +278,14 @@ func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*Recor
 		return fail(err)
 	}
 	_ = qs.SetReadDeadline(time.Time{})
-	neg, err := negotiate(c.set, &reply, RoleOpener)
+	neg, err := negotiate(set, &reply, RoleOpener)
 	if err != nil {
 		return fail(err)
 	}
 	if !stop() {
 		return fail(ctxError(ctx))
 	}
-	s := newStream(c, qs, fr, neg, streamInfo{
+	s := newStream(c, set, qs, fr, neg, streamInfo{
 		role: RoleOpener, scope: opts.Scope, dataID: opts.DataID, metadata: opts.Metadata,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
@@ -496,7 +503,7 @@ func (c *Conn) handshake(qs *quic.Stream) {
 	}
 	_ = qs.SetWriteDeadline(time.Time{})
 	_ = qs.SetReadDeadline(time.Time{})
-	s := newStream(c, qs, fr, neg, streamInfo{
+	s := newStream(c, c.set, qs, fr, neg, streamInfo{
 		role: RoleAcceptor, scope: h.Scope, dataID: h.DataID, metadata: h.Metadata,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})

@@ -47,12 +47,14 @@ func featuresAt(v uint64) Features {
 	return 0
 }
 
-// localHello returns the HELLO this side announces.
+// localHello returns the HELLO this side announces. It announces only
+// the features defined at its highest version, as a build of that version
+// would.
 func (s *settings) localHello() frames.Hello {
 	h := frames.Hello{
 		MinVersion:    s.minVersion,
 		MaxVersion:    s.maxVersion,
-		Features:      s.features,
+		Features:      s.features & featuresAt(s.maxVersion),
 		MaxFrameSize:  s.maxFrameSize(),
 		MaxRecordSize: uint64(s.maxRecordSize),
 		WindowRecords: uint64(s.maxBacklogRecs),

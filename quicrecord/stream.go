@@ -218,8 +218,7 @@ func waitChan(ch *chan struct{}) <-chan struct{} {
 }
 
 // newStream builds a negotiated stream; start launches its loops.
-func newStream(c *Conn, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
-	set := c.set
+func newStream(c *Conn, set *settings, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	s := &RecordStream{
 		conn:       c,
 		qs:         qs,
