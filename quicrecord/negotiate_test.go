@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -50,9 +51,10 @@ func TestNegotiationMatrix(t *testing.T) {
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	const n = 10_000
 	p := newSimPair(t, op.cfg(), ac.cfg(), nil, 2*time.Millisecond)
-	var info RecordAcceptInfo
-	p.server.SetAcceptHandler(func(i RecordAcceptInfo) error { info = i; return nil })
+	infoCh := make(chan RecordAcceptInfo, 1)
+	p.server.SetAcceptHandler(func(i RecordAcceptInfo) error { infoCh <- i; return nil })
 	o, a := p.openPair(t, false, StreamOptions{Scope: "matrix"})
+	info := <-infoCh
 
 	wantVer := min(op.maxVer, ac.maxVer)
 	wantFeat := Features(0)
@@ -188,23 +190,22 @@ func TestVersionMismatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var refused *StreamError
-				tc.accept.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refused = err }
-				handlerCalled := false
+				refusedCh := make(chan *StreamError, 1)
+				tc.accept.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refusedCh <- err }
+				var handlerCalled atomic.Bool
 				p := newSimPair(t, tc.opener, tc.accept, nil, simRTT/2)
-				p.server.SetAcceptHandler(func(RecordAcceptInfo) error { handlerCalled = true; return nil })
+				p.server.SetAcceptHandler(func(RecordAcceptInfo) error { handlerCalled.Store(true); return nil })
 				_, err := p.client.OpenRecordStream(context.Background(), StreamOptions{})
 				require.ErrorIs(t, err, ErrVersionMismatch)
 				var se *StreamError
 				require.ErrorAs(t, err, &se)
 				require.True(t, se.Remote)
 				require.Equal(t, tc.wantReason, se.Reason)
-				synctest.Wait()
-				require.NotNil(t, refused)
+				refused := <-refusedCh
 				require.ErrorIs(t, refused, ErrVersionMismatch)
 				require.False(t, refused.Remote)
 				require.Equal(t, tc.wantReason, refused.Reason)
-				require.False(t, handlerCalled, "the application never sees a refused pairing")
+				require.False(t, handlerCalled.Load(), "the application never sees a refused pairing")
 				require.Empty(t, p.client.Snapshots())
 				require.Empty(t, p.server.Snapshots())
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
