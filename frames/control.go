@@ -1,0 +1,95 @@
+package frames
+
+import (
+	"unicode/utf8"
+
+	"github.com/quic-go/quic-go/quicvarint"
+)
+
+// AckLen returns the encoded length of an ACK frame for seq.
+func AckLen(seq uint64) int {
+	pl := quicvarint.Len(seq)
+	return HeaderLen(TypeAck, pl) + pl
+}
+
+// AppendAck appends an ACK frame: the cumulative sequence number the sender
+// of the frame has applied. Its payload is that one varint.
+func AppendAck(b []byte, seq uint64) []byte {
+	b = AppendHeader(b, TypeAck, quicvarint.Len(seq))
+	return quicvarint.Append(b, seq)
+}
+
+// ParseAck parses an ACK payload and returns the acked sequence number and
+// the bytes consumed. It does not allocate.
+func ParseAck(payload []byte) (seq uint64, n int, err error) {
+	p := parser{b: payload, t: TypeAck}
+	seq = p.varint("seq")
+	n, err = p.finish()
+	if err != nil {
+		return 0, 0, err
+	}
+	return seq, n, nil
+}
+
+// ErrorFrame reports a failure to the peer. Seq 0 concerns the whole
+// stream; any other value names one record the sender of the frame failed
+// to apply.
+//
+// The payload layout is: seq (varint), code (varint), reason (varint
+// length, at most [MaxReasonLen] bytes).
+type ErrorFrame struct {
+	Seq    uint64
+	Code   ErrorCode
+	Reason string
+}
+
+func (f *ErrorFrame) payloadLen() int {
+	return quicvarint.Len(f.Seq) + quicvarint.Len(uint64(f.Code)) + bytesLen(len(f.reason()))
+}
+
+// reason returns Reason truncated to at most MaxReasonLen bytes. The cut
+// is moved back to the start of a UTF-8 sequence, so valid text stays
+// valid.
+func (f *ErrorFrame) reason() string {
+	if len(f.Reason) <= MaxReasonLen {
+		return f.Reason
+	}
+	for n := MaxReasonLen; n > MaxReasonLen-utf8.UTFMax; n-- {
+		if utf8.RuneStart(f.Reason[n]) {
+			return f.Reason[:n]
+		}
+	}
+	return f.Reason[:MaxReasonLen]
+}
+
+// Len returns the encoded length of the frame, header included.
+func (f *ErrorFrame) Len() int {
+	pl := f.payloadLen()
+	return HeaderLen(TypeError, pl) + pl
+}
+
+// Append appends the encoded frame to b. A Reason longer than
+// [MaxReasonLen] bytes is truncated to that length, or up to three bytes
+// less so that a UTF-8 sequence is not cut in two.
+func (f *ErrorFrame) Append(b []byte) []byte {
+	b = AppendHeader(b, TypeError, f.payloadLen())
+	b = quicvarint.Append(b, f.Seq)
+	b = quicvarint.Append(b, uint64(f.Code))
+	return appendBytes(b, f.reason())
+}
+
+// ParseError parses an ERROR payload and returns the frame and the bytes
+// consumed. A reason longer than [MaxReasonLen] is an error.
+func ParseError(payload []byte) (ErrorFrame, int, error) {
+	p := parser{b: payload, t: TypeError}
+	var f ErrorFrame
+	f.Seq = p.varint("seq")
+	f.Code = ErrorCode(p.varint("code"))
+	reason := p.bytes("reason", MaxReasonLen)
+	n, err := p.finish()
+	if err != nil {
+		return ErrorFrame{}, 0, err
+	}
+	f.Reason = string(reason)
+	return f, n, nil
+}

@@ -1,0 +1,238 @@
+package frames
+
+import (
+	"strconv"
+
+	"github.com/quic-go/quic-go/quicvarint"
+)
+
+// Type is a frame type, the first varint of every frame.
+type Type uint64
+
+// Frame types of protocol versions 1 and 2.
+const (
+	TypeHello Type = 0x01
+	TypeBatch Type = 0x02
+	TypeAck   Type = 0x03
+	TypeError Type = 0x04
+)
+
+// Known reports whether t is a frame type this package parses. A receiver
+// skips every other type by its length (see [Reader.ReadFrame]).
+func (t Type) Known() bool { return t >= TypeHello && t <= TypeError }
+
+// IsReserved reports whether t is one of the reserved types 0x1f*N+0x21
+// that no version will ever assign. Senders may put them on the wire to
+// exercise the unknown-frame rule; receivers treat them as unknown.
+func (t Type) IsReserved() bool { return t >= 0x21 && (t-0x21)%0x1f == 0 }
+
+// String returns the type's name from the specification.
+func (t Type) String() string {
+	switch t {
+	case TypeHello:
+		return "HELLO"
+	case TypeBatch:
+		return "BATCH"
+	case TypeAck:
+		return "ACK"
+	case TypeError:
+		return "ERROR"
+	}
+	return "UNKNOWN(0x" + strconv.FormatUint(uint64(t), 16) + ")"
+}
+
+// Protocol-wide limits. They are part of the wire specification.
+const (
+	// MaxSeq is the largest sequence number: 2^62-1, the largest varint.
+	MaxSeq = quicvarint.Max
+	// MaxHeaderLen is the longest frame header: two 8-byte varints.
+	MaxHeaderLen = 16
+	// MaxHelloSize caps a HELLO payload regardless of any negotiated limit,
+	// because HELLO is read before the limits are known.
+	MaxHelloSize = 16 << 10
+	// MaxReasonLen caps the reason of an ERROR frame.
+	MaxReasonLen = 1 << 10
+	// MinFrameSize is the smallest maximum frame size a peer may announce.
+	MinFrameSize = 1 << 10
+)
+
+// Protocol versions this package encodes and parses. The frame layout is
+// the same in both; version 2 adds the piggybacked ack in the BATCH header,
+// gated by [FeaturePiggybackAck].
+const (
+	Version1 uint64 = 1
+	Version2 uint64 = 2
+)
+
+// Features is a set of optional capabilities announced in HELLO. The
+// effective set of a stream is the intersection of both peers' sets; bits a
+// receiver does not know are ignored.
+type Features uint64
+
+// Feature bits.
+const (
+	// FeaturePiggybackAck lets a BATCH carry a cumulative ack in its
+	// header. It takes effect only at protocol version 2 or later.
+	FeaturePiggybackAck Features = 1 << 0
+	// FeatureResume allows a stream to be resumed on a new connection.
+	FeatureResume Features = 1 << 1
+)
+
+// Has reports whether every bit of g is in f.
+func (f Features) Has(g Features) bool { return f&g == g }
+
+// String lists the known features by name and any other bits in hex.
+func (f Features) String() string {
+	if f == 0 {
+		return "none"
+	}
+	var s string
+	add := func(name string) {
+		if s != "" {
+			s += "|"
+		}
+		s += name
+	}
+	if f.Has(FeaturePiggybackAck) {
+		add("piggyback-ack")
+		f &^= FeaturePiggybackAck
+	}
+	if f.Has(FeatureResume) {
+		add("resume")
+		f &^= FeatureResume
+	}
+	if f != 0 {
+		add("0x" + strconv.FormatUint(uint64(f), 16))
+	}
+	return s
+}
+
+// HeaderLen returns the length of a frame header for type t and a payload
+// of payloadLen bytes.
+func HeaderLen(t Type, payloadLen int) int {
+	return quicvarint.Len(uint64(t)) + quicvarint.Len(uint64(payloadLen))
+}
+
+// AppendHeader appends a frame header: the type and the payload length.
+func AppendHeader(b []byte, t Type, payloadLen int) []byte {
+	b = quicvarint.Append(b, uint64(t))
+	return quicvarint.Append(b, uint64(payloadLen))
+}
+
+// ParseHeader parses a frame header from b. It returns the type, the
+// declared payload length and the number of bytes consumed. A declared
+// length above maxFrameSize is an error ([ErrFrameTooLarge]); nothing is
+// allocated either way.
+func ParseHeader(b []byte, maxFrameSize uint64) (t Type, length uint64, n int, err error) {
+	v, l, err := quicvarint.Parse(b)
+	if err != nil {
+		return 0, 0, 0, errVarint(0, "frame type", err)
+	}
+	t = Type(v)
+	length, l2, err := quicvarint.Parse(b[l:])
+	if err != nil {
+		return 0, 0, 0, errVarint(t, "frame length", err)
+	}
+	if length > maxFrameSize {
+		return 0, 0, 0, errTooLarge(t, "frame", length, maxFrameSize)
+	}
+	return t, length, l + l2, nil
+}
+
+// ParseFrame splits one complete frame off the front of b. It returns the
+// type, the payload (aliasing b) and the bytes consumed. If b holds less
+// than a whole frame the error wraps io.ErrUnexpectedEOF.
+func ParseFrame(b []byte, maxFrameSize uint64) (t Type, payload []byte, n int, err error) {
+	t, length, hn, err := ParseHeader(b, maxFrameSize)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if uint64(len(b)-hn) < length {
+		return 0, nil, 0, errTruncated(t, "payload")
+	}
+	end := hn + int(length)
+	return t, b[hn:end:end], end, nil
+}
+
+// Varint boundaries of RFC 9000 §16: the largest values of a one- and a
+// two-byte varint.
+const (
+	maxVarint1 = 63
+	maxVarint2 = 16383
+)
+
+// recordLen parses the length varint of an encoded record. n is 0 when b
+// does not start with a whole varint. The record loops (ParseBatch,
+// RecordIter.Next) decode the one- and two-byte forms themselves, which
+// covers every record up to 16 KiB, and call this for the rest:
+// quicvarint.Parse is not inlined, and a call per record costs measurably.
+func recordLen(b []byte) (l uint64, n int) {
+	l, n, err := quicvarint.Parse(b)
+	if err != nil {
+		return 0, 0
+	}
+	return l, n
+}
+
+// parser reads varints and byte strings from a frame payload, remembering
+// the first error. Every length is checked against the bytes left before it
+// is used, so a parse never reads past, or allocates from, what the peer
+// declared.
+type parser struct {
+	b   []byte
+	off int
+	t   Type
+	err error
+}
+
+func (p *parser) varint(what string) uint64 {
+	if p.err != nil {
+		return 0
+	}
+	v, n, err := quicvarint.Parse(p.b[p.off:])
+	if err != nil {
+		p.err = errVarint(p.t, what, err)
+		return 0
+	}
+	p.off += n
+	return v
+}
+
+// bytes returns the next length-prefixed byte string, aliasing the
+// payload. A declared length above limit is a [CodeFrameEncoding] error
+// (an out-of-range field), reported before the bytes present are looked at.
+func (p *parser) bytes(what string, limit uint64) []byte {
+	if p.err != nil {
+		return nil
+	}
+	l, n, err := quicvarint.Parse(p.b[p.off:])
+	if err != nil {
+		p.err = errVarint(p.t, what+" length", err)
+		return nil
+	}
+	p.off += n
+	if l > limit {
+		p.err = errLimit(CodeFrameEncoding, p.t, what, l, limit)
+		return nil
+	}
+	if l > uint64(len(p.b)-p.off) {
+		p.err = errTruncated(p.t, what)
+		return nil
+	}
+	s := p.b[p.off : p.off+int(l) : p.off+int(l)]
+	p.off += int(l)
+	return s
+}
+
+func (p *parser) rest() int { return len(p.b) - p.off }
+
+// finish reports trailing bytes as an error and returns the consumed count.
+func (p *parser) finish() (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.off != len(p.b) {
+		return 0, errEncoding(p.t, "trailing bytes in frame")
+	}
+	return p.off, nil
+}

@@ -1,0 +1,213 @@
+package frames
+
+import "io"
+
+// DefaultReaderBuffer is the initial buffer size of a [Reader].
+const DefaultReaderBuffer = 4 << 10
+
+// MidReaderBuffer is the buffer size a [Reader] grows to first: enough for
+// a BATCH of 64 KiB of records with its headers. Only a frame larger than
+// that makes it grow to the maximum frame size.
+const MidReaderBuffer = 80 << 10
+
+// MaxReaderFrameSize caps the maximum frame size a Reader accepts (1 GiB);
+// larger values given to [NewReader] or [Reader.SetMaxFrameSize] are
+// clamped to it.
+const MaxReaderFrameSize = 1 << 30
+
+// Reader reads frames from a byte stream into one reusable buffer.
+//
+// The buffer starts at the initial size given to [NewReaderSize]. When a
+// frame does not fit, it is replaced by a buffer of [MidReaderBuffer]
+// bytes if the frame fits that, else by one of the maximum frame size plus
+// [MaxHeaderLen]; at most two replacements ever happen. It never grows
+// beyond the maximum frame size plus [MaxHeaderLen], so the memory a peer
+// can make a Reader hold is bounded by the maximum it was given, whatever
+// the peer sends, and a stream that only carries small frames keeps a
+// small buffer. The maximum is enforced from the frame header, before any
+// payload byte is read.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	r   io.Reader
+	buf []byte // buf[start:end] holds bytes read but not yet returned
+	// start and end index buf; see above.
+	start, end int
+	max        uint64 // maximum frame payload size
+	err        error  // sticky error from r, returned once the buffer is drained
+	init       int    // initial buffer size
+}
+
+// NewReader returns a Reader with a [DefaultReaderBuffer] initial buffer
+// that accepts frame payloads of at most maxFrameSize bytes.
+func NewReader(r io.Reader, maxFrameSize uint64) *Reader {
+	return NewReaderSize(r, DefaultReaderBuffer, maxFrameSize)
+}
+
+// NewReaderSize is like [NewReader] with an explicit initial buffer size.
+func NewReaderSize(r io.Reader, initial int, maxFrameSize uint64) *Reader {
+	if initial < MaxHeaderLen {
+		initial = MaxHeaderLen
+	}
+	return &Reader{r: r, max: min(maxFrameSize, MaxReaderFrameSize), init: initial}
+}
+
+// SetMaxFrameSize changes the maximum frame payload size, for example once
+// a negotiation has settled it. A buffer larger than the new limit is kept.
+func (r *Reader) SetMaxFrameSize(n uint64) { r.max = min(n, MaxReaderFrameSize) }
+
+// MaxFrameSize returns the maximum frame payload size.
+func (r *Reader) MaxFrameSize() uint64 { return r.max }
+
+// Buffered returns the number of bytes read from the underlying reader but
+// not yet returned as frames.
+func (r *Reader) Buffered() int { return r.end - r.start }
+
+// BufferSize returns the current capacity of the Reader's buffer.
+func (r *Reader) BufferSize() int { return len(r.buf) }
+
+// ReadFrame reads the next frame and returns its type and payload.
+//
+// The payload aliases the Reader's buffer and is valid only until the next
+// call to ReadFrame; so is anything parsed from it without copying, such
+// as a [Batch].
+//
+// A frame of an unknown type (see [Type.Known]) is skipped by its length:
+// ReadFrame discards its payload as it arrives, without buffering it whole,
+// and returns the type with a nil payload so the caller can count it.
+//
+// At a clean end of stream between frames ReadFrame returns io.EOF. A
+// stream that ends inside a frame gives an [*Error] with code
+// [CodeFrameEncoding] wrapping io.ErrUnexpectedEOF. A declared length above
+// the maximum gives [ErrFrameTooLarge] before the payload is read. Other
+// errors of the underlying reader, such as a stream reset, are returned as
+// they are.
+func (r *Reader) ReadFrame() (Type, []byte, error) {
+	for {
+		if headerLen(r.buf[r.start:r.end]) == 0 {
+			// An incomplete header: read more. This is checked apart
+			// from ParseHeader, whose error for it allocates, because
+			// it happens whenever the buffer drains at a frame boundary.
+			if err := r.fill(r.Buffered()+1, r.Buffered() == 0, 0); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		t, length, hn, err := ParseHeader(r.buf[r.start:r.end], r.max)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !t.Known() {
+			r.start += hn
+			if err := r.discard(length, t); err != nil {
+				return 0, nil, err
+			}
+			return t, nil, nil
+		}
+		total := hn + int(length)
+		if err := r.fill(total, false, t); err != nil {
+			return 0, nil, err
+		}
+		payload := r.buf[r.start+hn : r.start+total : r.start+total]
+		r.start += total
+		return t, payload, nil
+	}
+}
+
+// fill makes at least n bytes available in buf[start:end]; n never exceeds
+// r.max+MaxHeaderLen. boundary says whether the stream may end cleanly
+// here; t names the frame for errors.
+func (r *Reader) fill(n int, boundary bool, t Type) error {
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+	}
+	if len(r.buf)-r.start < n {
+		if len(r.buf) < n {
+			limit := int(r.max) + MaxHeaderLen
+			size := min(r.init, limit)
+			if r.buf != nil || size < n {
+				size = limit
+				if n <= MidReaderBuffer && len(r.buf) < MidReaderBuffer {
+					size = min(MidReaderBuffer, limit)
+				}
+			}
+			nb := make([]byte, size)
+			r.end = copy(nb, r.buf[r.start:r.end])
+			r.start = 0
+			r.buf = nb
+		} else {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		}
+	}
+	for r.end-r.start < n {
+		if r.err != nil {
+			return r.readErr(boundary, t)
+		}
+		m, err := r.r.Read(r.buf[r.end:])
+		r.end += m
+		if err != nil {
+			r.err = err
+		}
+	}
+	return nil
+}
+
+// discard drops the next length bytes of the stream, reading them through
+// the buffer without keeping them.
+func (r *Reader) discard(length uint64, t Type) error {
+	avail := uint64(r.Buffered())
+	if length <= avail {
+		r.start += int(length)
+		return nil
+	}
+	length -= avail
+	r.start, r.end = 0, 0
+	if r.buf == nil {
+		r.buf = make([]byte, min(uint64(r.init), r.max+MaxHeaderLen))
+	}
+	for length > 0 {
+		if r.err != nil {
+			return r.readErr(false, t)
+		}
+		m, err := r.r.Read(r.buf)
+		if err != nil {
+			r.err = err
+		}
+		if uint64(m) > length {
+			r.start, r.end = int(length), m
+			return nil
+		}
+		length -= uint64(m)
+	}
+	return nil
+}
+
+// headerLen returns the length of the frame header at the start of b, or
+// 0 if b does not hold a whole header yet.
+func headerLen(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	n := 1 << (b[0] >> 6)
+	if len(b) <= n {
+		return 0
+	}
+	n += 1 << (b[n] >> 6)
+	if len(b) < n {
+		return 0
+	}
+	return n
+}
+
+// readErr converts the sticky read error once the buffered bytes cannot
+// complete a frame.
+func (r *Reader) readErr(boundary bool, t Type) error {
+	if r.err == io.EOF {
+		if boundary {
+			return io.EOF
+		}
+		return errTruncated(t, "frame")
+	}
+	return r.err
+}
