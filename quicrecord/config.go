@@ -79,6 +79,12 @@ type Config struct {
 	// not announced, so the peer never uses them on this side's streams.
 	DisableFeatures Features
 
+	// ResumeStore, if set, lets peers resume streams on this side (see
+	// [ResumableStream]); share one store between the connections of a
+	// listener. nil: this side does not offer resumption, and resumable
+	// streams opened towards it fall back to plain streams.
+	ResumeStore *ResumeStore
+
 	// OnStreamRefused, if set, is called for every stream the peer opened
 	// that this side refused: a malformed or missing HELLO, no common
 	// protocol version, or the accept handler's refusal. err is the
@@ -139,6 +145,7 @@ type settings struct {
 	features         frames.Features
 	logger           *slog.Logger
 	onRefused        func(RecordAcceptInfo, *StreamError)
+	resume           *ResumeStore
 	hooks            *testHooks
 }
 
@@ -170,7 +177,11 @@ func (c *Config) settings() *settings {
 		features:         allFeatures &^ c.DisableFeatures,
 		logger:           c.Logger,
 		onRefused:        c.OnStreamRefused,
+		resume:           c.ResumeStore,
 		hooks:            c.testHooks,
+	}
+	if s.resume == nil {
+		s.features &^= FeatureResume
 	}
 	switch {
 	case c.AckDelay < 0:

@@ -1,6 +1,7 @@
 package quicrecord
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/recordmux/recordmux/frames"
 	"github.com/recordmux/recordmux/registry"
@@ -77,6 +79,8 @@ type RecordAcceptInfo struct {
 	// TLS is the connection's TLS state, with the verified peer
 	// certificates when client authentication is on.
 	TLS tls.ConnectionState
+	// ResumeKey is the key of a resumable stream, nil for a plain one.
+	ResumeKey []byte
 }
 
 // Conn is a QUIC connection carrying record streams. Either side may open
@@ -225,12 +229,42 @@ func (c *Conn) connErr() error {
 // code). ctx bounds the open only; see StreamOptions.Context for the
 // stream's lifetime. Config.HelloTimeout bounds the wait for the reply.
 func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*RecordStream, error) {
+	return c.openStream(ctx, opts, nil)
+}
+
+// resumeOpen describes the resumption of a stream: its key, and the
+// records its opener still holds (first up to last; last < first when
+// none).
+type resumeOpen struct {
+	key         []byte
+	first, last uint64
+	// onAck is installed on the stream before its loops start.
+	onAck func(uint64)
+}
+
+func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpen) (*RecordStream, error) {
 	if c.ctx.Err() != nil {
 		return nil, c.connErr()
 	}
-	set := c.set.narrow(opts.MaxProtocolVersion, opts.DisableFeatures)
+	disable := opts.DisableFeatures
+	if ro == nil {
+		disable |= FeatureResume
+	}
+	set := c.set.narrow(opts.MaxProtocolVersion, disable)
+	if ro != nil && !set.features.Has(FeatureResume) && !opts.DisableFeatures.Has(FeatureResume) {
+		// The opener of a resumable stream offers resumption whether or
+		// not this side accepts resumed streams itself.
+		withResume := *set
+		withResume.features |= FeatureResume
+		set = &withResume
+	}
 	h := set.localHello()
 	h.Scope, h.DataID, h.Metadata = opts.Scope, opts.DataID, opts.Metadata
+	if ro != nil {
+		h.Extensions = append(h.Extensions,
+			frames.Extension{ID: frames.ExtResumeKey, Value: ro.key},
+			frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, ro.first)})
+	}
 	if err := checkOptions(&h); err != nil {
 		return nil, err
 	}
@@ -282,6 +316,12 @@ func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*Recor
 	if err != nil {
 		return fail(err)
 	}
+	var sendBase uint64
+	if ro != nil && neg.Features.Has(FeatureResume) {
+		if sendBase, err = replyPosition(&reply, ro); err != nil {
+			return fail(err)
+		}
+	}
 	if !stop() {
 		return fail(ctxError(ctx))
 	}
@@ -289,6 +329,13 @@ func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*Recor
 		role: RoleOpener, scope: opts.Scope, dataID: opts.DataID, metadata: opts.Metadata,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
+	s.setBases(sendBase, 0)
+	if ro != nil {
+		s.onAck = ro.onAck
+		if neg.Features.Has(FeatureResume) {
+			s.resumeKey = ro.key
+		}
+	}
 	s.ctr.frameOut(kindHello)
 	s.ctr.frameIn(kindHello)
 	s.ctr.inFrames[kindUnknown].Add(unknown)
@@ -302,6 +349,23 @@ func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*Recor
 		})
 	}
 	return s, nil
+}
+
+// replyPosition reads the acceptor's last applied sequence number from its
+// resume reply and checks it against what the opener sent.
+func replyPosition(reply *frames.Hello, ro *resumeOpen) (uint64, error) {
+	v, ok := reply.Extension(frames.ExtResumePosition)
+	if !ok {
+		return 0, &StreamError{Code: CodeProtocolViolation, Reason: "resume reply without a position"}
+	}
+	a, n, err := quicvarint.Parse(v)
+	if err != nil || n != len(v) {
+		return 0, &StreamError{Code: CodeFrameEncoding, Reason: "malformed resume position"}
+	}
+	if sent := max(ro.last, ro.first-1); a > sent {
+		return 0, &StreamError{Code: CodeAckOutOfRange, Reason: fmt.Sprintf("acceptor claims record %d applied; the last sent was %d", a, sent)}
+	}
+	return a, nil
 }
 
 // checkOptions validates what the peer would refuse, so the caller gets a
@@ -480,6 +544,22 @@ func (c *Conn) handshake(qs *quic.Stream) {
 		return
 	}
 	info.Negotiated = neg
+	var resumeFirst uint64
+	if neg.Features.Has(FeatureResume) {
+		if key, ok := h.Extension(frames.ExtResumeKey); ok {
+			if len(key) == 0 || len(key) > MaxResumeKeyLen {
+				refuse(&StreamError{Code: CodeFrameEncoding, Reason: "resume key of invalid length"})
+				return
+			}
+			pos, _ := h.Extension(frames.ExtResumePosition)
+			first, n, err := quicvarint.Parse(pos)
+			if err != nil || n != len(pos) || first == 0 {
+				refuse(&StreamError{Code: CodeFrameEncoding, Reason: "malformed resume position"})
+				return
+			}
+			info.ResumeKey, resumeFirst = bytes.Clone(key), first
+		}
+	}
 	if fn := c.handler.Load(); fn != nil {
 		if err := (*fn)(info); err != nil {
 			code := CodeRefused
@@ -495,18 +575,35 @@ func (c *Conn) handshake(qs *quic.Stream) {
 			return
 		}
 	}
+	s := newStream(c, c.set, qs, fr, neg, streamInfo{
+		role: RoleAcceptor, scope: h.Scope, dataID: h.DataID, metadata: h.Metadata,
+		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
+	})
 	reply := c.set.localHello()
+	if info.ResumeKey != nil {
+		hctx, cancel := context.WithDeadline(c.ctx, deadline)
+		rsm, applied, err := c.set.resume.acquire(hctx, ResumeKeyInfo{
+			Key: info.ResumeKey, Peer: peerIdentity(c.qc.ConnectionState()), Scope: h.Scope, DataID: h.DataID,
+		}, resumeFirst, s)
+		cancel()
+		if err != nil {
+			refuse(err)
+			return
+		}
+		s.rsm, s.store, s.resumeKey = rsm, c.set.resume, info.ResumeKey
+		s.setBases(0, applied)
+		reply.Extensions = append(reply.Extensions, frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, applied)})
+	}
 	_ = qs.SetWriteDeadline(deadline)
 	if _, err := qs.Write(reply.Append(nil)); err != nil {
+		if s.rsm != nil {
+			c.set.resume.release(s.rsm, s, false)
+		}
 		refuse(convertQUICError(err, qs.StreamID()))
 		return
 	}
 	_ = qs.SetWriteDeadline(time.Time{})
 	_ = qs.SetReadDeadline(time.Time{})
-	s := newStream(c, c.set, qs, fr, neg, streamInfo{
-		role: RoleAcceptor, scope: h.Scope, dataID: h.DataID, metadata: h.Metadata,
-		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
-	})
 	s.ctr.frameIn(kindHello)
 	s.ctr.frameOut(kindHello)
 	s.ctr.inFrames[kindUnknown].Add(unknown)

@@ -48,10 +48,16 @@ const (
 	// FeaturePiggybackAck lets acks ride in BATCH headers (protocol
 	// version 2 and later).
 	FeaturePiggybackAck = frames.FeaturePiggybackAck
+	// FeatureResume lets a stream resume on a new connection (protocol
+	// version 2 and later).
+	FeatureResume = frames.FeatureResume
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck
+const allFeatures = FeaturePiggybackAck | FeatureResume
+
+// MaxResumeKeyLen caps the length of a resume key.
+const MaxResumeKeyLen = 64
 
 // StreamError reports that a record stream failed or was refused. Code
 // says why; Remote says whether the peer chose the code (it sent an ERROR
@@ -115,6 +121,7 @@ var (
 	ErrFrameTooLarge    = &StreamError{Code: CodeFrameTooLarge, Reason: "frame too large"}
 	ErrRecordTooLarge   = &StreamError{Code: CodeRecordTooLarge, Reason: "record too large"}
 	ErrWindowExceeded   = &StreamError{Code: CodeWindowExceeded, Reason: "window exceeded"}
+	ErrResumeUnknown    = &StreamError{Code: CodeResumeUnknown, Reason: "resume state unknown"}
 	ErrRecordRejected   = &RecordError{Code: CodeRejected, Reason: "record rejected"}
 	ErrProtocolInternal = &StreamError{Code: CodeInternal, Reason: "internal error"}
 )

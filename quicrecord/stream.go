@@ -111,6 +111,13 @@ type RecordStream struct {
 	closeOnce sync.Once
 	stopCtx   func() bool // stops the StreamOptions.Context watch; nil if none
 
+	// Resumption; all set before the loops start and never changed.
+	resumeKey []byte             // the key of a resumable stream; nil otherwise
+	sendBase  uint64             // the sequence number before this stream's first record
+	rsm       *resumeState       // acceptor: the key's receive state
+	store     *ResumeStore       // acceptor: where rsm lives
+	onAck     func(acked uint64) // opener: told of every new cumulative ack, on the reader goroutine
+
 	// smu guards the send direction: sendState. Held by Send, Flush,
 	// Barrier, the writer loop while it takes work, and the reader loop
 	// while it applies acks. Never held together with rmu, never held
@@ -216,6 +223,23 @@ func waitChan(ch *chan struct{}) <-chan struct{} {
 	}
 	return *ch
 }
+
+// setBases makes the stream's first record in each direction follow
+// sendBase and recvBase instead of 0; a resumed stream continues the
+// sequence numbers of its key. Called before start.
+func (s *RecordStream) setBases(sendBase, recvBase uint64) {
+	s.sendBase = sendBase
+	s.snd.nextSeq = sendBase + 1
+	s.snd.ackedSeq, s.snd.writingSeq, s.snd.flushedSeq, s.snd.lastReject = sendBase, sendBase, sendBase, sendBase
+	s.rcv.received, s.rcv.delivered, s.rcv.applied, s.rcv.ackSent = recvBase, recvBase, recvBase, recvBase
+	s.ctr.ackedSeq.Store(sendBase)
+	s.ctr.outRecords.Store(sendBase)
+	s.ctr.flushedSeq.Store(sendBase)
+	s.ctr.appliedSeq.Store(recvBase)
+}
+
+// ResumeKey returns the key of a resumable stream, nil for others.
+func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
 
 // newStream builds a negotiated stream; start launches its loops.
 func newStream(c *Conn, set *settings, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
@@ -420,6 +444,12 @@ func (s *RecordStream) failRecv(err error) {
 func (s *RecordStream) end(cause error) {
 	s.cancel(cause)
 	s.freeze()
+	if s.rsm != nil {
+		s.rmu.Lock()
+		graceful := s.rcv.eof
+		s.rmu.Unlock()
+		s.store.release(s.rsm, s, graceful)
+	}
 	if s.log != nil {
 		s.log.Debug("record stream ended", "cause", context.Cause(s.ctx))
 	}

@@ -171,6 +171,9 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 			return s.protocolError(code, reason, nil)
 		}
 		s.ctr.acksPiggyIn.Add(1)
+		if s.onAck != nil {
+			s.onAck(b.Ack)
+		}
 	}
 
 	buf := append(s.conn.recvBuf(len(b.Records)), b.Records...)
@@ -210,6 +213,9 @@ func (s *RecordStream) handleAck(payload []byte) error {
 		return s.protocolError(code, reason, nil)
 	}
 	s.ctr.acksSoloIn.Add(1)
+	if s.onAck != nil {
+		s.onAck(a)
+	}
 	return nil
 }
 

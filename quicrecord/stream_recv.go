@@ -69,13 +69,16 @@ func (c *Conn) putRecvBuf(b []byte) {
 func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 	s.rmu.Lock()
 	for {
-		if len(s.rcv.q) > 0 {
+		if len(s.rcv.q) > 0 && s.deliverableLocked() {
 			b := s.rcv.q[0]
 			seq, data, _ := b.it.Next()
 			if seq == b.last {
 				s.popBatchLocked()
 			}
 			s.rcv.delivered = seq
+			if s.rsm != nil {
+				s.rsm.delivered.Store(seq)
+			}
 			s.rmu.Unlock()
 			return Record{Seq: seq, Data: data}, nil
 		}
@@ -92,6 +95,13 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 		}
 		s.rmu.Lock()
 	}
+}
+
+// deliverableLocked reports whether queued records may still be handed
+// out. A resumable stream that failed hands out nothing more: its records
+// will be sent again on the stream that resumes it.
+func (s *RecordStream) deliverableLocked() bool {
+	return s.rsm == nil || s.rcv.err == nil
 }
 
 func (s *RecordStream) popBatchLocked() {
@@ -140,6 +150,12 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	s.rmu.Lock()
 	if s.rcv.err != nil {
 		err := s.rcv.err
+		if s.rsm != nil && seq <= s.rcv.delivered && seq > s.rcv.applied {
+			// The records were handed out before the stream failed: their
+			// application still counts for the stream resuming this key.
+			s.rcv.applied = seq
+			s.rsm.setApplied(seq)
+		}
 		s.rmu.Unlock()
 		return err
 	}
@@ -167,6 +183,9 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 		s.ctr.rejectedOut.Add(1)
 	}
 	s.ctr.appliedSeq.Store(seq)
+	if s.rsm != nil {
+		s.rsm.setApplied(seq)
+	}
 	s.ctr.backlogRec.Store(s.rcv.received - seq)
 	s.ctr.backlogBytes.Store(s.rcv.recvBytes - s.rcv.applBytes)
 	notifyLocked(&s.rcv.readerWait)
@@ -222,10 +241,13 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 func (s *RecordStream) takeBatch(ctx context.Context) (*inBatch, error) {
 	s.rmu.Lock()
 	for {
-		if len(s.rcv.q) > 0 {
+		if len(s.rcv.q) > 0 && s.deliverableLocked() {
 			b := s.rcv.q[0]
 			s.popBatchLocked()
 			s.rcv.delivered = b.last
+			if s.rsm != nil {
+				s.rsm.delivered.Store(b.last)
+			}
 			s.rmu.Unlock()
 			return b, nil
 		}

@@ -1,0 +1,547 @@
+package quicrecord
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ResumeOptions configure a [ResumableStream].
+type ResumeOptions struct {
+	// Stream describes the stream, as for OpenRecordStream.
+	Stream StreamOptions
+	// Key identifies the stream across connections, at most 64 bytes. nil
+	// means 16 random bytes from crypto/rand. An application that
+	// restarts and wants to continue where it left off keeps its key.
+	Key []byte
+	// FirstSeq is the sequence number of the first record of a new
+	// stream; 0 means 1. An application that persisted its position uses
+	// it with its old Key.
+	FirstSeq uint64
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts, which doubles from MinBackoff up to MaxBackoff with up to
+	// 50% random jitter. 0 means 100 ms and 10 s.
+	MinBackoff, MaxBackoff time.Duration
+	// OnEvent, if set, is told of connection changes. It runs on the
+	// stream's connection goroutine and must not block.
+	OnEvent func(ResumeEvent)
+}
+
+// ResumeEventKind says what happened to a resumable stream.
+type ResumeEventKind uint8
+
+// Event kinds.
+const (
+	// EventConnected: a connection was established and the stream opened
+	// (or reopened) on it.
+	EventConnected ResumeEventKind = iota + 1
+	// EventDisconnected: the current connection or stream was lost.
+	EventDisconnected
+	// EventUnavailable: the acceptor does not offer resumption; the stream
+	// works until its connection is lost, which then ends it.
+	EventUnavailable
+	// EventFailed: the stream ended for good; Err says why.
+	EventFailed
+)
+
+func (k ResumeEventKind) String() string {
+	switch k {
+	case EventConnected:
+		return "connected"
+	case EventDisconnected:
+		return "disconnected"
+	case EventUnavailable:
+		return "resume-unavailable"
+	case EventFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// ResumeEvent reports a connection change of a resumable stream.
+type ResumeEvent struct {
+	Kind ResumeEventKind
+	// Acked is the last sequence number the acceptor applied.
+	Acked uint64
+	// Err is the error that caused a disconnection or failure.
+	Err error
+}
+
+// ResumeError ends a resumable stream whose records may have been lost or
+// duplicated if it went on: the acceptor no longer has the state of its
+// key (expired, evicted, or never persisted), or the stream could not be
+// resumed at all. Records FirstUnknown through LastUnknown were sent but
+// not acknowledged: the acceptor may or may not have applied them, and
+// the application must decide. FirstUnknown > LastUnknown means none.
+type ResumeError struct {
+	Key                       []byte
+	FirstUnknown, LastUnknown uint64
+	// Err is the reason: a *StreamError with CodeResumeUnknown, a refusal,
+	// or the loss of a connection that could not be resumed.
+	Err error
+}
+
+func (e *ResumeError) Error() string {
+	if e.FirstUnknown > e.LastUnknown {
+		return fmt.Sprintf("quicrecord: resumable stream ended: %v", e.Err)
+	}
+	return fmt.Sprintf("quicrecord: resumable stream ended with records %d..%d in doubt: %v", e.FirstUnknown, e.LastUnknown, e.Err)
+}
+
+// Unwrap returns the reason.
+func (e *ResumeError) Unwrap() error { return e.Err }
+
+// ResumeStats count a resumable stream's reconnections.
+type ResumeStats struct {
+	// Connects counts connections on which the stream was opened.
+	Connects uint64
+	// Resumes counts reopenings after a lost connection.
+	Resumes uint64
+	// ReplayedRecords counts records sent again after a reconnection.
+	ReplayedRecords uint64
+	// DuplicatesDropped counts records held as unacknowledged that the
+	// acceptor reported already applied when the stream resumed: they
+	// were dropped instead of being sent again.
+	DuplicatesDropped uint64
+	// Disconnected is the total time spent without a connection.
+	Disconnected time.Duration
+}
+
+// ResumableSnapshot is a point-in-time copy of a resumable stream's state.
+type ResumableSnapshot struct {
+	Key       []byte
+	LastSeq   uint64 // last record sent
+	AckedSeq  uint64 // last record the acceptor applied
+	Retained  int    // records kept for resending
+	Connected bool
+	// ResumeAvailable is false once an acceptor did not offer resumption.
+	ResumeAvailable bool
+	Stats           ResumeStats
+	// Stream is the snapshot of the current connection's stream, if any.
+	Stream *RecordSnapshot
+}
+
+// ResumableStream is a record stream that survives the loss of its
+// connection. It owns a dial/redial loop: when the connection is lost it
+// reconnects with backoff, reopens the stream with its key, learns from
+// the acceptor the last record applied, and sends again everything after
+// it, so every record is applied exactly once and in order across any
+// number of reconnects. The acceptor must have a Config.ResumeStore.
+//
+// Records flow from opener to acceptor only; the stream does not receive.
+// Unacknowledged records are kept (bounded by the in-flight window of the
+// Config) while disconnected, and Send blocks on that window.
+type ResumableStream struct {
+	key    []byte
+	dial   func(ctx context.Context) (*Conn, error)
+	opts   ResumeOptions
+	set    *settings
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the connection loop returns
+
+	// mu guards everything below, and log.
+	mu        sync.Mutex
+	log       *retainLog
+	acked     uint64 // last seq the acceptor applied
+	written   uint64 // highest seq handed to any connection
+	cur       *RecordStream
+	curConn   *Conn
+	err       error // terminal
+	closing   bool
+	noResume  bool
+	stats     ResumeStats
+	downSince time.Time // zero while connected
+	wait      chan struct{}
+}
+
+// DialResumable dials addr and opens a resumable stream on it, returning
+// once the stream is open. Later connections are dialed the same way.
+// tlsConf and cfg are as for Dial; a client certificate binds the stream's
+// key to this client.
+func DialResumable(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, opts ResumeOptions) (*ResumableStream, error) {
+	return NewResumableStream(ctx, func(ctx context.Context) (*Conn, error) {
+		return Dial(ctx, addr, tlsConf, cfg)
+	}, cfg, opts)
+}
+
+// NewResumableStream opens a resumable stream on connections made by dial,
+// which is called again after every lost connection; the stream closes the
+// connections it dials. It returns once the first connection is up and the
+// stream open, or with the error of the first attempt.
+func NewResumableStream(ctx context.Context, dial func(ctx context.Context) (*Conn, error), cfg *Config, opts ResumeOptions) (*ResumableStream, error) {
+	key := opts.Key
+	if key == nil {
+		key = make([]byte, 16)
+		_, _ = rand.Read(key)
+	}
+	if len(key) == 0 || len(key) > MaxResumeKeyLen {
+		return nil, fmt.Errorf("quicrecord: resume key of %d bytes; want 1 to %d", len(key), MaxResumeKeyLen)
+	}
+	first := max(opts.FirstSeq, 1)
+	r := &ResumableStream{
+		key:  append([]byte(nil), key...),
+		dial: dial,
+		opts: opts,
+		set:  cfg.settings(),
+		log:  newRetainLog(first),
+		done: make(chan struct{}),
+	}
+	r.acked, r.written = first-1, first-1
+	r.opts.MinBackoff = orDefault(opts.MinBackoff, 100*time.Millisecond)
+	r.opts.MaxBackoff = max(orDefault(opts.MaxBackoff, 10*time.Second), r.opts.MinBackoff)
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	conn, s, err := r.connect(ctx)
+	if err != nil {
+		r.cancel(err)
+		close(r.done)
+		return nil, err
+	}
+	go r.run(conn, s)
+	return r, nil
+}
+
+// Key returns the stream's resume key.
+func (r *ResumableStream) Key() []byte { return append([]byte(nil), r.key...) }
+
+// Context is cancelled when the stream ends for good (Close, or a
+// *ResumeError); context.Cause says why.
+func (r *ResumableStream) Context() context.Context { return r.ctx }
+
+// Err returns the error that ended the stream, or nil.
+func (r *ResumableStream) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+func (r *ResumableStream) notifyLocked() { notifyLocked(&r.wait) }
+
+// Send queues a copy of data and returns its sequence number. It blocks
+// while the in-flight window is full, connected or not, until there is
+// room or ctx is done.
+func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error) {
+	if len(data) > r.set.maxRecordSize {
+		return 0, &RecordError{Code: CodeRecordTooLarge, Reason: fmt.Sprintf("%d bytes exceeds the maximum record size of %d", len(data), r.set.maxRecordSize)}
+	}
+	r.mu.Lock()
+	for {
+		if r.err != nil {
+			err := r.err
+			r.mu.Unlock()
+			return 0, err
+		}
+		if r.closing {
+			r.mu.Unlock()
+			return 0, ErrClosed
+		}
+		n := r.log.len()
+		if n == 0 || (n < r.set.maxInFlightRecs && r.log.bytes+len(data) <= r.set.maxInFlightBytes) {
+			break
+		}
+		ch := waitChan(&r.wait)
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctxError(ctx)
+		}
+		r.mu.Lock()
+	}
+	seq := r.log.append(data)
+	r.notifyLocked()
+	r.mu.Unlock()
+	return seq, nil
+}
+
+// Barrier waits until the acceptor applied every record sent before the
+// call, across reconnections, or ctx is done. A rejection by the acceptor
+// is reported by the stream of the connection it happened on, not here;
+// use Barrier to learn that records are applied.
+func (r *ResumableStream) Barrier(ctx context.Context) error {
+	r.mu.Lock()
+	target := r.log.next - 1
+	for r.acked < target {
+		if r.err != nil {
+			err := &BarrierError{Target: target, Acked: r.acked, Err: r.err}
+			r.mu.Unlock()
+			return err
+		}
+		ch := waitChan(&r.wait)
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			r.mu.Lock()
+			acked := r.acked
+			r.mu.Unlock()
+			return &BarrierError{Target: target, Acked: acked, Err: ctxError(ctx)}
+		}
+		r.mu.Lock()
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Close waits (at most Config.CloseTimeout) until every record is applied,
+// ends the stream gracefully so the acceptor forgets its key, and closes
+// the connection. It returns the stream's error if it had failed, or a
+// *BarrierError if records were still unacknowledged at the timeout.
+func (r *ResumableStream) Close() error {
+	r.mu.Lock()
+	r.closing = true
+	r.notifyLocked()
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), r.set.closeTimeout)
+	defer cancel()
+	err := r.Barrier(ctx)
+	r.cancel(ErrClosed)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil && !errors.Is(r.err, ErrClosed) {
+		return r.err
+	}
+	return err
+}
+
+// Snapshot returns the stream's state.
+func (r *ResumableStream) Snapshot() ResumableSnapshot {
+	r.mu.Lock()
+	snap := ResumableSnapshot{
+		Key: r.Key(), LastSeq: r.log.next - 1, AckedSeq: r.acked, Retained: r.log.len(),
+		Connected: r.cur != nil && r.downSince.IsZero(), ResumeAvailable: !r.noResume, Stats: r.stats,
+	}
+	if !r.downSince.IsZero() {
+		snap.Stats.Disconnected += time.Since(r.downSince)
+	}
+	cur := r.cur
+	r.mu.Unlock()
+	if cur != nil {
+		s := cur.Snapshot()
+		snap.Stream = &s
+	}
+	return snap
+}
+
+func (r *ResumableStream) event(k ResumeEventKind, err error) {
+	if r.opts.OnEvent == nil {
+		return
+	}
+	r.mu.Lock()
+	acked := r.acked
+	r.mu.Unlock()
+	r.opts.OnEvent(ResumeEvent{Kind: k, Acked: acked, Err: err})
+}
+
+// fail ends the stream for good.
+func (r *ResumableStream) fail(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.notifyLocked()
+	r.mu.Unlock()
+	r.cancel(err)
+	r.event(EventFailed, err)
+}
+
+// onAck is installed on every connection's stream.
+func (r *ResumableStream) onAck(a uint64) {
+	r.mu.Lock()
+	if a > r.acked {
+		r.log.dropThrough(a)
+		r.acked = a
+		r.notifyLocked()
+	}
+	r.mu.Unlock()
+}
+
+// connect dials and opens the stream, resuming after the last applied
+// record. Errors that retrying cannot fix come back as *ResumeError.
+func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, error) {
+	conn, err := r.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.mu.Lock()
+	ro := &resumeOpen{key: r.key, first: r.acked + 1, last: r.written, onAck: r.onAck}
+	r.mu.Unlock()
+	s, err := conn.openStream(ctx, r.opts.Stream, ro)
+	if err != nil {
+		_ = conn.Close()
+		if errors.Is(err, ErrResumeUnknown) || errors.Is(err, ErrRefused) {
+			return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: ro.first, LastUnknown: ro.last, Err: err}
+		}
+		return nil, nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Connects++
+	if !s.Negotiated().Features.Has(FeatureResume) {
+		if ro.first > 1 || r.stats.Connects > 1 {
+			_ = s.CloseWithError(CodeResumeUnknown, "resumption unavailable")
+			_ = conn.Close()
+			return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: ro.first, LastUnknown: ro.last,
+				Err: &StreamError{Code: CodeResumeUnknown, Reason: "the acceptor does not offer resumption", Remote: true}}
+		}
+		r.noResume = true
+		return conn, s, nil
+	}
+	applied := s.sendBase // the acceptor's position, set by openStream
+	if applied+1 < ro.first {
+		// The acceptor lost records it had acknowledged.
+		_ = s.CloseWithError(CodeResumeUnknown, "acceptor state is behind its acknowledgements")
+		_ = conn.Close()
+		return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: applied + 1, LastUnknown: ro.first - 1,
+			Err: &StreamError{Code: CodeResumeUnknown, Reason: fmt.Sprintf("acceptor resumed at %d but had acknowledged %d", applied, ro.first-1), Remote: true}}
+	}
+	if applied > r.acked {
+		r.stats.DuplicatesDropped += applied - r.acked
+		r.log.dropThrough(applied)
+		r.acked = applied
+		r.notifyLocked()
+	}
+	if r.stats.Connects > 1 {
+		r.stats.Resumes++
+	}
+	return conn, s, nil
+}
+
+// run serves each connection and reconnects after losing one.
+func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
+	defer close(r.done)
+	for {
+		r.event(EventConnected, nil)
+		if r.noResume {
+			r.event(EventUnavailable, nil)
+		}
+		err := r.serve(conn, s)
+		_ = conn.Close()
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.mu.Lock()
+		r.downSince = time.Now()
+		r.cur, r.curConn = nil, nil
+		noResume := r.noResume
+		first, last := r.acked+1, r.written
+		r.mu.Unlock()
+		r.event(EventDisconnected, err)
+		if noResume {
+			r.fail(&ResumeError{Key: r.Key(), FirstUnknown: first, LastUnknown: last, Err: err})
+			return
+		}
+		conn, s = r.reconnect()
+		if conn == nil {
+			return
+		}
+	}
+}
+
+// reconnect dials until it succeeds, the stream is closed, or an error
+// that retrying cannot fix.
+func (r *ResumableStream) reconnect() (*Conn, *RecordStream) {
+	backoff := r.opts.MinBackoff
+	for {
+		jitter := time.Duration(float64(backoff) * 0.5 * randFloat())
+		t := time.NewTimer(backoff + jitter)
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			t.Stop()
+			return nil, nil
+		}
+		backoff = min(2*backoff, r.opts.MaxBackoff)
+		ctx, cancel := context.WithTimeout(r.ctx, r.set.helloTimeout+r.opts.MaxBackoff)
+		conn, s, err := r.connect(ctx)
+		cancel()
+		var re *ResumeError
+		switch {
+		case err == nil:
+			r.mu.Lock()
+			r.stats.Disconnected += time.Since(r.downSince)
+			r.downSince = time.Time{}
+			r.mu.Unlock()
+			return conn, s
+		case errors.As(err, &re):
+			r.fail(err)
+			return nil, nil
+		case r.ctx.Err() != nil:
+			return nil, nil
+		}
+	}
+}
+
+func randFloat() float64 {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return float64(uint16(b[0])<<8|uint16(b[1])) / 65536
+}
+
+// serve pumps retained records into s until it fails or the stream is
+// closed. It returns why the connection was left.
+func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
+	r.mu.Lock()
+	r.cur, r.curConn = s, conn
+	var cur logCursor
+	r.log.seek(&cur, r.acked+1)
+	r.mu.Unlock()
+	for {
+		r.mu.Lock()
+		for cur.seq >= r.log.next && !r.closing && s.ctx.Err() == nil && r.ctx.Err() == nil {
+			ch := waitChan(&r.wait)
+			r.mu.Unlock()
+			select {
+			case <-ch:
+			case <-s.ctx.Done():
+			case <-r.ctx.Done():
+			}
+			r.mu.Lock()
+		}
+		if r.ctx.Err() != nil {
+			r.mu.Unlock()
+			_ = s.Close()
+			return context.Cause(r.ctx)
+		}
+		if err := s.ctx.Err(); err != nil {
+			r.mu.Unlock()
+			_ = s.Close()
+			return context.Cause(s.ctx)
+		}
+		if cur.seq < r.acked+1 {
+			r.log.seek(&cur, r.acked+1)
+		}
+		seq, rec, ok := r.log.nextAt(&cur)
+		if !ok {
+			// Closing and everything is handed over: finish gracefully
+			// once the acceptor applied it all.
+			r.mu.Unlock()
+			ctx, cancel := context.WithTimeout(r.ctx, r.set.closeTimeout)
+			err := s.Barrier(ctx)
+			cancel()
+			if err == nil {
+				_ = s.Close()
+				r.cancel(ErrClosed)
+				return ErrClosed
+			}
+			continue
+		}
+		replay := seq <= r.written
+		r.mu.Unlock()
+		if _, err := s.Send(r.ctx, rec); err != nil {
+			_ = s.Close()
+			return err
+		}
+		r.mu.Lock()
+		if replay {
+			r.stats.ReplayedRecords++
+		}
+		r.written = max(r.written, seq)
+		r.mu.Unlock()
+	}
+}

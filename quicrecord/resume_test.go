@@ -1,0 +1,386 @@
+package quicrecord
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/testutils/simnet"
+	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/internal/tlsutil"
+)
+
+// blackoutRouter drops every packet while dark is set.
+type blackoutRouter struct {
+	simnet.PerfectRouter
+	dark atomic.Bool
+}
+
+func (r *blackoutRouter) SendPacket(p simnet.Packet) error {
+	if r.dark.Load() {
+		return nil
+	}
+	return r.PerfectRouter.SendPacket(p)
+}
+
+// resumeRig is a simnet link with a listener on one end that applies every
+// record of every resumable stream, checking global order, and a dialer on
+// the other end.
+type resumeRig struct {
+	t      *testing.T
+	router *blackoutRouter
+	ln     *Listener
+	ctr    *quic.Transport
+	ctls   *tls.Config
+	ccfg   *Config
+	store  *ResumeStore
+
+	mu       sync.Mutex
+	applied  map[string]uint64 // key -> last applied seq
+	dups     int
+	gaps     int
+	streams  int
+	onRecord func(key string, r Record)
+}
+
+func resumeQUIC() *quic.Config {
+	q := DefaultQUICConfig()
+	q.MaxIdleTimeout = 2 * time.Second
+	q.KeepAlivePeriod = 500 * time.Millisecond
+	q.DisablePathMTUDiscovery = true
+	return q
+}
+
+func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS *tls.Config) *resumeRig {
+	rig := &resumeRig{t: t, router: &blackoutRouter{}, applied: map[string]uint64{}}
+	link := newSimLink(t, rig.router, simnet.NodeBiDiLinkSettings{Latency: 10 * time.Millisecond})
+	if serverTLS == nil {
+		serverTLS, clientTLS = tlsPair(t)
+	}
+	serverTLS.NextProtos, clientTLS.NextProtos = []string{ALPN}, []string{ALPN}
+	rig.ctls = clientTLS
+	rig.store = NewResumeStore(storeCfg)
+	scfg := &Config{QUIC: resumeQUIC(), ResumeStore: rig.store}
+	rig.ccfg = &Config{QUIC: resumeQUIC()}
+	str := &quic.Transport{Conn: link.server}
+	rig.ctr = &quic.Transport{Conn: link.client}
+	ql, err := str.Listen(serverTLS, scfg.quicConfig())
+	require.NoError(t, err)
+	rig.ln = NewListener(ql, scfg)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Go(func() { rig.serve(ctx, &wg) })
+	t.Cleanup(func() {
+		cancel()
+		_ = rig.ln.Close()
+		wg.Wait()
+		_ = rig.ctr.Close()
+		_ = str.Close()
+		_ = link.client.Close()
+		_ = link.server.Close()
+		_ = link.net.Close()
+	})
+	return rig
+}
+
+func (rig *resumeRig) serve(ctx context.Context, wg *sync.WaitGroup) {
+	for {
+		c, err := rig.ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			for {
+				s, err := c.AcceptRecordStream(ctx)
+				if err != nil {
+					return
+				}
+				rig.mu.Lock()
+				rig.streams++
+				rig.mu.Unlock()
+				wg.Go(func() {
+					defer s.Close()
+					key := string(s.ResumeKey())
+					_ = s.Apply(ctx, func(r Record) error {
+						rig.mu.Lock()
+						defer rig.mu.Unlock()
+						last := rig.applied[key]
+						switch {
+						case r.Seq <= last:
+							rig.dups++
+						case r.Seq > last+1:
+							rig.gaps++
+						}
+						rig.applied[key] = max(last, r.Seq)
+						if rig.onRecord != nil {
+							rig.onRecord(key, r)
+						}
+						return nil
+					})
+				})
+			}
+		})
+	}
+}
+
+func (rig *resumeRig) dial(ctx context.Context) (*Conn, error) {
+	qc, err := rig.ctr.Dial(ctx, simServerAddr, rig.ctls, rig.ccfg.quicConfig())
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(qc, rig.ccfg)
+}
+
+func (rig *resumeRig) open(opts ResumeOptions) (*ResumableStream, error) {
+	return NewResumableStream(context.Background(), rig.dial, rig.ccfg, opts)
+}
+
+// TestResumeAcrossBlackouts: five blackouts longer than the idle timeout,
+// so the connection really dies each time, during a transfer of 100,000
+// records; every record is applied exactly once and in order.
+func TestResumeAcrossBlackouts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newResumeRig(t, ResumeStoreConfig{}, nil, nil)
+		var events []ResumeEventKind
+		var emu sync.Mutex
+		connected := make(chan struct{}, 10)
+		rs, err := rig.open(ResumeOptions{Stream: StreamOptions{Scope: "agent"}, OnEvent: func(e ResumeEvent) {
+			t.Logf("%v %v acked=%d err=%v", time.Now().Format("15:04:05.000"), e.Kind, e.Acked, e.Err)
+			emu.Lock()
+			events = append(events, e.Kind)
+			emu.Unlock()
+			if e.Kind == EventConnected {
+				connected <- struct{}{}
+			}
+		}})
+		require.NoError(t, err)
+		<-connected
+		const n = 100_000
+		ctx := context.Background()
+		for i := 1; i <= n; i++ {
+			seq, err := rs.Send(ctx, payloadFor(uint64(i), 0))
+			require.NoError(t, err)
+			require.Equal(t, uint64(i), seq)
+			if i%20_000 == 10_000 {
+				t.Logf("%v dark at %d", time.Now().Format("15:04:05.000"), i)
+				rig.router.dark.Store(true)
+				time.Sleep(3 * time.Second) // > MaxIdleTimeout (2 s)
+				rig.router.dark.Store(false)
+				<-connected // the next blackout hits a live connection
+			}
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		require.NoError(t, rs.Barrier(ctx))
+		snap := rs.Snapshot()
+		require.NoError(t, rs.Close())
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		require.Equal(t, uint64(n), rig.applied[string(rs.Key())])
+		require.Zero(t, rig.dups, "no record applied twice")
+		require.Zero(t, rig.gaps, "no record skipped")
+		emu.Lock()
+		t.Logf("events: %v", events)
+		emu.Unlock()
+		require.Equal(t, uint64(5), snap.Stats.Resumes)
+		require.Equal(t, uint64(6), snap.Stats.Connects)
+		// Each outage counts from the idle timeout's detection (2 s into
+		// the 3 s blackout, plus the last packets in flight) until the
+		// stream reopened.
+		require.Positive(t, snap.Stats.Disconnected)
+		require.Less(t, snap.Stats.Disconnected, 5*3*time.Second)
+		t.Logf("resume stats: %+v", snap.Stats)
+		emu.Lock()
+		require.Equal(t, 6, countKind(events, EventConnected))
+		require.Equal(t, 5, countKind(events, EventDisconnected))
+		emu.Unlock()
+		time.Sleep(100 * time.Millisecond) // the FIN reaches the acceptor
+		synctest.Wait()
+		require.Zero(t, rig.store.Len(), "a gracefully closed stream's key is forgotten")
+	})
+}
+
+func countKind(ev []ResumeEventKind, k ResumeEventKind) int {
+	n := 0
+	for _, e := range ev {
+		if e == k {
+			n++
+		}
+	}
+	return n
+}
+
+// TestResumeTTLExpiry: a stream disconnected for longer than the store's
+// TTL cannot resume; the sender is told which records are in doubt.
+func TestResumeTTLExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newResumeRig(t, ResumeStoreConfig{TTL: 5 * time.Second}, nil, nil)
+		rs, err := rig.open(ResumeOptions{MinBackoff: 10 * time.Second, MaxBackoff: 10 * time.Second})
+		require.NoError(t, err)
+		ctx := context.Background()
+		for i := 1; i <= 10; i++ {
+			_, err := rs.Send(ctx, []byte{byte(i)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, rs.Barrier(ctx))
+		rig.router.dark.Store(true)
+		for i := 11; i <= 15; i++ {
+			_, err := rs.Send(ctx, []byte{byte(i)})
+			require.NoError(t, err)
+		}
+		time.Sleep(3 * time.Second) // the connection dies on both ends
+		rig.router.dark.Store(false)
+		<-rs.Context().Done()
+		var re *ResumeError
+		require.ErrorAs(t, rs.Err(), &re)
+		require.ErrorIs(t, re, ErrResumeUnknown)
+		require.Equal(t, uint64(11), re.FirstUnknown)
+		require.Equal(t, uint64(15), re.LastUnknown, "records handed to the lost connection are in doubt")
+		_, err = rs.Send(ctx, []byte("x"))
+		require.ErrorAs(t, err, &re)
+		require.Error(t, rs.Close())
+	})
+}
+
+// TestResumeDurableHook: after the acceptor restarts (a fresh store), the
+// application's durable state lets the stream resume.
+func TestResumeDurableHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newResumeRig(t, ResumeStoreConfig{TTL: time.Second}, nil, nil)
+		var loads atomic.Int32
+		rig.store.load = func(_ context.Context, info ResumeKeyInfo) (uint64, bool, error) {
+			loads.Add(1)
+			rig.mu.Lock()
+			defer rig.mu.Unlock()
+			a, ok := rig.applied[string(info.Key)]
+			return a, ok, nil
+		}
+		rs, err := rig.open(ResumeOptions{})
+		require.NoError(t, err)
+		ctx := context.Background()
+		for i := 1; i <= 1000; i++ {
+			_, err := rs.Send(ctx, []byte{byte(i)})
+			require.NoError(t, err)
+			if i == 500 {
+				// Dark for longer than the TTL: the in-memory state expires.
+				rig.router.dark.Store(true)
+				time.Sleep(4 * time.Second)
+				rig.router.dark.Store(false)
+			}
+		}
+		require.NoError(t, rs.Barrier(ctx))
+		require.NoError(t, rs.Close())
+		require.Equal(t, int32(2), loads.Load(), "asked at the first open and after the expiry")
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		require.Equal(t, uint64(1000), rig.applied[string(rs.Key())])
+		require.Zero(t, rig.dups)
+		require.Zero(t, rig.gaps)
+	})
+}
+
+// TestResumeUnavailable: an acceptor without a store gives a plain stream;
+// the application is told, and losing the connection ends the stream with
+// the records in doubt.
+func TestResumeUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		qc, qs := newSimQUIC(t, nil, nil, nil, 10*time.Millisecond)
+		server, err := NewConn(qs, nil)
+		require.NoError(t, err)
+		defer server.Close()
+		dialed := false
+		events := make(chan ResumeEvent, 10)
+		rs, err := NewResumableStream(context.Background(), func(context.Context) (*Conn, error) {
+			if dialed {
+				return nil, errors.New("no second connection in this test")
+			}
+			dialed = true
+			return NewConn(qc, nil)
+		}, nil, ResumeOptions{OnEvent: func(e ResumeEvent) { events <- e }})
+		require.NoError(t, err)
+		require.Equal(t, EventConnected, (<-events).Kind)
+		require.Equal(t, EventUnavailable, (<-events).Kind)
+		require.False(t, rs.Snapshot().ResumeAvailable)
+		a, err := server.AcceptRecordStream(context.Background())
+		require.NoError(t, err)
+		require.Nil(t, a.ResumeKey())
+		go func() { _ = a.Apply(context.Background(), func(Record) error { return nil }) }()
+		_, err = rs.Send(context.Background(), []byte("works"))
+		require.NoError(t, err)
+		require.NoError(t, rs.Barrier(context.Background()))
+		require.NoError(t, rs.Close())
+	})
+}
+
+// TestResumeHijack: with client certificates, a second client presenting
+// the first client's key is refused.
+func TestResumeHijack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, err := tlsutil.NewCA("test CA")
+		require.NoError(t, err)
+		serverCert, err := ca.IssueServer("localhost")
+		require.NoError(t, err)
+		alice, err := ca.IssueClient("alice")
+		require.NoError(t, err)
+		mallory, err := ca.IssueClient("mallory")
+		require.NoError(t, err)
+		stls := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+		ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{alice}}
+		rig := newResumeRig(t, ResumeStoreConfig{}, stls, ctls)
+		rs, err := rig.open(ResumeOptions{Key: []byte("alice-stream")})
+		require.NoError(t, err)
+		for i := range 10 {
+			_, err := rs.Send(context.Background(), []byte{byte(i)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, rs.Barrier(context.Background()))
+
+		rig.ctls = ctls.Clone()
+		rig.ctls.Certificates = []tls.Certificate{mallory}
+		_, err = rig.open(ResumeOptions{Key: []byte("alice-stream"), FirstSeq: 11})
+		var re *ResumeError
+		require.ErrorAs(t, err, &re)
+		require.ErrorIs(t, err, ErrRefused)
+		var se *StreamError
+		require.ErrorAs(t, err, &se)
+		require.Equal(t, "resume key belongs to another peer", se.Reason)
+
+		// Alice's stream is untouched.
+		_, err = rs.Send(context.Background(), []byte("still alice"))
+		require.NoError(t, err)
+		require.NoError(t, rs.Barrier(context.Background()))
+		require.NoError(t, rs.Close())
+		rig.mu.Lock()
+		require.Equal(t, uint64(11), rig.applied["alice-stream"])
+		rig.mu.Unlock()
+	})
+}
+
+// TestResumeKeysUnguessable: generated keys are 16 random bytes.
+func TestResumeKeysUnguessable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newResumeRig(t, ResumeStoreConfig{}, nil, nil)
+		seen := map[string]bool{}
+		for range 5 {
+			rs, err := rig.open(ResumeOptions{})
+			require.NoError(t, err)
+			require.Len(t, rs.Key(), 16)
+			require.False(t, seen[string(rs.Key())])
+			seen[string(rs.Key())] = true
+			require.NoError(t, rs.Close())
+		}
+	})
+}
+
+var _ = fmt.Sprint
+var _ = net.IPv4len
