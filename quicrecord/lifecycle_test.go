@@ -3,6 +3,7 @@ package quicrecord
 import (
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -128,3 +129,48 @@ func TestALPNDefault(t *testing.T) {
 
 var _ = quic.StreamErrorCode(0)
 var _ = frames.TypeAck
+
+// TestStreamCreditReturned opens and closes 2,000 streams one after the
+// other, with each close order, on a connection that allows 1,024 at once:
+// every closed stream must complete in quic-go on both sides and give its
+// credit back, or the 1,025th open blocks.
+func TestStreamCreditReturned(t *testing.T) {
+	for mode := range 4 {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newSimPair(t, nil, nil, nil, time.Millisecond)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				for i := range 2000 {
+					o, err := p.client.OpenRecordStream(ctx, StreamOptions{DataID: uint64(i)})
+					require.NoError(t, err, "cycle %d", i)
+					a, err := p.server.AcceptRecordStream(ctx)
+					require.NoError(t, err)
+					_, err = o.Send(ctx, []byte("x"))
+					require.NoError(t, err)
+					switch mode {
+					case 0: // opener closes first, acceptor drains to EOF
+						require.NoError(t, o.Close())
+						_, err = a.Recv(ctx)
+						require.NoError(t, err)
+						_, err = a.Recv(ctx)
+						require.ErrorIs(t, err, io.EOF)
+						require.NoError(t, a.Close())
+					case 1: // acceptor closes at once
+						require.NoError(t, a.Close())
+						require.NoError(t, o.Close())
+					case 2: // both at once
+						done := make(chan struct{})
+						go func() { _ = a.Close(); close(done) }()
+						require.NoError(t, o.Close())
+						<-done
+					case 3: // apply-based
+						go func() { _ = a.Apply(ctx, func(Record) error { return nil }); _ = a.Close() }()
+						require.NoError(t, o.Barrier(ctx))
+						require.NoError(t, o.Close())
+					}
+				}
+			})
+		})
+	}
+}

@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
@@ -42,13 +43,18 @@ func (s *RecordStream) writeLoop() {
 			return
 		case <-sendCtx.Done():
 			// The peer stopped reading (STOP_SENDING), or the stream
-			// was reset locally.
-			s.writerExit(s.streamErr(context.Cause(sendCtx)))
+			// was reset locally. Acknowledge the reset to quic-go, or the
+			// stream never completes and its credit is never returned to
+			// the peer.
+			err := s.streamErr(context.Cause(sendCtx))
+			s.qs.CancelWrite(resetCode(codeOfErr(err)))
+			s.writerExit(err)
 			return
 		}
 		for {
 			more, fin, err := s.pass(w)
 			if err != nil {
+				s.qs.CancelWrite(resetCode(codeOfErr(err)))
 				s.writerExit(err)
 				return
 			}
@@ -241,6 +247,20 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 		return true, false, nil
 	}
 	return take, false, nil
+}
+
+// codeOfErr returns the code a stream error carries, CodeInternal for
+// errors without one.
+func codeOfErr(err error) ErrorCode {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return CodeInternal
 }
 
 // wakeWriter rings the writer loop's doorbell without blocking.

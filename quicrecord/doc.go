@@ -1,0 +1,105 @@
+// Package quicrecord carries reliable, ordered record streams over QUIC.
+//
+// A [RecordStream] is one bidirectional QUIC stream carrying records both
+// ways, each direction numbered from 1. Records are batched by one writer
+// loop per stream; the receiver acknowledges what its application has
+// applied, and the ack rides in the header of the next batch going the
+// other way (or in its own ACK frame when that direction is idle). A
+// sender can wait on [RecordStream.Barrier] until everything it sent is
+// applied; failed records come back as per-record errors. The wire format
+// is specified in docs/PROTOCOL.md and implemented by package frames.
+//
+// # Usage
+//
+// A server listens and accepts connections, then streams:
+//
+//	ln, _ := quicrecord.Listen("127.0.0.1:4433", serverTLS, nil)
+//	conn, _ := ln.Accept(ctx)
+//	s, _ := conn.AcceptRecordStream(ctx)
+//	err := s.Apply(ctx, func(r quicrecord.Record) error {
+//		return store(r.Seq, r.Data) // acked on success, rejected on error
+//	})
+//
+// A client dials and opens streams:
+//
+//	conn, _ := quicrecord.Dial(ctx, "127.0.0.1:4433", clientTLS, nil)
+//	s, _ := conn.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "metrics"})
+//	for _, rec := range records {
+//		if _, err := s.Send(ctx, rec); err != nil { ... }
+//	}
+//	err := s.Barrier(ctx) // everything above is applied by the peer
+//	s.Close()
+//
+// [NewConn] and [NewListener] wrap quic-go connections and listeners the
+// application already has. [ResumableStream] survives the loss of its
+// connection: it redials, and the acceptor (with a [ResumeStore]) continues
+// exactly after the last record it applied.
+//
+// # Acks and Barrier
+//
+// An ack means the receiving application applied the record: it called
+// [RecordStream.Ack] or [RecordStream.Reject] for it (or a later record),
+// or [RecordStream.Apply]'s function returned for it. Acks are cumulative.
+// Barrier returns nil once every record sent before the call is applied,
+// a *[RecordError] for the first record the peer rejected in that range,
+// or a *[BarrierError] (carrying the last acked sequence number) when it
+// can no longer succeed.
+//
+// # Backpressure and memory
+//
+// The sender bounds records and bytes in flight (sent, not yet acked):
+// [RecordStream.Send] blocks at Config.MaxInFlightRecords and
+// MaxInFlightBytes, lowered to the window the peer announced. The receiver
+// bounds its apply backlog (received, not yet acked): at
+// MaxApplyBacklogRecords or MaxApplyBacklogBytes it stops reading the
+// QUIC stream and QUIC flow control pushes back. A stream's frame reader
+// holds at most one frame (the maximum frame size follows from
+// MaxRecordSize). No record is ever dropped.
+//
+// # Cancellation
+//
+// Every blocking call takes a context first. A call whose context ends
+// returns its cause; a deadline also matches os.ErrDeadlineExceeded. A
+// result that is already available is returned even if the context is
+// done. The context passed to OpenRecordStream bounds the open only;
+// StreamOptions.Context, if set, bounds the stream's life and resets it
+// with CodeCancelled. [Conn.Context] and [RecordStream.Context] are
+// cancelled, with a cause, when the connection or stream ends.
+//
+// # Errors
+//
+// Failures are typed: *[StreamError] (a stream reset or refused, with its
+// [ErrorCode] and whether the peer chose it), *[RecordError] (one record
+// rejected), *[BarrierError], *[ConnError] (the connection ended) and
+// *[ResumeError]. Sentinels such as [ErrRefused] and [ErrVersionMismatch]
+// match by code with errors.Is, whether the error was local or came from
+// the peer. Errors that end a stream or connection match net.ErrClosed.
+//
+// # Concurrency
+//
+// All methods of Conn, Listener, RecordStream and ResumableStream are safe
+// for concurrent use. Each stream runs two goroutines, a writer loop that
+// owns the write side and a reader loop that owns the read side; each
+// connection runs an accept loop and one short-lived goroutine per stream
+// handshake. Close and Conn.Close return only after those goroutines have
+// ended. Diagnostics are read from atomics and never block the loops.
+//
+// # Compatibility
+//
+// Each stream negotiates its protocol version and features in its HELLO
+// exchange: the highest version both sides speak, and the features both
+// announce. This library speaks versions 1 and 2; version 2 adds
+// piggybacked acks and resumption. Config.MaxProtocolVersion and
+// Config.DisableFeatures (or the StreamOptions fields of the same names)
+// pin a side down; streams of different versions can share a connection.
+// Peers with no common version refuse the stream with CodeVersionMismatch.
+//
+// # Limitations
+//
+//   - Records are at most Config.MaxRecordSize (1 MiB by default) and are
+//     held in memory; there is no streaming of a single record.
+//   - Without resumption, records in flight when a connection dies are in
+//     doubt: the application must resend them and the receiver dedupe.
+//   - A ResumableStream carries records from opener to acceptor only.
+//   - Ordering holds within a stream, not across streams.
+package quicrecord
