@@ -29,6 +29,10 @@ type ResumeOptions struct {
 	// OnEvent, if set, is told of connection changes. It runs on the
 	// stream's connection goroutine and must not block.
 	OnEvent func(ResumeEvent)
+	// OnReject, if set, is called for every record the acceptor rejects,
+	// on the reader goroutine of the connection's stream; it must not
+	// block. A rejected record counts as applied for Barrier.
+	OnReject func(*RecordError)
 }
 
 // ResumeEventKind says what happened to a resumable stream.
@@ -258,10 +262,38 @@ func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error)
 	return seq, nil
 }
 
+// Flush waits until every record sent before the call has been handed to
+// the current connection's QUIC stream. While disconnected it waits for
+// the next connection.
+func (r *ResumableStream) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	target := r.log.next - 1
+	for r.written < target {
+		if r.err != nil {
+			err := r.err
+			r.mu.Unlock()
+			return err
+		}
+		ch := waitChan(&r.wait)
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctxError(ctx)
+		}
+		r.mu.Lock()
+	}
+	cur := r.cur
+	r.mu.Unlock()
+	if cur == nil {
+		return nil
+	}
+	return cur.Flush(ctx)
+}
+
 // Barrier waits until the acceptor applied every record sent before the
-// call, across reconnections, or ctx is done. A rejection by the acceptor
-// is reported by the stream of the connection it happened on, not here;
-// use Barrier to learn that records are applied.
+// call, across reconnections, or ctx is done. Rejections by the acceptor
+// count as applied here; learn of them with ResumeOptions.OnReject.
 func (r *ResumableStream) Barrier(ctx context.Context) error {
 	r.mu.Lock()
 	target := r.log.next - 1
@@ -299,6 +331,12 @@ func (r *ResumableStream) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.closeTimeout)
 	defer cancel()
 	err := r.Barrier(ctx)
+	// The connection loop ends the stream gracefully once everything is
+	// applied; give it until the timeout, then stop it.
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	}
 	r.cancel(ErrClosed)
 	<-r.done
 	r.mu.Lock()
@@ -372,6 +410,9 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	ro := &resumeOpen{key: r.key, first: r.acked + 1, last: r.written, onAck: r.onAck}
 	r.mu.Unlock()
 	s, err := conn.openStream(ctx, r.opts.Stream, ro)
+	if err == nil && r.opts.OnReject != nil {
+		s.SetRejectHandler(r.opts.OnReject)
+	}
 	if err != nil {
 		_ = conn.Close()
 		if errors.Is(err, ErrResumeUnknown) || errors.Is(err, ErrRefused) {
@@ -523,12 +564,14 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 			r.mu.Unlock()
 			ctx, cancel := context.WithTimeout(r.ctx, r.set.closeTimeout)
 			err := s.Barrier(ctx)
-			cancel()
 			if err == nil {
-				_ = s.Close()
+				// The acceptor forgets the key when it sees the FIN.
+				_ = s.finish(ctx)
+				cancel()
 				r.cancel(ErrClosed)
 				return ErrClosed
 			}
+			cancel()
 			continue
 		}
 		replay := seq <= r.written
@@ -541,7 +584,10 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		if replay {
 			r.stats.ReplayedRecords++
 		}
-		r.written = max(r.written, seq)
+		if seq > r.written {
+			r.written = seq
+			r.notifyLocked()
+		}
 		r.mu.Unlock()
 	}
 }

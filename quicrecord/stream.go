@@ -364,6 +364,23 @@ func (s *RecordStream) close() error {
 	return err
 }
 
+// finish closes the stream after the peer acknowledged the end: it writes
+// the FIN, waits until the peer ends its direction too (or ctx is done),
+// then closes. Closing the connection right after Close can overtake the
+// FIN; finish cannot.
+func (s *RecordStream) finish(ctx context.Context) error {
+	s.smu.Lock()
+	s.snd.closing = true
+	s.snd.flushReq = true
+	s.smu.Unlock()
+	s.wakeWriter()
+	select {
+	case <-s.readerDone:
+	case <-ctx.Done():
+	}
+	return s.Close()
+}
+
 // waitLoops returns when both loops have returned.
 func (s *RecordStream) waitLoops() {
 	<-s.writerDone
