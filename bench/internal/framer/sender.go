@@ -70,17 +70,19 @@ func (s *Sender) Send(rec []byte) (seq uint64, err error) {
 	if len(rec) > MaxRecordSize {
 		return 0, ErrRecordTooLarge
 	}
+	// Count the record as sent before its bytes can reach the peer: a
+	// record at least as big as the buffer goes straight to the stream
+	// (bufio.Writer skips the copy), and its ack may arrive before Write
+	// returns.
+	seq = s.sent.Load() + 1
+	s.sent.Store(seq)
 	n := binary.PutUvarint(s.hdr[:], uint64(len(rec)))
 	if _, err := s.w.Write(s.hdr[:n]); err != nil {
 		return 0, err
 	}
-	// A record at least as big as the buffer goes straight to the stream
-	// (bufio.Writer flushes what it holds and skips the copy).
 	if _, err := s.w.Write(rec); err != nil {
 		return 0, err
 	}
-	seq = s.sent.Load() + 1
-	s.sent.Store(seq)
 	return seq, nil
 }
 
