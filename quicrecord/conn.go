@@ -118,19 +118,24 @@ type Conn struct {
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes
-// of room for headers already in it.
-func (c *Conn) segBuf(n int) []byte {
-	if n == c.segSize {
-		if p, ok := c.segPool.Get().(*[]byte); ok {
-			return (*p)[:hdrReserve]
-		}
+// of room for headers already in it, and its pool handle (nil if the
+// buffer is not pooled).
+func (c *Conn) segBuf(n int) ([]byte, *[]byte) {
+	if n != c.segSize {
+		return make([]byte, hdrReserve, n), nil
 	}
-	return make([]byte, hdrReserve, n)
+	if p, ok := c.segPool.Get().(*[]byte); ok {
+		return (*p)[:hdrReserve], p
+	}
+	p := new([]byte)
+	*p = make([]byte, hdrReserve, n)
+	return *p, p
 }
 
-func (c *Conn) putSegBuf(b []byte) {
-	if cap(b) == c.segSize {
-		c.segPool.Put(&b)
+// putSegBuf gives a pooled send buffer back.
+func (c *Conn) putSegBuf(p *[]byte) {
+	if p != nil {
+		c.segPool.Put(p)
 	}
 }
 

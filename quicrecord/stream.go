@@ -147,10 +147,11 @@ type streamInfo struct {
 // writer takes whole segments and gives their buffers back to the
 // connection's pool.
 type segment struct {
-	buf   []byte
-	first uint64 // sequence number of the first record
-	count int
-	bytes int // encoded record bytes
+	buf    []byte
+	pooled *[]byte // pool handle of buf; nil if not pooled
+	first  uint64  // sequence number of the first record
+	count  int
+	bytes  int // encoded record bytes
 }
 
 // hdrReserve is the most a BATCH frame header plus batch header can take.
@@ -205,9 +206,10 @@ type recvState struct {
 
 // inBatch is a received batch, copied out of the read buffer.
 type inBatch struct {
-	buf  []byte // owned copy of the encoded records
-	it   frames.RecordIter
-	last uint64
+	buf    []byte  // owned copy of the encoded records
+	pooled *[]byte // the pool handle of buf, nil if it is not pooled
+	it     frames.RecordIter
+	last   uint64
 }
 
 func notifyLocked(ch *chan struct{}) {

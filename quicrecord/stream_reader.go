@@ -176,7 +176,8 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 		}
 	}
 
-	buf := append(s.conn.recvBuf(len(b.Records)), b.Records...)
+	buf, pooled := s.conn.recvBuf(len(b.Records))
+	buf = append(buf, b.Records...)
 	s.rmu.Lock()
 	it := frames.NewRecordIter(buf, b.FirstSeq)
 	for {
@@ -188,7 +189,7 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.rcv.q = append(s.rcv.q, &inBatch{buf: buf, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
+	s.rcv.q = append(s.rcv.q, &inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)

@@ -4,56 +4,57 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/bits"
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
 )
 
 // Receive buffers: a batch's records are copied out of the read buffer
-// into a buffer of their own, from one of the connection's pools of
-// power-of-two sizes between minPooledBuf and maxPooledBuf. Apply gives
-// buffers back after the batch is applied; records returned by Recv belong
-// to the caller, so their buffer is left to the garbage collector.
+// into a buffer of their own. Batches below minPooledBuf get an exact
+// allocation (the allocator's size classes waste at most 12.5%); larger
+// ones, up to maxPooledBuf, a buffer rounded up to a multiple of
+// pooledBufStep (again at most 12.5% waste) from one of the connection's
+// pools. Apply gives pooled buffers back after the batch is applied;
+// records returned by Recv belong to the caller, so their buffer is left
+// to the garbage collector. The waste bound keeps the memory of an apply
+// backlog within 12.5% of MaxApplyBacklogBytes.
 const (
-	minPooledBufShift = 12 // 4 KiB
-	maxPooledBufShift = 16 // 64 KiB
-	numBufPools       = maxPooledBufShift - minPooledBufShift + 1
+	minPooledBuf  = 32 << 10
+	maxPooledBuf  = 80 << 10
+	pooledBufStep = 4 << 10
+	numBufPools   = (maxPooledBuf-minPooledBuf)/pooledBufStep + 1
 )
 
 // bufClass returns the pool index for a buffer of n bytes, or -1.
 func bufClass(n int) int {
-	if n > 1<<maxPooledBufShift {
+	if n < minPooledBuf || n > maxPooledBuf {
 		return -1
 	}
-	shift := max(bits.Len(uint(n-1)), minPooledBufShift)
-	return shift - minPooledBufShift
+	return (n - minPooledBuf + pooledBufStep - 1) / pooledBufStep
 }
 
-// recvBuf returns an empty buffer with capacity for n bytes.
-func (c *Conn) recvBuf(n int) []byte {
-	if n < 1<<minPooledBufShift {
-		return make([]byte, 0, n)
-	}
+// recvBuf returns an empty buffer with capacity for n bytes, and the
+// pool handle to give it back with, nil if it is not pooled.
+func (c *Conn) recvBuf(n int) ([]byte, *[]byte) {
 	k := bufClass(n)
 	if k < 0 {
-		return make([]byte, 0, n)
+		return make([]byte, 0, n), nil
 	}
 	if p, ok := c.bufPools[k].Get().(*[]byte); ok {
-		return (*p)[:0]
+		return (*p)[:0], p
 	}
-	return make([]byte, 0, 1<<(k+minPooledBufShift))
+	p := new([]byte)
+	*p = make([]byte, 0, minPooledBuf+k*pooledBufStep)
+	return *p, p
 }
 
-// putRecvBuf gives a buffer back to its pool.
-func (c *Conn) putRecvBuf(b []byte) {
-	n := cap(b)
-	if n < 1<<minPooledBufShift || n&(n-1) != 0 {
+// putRecvBuf gives a pooled buffer back.
+func (c *Conn) putRecvBuf(p *[]byte) {
+	if p == nil {
 		return
 	}
-	if k := bufClass(n); k >= 0 {
-		b = b[:0]
-		c.bufPools[k].Put(&b)
+	if k := bufClass(cap(*p)); k >= 0 {
+		c.bufPools[k].Put(p)
 	}
 }
 
@@ -232,7 +233,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 		if err := s.Ack(b.last); err != nil {
 			return err
 		}
-		s.conn.putRecvBuf(b.buf)
+		s.conn.putRecvBuf(b.pooled)
 	}
 }
 

@@ -54,7 +54,8 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 		if n == 0 && s.set.flushDelay > 0 {
 			s.snd.pendAt = time.Now()
 		}
-		s.snd.segs = append(s.snd.segs, segment{buf: s.conn.segBuf(hdrReserve + max(rl, s.batchBytes)), first: seq})
+		buf, pooled := s.conn.segBuf(hdrReserve + max(rl, s.batchBytes))
+		s.snd.segs = append(s.snd.segs, segment{buf: buf, pooled: pooled, first: seq})
 		n++
 	}
 	sg := &s.snd.segs[n-1]

@@ -194,8 +194,8 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 			if _, err := s.qs.Write(sg.buf[start:]); err != nil {
 				return false, false, s.streamErr(err)
 			}
-			s.conn.putSegBuf(sg.buf)
-			w.cur[i].buf = nil
+			s.conn.putSegBuf(sg.pooled)
+			w.cur[i].buf, w.cur[i].pooled = nil, nil
 		}
 		nb := uint64(len(w.cur))
 		s.ctr.outBatches.Add(nb)
