@@ -459,3 +459,29 @@ func TestManyConcurrentStreams(t *testing.T) {
 		require.Equal(t, int64(streams*records), got.Load())
 	})
 }
+
+func TestWaitAcked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil, nil, nil, simRTT/2)
+		tx, rx := p.openPair(t, false, StreamOptions{})
+		send(t, tx, 5)
+		require.Error(t, tx.WaitAcked(context.Background(), 6), "record 6 was not sent")
+		done := make(chan error, 1)
+		go func() { done <- tx.WaitAcked(context.Background(), 3) }()
+		for range 3 {
+			_, err := rx.Recv(context.Background())
+			require.NoError(t, err)
+		}
+		start := time.Now()
+		require.NoError(t, rx.Ack(3))
+		require.NoError(t, <-done)
+		require.Equal(t, simRTT/2, time.Since(start))
+		require.Equal(t, uint64(3), tx.AckedSeq())
+		require.NoError(t, tx.WaitAcked(context.Background(), 2), "already acked")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var be *BarrierError
+		require.ErrorAs(t, tx.WaitAcked(ctx, 5), &be)
+		require.Equal(t, uint64(3), be.Acked)
+	})
+}

@@ -314,6 +314,17 @@ func (s *RecordStream) Metadata() map[string]string {
 // the smaller of this side's MaxRecordSize and the peer's.
 func (s *RecordStream) MaxRecordSize() int { return s.maxSendRec }
 
+// SetPriority sets the QUIC scheduling priority of the stream's data
+// relative to the connection's other streams (see quic-go's
+// Stream.SetPriority): a lower urgency is sent first, and incremental
+// streams of the same urgency share bandwidth round-robin. A latency
+// stream next to a bulk one benefits from a lower urgency.
+func (s *RecordStream) SetPriority(urgency int8, incremental bool) {
+	if p, ok := s.qs.(interface{ SetPriority(int8, bool) }); ok {
+		p.SetPriority(urgency, incremental)
+	}
+}
+
 // SetRejectHandler installs fn to be called, on the stream's reader
 // goroutine, for every record the peer rejects. fn must not block. Barrier
 // reports rejections too; the handler is for senders that do not call it.

@@ -112,6 +112,45 @@ func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 	return nil
 }
 
+// WaitAcked waits until the peer's application has applied (acked or
+// rejected) record seq and every record before it, without forcing a
+// flush or consuming rejections as Barrier does. It returns nil at once
+// for a seq already acked, and a *BarrierError if the stream can no longer
+// get there or ctx ends. It is the per-record way to measure the time from
+// Send to applied.
+func (s *RecordStream) WaitAcked(ctx context.Context, seq uint64) error {
+	s.smu.Lock()
+	for s.snd.ackedSeq < seq {
+		if seq >= s.snd.nextSeq {
+			s.smu.Unlock()
+			return fmt.Errorf("quicrecord: WaitAcked(%d): record not sent yet", seq)
+		}
+		if err := s.ackWaitErr(); err != nil {
+			s.smu.Unlock()
+			return s.barrierFailed(seq, err)
+		}
+		ch := waitChan(&s.snd.wait)
+		s.smu.Unlock()
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+		case <-ctx.Done():
+			return s.barrierFailed(seq, ctxError(ctx))
+		}
+		s.smu.Lock()
+	}
+	s.smu.Unlock()
+	return nil
+}
+
+// AckedSeq returns the last sequence number the peer acknowledged as
+// applied.
+func (s *RecordStream) AckedSeq() uint64 {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.snd.ackedSeq
+}
+
 // Barrier waits until the peer's application has applied (acked or
 // rejected) every record sent before the call. If the peer rejected a
 // record in that range that no earlier Barrier reported, it returns a
