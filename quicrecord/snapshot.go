@@ -2,7 +2,9 @@ package quicrecord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -23,6 +25,7 @@ const (
 	StateFailed
 )
 
+// String returns "open", "closed" or "failed".
 func (s StreamState) String() string {
 	switch s {
 	case StateOpen:
@@ -38,40 +41,77 @@ func (s StreamState) String() string {
 // MarshalText makes states readable in JSON.
 func (s StreamState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText writes.
+func (s *StreamState) UnmarshalText(b []byte) error {
+	for _, v := range []StreamState{StateOpen, StateClosed, StateFailed} {
+		if string(b) == v.String() {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("quicrecord: unknown stream state %q", b)
+}
+
 // MarshalText makes roles readable in JSON.
 func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (r *Role) UnmarshalText(b []byte) error {
+	for _, v := range []Role{RoleOpener, RoleAcceptor} {
+		if string(b) == v.String() {
+			*r = v
+			return nil
+		}
+	}
+	return fmt.Errorf("quicrecord: unknown role %q", b)
+}
 
 // RecordSnapshot is a point-in-time copy of one stream's diagnostics. It
 // is a value: nothing in it changes after it is returned. Counters are
 // cumulative since the stream opened and only grow; gauges (in-flight,
 // backlog) are the value at the snapshot. Once a stream ended, its
 // Snapshot is the one taken at that moment and never changes again.
+//
+// Taking a snapshot reads atomics only: it never takes a lock the
+// stream's loops use, so it never delays the writer or the reader. The
+// fields are read one after another, so a snapshot of a busy stream is
+// not one instant: a counter read later may include traffic that an
+// earlier one does not.
+//
+// RecordSnapshot marshals to JSON with snake_case keys, states and roles
+// as text and durations as Go duration strings ("1.5ms").
 type RecordSnapshot struct {
-	Identity  StreamIdentity
-	Out       OutStats
-	In        InStats
-	FramesOut FrameCounts
-	FramesIn  FrameCounts
-	Acks      AckStats
-	Barrier   BarrierStats
-	Errors    ErrorStats
+	Identity  StreamIdentity `json:"identity"`
+	Out       OutStats       `json:"out"`
+	In        InStats        `json:"in"`
+	FramesOut FrameCounts    `json:"frames_out"`
+	FramesIn  FrameCounts    `json:"frames_in"`
+	Acks      AckStats       `json:"acks"`
+	Barrier   BarrierStats   `json:"barrier"`
+	Errors    ErrorStats     `json:"errors"`
+}
+
+// Key returns the stream's key in its registries.
+func (s *RecordSnapshot) Key() StreamKey {
+	id := &s.Identity
+	return StreamKey{Scope: id.Scope, Conn: id.Conn, StreamID: id.StreamID, DataID: id.DataID}
 }
 
 // StreamIdentity says which stream a snapshot describes and its state.
 type StreamIdentity struct {
-	Scope      string
-	Conn       uint64 // connection number within its listener; 0 if dialed
-	StreamID   quic.StreamID
-	DataID     uint64
-	Role       Role
-	RemoteAddr string
-	Version    uint64   // negotiated protocol version
-	Features   Features // negotiated features
-	State      StreamState
+	Scope      string        `json:"scope"`
+	Conn       uint64        `json:"conn"` // connection number within its listener; 0 if dialed
+	StreamID   quic.StreamID `json:"stream_id"`
+	DataID     uint64        `json:"data_id"`
+	Role       Role          `json:"role"`
+	RemoteAddr string        `json:"remote_addr"`
+	Version    uint64        `json:"version"`  // negotiated protocol version
+	Features   Features      `json:"features"` // negotiated features (bit set)
+	State      StreamState   `json:"state"`
 	// Cause says why the stream ended; empty while open.
-	Cause        string
-	OpenedAt     time.Time
-	LastActivity time.Time // last frame in or out
+	Cause        string    `json:"cause,omitempty"`
+	OpenedAt     time.Time `json:"opened_at"`
+	LastActivity time.Time `json:"last_activity"` // last frame in or out
 }
 
 // OutStats describe the send direction. Records, Bytes, LastSeq and the
@@ -79,47 +119,56 @@ type StreamIdentity struct {
 // an ack arrives), not on every Send, so they may trail Send by the
 // records still waiting for the writer.
 type OutStats struct {
-	Records uint64 // records accepted by Send (counter)
-	Bytes   uint64 // record bytes accepted by Send (counter)
-	Batches uint64 // BATCH frames written (counter)
-	LastSeq uint64 // sequence number of the last record sent
+	// Records counts the records Send accepted on this stream (counter),
+	// replays by a ResumableStream included. A stream that resumed an
+	// earlier one numbers its records after those the acceptor had
+	// already applied, so its LastSeq may exceed Records.
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`    // record bytes accepted by Send (counter)
+	Batches uint64 `json:"batches"`  // BATCH frames written (counter)
+	LastSeq uint64 `json:"last_seq"` // sequence number of the last record sent
 	// FlushedSeq is the last record handed to QUIC.
-	FlushedSeq      uint64
-	AckedSeq        uint64 // last record the peer acknowledged as applied
-	InFlightRecords uint64 // sent and not yet acknowledged (gauge)
-	InFlightBytes   uint64 // record bytes sent and not yet acknowledged (gauge)
+	FlushedSeq      uint64 `json:"flushed_seq"`
+	AckedSeq        uint64 `json:"acked_seq"`         // last record the peer acknowledged as applied
+	InFlightRecords uint64 `json:"in_flight_records"` // sent and not yet acknowledged (gauge)
+	InFlightBytes   uint64 `json:"in_flight_bytes"`   // record bytes sent and not yet acknowledged (gauge)
 }
 
 // InStats describe the receive direction.
 type InStats struct {
-	Records    uint64 // records received (counter)
-	Bytes      uint64 // record bytes received (counter)
-	Batches    uint64 // BATCH frames received (counter)
-	AppliedSeq uint64 // last record acked or rejected by the application
+	Records    uint64 `json:"records"`     // records received (counter)
+	Bytes      uint64 `json:"bytes"`       // record bytes received (counter)
+	Batches    uint64 `json:"batches"`     // BATCH frames received (counter)
+	AppliedSeq uint64 `json:"applied_seq"` // last record acked or rejected by the application
 	// BacklogRecords and BacklogBytes are received and not yet applied
 	// (gauges); the Peak fields are their maxima since open.
-	BacklogRecords     uint64
-	BacklogBytes       uint64
-	BacklogPeakRecords uint64
-	BacklogPeakBytes   uint64
+	BacklogRecords     uint64 `json:"backlog_records"`
+	BacklogBytes       uint64 `json:"backlog_bytes"`
+	BacklogPeakRecords uint64 `json:"backlog_peak_records"`
+	BacklogPeakBytes   uint64 `json:"backlog_peak_bytes"`
 }
 
-// FrameCounts count frames by type (counters).
+// FrameCounts count frames by type (counters). HELLO frames are counted
+// by both sides of a negotiated stream; frames of a stream that was
+// refused during its handshake are not counted anywhere.
 type FrameCounts struct {
-	Hello   uint64
-	Batch   uint64
-	Ack     uint64
-	Error   uint64
-	Unknown uint64
+	Hello   uint64 `json:"hello"`
+	Batch   uint64 `json:"batch"`
+	Ack     uint64 `json:"ack"`
+	Error   uint64 `json:"error"`
+	Unknown uint64 `json:"unknown"` // frame types this side does not know, skipped
 }
+
+// Total is the number of frames of every type.
+func (f FrameCounts) Total() uint64 { return f.Hello + f.Batch + f.Ack + f.Error + f.Unknown }
 
 // AckStats split acks into piggybacked (in a BATCH header) and standalone
 // ACK frames, in each direction (counters).
 type AckStats struct {
-	PiggybackedOut uint64
-	StandaloneOut  uint64
-	PiggybackedIn  uint64
-	StandaloneIn   uint64
+	PiggybackedOut uint64 `json:"piggybacked_out"`
+	StandaloneOut  uint64 `json:"standalone_out"`
+	PiggybackedIn  uint64 `json:"piggybacked_in"`
+	StandaloneIn   uint64 `json:"standalone_in"`
 }
 
 // PiggybackRatioOut is the share of acks sent that rode in a batch, in
@@ -142,7 +191,10 @@ func ratio(a, b uint64) float64 {
 
 // BarrierStats split the time Barrier calls spent between waiting for
 // records to be handed to QUIC (flush-wait) and waiting for the peer to
-// apply them (ack-wait). Only barriers that succeeded are counted.
+// apply them (ack-wait). Only barriers that reached their target are
+// counted, including those that return the peer's rejections; barriers
+// that failed (stream ended, context done) are not. Calls and the totals
+// are counters; the maxima only grow.
 type BarrierStats struct {
 	Calls          uint64
 	FlushWaitTotal time.Duration
@@ -151,12 +203,79 @@ type BarrierStats struct {
 	AckWaitMax     time.Duration
 }
 
+// MeanFlushWait is the mean time a barrier waited for its records to be
+// handed to QUIC; 0 when no barrier succeeded.
+func (b BarrierStats) MeanFlushWait() time.Duration { return meanDur(b.FlushWaitTotal, b.Calls) }
+
+// MeanAckWait is the mean time a barrier waited, after the flush, for the
+// peer to apply its records; 0 when no barrier succeeded.
+func (b BarrierStats) MeanAckWait() time.Duration { return meanDur(b.AckWaitTotal, b.Calls) }
+
+func meanDur(total time.Duration, n uint64) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(uint64(total) / n)
+}
+
+// barrierJSON is the JSON form of BarrierStats: durations as Go duration
+// strings, with the means included for readers of the raw JSON.
+type barrierJSON struct {
+	Calls          uint64 `json:"calls"`
+	FlushWaitTotal string `json:"flush_wait_total"`
+	FlushWaitMax   string `json:"flush_wait_max"`
+	FlushWaitMean  string `json:"flush_wait_mean"`
+	AckWaitTotal   string `json:"ack_wait_total"`
+	AckWaitMax     string `json:"ack_wait_max"`
+	AckWaitMean    string `json:"ack_wait_mean"`
+}
+
+// MarshalJSON writes durations as Go duration strings ("1.5ms"), which
+// [time.ParseDuration] reads back exactly, and adds the two means.
+func (b BarrierStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(barrierJSON{
+		Calls:          b.Calls,
+		FlushWaitTotal: b.FlushWaitTotal.String(), FlushWaitMax: b.FlushWaitMax.String(),
+		FlushWaitMean: b.MeanFlushWait().String(),
+		AckWaitTotal:  b.AckWaitTotal.String(), AckWaitMax: b.AckWaitMax.String(),
+		AckWaitMean: b.MeanAckWait().String(),
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; the means are ignored.
+func (b *BarrierStats) UnmarshalJSON(data []byte) error {
+	var j barrierJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	var out BarrierStats
+	out.Calls = j.Calls
+	for _, f := range []struct {
+		dst *time.Duration
+		src string
+	}{
+		{&out.FlushWaitTotal, j.FlushWaitTotal}, {&out.FlushWaitMax, j.FlushWaitMax},
+		{&out.AckWaitTotal, j.AckWaitTotal}, {&out.AckWaitMax, j.AckWaitMax},
+	} {
+		if f.src == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.src)
+		if err != nil {
+			return fmt.Errorf("quicrecord: barrier stats: %w", err)
+		}
+		*f.dst = d
+	}
+	*b = out
+	return nil
+}
+
 // ErrorStats count failures (counters).
 type ErrorStats struct {
-	RejectedIn  uint64 // records of ours the peer rejected
-	RejectedOut uint64 // peer records this side rejected
+	RejectedIn  uint64 `json:"rejected_in"`  // records of ours the peer rejected
+	RejectedOut uint64 `json:"rejected_out"` // peer records this side rejected
 	// ProtocolViolations are peer violations this side detected.
-	ProtocolViolations uint64
+	ProtocolViolations uint64 `json:"protocol_violations"`
 }
 
 // Snapshot returns the stream's diagnostics. After the stream ended it
@@ -169,25 +288,40 @@ func (s *RecordStream) Snapshot() RecordSnapshot {
 }
 
 func (s *RecordStream) snapshot() RecordSnapshot {
-	c := &s.ctr
 	var snap RecordSnapshot
 	id := &snap.Identity
-	id.Scope, id.Conn, id.StreamID, id.DataID = s.info.scope, s.conn.id, s.id, s.info.dataID
-	id.Role, id.Version, id.Features = s.info.role, s.neg.Version, s.neg.Features
+	s.fillState(id)
 	if s.info.remote != nil {
 		id.RemoteAddr = s.info.remote.String()
 	}
 	id.OpenedAt = s.info.openedAt
-	id.LastActivity = time.Unix(0, c.lastActivityN.Load())
+	id.LastActivity = time.Unix(0, s.ctr.lastActivityN.Load())
+	s.fillCounters(&snap)
+	return snap
+}
+
+// fillState sets the identity fields a summary needs: the key, role,
+// negotiated protocol and state. It allocates nothing for a live stream.
+func (s *RecordStream) fillState(id *StreamIdentity) {
+	id.Scope, id.Conn, id.StreamID, id.DataID = s.info.scope, s.conn.id, s.id, s.info.dataID
+	id.Role, id.Version, id.Features = s.info.role, s.neg.Version, s.neg.Features
 	id.State = StateOpen
 	if s.ctx.Err() != nil {
 		cause := context.Cause(s.ctx)
 		id.Cause = cause.Error()
 		id.State = stateOf(cause)
 	}
+}
+
+// fillCounters copies the counters and gauges: atomic loads only.
+func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
+	c := &s.ctr
+	// outRecords holds the last sequence number sent; a resumed stream
+	// starts numbering after sendBase, the records of its predecessors.
+	last := c.outRecords.Load()
 	snap.Out = OutStats{
-		Records: c.outRecords.Load(), Bytes: c.outBytes.Load(), Batches: c.outBatches.Load(),
-		LastSeq: c.outRecords.Load(), FlushedSeq: c.flushedSeq.Load(), AckedSeq: c.ackedSeq.Load(),
+		Records: last - s.sendBase, Bytes: c.outBytes.Load(), Batches: c.outBatches.Load(),
+		LastSeq: last, FlushedSeq: c.flushedSeq.Load(), AckedSeq: c.ackedSeq.Load(),
 		InFlightRecords: c.inflightRec.Load(), InFlightBytes: c.inflightB.Load(),
 	}
 	snap.In = InStats{
@@ -209,7 +343,6 @@ func (s *RecordStream) snapshot() RecordSnapshot {
 	snap.Errors = ErrorStats{
 		RejectedIn: c.rejectedIn.Load(), RejectedOut: c.rejectedOut.Load(), ProtocolViolations: c.violations.Load(),
 	}
-	return snap
 }
 
 func frameCounts(a *[numFrameKinds]atomicCounter) FrameCounts {

@@ -1,0 +1,465 @@
+package quicrecord
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// DiagnosticsSummary is a point-in-time summary of a set of record
+// streams: the live streams of a [Conn] or a [Listener] ([Conn.Diagnostics],
+// [Listener.Diagnostics]), or any snapshots passed to [Summarize]. It is a
+// value: nothing in it changes after it is returned.
+//
+// Counter totals (records, bytes, batches, frames, acks, barrier calls and
+// waits, rejections, violations) are sums over the streams summarised, so
+// they cover the streams' whole lives but only of the streams that are
+// still registered: when a stream ends and detaches, its counts leave the
+// totals. They are not monotonic across stream ends; package
+// quicrecord/promrecord carries the counts of ended streams over so that
+// its Prometheus counters never go down.
+//
+// Gauges (in-flight, apply backlog) are sums of the values at the
+// snapshots; peaks and barrier maxima are the largest of any one stream.
+//
+// The JSON form uses snake_case keys, states and roles as text, and
+// durations as Go duration strings ("1.5ms"); [DiagnosticsSummary.String]
+// prints a fixed table for people.
+type DiagnosticsSummary struct {
+	// Streams counts the streams summarised by state and by protocol
+	// version.
+	Streams StreamCounts `json:"streams"`
+	// Out and In total the records, record bytes and BATCH frames sent
+	// and received.
+	Out TrafficTotals `json:"out"`
+	In  TrafficTotals `json:"in"`
+	// FramesOut and FramesIn count frames by type.
+	FramesOut FrameCounts `json:"frames_out"`
+	FramesIn  FrameCounts `json:"frames_in"`
+	// Acks splits acks into piggybacked and standalone, each way.
+	Acks AckStats `json:"acks"`
+	// Barrier totals the successful Barrier calls and their waits; the
+	// maxima are the longest wait of any one stream.
+	Barrier BarrierStats `json:"barrier"`
+	// Errors totals rejections and protocol violations.
+	Errors ErrorStats `json:"errors"`
+	// InFlight is what this side sent and the peers have not yet
+	// acknowledged as applied (gauge).
+	InFlight Volume `json:"in_flight"`
+	// Backlog is what this side received and its application has not yet
+	// applied (gauge); BacklogPeak the largest peak of any one stream.
+	Backlog     Volume `json:"backlog"`
+	BacklogPeak Volume `json:"backlog_peak"`
+	// TopBacklog lists the streams with the largest apply backlog in
+	// records, largest first; TopInFlight those with the most records in
+	// flight. Streams with none are left out, so the lists may be shorter
+	// than [DiagnosticsOptions.TopN]. Ties go to the smaller stream key.
+	TopBacklog  []StreamLoad `json:"top_backlog"`
+	TopInFlight []StreamLoad `json:"top_in_flight"`
+}
+
+// StreamCounts count streams by state and by negotiated protocol version.
+type StreamCounts struct {
+	Total  int `json:"total"`
+	Open   int `json:"open"`
+	Closed int `json:"closed"`
+	Failed int `json:"failed"`
+	// ByVersion has one entry per negotiated version present, in
+	// ascending version order.
+	ByVersion []VersionCount `json:"by_version"`
+}
+
+// VersionCount is the number of streams that negotiated one protocol
+// version.
+type VersionCount struct {
+	Version uint64 `json:"version"`
+	Streams int    `json:"streams"`
+}
+
+// TrafficTotals total one direction's records, record bytes and BATCH
+// frames (counters).
+type TrafficTotals struct {
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`
+	Batches uint64 `json:"batches"`
+}
+
+// RecordsPerBatch is the mean number of records per BATCH frame, a
+// measure of how well the writer batches; 0 when there were no batches.
+func (t TrafficTotals) RecordsPerBatch() float64 { return ratio(t.Records, t.Batches) }
+
+// Volume is an amount of records and their bytes.
+type Volume struct {
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// StreamLoad names a stream and an amount it holds: its apply backlog in
+// [DiagnosticsSummary.TopBacklog], its records in flight in
+// [DiagnosticsSummary.TopInFlight].
+type StreamLoad struct {
+	Scope    string        `json:"scope"`
+	Conn     uint64        `json:"conn"`
+	StreamID quic.StreamID `json:"stream_id"`
+	DataID   uint64        `json:"data_id"`
+	Role     Role          `json:"role"`
+	Records  uint64        `json:"records"`
+	Bytes    uint64        `json:"bytes"`
+}
+
+// Key returns the stream's key in its registries.
+func (l StreamLoad) Key() StreamKey {
+	return StreamKey{Scope: l.Scope, Conn: l.Conn, StreamID: l.StreamID, DataID: l.DataID}
+}
+
+// DiagnosticsOptions tune [Summarize]. A nil *DiagnosticsOptions means the
+// defaults.
+type DiagnosticsOptions struct {
+	// TopN is how many streams each top list keeps. 0 means 5; a negative
+	// value means no top lists.
+	TopN int
+}
+
+// DefaultTopN is the length of the top lists when DiagnosticsOptions.TopN
+// is 0.
+const DefaultTopN = 5
+
+func (o *DiagnosticsOptions) topN() int {
+	if o == nil || o.TopN == 0 {
+		return DefaultTopN
+	}
+	return max(o.TopN, 0)
+}
+
+// Diagnostics summarises the connection's live streams. It reads each
+// stream's atomics and never blocks a stream's loops; the cost is
+// O(n log n) in the number of streams (the registry is copied and sorted).
+func (c *Conn) Diagnostics() DiagnosticsSummary { return diagnosticsOf(c.streams, nil) }
+
+// Diagnostics summarises the live streams of every connection the
+// listener accepted, like [Conn.Diagnostics].
+func (l *Listener) Diagnostics() DiagnosticsSummary { return diagnosticsOf(l.streams, nil) }
+
+// diagnosticsOf summarises a registry without building full snapshots:
+// live streams skip the identity fields a summary does not use (the
+// remote address string, timestamps), so the pass allocates only the
+// registry copy and the result.
+func diagnosticsOf(r *streamRegistry, opts *DiagnosticsOptions) DiagnosticsSummary {
+	sm := newSummarizer(opts)
+	var snap RecordSnapshot
+	r.Range(func(_ StreamKey, s *RecordStream) bool {
+		if f := s.freeze(); f != nil {
+			sm.add(f)
+			return true
+		}
+		snap = RecordSnapshot{}
+		s.fillState(&snap.Identity)
+		s.fillCounters(&snap)
+		sm.add(&snap)
+		return true
+	})
+	return sm.result()
+}
+
+// Summarize computes the summary of snaps, for example the snapshots of
+// several connections together. [Conn.Diagnostics] is
+// Summarize(c.Snapshots(), nil), computed without the intermediate slice.
+func Summarize(snaps []RecordSnapshot, opts *DiagnosticsOptions) DiagnosticsSummary {
+	sm := newSummarizer(opts)
+	for i := range snaps {
+		sm.add(&snaps[i])
+	}
+	return sm.result()
+}
+
+// summarizer accumulates a DiagnosticsSummary one snapshot at a time.
+type summarizer struct {
+	d    DiagnosticsSummary
+	topN int
+}
+
+func newSummarizer(opts *DiagnosticsOptions) *summarizer {
+	sm := &summarizer{topN: opts.topN()}
+	sm.d.Streams.ByVersion = []VersionCount{}
+	sm.d.TopBacklog = make([]StreamLoad, 0, sm.topN)
+	sm.d.TopInFlight = make([]StreamLoad, 0, sm.topN)
+	return sm
+}
+
+func (sm *summarizer) add(s *RecordSnapshot) {
+	d := &sm.d
+	id := &s.Identity
+	d.Streams.Total++
+	switch id.State {
+	case StateOpen:
+		d.Streams.Open++
+	case StateClosed:
+		d.Streams.Closed++
+	case StateFailed:
+		d.Streams.Failed++
+	}
+	d.Streams.ByVersion = countVersion(d.Streams.ByVersion, id.Version)
+
+	d.Out.Records += s.Out.Records
+	d.Out.Bytes += s.Out.Bytes
+	d.Out.Batches += s.Out.Batches
+	d.In.Records += s.In.Records
+	d.In.Bytes += s.In.Bytes
+	d.In.Batches += s.In.Batches
+	addFrames(&d.FramesOut, &s.FramesOut)
+	addFrames(&d.FramesIn, &s.FramesIn)
+
+	d.Acks.PiggybackedOut += s.Acks.PiggybackedOut
+	d.Acks.StandaloneOut += s.Acks.StandaloneOut
+	d.Acks.PiggybackedIn += s.Acks.PiggybackedIn
+	d.Acks.StandaloneIn += s.Acks.StandaloneIn
+
+	d.Barrier.Calls += s.Barrier.Calls
+	d.Barrier.FlushWaitTotal += s.Barrier.FlushWaitTotal
+	d.Barrier.FlushWaitMax = max(d.Barrier.FlushWaitMax, s.Barrier.FlushWaitMax)
+	d.Barrier.AckWaitTotal += s.Barrier.AckWaitTotal
+	d.Barrier.AckWaitMax = max(d.Barrier.AckWaitMax, s.Barrier.AckWaitMax)
+
+	d.Errors.RejectedIn += s.Errors.RejectedIn
+	d.Errors.RejectedOut += s.Errors.RejectedOut
+	d.Errors.ProtocolViolations += s.Errors.ProtocolViolations
+
+	d.InFlight.Records += s.Out.InFlightRecords
+	d.InFlight.Bytes += s.Out.InFlightBytes
+	d.Backlog.Records += s.In.BacklogRecords
+	d.Backlog.Bytes += s.In.BacklogBytes
+	d.BacklogPeak.Records = max(d.BacklogPeak.Records, s.In.BacklogPeakRecords)
+	d.BacklogPeak.Bytes = max(d.BacklogPeak.Bytes, s.In.BacklogPeakBytes)
+
+	if sm.topN > 0 {
+		d.TopBacklog = pushTop(d.TopBacklog, sm.topN, id, s.In.BacklogRecords, s.In.BacklogBytes)
+		d.TopInFlight = pushTop(d.TopInFlight, sm.topN, id, s.Out.InFlightRecords, s.Out.InFlightBytes)
+	}
+}
+
+func (sm *summarizer) result() DiagnosticsSummary { return sm.d }
+
+func addFrames(dst, src *FrameCounts) {
+	dst.Hello += src.Hello
+	dst.Batch += src.Batch
+	dst.Ack += src.Ack
+	dst.Error += src.Error
+	dst.Unknown += src.Unknown
+}
+
+// countVersion adds one stream of version v to vs, kept in version order.
+func countVersion(vs []VersionCount, v uint64) []VersionCount {
+	i, found := slices.BinarySearchFunc(vs, v, func(e VersionCount, v uint64) int { return cmp.Compare(e.Version, v) })
+	if found {
+		vs[i].Streams++
+		return vs
+	}
+	return slices.Insert(vs, i, VersionCount{Version: v, Streams: 1})
+}
+
+// pushTop inserts a stream into top, a list of at most n kept in order:
+// most records first, then most bytes, then the smaller key. A stream with
+// no records is not a candidate.
+func pushTop(top []StreamLoad, n int, id *StreamIdentity, records, bytes uint64) []StreamLoad {
+	if records == 0 {
+		return top
+	}
+	l := StreamLoad{
+		Scope: id.Scope, Conn: id.Conn, StreamID: id.StreamID, DataID: id.DataID, Role: id.Role,
+		Records: records, Bytes: bytes,
+	}
+	if len(top) == n && !loadBefore(&l, &top[n-1]) {
+		return top
+	}
+	i := len(top)
+	for i > 0 && loadBefore(&l, &top[i-1]) {
+		i--
+	}
+	if len(top) == n {
+		top = top[:n-1]
+	}
+	return slices.Insert(top, i, l)
+}
+
+// loadBefore orders top lists.
+func loadBefore(a, b *StreamLoad) bool {
+	if a.Records != b.Records {
+		return a.Records > b.Records
+	}
+	if a.Bytes != b.Bytes {
+		return a.Bytes > b.Bytes
+	}
+	return compareKeys(a.Key(), b.Key()) < 0
+}
+
+// String prints the summary as a fixed table, the same rows and columns
+// every time, for logs and debug pages. Counts are exact; byte amounts use
+// binary units (KiB, MiB, ...) and durations four significant digits; a
+// dash stands for a ratio or mean with no data. The "rejected" column
+// counts, on the out row, records of this side the peers rejected and, on
+// the in row, peer records this side rejected. From a listener with three
+// streams, one of whose consumers stopped applying:
+//
+//	recordmux: 3 streams (3 open, 0 closed, 0 failed); by version: v2 3
+//	                       records       bytes     batches   rec/batch    rejected
+//	out                      25000    4.77 MiB          96       260.4           0
+//	in                       62000    11.8 MiB         238       260.5          10
+//	frames                   hello       batch         ack       error     unknown
+//	out                          3          96          83          10           0
+//	in                           3         238          36           0           0
+//	acks               piggybacked  standalone   piggyback
+//	out                          6          83        6.7%
+//	in                           3          36        7.7%
+//	barrier waits            calls       total        mean         max
+//	flush                       20     15.36ms       768µs     3.448ms
+//	ack                         20     46.91ms     2.345ms     9.935ms
+//	queues                 records       bytes   peak recs  peak bytes
+//	in-flight                 3000     586 KiB           -           -
+//	apply backlog             2000     391 KiB        2916     570 KiB
+//	violations                   0
+//	top apply backlog      records       bytes
+//	  1                       2000     391 KiB  scope="audit" conn=2 stream=0 data=7 acceptor
+//	top in-flight          records       bytes
+//	  1                       3000     586 KiB  scope="audit" conn=2 stream=0 data=7 acceptor
+func (d DiagnosticsSummary) String() string {
+	var b strings.Builder
+	t := table{&b}
+	st := d.Streams
+	fmt.Fprintf(&b, "recordmux: %d streams (%d open, %d closed, %d failed); by version:",
+		st.Total, st.Open, st.Closed, st.Failed)
+	if len(st.ByVersion) == 0 {
+		b.WriteString(" -")
+	}
+	for _, v := range st.ByVersion {
+		fmt.Fprintf(&b, " v%d %d", v.Version, v.Streams)
+	}
+	b.WriteByte('\n')
+
+	t.row("", "records", "bytes", "batches", "rec/batch", "rejected")
+	// Rejections in a row's terms: of the records sent, how many the
+	// peers rejected; of those received, how many this side rejected.
+	t.row("out", num(d.Out.Records), bytesIEC(d.Out.Bytes), num(d.Out.Batches),
+		perBatch(d.Out), num(d.Errors.RejectedIn))
+	t.row("in", num(d.In.Records), bytesIEC(d.In.Bytes), num(d.In.Batches),
+		perBatch(d.In), num(d.Errors.RejectedOut))
+
+	t.row("frames", "hello", "batch", "ack", "error", "unknown")
+	for _, f := range []struct {
+		label string
+		c     *FrameCounts
+	}{{"out", &d.FramesOut}, {"in", &d.FramesIn}} {
+		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Unknown))
+	}
+
+	a := d.Acks
+	t.row("acks", "piggybacked", "standalone", "piggyback")
+	t.row("out", num(a.PiggybackedOut), num(a.StandaloneOut), percent(a.PiggybackedOut, a.PiggybackedOut+a.StandaloneOut))
+	t.row("in", num(a.PiggybackedIn), num(a.StandaloneIn), percent(a.PiggybackedIn, a.PiggybackedIn+a.StandaloneIn))
+
+	br := d.Barrier
+	t.row("barrier waits", "calls", "total", "mean", "max")
+	t.row("flush", num(br.Calls), dur(br.FlushWaitTotal), meanOrDash(br.MeanFlushWait(), br.Calls), dur(br.FlushWaitMax))
+	t.row("ack", num(br.Calls), dur(br.AckWaitTotal), meanOrDash(br.MeanAckWait(), br.Calls), dur(br.AckWaitMax))
+
+	t.row("queues", "records", "bytes", "peak recs", "peak bytes")
+	t.row("in-flight", num(d.InFlight.Records), bytesIEC(d.InFlight.Bytes), "-", "-")
+	t.row("apply backlog", num(d.Backlog.Records), bytesIEC(d.Backlog.Bytes),
+		num(d.BacklogPeak.Records), bytesIEC(d.BacklogPeak.Bytes))
+
+	t.row("violations", num(d.Errors.ProtocolViolations))
+
+	t.top("top apply backlog", d.TopBacklog)
+	t.top("top in-flight", d.TopInFlight)
+	return b.String()
+}
+
+// table writes rows of a fixed grid: a label column, then value columns
+// right-aligned.
+type table struct{ b *strings.Builder }
+
+const (
+	labelWidth = 18
+	cellWidth  = 12
+)
+
+func (t table) row(label string, cells ...string) {
+	line := fmt.Sprintf("%-*s", labelWidth, label)
+	for _, c := range cells {
+		line += fmt.Sprintf("%*s", cellWidth, c)
+	}
+	t.b.WriteString(strings.TrimRight(line, " "))
+	t.b.WriteByte('\n')
+}
+
+func (t table) top(title string, loads []StreamLoad) {
+	t.row(title, "records", "bytes")
+	if len(loads) == 0 {
+		t.row("  (none)")
+		return
+	}
+	for i, l := range loads {
+		t.b.WriteString(fmt.Sprintf("%-*s%*s%*s  scope=%q conn=%d stream=%d data=%d %s\n",
+			labelWidth, fmt.Sprintf("  %d", i+1), cellWidth, num(l.Records), cellWidth, bytesIEC(l.Bytes),
+			l.Scope, l.Conn, l.StreamID, l.DataID, l.Role))
+	}
+}
+
+func num(v uint64) string { return fmt.Sprint(v) }
+
+func perBatch(t TrafficTotals) string {
+	if t.Batches == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", t.RecordsPerBatch())
+}
+
+func percent(a, b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*ratio(a, b))
+}
+
+func meanOrDash(d time.Duration, n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return dur(d)
+}
+
+// dur prints a duration rounded to four significant digits: "571µs",
+// "11.42ms", "1.235s".
+func dur(d time.Duration) string {
+	unit := time.Duration(1)
+	for v := d; v >= 10000; v /= 10 {
+		unit *= 10
+	}
+	return d.Round(unit).String()
+}
+
+// bytesIEC prints a byte count in binary units with three significant
+// digits: "300 B", "1.17 KiB", "58.6 MiB", "586 GiB".
+func bytesIEC(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v := float64(n)
+	unit := 0
+	for v >= 1024 && unit < len(iecUnits)-1 {
+		v /= 1024
+		unit++
+	}
+	switch {
+	case v < 9.995:
+		return fmt.Sprintf("%.2f %s", v, iecUnits[unit])
+	case v < 99.95:
+		return fmt.Sprintf("%.1f %s", v, iecUnits[unit])
+	}
+	return fmt.Sprintf("%.0f %s", v, iecUnits[unit])
+}
+
+var iecUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}

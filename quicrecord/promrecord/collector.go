@@ -1,0 +1,295 @@
+package promrecord
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recordmux/recordmux/quicrecord"
+)
+
+// Source is what a Collector reads: the snapshots of a set of live record
+// streams. [*quicrecord.Conn] and [*quicrecord.Listener] implement it.
+//
+// The Collector computes its summary from the same snapshots (with
+// [quicrecord.Summarize]) rather than calling Diagnostics separately, so
+// the totals and gauges of one scrape describe one set of streams.
+type Source interface {
+	Snapshots() []quicrecord.RecordSnapshot
+}
+
+// Options configure a Collector. A nil *Options means the defaults.
+type Options struct {
+	// PerStream adds series for each live stream, labelled with its
+	// scope, connection number, stream ID, data ID and role. Off by
+	// default: each stream adds PerStreamSeries series, and scopes are
+	// application strings of up to 1 KiB, so enable it only where the
+	// number of streams (and scopes) is small and bounded.
+	PerStream bool
+	// ConstLabels are added to every series, for example
+	// {"listener": "ingest"}, so that the collectors of several sources
+	// can share one registry. nil means none.
+	ConstLabels prometheus.Labels
+}
+
+// PerStreamSeries is the number of series each stream adds when
+// Options.PerStream is set.
+const PerStreamSeries = 6
+
+// Collector is a prometheus.Collector for the record streams of a
+// [Source]. Create it with [NewCollector] and register it with a
+// prometheus.Registerer; each scrape takes the source's snapshots once.
+//
+// Counters (the _total metrics) are kept monotonic across stream ends: a
+// stream's counts are summed while it is live, and when it has left the
+// source (it ended and detached) the counts last seen for it are carried
+// over. What an ended stream did after the last scrape that saw it, and
+// streams that opened and ended between two scrapes, are therefore not
+// counted; scrape more often than streams live to bound the loss. The
+// Collector remembers the last counts of each live stream, a few hundred
+// bytes per stream.
+//
+// Gauges describe the live streams at the scrape.
+//
+// A Collector is safe for concurrent use; concurrent scrapes are
+// serialised.
+type Collector struct {
+	src  Source
+	opts Options
+	d    descs
+
+	// mu serialises scrapes and owns last, next and retired.
+	mu sync.Mutex
+	// last indexes, by key, lastCounts: the counts of every stream seen
+	// by the previous scrape. Keys are unique within a source for its
+	// lifetime. next and nextCounts are what the next scrape fills; the
+	// pairs are swapped after each scrape so that a scrape in the steady
+	// state allocates neither (counts are too large to be map values
+	// without an allocation each).
+	last, next             map[quicrecord.StreamKey]int
+	lastCounts, nextCounts []counts
+	// retired sums the last counts of streams that have left the source.
+	retired counts
+}
+
+// NewCollector returns a Collector for src.
+func NewCollector(src Source, opts *Options) *Collector {
+	c := &Collector{
+		src:  src,
+		last: make(map[quicrecord.StreamKey]int),
+		next: make(map[quicrecord.StreamKey]int),
+	}
+	if opts != nil {
+		c.opts = *opts
+	}
+	c.d = newDescs(c.opts.ConstLabels)
+	return c
+}
+
+// descs are the metric descriptors, fixed at NewCollector.
+type descs struct {
+	records, bytes, batches, frames, acks         *prometheus.Desc
+	barriers, barrierWait, rejections, violations *prometheus.Desc
+	streams, versions                             *prometheus.Desc
+	inflightRecs, inflightBytes                   *prometheus.Desc
+	backlogRecs, backlogBytes                     *prometheus.Desc
+
+	// Per stream.
+	sRecords, sBytes, sInflight, sBacklog *prometheus.Desc
+}
+
+// streamLabels label the per-stream series.
+var streamLabels = []string{"scope", "conn", "stream_id", "data_id", "role"}
+
+func newDescs(cl prometheus.Labels) descs {
+	nd := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("recordmux_"+name, help, labels, cl)
+	}
+	sl := func(extra ...string) []string { return append(append([]string(nil), streamLabels...), extra...) }
+	return descs{
+		records:     nd("records_total", "Records sent (direction=out) or received (direction=in) on record streams.", "direction"),
+		bytes:       nd("record_bytes_total", "Record payload bytes sent or received (excluding framing).", "direction"),
+		batches:     nd("batches_total", "BATCH frames sent or received.", "direction"),
+		frames:      nd("frames_total", "Frames sent or received, by frame type.", "direction", "type"),
+		acks:        nd("acks_total", "Acknowledgements of applied records sent (out) or received (in): piggybacked in a BATCH header or standalone ACK frames.", "direction", "kind"),
+		barriers:    nd("barriers_total", "Barrier calls that completed."),
+		barrierWait: nd("barrier_wait_seconds_total", "Time completed Barrier calls waited: for their records to be handed to QUIC (phase=flush), then for the peer to apply them (phase=ack).", "phase"),
+		rejections:  nd("rejections_total", "Record rejections: sent by this side for peer records (direction=out), or received for this side's records (direction=in).", "direction"),
+		violations:  nd("protocol_violations_total", "Protocol violations by peers detected on this side's streams."),
+
+		streams:       nd("streams", "Record streams in the source, by state.", "state"),
+		versions:      nd("streams_by_version", "Record streams in the source, by negotiated protocol version.", "version"),
+		inflightRecs:  nd("inflight_records", "Records sent and not yet acknowledged as applied by the peer."),
+		inflightBytes: nd("inflight_bytes", "Record bytes sent and not yet acknowledged as applied by the peer."),
+		backlogRecs:   nd("apply_backlog_records", "Records received and not yet applied (acked or rejected) by the application."),
+		backlogBytes:  nd("apply_backlog_bytes", "Record bytes received and not yet applied by the application."),
+
+		sRecords:  nd("stream_records_total", "Records sent or received on one stream.", sl("direction")...),
+		sBytes:    nd("stream_record_bytes_total", "Record payload bytes sent or received on one stream.", sl("direction")...),
+		sInflight: nd("stream_inflight_records", "Records of one stream sent and not yet acknowledged as applied.", sl()...),
+		sBacklog:  nd("stream_apply_backlog_records", "Records of one stream received and not yet applied.", sl()...),
+	}
+}
+
+// Describe sends the descriptors of every metric the Collector exports.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	d := &c.d
+	for _, x := range []*prometheus.Desc{
+		d.records, d.bytes, d.batches, d.frames, d.acks, d.barriers, d.barrierWait, d.rejections, d.violations,
+		d.streams, d.versions, d.inflightRecs, d.inflightBytes, d.backlogRecs, d.backlogBytes,
+	} {
+		ch <- x
+	}
+	if c.opts.PerStream {
+		ch <- d.sRecords
+		ch <- d.sBytes
+		ch <- d.sInflight
+		ch <- d.sBacklog
+	}
+}
+
+// counts are the counters of one stream, or a sum of them.
+type counts struct {
+	recordsOut, recordsIn   uint64
+	bytesOut, bytesIn       uint64
+	batchesOut, batchesIn   uint64
+	framesOut, framesIn     quicrecord.FrameCounts
+	acks                    quicrecord.AckStats
+	barriers                uint64
+	flushWaitNs, ackWaitNs  uint64
+	rejectedIn, rejectedOut uint64
+	violations              uint64
+}
+
+func countsOf(s *quicrecord.RecordSnapshot) counts {
+	return counts{
+		recordsOut: s.Out.Records, recordsIn: s.In.Records,
+		bytesOut: s.Out.Bytes, bytesIn: s.In.Bytes,
+		batchesOut: s.Out.Batches, batchesIn: s.In.Batches,
+		framesOut: s.FramesOut, framesIn: s.FramesIn,
+		acks:        s.Acks,
+		barriers:    s.Barrier.Calls,
+		flushWaitNs: uint64(s.Barrier.FlushWaitTotal), ackWaitNs: uint64(s.Barrier.AckWaitTotal),
+		rejectedIn: s.Errors.RejectedIn, rejectedOut: s.Errors.RejectedOut,
+		violations: s.Errors.ProtocolViolations,
+	}
+}
+
+func (c *counts) add(o *counts) {
+	c.recordsOut += o.recordsOut
+	c.recordsIn += o.recordsIn
+	c.bytesOut += o.bytesOut
+	c.bytesIn += o.bytesIn
+	c.batchesOut += o.batchesOut
+	c.batchesIn += o.batchesIn
+	addFrames(&c.framesOut, &o.framesOut)
+	addFrames(&c.framesIn, &o.framesIn)
+	c.acks.PiggybackedOut += o.acks.PiggybackedOut
+	c.acks.StandaloneOut += o.acks.StandaloneOut
+	c.acks.PiggybackedIn += o.acks.PiggybackedIn
+	c.acks.StandaloneIn += o.acks.StandaloneIn
+	c.barriers += o.barriers
+	c.flushWaitNs += o.flushWaitNs
+	c.ackWaitNs += o.ackWaitNs
+	c.rejectedIn += o.rejectedIn
+	c.rejectedOut += o.rejectedOut
+	c.violations += o.violations
+}
+
+func addFrames(dst, src *quicrecord.FrameCounts) {
+	dst.Hello += src.Hello
+	dst.Batch += src.Batch
+	dst.Ack += src.Ack
+	dst.Error += src.Error
+	dst.Unknown += src.Unknown
+}
+
+// Collect takes the source's snapshots and sends the metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	snaps := c.src.Snapshots()
+	sum := quicrecord.Summarize(snaps, &quicrecord.DiagnosticsOptions{TopN: -1})
+
+	c.mu.Lock()
+	seen, seenCounts := c.next, c.nextCounts[:0]
+	var total counts
+	for i := range snaps {
+		seenCounts = append(seenCounts, countsOf(&snaps[i]))
+		seen[snaps[i].Key()] = i
+		total.add(&seenCounts[i])
+	}
+	for k, i := range c.last {
+		if _, ok := seen[k]; !ok {
+			c.retired.add(&c.lastCounts[i])
+		}
+	}
+	clear(c.last)
+	c.last, c.next = seen, c.last
+	c.lastCounts, c.nextCounts = seenCounts, c.lastCounts
+	total.add(&c.retired)
+	c.mu.Unlock()
+
+	d := &c.d
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	counter(d.records, total.recordsOut, "out")
+	counter(d.records, total.recordsIn, "in")
+	counter(d.bytes, total.bytesOut, "out")
+	counter(d.bytes, total.bytesIn, "in")
+	counter(d.batches, total.batchesOut, "out")
+	counter(d.batches, total.batchesIn, "in")
+	for _, f := range []struct {
+		dir string
+		c   *quicrecord.FrameCounts
+	}{{"out", &total.framesOut}, {"in", &total.framesIn}} {
+		counter(d.frames, f.c.Hello, f.dir, "hello")
+		counter(d.frames, f.c.Batch, f.dir, "batch")
+		counter(d.frames, f.c.Ack, f.dir, "ack")
+		counter(d.frames, f.c.Error, f.dir, "error")
+		counter(d.frames, f.c.Unknown, f.dir, "unknown")
+	}
+	counter(d.acks, total.acks.PiggybackedOut, "out", "piggybacked")
+	counter(d.acks, total.acks.StandaloneOut, "out", "standalone")
+	counter(d.acks, total.acks.PiggybackedIn, "in", "piggybacked")
+	counter(d.acks, total.acks.StandaloneIn, "in", "standalone")
+	counter(d.barriers, total.barriers)
+	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.flushWaitNs)/1e9, "flush")
+	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.ackWaitNs)/1e9, "ack")
+	counter(d.rejections, total.rejectedOut, "out")
+	counter(d.rejections, total.rejectedIn, "in")
+	counter(d.violations, total.violations)
+
+	gauge(d.streams, float64(sum.Streams.Open), "open")
+	gauge(d.streams, float64(sum.Streams.Closed), "closed")
+	gauge(d.streams, float64(sum.Streams.Failed), "failed")
+	for _, v := range sum.Streams.ByVersion {
+		gauge(d.versions, float64(v.Streams), strconv.FormatUint(v.Version, 10))
+	}
+	gauge(d.inflightRecs, float64(sum.InFlight.Records))
+	gauge(d.inflightBytes, float64(sum.InFlight.Bytes))
+	gauge(d.backlogRecs, float64(sum.Backlog.Records))
+	gauge(d.backlogBytes, float64(sum.Backlog.Bytes))
+
+	if !c.opts.PerStream {
+		return
+	}
+	for i := range snaps {
+		s := &snaps[i]
+		id := &s.Identity
+		l := []string{
+			id.Scope, strconv.FormatUint(id.Conn, 10), strconv.FormatInt(int64(id.StreamID), 10),
+			strconv.FormatUint(id.DataID, 10), id.Role.String(),
+		}
+		with := func(v string) []string { return append(l[:len(l):len(l)], v) }
+		counter(d.sRecords, s.Out.Records, with("out")...)
+		counter(d.sRecords, s.In.Records, with("in")...)
+		counter(d.sBytes, s.Out.Bytes, with("out")...)
+		counter(d.sBytes, s.In.Bytes, with("in")...)
+		gauge(d.sInflight, float64(s.Out.InFlightRecords), l...)
+		gauge(d.sBacklog, float64(s.In.BacklogRecords), l...)
+	}
+}
