@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -344,7 +345,6 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	s.ctr.frameOut(kindHello)
 	s.ctr.frameIn(kindHello)
 	s.ctr.inFrames[kindUnknown].Add(unknown)
-	s.ctr.unknownFramesIn.Add(unknown)
 	if err := c.launch(s); err != nil {
 		return nil, err
 	}
@@ -478,6 +478,22 @@ func (s *RecordStream) key() StreamKey {
 	return StreamKey{Scope: s.info.scope, Conn: s.conn.id, StreamID: s.id, DataID: s.info.dataID}
 }
 
+// RefusedStreams counts the streams the peer opened that this side
+// refused: malformed or missing HELLO, no common version, the accept
+// handler's refusal, or a failed resumption.
+func (c *Conn) RefusedStreams() uint64 { return c.refused.Load() }
+
+// isViolation reports whether a code means the peer broke the protocol.
+func isViolation(code ErrorCode) bool {
+	switch code {
+	case CodeProtocolViolation, CodeFrameEncoding, CodeFrameTooLarge, CodeHelloTimeout,
+		CodeAckOutOfRange, CodeAckRegression, CodeSequenceGap, CodeRecordTooLarge,
+		CodeUnexpectedFrame, CodeWindowExceeded:
+		return true
+	}
+	return false
+}
+
 // AcceptRecordStream returns the next stream the peer opened that passed
 // negotiation and the accept handler. It blocks until one is available,
 // ctx is done or the connection ends.
@@ -528,7 +544,11 @@ func (c *Conn) handshake(qs *quic.Stream) {
 		}
 		c.refused.Add(1)
 		if c.set.logger != nil {
-			c.set.logger.Debug("record stream refused", "stream", info.StreamID, "err", se)
+			level := slog.LevelDebug
+			if isViolation(se.Code) && !se.Remote {
+				level = slog.LevelWarn
+			}
+			c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se)
 		}
 		if c.set.onRefused != nil {
 			c.set.onRefused(info, se)
@@ -612,7 +632,6 @@ func (c *Conn) handshake(qs *quic.Stream) {
 	s.ctr.frameIn(kindHello)
 	s.ctr.frameOut(kindHello)
 	s.ctr.inFrames[kindUnknown].Add(unknown)
-	s.ctr.unknownFramesIn.Add(unknown)
 	if err := c.launch(s); err != nil {
 		return
 	}

@@ -68,16 +68,14 @@ type counters struct {
 	acksSoloIn   atomic.Uint64 // reader
 
 	// Barrier.
-	barrierCalls     atomic.Uint64 // Barrier callers
-	barrierFlushNs   atomic.Uint64
-	barrierFlushMax  atomic.Uint64
-	barrierAckNs     atomic.Uint64
-	barrierAckMax    atomic.Uint64
-	rejectedIn       atomic.Uint64 // reader: our records the peer rejected
-	rejectedOut      atomic.Uint64 // Reject: peer records we rejected
-	violations       atomic.Uint64 // reader or writer: protocol violations detected here
-	unknownFramesIn  atomic.Uint64 // reader (also in inFrames[kindUnknown])
-	unknownFramesOut atomic.Uint64 // writer (test hooks only)
+	barrierCalls    atomic.Uint64 // Barrier callers
+	barrierFlushNs  atomic.Uint64
+	barrierFlushMax atomic.Uint64
+	barrierAckNs    atomic.Uint64
+	barrierAckMax   atomic.Uint64
+	rejectedIn      atomic.Uint64 // reader: our records the peer rejected
+	rejectedOut     atomic.Uint64 // Reject: peer records we rejected
+	violations      atomic.Uint64 // reader or writer: protocol violations detected here
 }
 
 func storeMax(a *atomic.Uint64, v uint64) {

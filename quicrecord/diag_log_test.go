@@ -94,7 +94,7 @@ func TestDiagLogLifecycle(t *testing.T) {
 			require.Equal(t, float64(MaxVersion), open[0]["version"], c.name)
 
 			ended := c.log.records(t, "record stream ended")
-			require.NotEmpty(t, ended, c.name)
+			require.Len(t, ended, 1, c.name)
 			for _, e := range ended {
 				require.Equal(t, "DEBUG", e["level"], c.name)
 				require.Equal(t, float64(c.s.StreamID()), e["stream"], c.name)
@@ -146,7 +146,7 @@ func TestDiagLogViolation(t *testing.T) {
 		require.Equal(t, uint64(1), s.Snapshot().Errors.ProtocolViolations)
 		require.Zero(t, conn.Diagnostics().Streams.Total, "the failed stream detached")
 		ended := lc.records(t, "record stream ended")
-		require.NotEmpty(t, ended)
+		require.Len(t, ended, 1)
 		require.Equal(t, "DEBUG", ended[0]["level"])
 		require.Contains(t, ended[0]["cause"], CodeSequenceGap.String())
 
@@ -160,7 +160,9 @@ func TestDiagLogViolation(t *testing.T) {
 		synctest.Wait()
 		refused := lc.records(t, "record stream refused")
 		require.Len(t, refused, 1)
-		require.Contains(t, []any{"DEBUG", "WARN"}, refused[0]["level"])
+		require.Equal(t, "WARN", refused[0]["level"], "a handshake violation is a protocol violation")
+		require.Equal(t, CodeUnexpectedFrame.String(), refused[0]["code"])
+		require.Equal(t, uint64(1), conn.RefusedStreams())
 		require.Equal(t, float64(str2.StreamID()), refused[0]["stream"])
 		require.Contains(t, refused[0]["err"], CodeUnexpectedFrame.String())
 		require.Len(t, lc.records(t, "protocol violation"), 1, "the refusal is not a stream's violation")

@@ -105,6 +105,7 @@ type RecordStream struct {
 	// frames (and so no more acks) will arrive.
 	readerErr atomic.Pointer[error]
 
+	ended     atomic.Bool // end ran; the stream's final bookkeeping is done
 	ctr       counters
 	final     atomic.Pointer[RecordSnapshot] // the frozen snapshot, once done
 	onReject  atomic.Pointer[func(*RecordError)]
@@ -474,6 +475,9 @@ func (s *RecordStream) failRecv(err error) {
 func (s *RecordStream) end(cause error) {
 	s.cancel(cause)
 	s.freeze()
+	if !s.ended.CompareAndSwap(false, true) {
+		return
+	}
 	if s.rsm != nil {
 		s.rmu.Lock()
 		graceful := s.rcv.eof

@@ -45,7 +45,7 @@ func (s *RecordStream) readFrames() error {
 		case frames.TypeHello:
 			err = s.protocolError(CodeUnexpectedFrame, "second HELLO", nil)
 		default:
-			s.ctr.unknownFramesIn.Add(1)
+			// Unknown types are skipped by the reader; frameIn counted it.
 		}
 		if err != nil {
 			return err

@@ -211,6 +211,12 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 // reuses its buffers. Copy what must be kept.
 func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 	for {
+		// A batch already queued is returned even if ctx is done (see
+		// takeBatch), so check ctx between batches: a busy stream must
+		// not keep Apply from returning.
+		if ctx.Err() != nil {
+			return ctxError(ctx)
+		}
 		b, err := s.takeBatch(ctx)
 		if err == io.EOF {
 			return nil

@@ -151,7 +151,9 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 		ctl = errs[i].Append(ctl)
 	}
 	w.errs = errs
-	s.ctr.outFrames[kindError].Add(uint64(len(errs)))
+	if len(errs) > 0 {
+		s.ctr.outFrames[kindError].Add(uint64(len(errs)))
+	}
 	piggy := false
 	ackSent := false
 	w.ackUntil = time.Time{}
@@ -173,7 +175,6 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 	if take && s.set.hooks != nil && s.set.hooks.unknownFrames {
 		ctl = frames.AppendHeader(ctl, 0x21, 6)
 		ctl = append(ctl, "future"...)
-		s.ctr.unknownFramesOut.Add(1)
 		s.ctr.frameOut(kindUnknown)
 	}
 	w.ctl = ctl
