@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/recordmux/recordmux/quicrecord"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command-line settings.
+type options struct {
+	addr        string
+	certFile    string
+	keyFile     string
+	clientCA    string
+	debugAddr   string
+	sink        string
+	state       string
+	noSync      bool
+	idleTimeout time.Duration
+	resumeTTL   time.Duration
+	maxBatch    int
+	stats       time.Duration
+	gencert     string
+	hosts       string
+}
+
+// codeSinkFailed resets a stream whose records could not be written: its
+// producer keeps them and sends them again on a later stream.
+const codeSinkFailed = quicrecord.CodeApplicationMin + 1
+
+// keyMetadata is the stream metadata entry that gives a plain stream a
+// key for deduplication (resumable streams use their resume key).
+const keyMetadata = "dedupe-key"
+
+// run is the whole program; it returns the exit code. It stops when ctx
+// is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:7450", "UDP address to listen on (\":7450\" for every interface)")
+	fs.StringVar(&o.certFile, "cert", "", "server certificate, PEM")
+	fs.StringVar(&o.keyFile, "key", "", "server private key, PEM")
+	fs.StringVar(&o.clientCA, "client-ca", "", "CA certificates (PEM) that sign client certificates; enables mutual TLS: clients without a valid certificate are refused")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "TCP address for HTTP diagnostics: JSON at /debug/recordmux, Prometheus at /metrics (empty: off)")
+	fs.StringVar(&o.sink, "sink", "-", `where records go, as JSON lines: a file (appended to) or "-" for stdout`)
+	fs.StringVar(&o.state, "state", "", "state file: the last record written per stream key, so a restarted collector resumes its producers (empty: memory only)")
+	fs.BoolVar(&o.noSync, "no-fsync", false, "do not fsync the sink and the state file (faster; a machine crash may then lose acknowledged records)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "QUIC idle timeout (0: the library default, 30s)")
+	fs.DurationVar(&o.resumeTTL, "resume-ttl", 0, "how long a disconnected resumable stream's state stays in memory (0: 5m); the state file outlives it")
+	fs.IntVar(&o.maxBatch, "max-batch", 1024, "records written to the sink and synced as one group, at most")
+	fs.DurationVar(&o.stats, "stats", 10*time.Second, "interval of the statistics line on stderr (0: none)")
+	fs.StringVar(&o.gencert, "gencert", "", "write a certificate set into this directory for trying the collector out, and exit")
+	fs.StringVar(&o.hosts, "hosts", "localhost,127.0.0.1,::1", "with -gencert: names and addresses the collector certificate is valid for")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "collector: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if o.gencert != "" {
+		if err := gencert(o.gencert, strings.Split(o.hosts, ","), stdout); err != nil {
+			fmt.Fprintf(stderr, "collector: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if o.certFile == "" || o.keyFile == "" {
+		fmt.Fprintln(stderr, "collector: -cert and -key are required (make a pair with -gencert DIR)")
+		return 2
+	}
+	if o.maxBatch < 1 {
+		fmt.Fprintln(stderr, "collector: -max-batch must be at least 1")
+		return 2
+	}
+	if err := collect(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "collector: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// collector serves record streams into a journal.
+type collector struct {
+	j     *journal
+	log   *slog.Logger
+	batch int
+}
+
+func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	tlsConf, err := serverTLS(o)
+	if err != nil {
+		return err
+	}
+	j, rec, err := openJournal(o.sink, o.state, stdout, !o.noSync)
+	if err != nil {
+		return err
+	}
+	defer j.close()
+	if o.state != "" {
+		log.Info("state recovered", "file", o.state, "keys", rec.Keys, "sink_committed_bytes", rec.SinkOff,
+			"sink_bytes_discarded", rec.Discarded, "torn_state_line", rec.TornState)
+	}
+	store := quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied})
+	cfg := &quicrecord.Config{ResumeStore: store}
+	if o.idleTimeout > 0 {
+		q := quicrecord.DefaultQUICConfig()
+		q.MaxIdleTimeout = o.idleTimeout
+		q.KeepAlivePeriod = min(q.KeepAlivePeriod, o.idleTimeout/2)
+		cfg.QUIC = q
+	}
+	ln, err := quicrecord.Listen(o.addr, tlsConf, cfg)
+	if err != nil {
+		return err
+	}
+	c := &collector{j: j, log: log, batch: o.maxBatch}
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		_ = ln.Close() // ends every connection; the stream loops return
+		wg.Wait()
+	}()
+	if o.debugAddr != "" {
+		dl, err := net.Listen("tcp", o.debugAddr)
+		if err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		srv := &http.Server{Handler: debugMux(ln, store, j), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() { _ = srv.Serve(dl) })
+		wg.Go(func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		})
+		log.Info("debug http", "json", "http://"+dl.Addr().String()+"/debug/recordmux", "metrics", "http://"+dl.Addr().String()+"/metrics")
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "mtls", o.clientCA != "", "sink", o.sink, "state", o.state)
+	if o.stats > 0 {
+		wg.Go(func() { c.statsLoop(ctx, o.stats, ln, store) })
+	}
+	for {
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				st, keys := j.snapshot()
+				log.Info("stopping", "written", st.Written, "duplicates_skipped", st.Duplicates, "keys", keys)
+				return nil
+			}
+			return err
+		}
+		wg.Go(func() { c.serveConn(ctx, conn, &wg) })
+	}
+}
+
+// serverTLS builds the server's TLS configuration from the flags.
+func serverTLS(o options) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	if o.clientCA != "" {
+		pem, err := os.ReadFile(o.clientCA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate", o.clientCA)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+func (c *collector) serveConn(ctx context.Context, conn *quicrecord.Conn, wg *sync.WaitGroup) {
+	peer := peerIdentity(conn.QUIC().ConnectionState().TLS)
+	c.log.Info("connection", "remote", conn.RemoteAddr().String(), "client_cert", peer != "")
+	for {
+		s, err := conn.AcceptRecordStream(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() { c.serveStream(ctx, s, peer) })
+	}
+}
+
+// serveStream writes a stream's records to the journal and acknowledges
+// them once they are committed. It receives what has arrived, up to the
+// batch limit, and commits it as one group, so that one sync covers many
+// records.
+func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream, peer string) {
+	defer s.Close()
+	key := ""
+	if rk := s.ResumeKey(); rk != nil {
+		key = resumeKeyName(rk)
+	} else if k := s.Metadata()[keyMetadata]; k != "" {
+		key = "plain/" + k
+	}
+	log := c.log.With("scope", s.Scope(), "key", key, "stream", int64(s.StreamID()))
+	if strings.HasPrefix(key, "plain/") {
+		// Resumable streams' keys are bound to their producer by the
+		// ResumeStore and, across restarts, by journal.loadApplied.
+		if st, ok := c.j.applied(key); ok && st.Peer != peer {
+			_ = s.CloseWithError(quicrecord.CodeRefused, "the key belongs to another client")
+			log.Warn("stream refused: the key belongs to another client")
+			return
+		}
+	}
+	from, _ := c.j.applied(key)
+	log.Info("stream open", "resumable", s.ResumeKey() != nil, "after_seq", from.Seq)
+
+	now, stop := context.WithCancel(ctx)
+	stop() // a done context: Recv with it returns only what has arrived
+	var (
+		batch            []quicrecord.Record
+		written, skipped int
+		err              error
+	)
+	for {
+		var r quicrecord.Record
+		if r, err = s.Recv(ctx); err != nil {
+			break
+		}
+		batch = append(batch[:0], r)
+		for len(batch) < c.batch {
+			r, rerr := s.Recv(now)
+			if rerr != nil {
+				break // nothing more has arrived (or the stream ended: the next Recv says so)
+			}
+			batch = append(batch, r)
+		}
+		w, sk, cerr := c.j.commit(key, peer, s.Scope(), batch)
+		if cerr != nil {
+			log.Error("commit failed; resetting the stream, its producer keeps the records", "err", cerr)
+			_ = s.CloseWithError(codeSinkFailed, "collector sink failed")
+			return
+		}
+		written += w
+		skipped += sk
+		// Only now, with the records in the sink and the position in
+		// the state file, acknowledge them.
+		if err = s.Ack(batch[len(batch)-1].Seq); err != nil {
+			break
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		log.Info("stream finished", "written", written, "duplicates_skipped", skipped)
+		return
+	}
+	log.Info("stream ended", "written", written, "duplicates_skipped", skipped, "err", err)
+}
+
+// statsLoop prints a statistics line every interval.
+func (c *collector) statsLoop(ctx context.Context, every time.Duration, ln *quicrecord.Listener, store *quicrecord.ResumeStore) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, keys := c.j.snapshot()
+		d := ln.Diagnostics()
+		c.log.Info("stats", "streams_open", d.Streams.Open, "records_in", d.In.Records, "written", st.Written,
+			"duplicates_skipped", st.Duplicates, "commits", st.Commits, "keys", keys, "resume_store_keys", store.Len(),
+			"apply_backlog", d.Backlog.Records)
+	}
+}
+
+// peerIdentity is the identity quicrecord binds resume keys to (see
+// quicrecord.ResumeKeyInfo.Peer): the SHA-256 of the verified client
+// certificate, hex-encoded, or "" without one.
+func peerIdentity(cs tls.ConnectionState) string {
+	if len(cs.PeerCertificates) == 0 || len(cs.VerifiedChains) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickstart runs the program in-process with a small transfer and
+// checks that the report has its parts.
+func TestQuickstart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-records", "20000", "-streams", "3", "-size", "64", "-progress", "10ms"}, &stdout, &stderr)
+	out := stdout.String()
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
+	}
+	t.Logf("stdout:\n%s", out)
+	for _, re := range []string{
+		`(?m)^throughput: 20000 records \(.* MiB\) in .* = \d+ records/s, [\d.]+ MiB/s$`,
+		`(?m)^delivery latency.*\n  p50 \S+  p90 \S+  p99 \S+  p99\.9 \S+  max \S+  \(20000 samples\)$`,
+		`(?m)^ack latency.*\n  p50 \S+  p90 \S+  p99 \S+  p99\.9 \S+  max \S+  \(\d+ samples\)$`,
+		`(?m)^recordmux: 3 streams \(3 open, 0 closed, 0 failed\)`,
+		`(?m)^out +10000 `, // the client sent half of the records
+		`(?m)^in +10000 `,  // and applied the other half
+		`(?m)^acks +piggybacked +standalone`,
+		`(?m)^barrier waits +calls`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("stdout does not match %s", re)
+		}
+	}
+	if !strings.Contains(stderr.String(), "applied 20000/20000 records: done") {
+		t.Errorf("no final progress line on stderr:\n%s", stderr.String())
+	}
+}
+
+// TestQuickstartFlags: bad flags are usage errors (exit code 2).
+func TestQuickstartFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-streams", "0"},
+		{"-records", "3", "-streams", "2"},
+		{"-size", "7"},
+		{"-nosuchflag"},
+		{"extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
+			t.Errorf("run(%q) = %d, want 2; stderr: %s", args, code, stderr.String())
+		}
+	}
+}
