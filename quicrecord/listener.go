@@ -187,5 +187,5 @@ func dialError(err error) error {
 	if errors.As(err, &te) && te.ErrorCode == alertNoApplicationProtocol {
 		return fmt.Errorf("%w: %w", ErrALPNMismatch, err)
 	}
-	return fmt.Errorf("quicrecord: dial: %w", convertQUICError(err, 0))
+	return convertQUICError(err, 0)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/recordmux/recordmux/frames"
 )
 
 // ResumeOptions configure a [ResumableStream].
@@ -19,8 +21,12 @@ type ResumeOptions struct {
 	// restarts and wants to continue where it left off keeps its key.
 	Key []byte
 	// FirstSeq is the sequence number of the first record of a new
-	// stream; 0 means 1. An application that persisted its position uses
-	// it with its old Key.
+	// stream; 0 means 1. An application that restarts and persisted its
+	// position (for example the last acked sequence number plus one)
+	// passes it with its old Key. If the acceptor applied more than that
+	// (the earlier process was stopped with records in flight), the
+	// records it already applied are dropped as they are sent again and
+	// counted in ResumeStats.DuplicatesDropped.
 	FirstSeq uint64
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts, which doubles from MinBackoff up to MaxBackoff with up to
@@ -257,6 +263,12 @@ func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error)
 		r.mu.Lock()
 	}
 	seq := r.log.append(data)
+	if seq <= r.acked {
+		// The acceptor reported this record applied when the stream
+		// resumed (sent by an earlier process with the same key).
+		r.log.dropThrough(seq)
+		r.stats.DuplicatesDropped++
+	}
 	r.notifyLocked()
 	r.mu.Unlock()
 	return seq, nil
@@ -408,6 +420,12 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	}
 	r.mu.Lock()
 	ro := &resumeOpen{key: r.key, first: r.acked + 1, last: r.written, onAck: r.onAck}
+	if r.stats.Connects == 0 {
+		// A new ResumableStream may continue a key an earlier process
+		// used: it cannot know how far that process got, so the acceptor
+		// may be ahead of FirstSeq by any amount.
+		ro.last = frames.MaxSeq
+	}
 	r.mu.Unlock()
 	s, err := conn.openStream(ctx, r.opts.Stream, ro)
 	if err == nil && r.opts.OnReject != nil {
@@ -442,9 +460,16 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 			Err: &StreamError{Code: CodeResumeUnknown, Reason: fmt.Sprintf("acceptor resumed at %d but had acknowledged %d", applied, ro.first-1), Remote: true}}
 	}
 	if applied > r.acked {
-		r.stats.DuplicatesDropped += applied - r.acked
+		// Held records up to applied were applied already (their acks
+		// were lost, or an earlier process sent them): drop them, and
+		// drop later Sends up to applied as they come.
+		held := min(applied, r.log.next-1)
+		if held > r.acked {
+			r.stats.DuplicatesDropped += held - r.acked
+		}
 		r.log.dropThrough(applied)
 		r.acked = applied
+		r.written = max(r.written, applied)
 		r.notifyLocked()
 	}
 	if r.stats.Connects > 1 {

@@ -384,3 +384,44 @@ func TestResumeKeysUnguessable(t *testing.T) {
 
 var _ = fmt.Sprint
 var _ = net.IPv4len
+
+// TestResumeRestartedOpenerBehind: an opener restarted from an older saved
+// position (it was killed with records in flight) continues its key; the
+// records the acceptor already applied are dropped as they are sent again.
+func TestResumeRestartedOpenerBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newResumeRig(t, ResumeStoreConfig{}, nil, nil)
+		ctx := context.Background()
+		first, err := rig.open(ResumeOptions{Key: []byte("agent-1")})
+		require.NoError(t, err)
+		for i := 1; i <= 150; i++ {
+			_, err := first.Send(ctx, payloadFor(uint64(i), 0))
+			require.NoError(t, err)
+		}
+		require.NoError(t, first.Barrier(ctx))
+		// The first process "dies" without closing: its key's state stays.
+		rig.router.dark.Store(true)
+		time.Sleep(3 * time.Second)
+		rig.router.dark.Store(false)
+		first.cancel(errors.New("process killed"))
+		<-first.done
+
+		// The restarted process saved position 101 and regenerates from it.
+		second, err := rig.open(ResumeOptions{Key: []byte("agent-1"), FirstSeq: 101})
+		require.NoError(t, err)
+		for i := 101; i <= 200; i++ {
+			seq, err := second.Send(ctx, payloadFor(uint64(i), 0))
+			require.NoError(t, err)
+			require.Equal(t, uint64(i), seq)
+		}
+		require.NoError(t, second.Barrier(ctx))
+		snap := second.Snapshot()
+		require.Equal(t, uint64(50), snap.Stats.DuplicatesDropped, "records 101..150 were applied before the restart")
+		require.NoError(t, second.Close())
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		require.Equal(t, uint64(200), rig.applied["agent-1"])
+		require.Zero(t, rig.dups)
+		require.Zero(t, rig.gaps)
+	})
+}

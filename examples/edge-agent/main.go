@@ -373,15 +373,6 @@ func dial(ctx context.Context, o options, tlsConf *tls.Config, cfg *quicrecord.C
 		switch {
 		case errors.As(err, &re):
 			return nil, fmt.Errorf("the collector cannot continue this stream (did it lose its -state file?): %w", err)
-		case errors.Is(err, quicrecord.ErrAckOutOfRange):
-			// The collector applied records past this agent's last
-			// checkpoint: a previous run was killed with records in
-			// flight. quicrecord cannot resume a stream whose opener
-			// knows less than the acceptor (see the package doc).
-			return nil, fmt.Errorf("the collector applied records of this stream beyond seq %d, where the state file %s stops "+
-				"(the last run was killed with records in flight); continuing is not possible. Remove the state file to start "+
-				"a new stream: records after seq %d will then be sent again under the new key: %w",
-				opts.FirstSeq-1, o.state, opts.FirstSeq-1, err)
 		case permanent(err):
 			return nil, err
 		case ctx.Err() != nil:
