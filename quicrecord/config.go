@@ -20,6 +20,13 @@ type Config struct {
 	// reset). It is ignored by [NewConn], whose connection already exists.
 	QUIC *quic.Config
 
+	// StatelessResetKey, if set, is given to the quic.Transport that
+	// Listen and Dial create. A server restarted with the same key can
+	// reset the connections of its previous run at once, so their clients
+	// notice immediately instead of after the idle timeout. nil: no
+	// stateless resets.
+	StatelessResetKey *quic.StatelessResetKey
+
 	// MaxBatchRecords caps the records in one BATCH frame. 0 means 4096.
 	MaxBatchRecords int
 	// MaxBatchBytes caps the encoded records in one BATCH frame; a single
@@ -248,6 +255,13 @@ func DefaultQUICConfig() *quic.Config {
 		MaxIncomingUniStreams:            -1,
 		EnableStreamResetPartialDelivery: true,
 	}
+}
+
+func (c *Config) resetKey() *quic.StatelessResetKey {
+	if c == nil {
+		return nil
+	}
+	return c.StatelessResetKey
 }
 
 func (c *Config) quicConfig() *quic.Config {

@@ -174,3 +174,49 @@ func TestStreamCreditReturned(t *testing.T) {
 		})
 	}
 }
+
+// TestStatelessResetAfterRestart: a listener restarted on the same port
+// with the same StatelessResetKey resets the connections of its previous
+// run, so a client learns at once instead of after the idle timeout.
+func TestStatelessResetAfterRestart(t *testing.T) {
+	var key quic.StatelessResetKey
+	copy(key[:], "0123456789abcdef0123456789abcdef")
+	cfg := &Config{StatelessResetKey: &key}
+	stls, ctls := tlsPair(t)
+	ln, err := Listen("127.0.0.1:0", stls, cfg)
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		if c, err := ln.Accept(ctx); err == nil {
+			_, _ = c.AcceptRecordStream(ctx)
+		}
+	}()
+	client, err := Dial(ctx, addr, ctls, cfg)
+	require.NoError(t, err)
+	defer client.Close()
+	s, err := client.OpenRecordStream(ctx, StreamOptions{})
+	require.NoError(t, err)
+	// The server vanishes without closing its connection (its transport
+	// is torn down), then comes back on the same port.
+	ln.cleanup()
+	_ = ln.Close()
+	ln2, err := Listen(addr, stls, cfg)
+	require.NoError(t, err)
+	defer ln2.Close()
+	for ctx.Err() == nil {
+		if _, err := s.Send(ctx, []byte("x")); err != nil {
+			break
+		}
+		_ = s.Flush(ctx)
+		time.Sleep(10 * time.Millisecond)
+		if client.Context().Err() != nil {
+			break
+		}
+	}
+	<-client.Context().Done()
+	// A stateless reset, not the 30 s idle timeout, ended the connection.
+	var sr *quic.StatelessResetError
+	require.ErrorAs(t, context.Cause(client.Context()), &sr)
+}

@@ -54,7 +54,7 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quicrecord: listen: %w", err)
 	}
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.resetKey()}
 	ql, err := tr.Listen(withALPN(tlsConf), cfg.quicConfig())
 	if err != nil {
 		_ = tr.Close()
@@ -158,7 +158,7 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("quicrecord: dial: %w", err)
 	}
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.resetKey()}
 	cleanup := sync.OnceFunc(func() {
 		_ = tr.Close()
 		_ = pc.Close()
