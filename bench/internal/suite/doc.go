@@ -32,11 +32,8 @@
 //     applied. The pacer (bench/internal/pace) sleeps coarsely, then with
 //     nanosleep; how late each Send started against the schedule is
 //     reported as lag. Applied times come from probe goroutines (see
-//     latency.go): exact for the framer (WaitAcked), an upper bound for
-//     recordmux (Barrier, which also waits for records sent after the
-//     probed one; and Barrier skips any FlushDelay linger, so with
-//     FlushDelay > 0 the probes change what they measure), exact for raw
-//     (echo arrival).
+//     latency.go) calling WaitAcked, for recordmux and the framer alike;
+//     raw uses each echo's arrival.
 //   - backlog: the consumer applies slower than the producer offers, then
 //     at full speed; samples every few ms of records sent but not
 //     applied, in flight, recordmux's apply backlog, and the live heap

@@ -12,15 +12,11 @@ import (
 // Sends are paced; after each burst the sender offers the burst's last
 // sequence number p to a pool of probe goroutines (without blocking: if
 // every probe is busy the offer is dropped and a later one covers p). A
-// probe waits until p is applied — framer and mux with WaitAcked(p),
-// recordmux with Barrier, which waits for everything sent before it
-// started and so for p and possibly a few later records — and then notes
-// (p, now). Afterwards a record k is taken to be applied at the earliest
-// noted time of any probe with p >= k. For the framer and the mux that is
-// exact up to goroutine wake-up when k itself was probed, and an upper
-// bound otherwise; for recordmux it is always an upper bound, since its
-// Barrier may also wait for records sent after p. raw learns each echo's
-// arrival directly.
+// probe waits until p is applied — framer, mux and recordmux with
+// WaitAcked(p) — and then notes (p, now). Afterwards a record k is taken
+// to be applied at the earliest noted time of any probe with p >= k. That
+// is exact up to goroutine wake-up when k itself was probed, and an upper
+// bound otherwise. raw learns each echo's arrival directly.
 
 // completion says that every record up to seq was applied by at.
 type completion struct {

@@ -187,7 +187,7 @@ func rmPacedStream(ctx context.Context, tx, rx *quicrecord.RecordStream) *pacedS
 	barrier := func(ctx context.Context, _ uint64) error { return tx.Barrier(ctx) }
 	return &pacedStream{
 		send:   tx.Send,
-		wait:   barrier,
+		wait:   tx.WaitAcked,
 		finish: barrier,
 		clock:  &ackClock{},
 		close: func() error {

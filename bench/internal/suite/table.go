@@ -145,7 +145,7 @@ func throughputTable(b *strings.Builder, rs []Result, o Options) {
 
 func latencyTable(b *strings.Builder, rs []Result, o Options) {
 	fmt.Fprintf(b, "\nLATENCY: µs. pingpong = one %dB record, wait for its applied ack (raw: echo), %d round trips per repetition;\n", o.LatencySize, o.PingPongs)
-	fmt.Fprintf(b, "  paced = %s records/s for %v, Send call to applied ack (recordmux via Barrier probes: an upper bound; see bench/README.md)\n", svgplot.Format(o.PacedRate), o.PacedDuration)
+	fmt.Fprintf(b, "  paced = %s records/s for %v, Send call to applied ack (WaitAcked probes after each burst; see bench/README.md)\n", svgplot.Format(o.PacedRate), o.PacedDuration)
 	tw := newTab(b)
 	fmt.Fprintln(tw, "case\ttransport\tp50\tp99\tp99.9\trec/s\tsend lag p99\tallocs/rec\tcores\tp50 rm/this\tp99 rm/this\t")
 	keys, m := grouped(rs)
