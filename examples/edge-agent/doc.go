@@ -68,13 +68,17 @@
 // (or regenerating the same records: generated record n is a function of
 // -name and n).
 //
+// An agent killed while records were in flight can leave the collector
+// ahead of its state file. The restarted agent continues anyway: the
+// collector reports the last seq it applied, and the records the agent
+// regenerates (or re-reads) up to it are dropped instead of sent, counted
+// as "duplicates dropped" in the summary.
+//
 // # Limitations
 //
-// An agent killed while records were in flight can leave the collector
-// ahead of its state file. quicrecord then refuses to continue the
-// stream (the collector claims records the new process never sent:
-// ACK_OUT_OF_RANGE), and the agent exits with an explanation; removing
-// the state file starts a new stream, and the records after the
-// checkpoint are sent again under the new key. A tailing agent that is
-// idle when it dies has nothing in flight and continues normally.
+// The records of a tailed file are identified by their position in this
+// agent's stream: if the file is rewritten (not appended to) under the
+// same state file, the agent cannot tell, and the collector receives the
+// new content under sequence numbers it has already seen, which it drops.
+// Remove the state file when the source changes.
 package main
