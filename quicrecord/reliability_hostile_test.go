@@ -16,8 +16,8 @@ import (
 	"github.com/recordmux/recordmux/frames"
 )
 
-// hostileCap is the configuration of the allocation test: a small frame
-// cap, so that an allocation sized by anything the peer declared stands
+// hostileCapConfig is the configuration of the allocation test: a small
+// frame cap, so that an allocation sized by anything the peer declared stands
 // out against it.
 func hostileCapConfig() *Config { return &Config{MaxRecordSize: 4096, MaxBatchBytes: 4096} }
 
@@ -26,6 +26,7 @@ func hostileFrame(t frames.Type, payload []byte) []byte {
 	return append(frames.AppendHeader(nil, t, len(payload)), payload...)
 }
 
+// hostileVarints encodes vs as consecutive QUIC varints.
 func hostileVarints(vs ...uint64) []byte {
 	var b []byte
 	for _, v := range vs {

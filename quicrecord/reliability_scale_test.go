@@ -160,11 +160,10 @@ func churnCycle(ctx context.Context, p *pair, id uint64, openerFirst bool) error
 // record, Barrier, close; the opener closes first on odd cycles, the
 // acceptor on even ones) on one connection. At every checkpoint (each
 // 10,000 cycles; each 5,000 in the default 20,000-cycle run) the goroutine
-// count is exactly what it was at the warm-up point and the heap, after
-// GC, has grown by less than 1 MiB over it: nothing is kept per finished
+// count is what it was at the warm-up point (±2) and the heap, after GC,
+// has grown by less than 1 MiB over it: nothing is kept per finished
 // stream, in quicrecord or in quic-go. goleak is clean at the end.
 func TestReliabilityChurn(t *testing.T) {
-	t.Skip("BUG: a graceful Close after the peer's Close leaves the quic-go send stream incomplete (stream credit and memory leak); see report")
 	leaks := goleak.IgnoreCurrent()
 	cycles, every := churnCycles()
 	t.Logf("%d cycles, checkpoint every %d (RECORDMUX_LONG=1 for 100,000)", cycles, every)
@@ -193,7 +192,9 @@ func TestReliabilityChurn(t *testing.T) {
 		t.Logf("%d cycles in %v virtual", cycles, time.Since(start))
 		base := points[0]
 		for _, pt := range points[1:] {
-			require.Equal(t, base.goroutines, pt.goroutines, "goroutines after %d cycles", pt.cycle)
+			// ±2: the runtime's finalizer and cleanup goroutines count while
+			// they run user code; a leak per stream would add thousands.
+			require.InDelta(t, base.goroutines, pt.goroutines, 2, "goroutines after %d cycles", pt.cycle)
 			require.Less(t, int64(pt.heap)-int64(base.heap), int64(1<<20), "heap growth after %d cycles", pt.cycle)
 		}
 		require.Empty(t, p.client.Snapshots())
@@ -210,9 +211,6 @@ func TestReliabilityChurn(t *testing.T) {
 func TestReliabilityStreamCreditReturned(t *testing.T) {
 	for _, order := range []string{"opener closes first", "acceptor closes first", "CloseWithError"} {
 		t.Run(order, func(t *testing.T) {
-			if order == "opener closes first" {
-				t.Skip("BUG: a graceful Close after the peer's Close leaves the quic-go send stream incomplete (stream credit and memory leak); see report")
-			}
 			synctest.Test(t, func(t *testing.T) {
 				q := DefaultQUICConfig()
 				q.MaxIncomingStreams = 8
