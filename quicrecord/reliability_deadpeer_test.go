@@ -137,7 +137,6 @@ func TestReliabilityDeadPeer(t *testing.T) {
 // is short (a few percent of attempts hit it), so the check is repeated on
 // 100 connections.
 func TestReliabilitySendAfterStreamEnd(t *testing.T) {
-	t.Skip("BUG: Send accepts records after the stream's context ended, until its writer loop notices; see report")
 	for i := range 100 {
 		synctest.Test(t, func(t *testing.T) {
 			cfg := deadPeerConfig()
@@ -213,9 +212,6 @@ func TestReliabilityResetWithFullBacklogReachesBarrier(t *testing.T) {
 	for _, backlogFull := range []bool{false, true} {
 		t.Run(fmt.Sprintf("backlogFull=%v", backlogFull), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				if backlogFull {
-					t.Skip("BUG: Barrier ignores the peer's stream reset while the local apply backlog is full; see report")
-				}
 				ctx := context.Background()
 				bcfg := &Config{MaxApplyBacklogRecords: 20}
 				p := newSimPair(t, nil, bcfg, nil, simRTT/2)

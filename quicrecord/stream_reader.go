@@ -122,8 +122,15 @@ func (s *RecordStream) readerExit(err error) {
 	s.maybeEnd()
 }
 
-// waitBacklogRoom blocks while the apply backlog is full.
+// waitBacklogRoom blocks while the apply backlog is full: the reader
+// stops reading, and QUIC flow control pushes back on the peer. A peer
+// that respects the window sends no BATCH while the backlog is full, only
+// control frames; so when the peer stops reading this stream (the
+// STOP_SENDING that comes with its CloseWithError) the reader resumes at
+// once, to see the peer's ERROR frame and reset instead of leaving Barrier
+// and Recv waiting for an application that may never ack.
 func (s *RecordStream) waitBacklogRoom() error {
+	stopped := s.qs.Context().Done()
 	s.rmu.Lock()
 	for s.rcv.received-s.rcv.applied >= uint64(s.set.maxBacklogRecs) ||
 		s.rcv.recvBytes-s.rcv.applBytes >= uint64(s.set.maxBacklogBytes) {
@@ -136,6 +143,8 @@ func (s *RecordStream) waitBacklogRoom() error {
 		s.rmu.Unlock()
 		select {
 		case <-ch:
+		case <-stopped:
+			return nil
 		case <-s.ctx.Done():
 			return s.ctxCause()
 		}
@@ -163,7 +172,10 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 	if b.FirstSeq != received+1 {
 		return s.protocolError(CodeSequenceGap, fmt.Sprintf("batch starts at seq %d, expected %d", b.FirstSeq, received+1), nil)
 	}
-	if backlogRecs > uint64(s.set.maxBacklogRecs) || backlogBytes > uint64(s.set.maxBacklogBytes) {
+	// One record larger than the byte window may come alone into an empty
+	// backlog, as the sender may send it when nothing is in flight.
+	alone := backlogRecs == uint64(b.Count) && b.Count == 1
+	if backlogRecs > uint64(s.set.maxBacklogRecs) || (backlogBytes > uint64(s.set.maxBacklogBytes) && !alone) {
 		return s.protocolError(CodeWindowExceeded, fmt.Sprintf("%d records / %d bytes unacknowledged exceed the announced window", backlogRecs, backlogBytes), nil)
 	}
 	if b.HasAck {

@@ -30,6 +30,12 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 			s.smu.Unlock()
 			return 0, ErrClosed
 		}
+		if s.ctx.Err() != nil {
+			// The stream or its connection ended; the loops have not
+			// recorded it yet.
+			s.smu.Unlock()
+			return 0, context.Cause(s.ctx)
+		}
 		inflight := s.snd.nextSeq - 1 - s.snd.ackedSeq
 		if inflight == 0 || (inflight < uint64(s.windowRecs) &&
 			s.snd.sentBytes-s.snd.ackedBytes+uint64(len(data)) <= uint64(s.windowBytes)) {
