@@ -41,8 +41,16 @@ func compareKeys(a, b StreamKey) int {
 
 type streamRegistry = registry.Registry[StreamKey, *RecordStream]
 
-func newStreamRegistry(shards int) *streamRegistry {
-	return registry.New(compareKeys, &registry.Options[StreamKey, *RecordStream]{Shards: shards})
+// newStreamRegistry returns a registry whose detached streams are folded
+// into ended.
+func newStreamRegistry(shards int, ended *endedTotals) *streamRegistry {
+	return registry.New(compareKeys, &registry.Options[StreamKey, *RecordStream]{
+		Shards: shards,
+		OnDetach: func(_ StreamKey, s *RecordStream, _ error) {
+			snap := s.Snapshot() // frozen: the stream ended before it detached
+			ended.add(&snap)
+		},
+	})
 }
 
 // StreamOptions describe a stream to open. They travel to the acceptor in
@@ -99,6 +107,7 @@ type Conn struct {
 	segSize int
 
 	streams *streamRegistry
+	ended   endedTotals // streams that detached from streams
 	handler atomic.Pointer[func(RecordAcceptInfo) error]
 	acceptQ chan *RecordStream
 
@@ -155,11 +164,11 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		set:     set,
 		id:      id,
 		ln:      ln,
-		streams: newStreamRegistry(1),
 		acceptQ: make(chan *RecordStream, set.acceptBacklog),
 		cleanup: cleanup,
 		segSize: hdrReserve + set.maxBatchBytes,
 	}
+	c.streams = newStreamRegistry(1, &c.ended)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.stopQC = context.AfterFunc(qc.Context(), func() {
 		c.cancel(convertQUICError(context.Cause(qc.Context()), 0))

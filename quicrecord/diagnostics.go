@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -19,9 +20,10 @@ import (
 // waits, rejections, violations) are sums over the streams summarised, so
 // they cover the streams' whole lives but only of the streams that are
 // still registered: when a stream ends and detaches, its counts leave the
-// totals. They are not monotonic across stream ends; package
-// quicrecord/promrecord carries the counts of ended streams over so that
-// its Prometheus counters never go down.
+// totals and move to [Conn.EndedDiagnostics] (or
+// [Listener.EndedDiagnostics]), so Diagnostics plus EndedDiagnostics
+// covers every stream ever registered; package quicrecord/promrecord
+// exports that sum as Prometheus counters.
 //
 // Gauges (in-flight, apply backlog) are sums of the values at the
 // snapshots; peaks and barrier maxima are the largest of any one stream.
@@ -163,6 +165,45 @@ func diagnosticsOf(r *streamRegistry, opts *DiagnosticsOptions) DiagnosticsSumma
 		return true
 	})
 	return sm.result()
+}
+
+// EndedDiagnostics summarises the streams of the connection that have
+// ended and detached: their final counters, totalled since the
+// connection was created, and their number by final state and version.
+// Its counters only grow, and Diagnostics plus EndedDiagnostics covers
+// every stream the connection ever had. Gauges and top lists are empty.
+func (c *Conn) EndedDiagnostics() DiagnosticsSummary { return c.ended.summary() }
+
+// EndedDiagnostics summarises the ended streams of every connection the
+// listener accepted, like [Conn.EndedDiagnostics].
+func (l *Listener) EndedDiagnostics() DiagnosticsSummary { return l.ended.summary() }
+
+// endedTotals folds the final snapshots of detached streams into a
+// summary. Written by the registry's detach hook, read by
+// EndedDiagnostics.
+type endedTotals struct {
+	mu sync.Mutex // guards sm
+	sm *summarizer
+}
+
+func (e *endedTotals) add(s *RecordSnapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sm == nil {
+		e.sm = newSummarizer(&DiagnosticsOptions{TopN: -1})
+	}
+	e.sm.add(s)
+}
+
+func (e *endedTotals) summary() DiagnosticsSummary {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sm == nil {
+		return newSummarizer(&DiagnosticsOptions{TopN: -1}).result()
+	}
+	d := e.sm.result()
+	d.Streams.ByVersion = slices.Clone(d.Streams.ByVersion)
+	return d
 }
 
 // Summarize computes the summary of snaps, for example the snapshots of

@@ -19,6 +19,7 @@ type Listener struct {
 	ql      *quic.Listener
 	set     *settings
 	streams *streamRegistry
+	ended   endedTotals // streams that detached from streams
 	cleanup func() // closes the transport and socket Listen created; may be nil
 
 	nextConn atomic.Uint64
@@ -73,12 +74,13 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 // a quic.Transport of its own. Closing the Listener closes ql but not its
 // transport.
 func NewListener(ql *quic.Listener, cfg *Config) *Listener {
-	return &Listener{
-		ql:      ql,
-		set:     cfg.settings(),
-		streams: newStreamRegistry(0),
-		conns:   make(map[*Conn]func() bool),
+	l := &Listener{
+		ql:    ql,
+		set:   cfg.settings(),
+		conns: make(map[*Conn]func() bool),
 	}
+	l.streams = newStreamRegistry(0, &l.ended)
+	return l
 }
 
 // Addr returns the listening address.

@@ -19,6 +19,15 @@ type Source interface {
 	Snapshots() []quicrecord.RecordSnapshot
 }
 
+// EndedSource is a Source that also totals the streams it no longer
+// lists. [*quicrecord.Conn] and [*quicrecord.Listener] implement it; with
+// it the Collector's counters are exact, including streams that opened and
+// ended between two scrapes.
+type EndedSource interface {
+	Source
+	EndedDiagnostics() quicrecord.DiagnosticsSummary
+}
+
 // Options configure a Collector. A nil *Options means the defaults.
 type Options struct {
 	// PerStream adds series for each live stream, labelled with its
@@ -41,14 +50,15 @@ const PerStreamSeries = 6
 // [Source]. Create it with [NewCollector] and register it with a
 // prometheus.Registerer; each scrape takes the source's snapshots once.
 //
-// Counters (the _total metrics) are kept monotonic across stream ends: a
+// Counters (the _total metrics) are monotonic across stream ends. For an
+// [EndedSource] (a Conn or a Listener) they are the live streams' counts
+// plus the source's totals of ended streams: exact. For a plain Source a
 // stream's counts are summed while it is live, and when it has left the
-// source (it ended and detached) the counts last seen for it are carried
-// over. What an ended stream did after the last scrape that saw it, and
-// streams that opened and ended between two scrapes, are therefore not
-// counted; scrape more often than streams live to bound the loss. The
-// Collector remembers the last counts of each live stream, a few hundred
-// bytes per stream.
+// source the counts last seen for it are carried over, so what an ended
+// stream did after the last scrape that saw it, and streams that opened
+// and ended between two scrapes, are not counted; the Collector then
+// remembers the last counts of each live stream, a few hundred bytes per
+// stream.
 //
 // Gauges describe the live streams at the scrape.
 //
@@ -207,8 +217,22 @@ func addFrames(dst, src *quicrecord.FrameCounts) {
 
 // Collect takes the source's snapshots and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if es, ok := c.src.(EndedSource); ok {
+		// Ended totals first, then the live streams: a stream that ends
+		// in between is in neither and is counted by the next scrape, so
+		// no scrape counts it twice and the counters never go down.
+		ended := es.EndedDiagnostics()
+		snaps := c.src.Snapshots()
+		var total counts
+		for i := range snaps {
+			cs := countsOf(&snaps[i])
+			total.add(&cs)
+		}
+		total.add(countsOfSummary(&ended))
+		c.emit(ch, snaps, &total)
+		return
+	}
 	snaps := c.src.Snapshots()
-	sum := quicrecord.Summarize(snaps, &quicrecord.DiagnosticsOptions{TopN: -1})
 
 	c.mu.Lock()
 	seen, seenCounts := c.next, c.nextCounts[:0]
@@ -228,7 +252,28 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.lastCounts, c.nextCounts = seenCounts, c.lastCounts
 	total.add(&c.retired)
 	c.mu.Unlock()
+	c.emit(ch, snaps, &total)
+}
 
+// countsOfSummary returns the counters of a summary.
+func countsOfSummary(d *quicrecord.DiagnosticsSummary) *counts {
+	return &counts{
+		recordsOut: d.Out.Records, recordsIn: d.In.Records,
+		bytesOut: d.Out.Bytes, bytesIn: d.In.Bytes,
+		batchesOut: d.Out.Batches, batchesIn: d.In.Batches,
+		framesOut: d.FramesOut, framesIn: d.FramesIn,
+		acks:        d.Acks,
+		barriers:    d.Barrier.Calls,
+		flushWaitNs: uint64(d.Barrier.FlushWaitTotal), ackWaitNs: uint64(d.Barrier.AckWaitTotal),
+		rejectedIn: d.Errors.RejectedIn, rejectedOut: d.Errors.RejectedOut,
+		violations: d.Errors.ProtocolViolations,
+	}
+}
+
+// emit sends the metrics of one scrape: the counters in total, the gauges
+// and per-stream series of the live snapshots.
+func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *counts) {
+	sum := quicrecord.Summarize(snaps, &quicrecord.DiagnosticsOptions{TopN: -1})
 	d := &c.d
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)

@@ -221,3 +221,39 @@ func TestCollectorSharedRegistry(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// TestCollectorCountsShortLivedStreams: streams that open, carry traffic
+// and end between two scrapes are counted exactly, on the Conn and on the
+// Listener (both report the totals of their ended streams).
+func TestCollectorCountsShortLivedStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 5*time.Millisecond)
+		cc := promrecord.NewCollector(p.client, nil)
+		lc := promrecord.NewCollector(p.ln, nil)
+		m := scrape(t, cc)
+		require.Zero(t, m[`recordmux_records_total{direction="out"}`])
+		for i := range 5 {
+			c, s := p.open(t, quicrecord.StreamOptions{Scope: "short", DataID: uint64(i)})
+			applyAll(t, s)
+			sendN(t, c, 10*(i+1), 7)
+			require.NoError(t, c.Close())
+			require.NoError(t, s.Close())
+		}
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		require.Empty(t, p.client.Snapshots())
+		m = scrape(t, cc)
+		require.Equal(t, float64(150), m[`recordmux_records_total{direction="out"}`], "10+20+30+40+50 records")
+		require.Equal(t, float64(1050), m[`recordmux_record_bytes_total{direction="out"}`])
+		require.Zero(t, m[`recordmux_streams{state="open"}`])
+		lm := scrape(t, lc)
+		require.Equal(t, float64(150), lm[`recordmux_records_total{direction="in"}`])
+
+		ended := p.client.EndedDiagnostics()
+		require.Equal(t, 5, ended.Streams.Total)
+		require.Equal(t, 5, ended.Streams.Closed)
+		require.Equal(t, uint64(150), ended.Out.Records)
+		require.Equal(t, uint64(5), ended.FramesOut.Hello)
+		require.Zero(t, p.client.Diagnostics().Out.Records, "no live streams")
+	})
+}

@@ -60,6 +60,8 @@
 //
 // # Limitations
 //
-// The counts of a stream after the last scrape that saw it, and of
-// streams that lived entirely between two scrapes, are not counted.
+// With a *quicrecord.Conn or *quicrecord.Listener the counters are exact:
+// the source totals its ended streams (EndedDiagnostics). With any other
+// [Source], the counts of a stream after the last scrape that saw it, and
+// of streams that lived entirely between two scrapes, are not counted.
 package promrecord
