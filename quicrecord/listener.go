@@ -20,7 +20,7 @@ type Listener struct {
 	set     *settings
 	streams *streamRegistry
 	ended   endedTotals // streams that detached from streams
-	cleanup func() // closes the transport and socket Listen created; may be nil
+	cleanup func()      // closes the transport and socket Listen created; may be nil
 
 	nextConn atomic.Uint64
 
