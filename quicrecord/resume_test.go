@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go/testutils/simnet"
 	"github.com/stretchr/testify/require"
 
+	"github.com/recordmux/recordmux/internal/simtest"
 	"github.com/recordmux/recordmux/internal/tlsutil"
 )
 
@@ -164,11 +165,23 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 		}})
 		require.NoError(t, err)
 		<-connected
+		// The reliability suite's checker sees every send and every
+		// applied record: applied must be an ordered prefix of sent with
+		// no duplicate, across all the streams the key used.
+		checker := simtest.NewChecker(0)
+		rig.mu.Lock()
+		rig.onRecord = func(_ string, r Record) {
+			_ = checker.Delivered(r.Seq, r.Data)
+			checker.Applied(r.Seq)
+		}
+		rig.mu.Unlock()
 		const n = 100_000
 		ctx := context.Background()
 		for i := 1; i <= n; i++ {
-			seq, err := rs.Send(ctx, payloadFor(uint64(i), 0))
+			checker.Sending(uint64(i))
+			seq, err := rs.Send(ctx, simtest.Payload(0, uint64(i), 40))
 			require.NoError(t, err)
+			checker.Sent(seq)
 			require.Equal(t, uint64(i), seq)
 			if i%20_000 == 10_000 {
 				t.Logf("%v dark at %d", time.Now().Format("15:04:05.000"), i)
@@ -182,6 +195,8 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 			}
 		}
 		require.NoError(t, rs.Barrier(ctx))
+		checker.BarrierOK(n)
+		require.NoError(t, checker.Verify(true))
 		snap := rs.Snapshot()
 		require.NoError(t, rs.Close())
 		rig.mu.Lock()
