@@ -92,6 +92,13 @@ type Config struct {
 	// streams opened towards it fall back to plain streams.
 	ResumeStore *ResumeStore
 
+	// AcceptHandler, if set, decides on every stream a peer opens on a
+	// connection made with this Config, from its first stream on (see
+	// [Conn.SetAcceptHandler], which replaces it for one connection). Set
+	// it here rather than with SetAcceptHandler when authorization must
+	// cover streams that arrive right after the connection is accepted.
+	AcceptHandler func(RecordAcceptInfo) error
+
 	// OnStreamRefused, if set, is called for every stream the peer opened
 	// that this side refused: a malformed or missing HELLO, no common
 	// protocol version, or the accept handler's refusal. err is the
@@ -152,6 +159,7 @@ type settings struct {
 	features         frames.Features
 	logger           *slog.Logger
 	onRefused        func(RecordAcceptInfo, *StreamError)
+	acceptHandler    func(RecordAcceptInfo) error
 	resume           *ResumeStore
 	hooks            *testHooks
 }
@@ -184,6 +192,7 @@ func (c *Config) settings() *settings {
 		features:         allFeatures &^ c.DisableFeatures,
 		logger:           c.Logger,
 		onRefused:        c.OnStreamRefused,
+		acceptHandler:    c.AcceptHandler,
 		resume:           c.ResumeStore,
 		hooks:            c.testHooks,
 	}

@@ -196,7 +196,10 @@ func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
 
 // SetAcceptHandler installs fn to decide on each stream the peer opens,
 // after negotiation and before the stream is queued for
-// AcceptRecordStream. A non-nil error refuses the stream: the opener gets
+// AcceptRecordStream. It replaces Config.AcceptHandler for this
+// connection; streams that completed their handshake before the call were
+// decided without it, so use Config.AcceptHandler when every stream must
+// be authorized. A non-nil error refuses the stream: the opener gets
 // a *StreamError with the error's code (a *StreamError's or
 // *RecordError's Code, CodeRefused otherwise) and its message as reason.
 // fn runs on the stream's handshake goroutine and may block for a short
@@ -594,18 +597,22 @@ func (c *Conn) handshake(qs *quic.Stream) {
 			info.ResumeKey, resumeFirst = bytes.Clone(key), first
 		}
 	}
+	handler := c.set.acceptHandler
 	if fn := c.handler.Load(); fn != nil {
-		if err := (*fn)(info); err != nil {
-			code := CodeRefused
+		handler = *fn
+	}
+	if handler != nil {
+		if err := handler(info); err != nil {
+			code, reason := CodeRefused, err.Error()
 			var se *StreamError
 			var re *RecordError
 			switch {
 			case errors.As(err, &se):
-				code = se.Code
+				code, reason = se.Code, se.Reason
 			case errors.As(err, &re):
-				code = re.Code
+				code, reason = re.Code, re.Reason
 			}
-			refuse(&StreamError{Code: code, Reason: err.Error(), Err: err})
+			refuse(&StreamError{Code: code, Reason: reason, Err: err})
 			return
 		}
 	}

@@ -208,12 +208,13 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 	s.ctr.backlogBytes.Store(bb)
 	storeMax(&s.ctr.backlogPeakR, br)
 	storeMax(&s.ctr.backlogPeakB, bb)
-	notifyLocked(&s.rcv.wait)
-	s.rmu.Unlock()
-
+	// Count the batch before anyone can apply it, so a snapshot taken
+	// after its ack never shows fewer records in than applied.
 	s.ctr.inRecords.Add(uint64(b.Count))
 	s.ctr.inBytes.Add(uint64(b.DataBytes))
 	s.ctr.inBatches.Add(1)
+	notifyLocked(&s.rcv.wait)
+	s.rmu.Unlock()
 	return nil
 }
 
