@@ -84,6 +84,32 @@
 // handshake. Close and Conn.Close return only after those goroutines have
 // ended. Diagnostics are read from atomics and never block the loops.
 //
+// # Diagnostics
+//
+// Every stream counts what it does in atomics that only its own loops
+// write: records, bytes and batches each way, frames by type, acks
+// piggybacked and standalone, barrier waits split into flush-wait and
+// ack-wait, rejections, protocol violations, and the in-flight and
+// apply-backlog gauges. [RecordStream.Snapshot] copies them into a
+// [RecordSnapshot]; taking one reads atomics only and never blocks the
+// writer or reader loop. Once a stream ended its snapshot is frozen.
+//
+// Streams register in their Conn's registry and, when accepted through a
+// Listener, in the Listener's too; [Conn.Snapshots] and
+// [Listener.Snapshots] list them in key order. A stream leaves both
+// registries when it or its connection ends, through context.AfterFunc:
+// no goroutine waits per stream. [Conn.Diagnostics] and
+// [Listener.Diagnostics] sum the live streams into a [DiagnosticsSummary]
+// (counts by state and version, totals, the top streams by apply backlog
+// and by records in flight), whose String method prints a fixed table;
+// [Conn.EndedDiagnostics] totals the streams that ended, and [Summarize]
+// summarises any snapshots. Package quicrecord/promrecord exports them as
+// Prometheus metrics, and package quicrecord/debughttp serves them as JSON
+// or as the table.
+//
+// Config.Logger, when set, receives stream open and end at debug level
+// and protocol violations at warn level.
+//
 // # Compatibility
 //
 // Each stream negotiates its protocol version and features in its HELLO
