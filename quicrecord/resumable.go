@@ -280,40 +280,21 @@ func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error)
 func (r *ResumableStream) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	target := r.log.next - 1
-	for r.written < target {
-		if r.err != nil {
-			err := r.err
-			r.mu.Unlock()
-			return err
-		}
-		ch := waitChan(&r.wait)
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctxError(ctx)
-		}
-		r.mu.Lock()
-	}
+	err := r.waitLocked(ctx, func() bool { return r.written >= target })
 	cur := r.cur
 	r.mu.Unlock()
-	if cur == nil {
-		return nil
+	if err != nil || cur == nil {
+		return err
 	}
 	return cur.Flush(ctx)
 }
 
-// Barrier waits until the acceptor applied every record sent before the
-// call, across reconnections, or ctx is done. Rejections by the acceptor
-// count as applied here; learn of them with ResumeOptions.OnReject.
-func (r *ResumableStream) Barrier(ctx context.Context) error {
-	r.mu.Lock()
-	target := r.log.next - 1
-	for r.acked < target {
+// waitLocked waits until done reports true, the stream failed (its error)
+// or ctx ends. It is called, and returns, with mu held.
+func (r *ResumableStream) waitLocked(ctx context.Context, done func() bool) error {
+	for !done() {
 		if r.err != nil {
-			err := &BarrierError{Target: target, Acked: r.acked, Err: r.err}
-			r.mu.Unlock()
-			return err
+			return r.err
 		}
 		ch := waitChan(&r.wait)
 		r.mu.Unlock()
@@ -321,13 +302,23 @@ func (r *ResumableStream) Barrier(ctx context.Context) error {
 		case <-ch:
 		case <-ctx.Done():
 			r.mu.Lock()
-			acked := r.acked
-			r.mu.Unlock()
-			return &BarrierError{Target: target, Acked: acked, Err: ctxError(ctx)}
+			return ctxError(ctx)
 		}
 		r.mu.Lock()
 	}
-	r.mu.Unlock()
+	return nil
+}
+
+// Barrier waits until the acceptor applied every record sent before the
+// call, across reconnections, or ctx is done. Rejections by the acceptor
+// count as applied here; learn of them with ResumeOptions.OnReject.
+func (r *ResumableStream) Barrier(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	target := r.log.next - 1
+	if err := r.waitLocked(ctx, func() bool { return r.acked >= target }); err != nil {
+		return &BarrierError{Target: target, Acked: r.acked, Err: err}
+	}
 	return nil
 }
 

@@ -126,14 +126,24 @@ func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 // Send to applied.
 func (s *RecordStream) WaitAcked(ctx context.Context, seq uint64) error {
 	s.smu.Lock()
-	for s.snd.ackedSeq < seq {
-		if seq >= s.snd.nextSeq {
-			s.smu.Unlock()
-			return fmt.Errorf("quicrecord: WaitAcked(%d): record not sent yet", seq)
-		}
+	if seq >= s.snd.nextSeq {
+		s.smu.Unlock()
+		return fmt.Errorf("quicrecord: WaitAcked(%d): record not sent yet", seq)
+	}
+	err := s.waitAckedLocked(ctx, seq)
+	s.smu.Unlock()
+	if err != nil {
+		return s.barrierFailed(seq, err)
+	}
+	return nil
+}
+
+// waitAckedLocked waits until the peer acked target, the stream can no
+// longer get there, or ctx ends. It is called, and returns, with smu held.
+func (s *RecordStream) waitAckedLocked(ctx context.Context, target uint64) error {
+	for s.snd.ackedSeq < target {
 		if err := s.ackWaitErr(); err != nil {
-			s.smu.Unlock()
-			return s.barrierFailed(seq, err)
+			return err
 		}
 		ch := waitChan(&s.snd.wait)
 		s.smu.Unlock()
@@ -141,11 +151,11 @@ func (s *RecordStream) WaitAcked(ctx context.Context, seq uint64) error {
 		case <-ch:
 		case <-s.ctx.Done():
 		case <-ctx.Done():
-			return s.barrierFailed(seq, ctxError(ctx))
+			s.smu.Lock()
+			return ctxError(ctx)
 		}
 		s.smu.Lock()
 	}
-	s.smu.Unlock()
 	return nil
 }
 
@@ -178,20 +188,9 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 	}
 	flushed := time.Now()
 	s.smu.Lock()
-	for s.snd.ackedSeq < target {
-		if err := s.ackWaitErr(); err != nil {
-			s.smu.Unlock()
-			return s.barrierFailed(target, err)
-		}
-		ch := waitChan(&s.snd.wait)
+	if err := s.waitAckedLocked(ctx, target); err != nil {
 		s.smu.Unlock()
-		select {
-		case <-ch:
-		case <-s.ctx.Done():
-		case <-ctx.Done():
-			return s.barrierFailed(target, ctxError(ctx))
-		}
-		s.smu.Lock()
+		return s.barrierFailed(target, err)
 	}
 	rerr := s.takeRejectsLocked(target)
 	s.smu.Unlock()
