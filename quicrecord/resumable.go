@@ -37,7 +37,8 @@ type ResumeOptions struct {
 	OnEvent func(ResumeEvent)
 	// OnReject, if set, is called for every record the acceptor rejects,
 	// on the reader goroutine of the connection's stream; it must not
-	// block. A rejected record counts as applied for Barrier.
+	// block or close the stream. A rejected record counts as applied for
+	// Barrier.
 	OnReject func(*RecordError)
 }
 

@@ -327,8 +327,10 @@ func (s *RecordStream) SetPriority(urgency int8, incremental bool) {
 }
 
 // SetRejectHandler installs fn to be called, on the stream's reader
-// goroutine, for every record the peer rejects. fn must not block. Barrier
-// reports rejections too; the handler is for senders that do not call it.
+// goroutine, for every record the peer rejects. fn must not block, and
+// must not close the stream or its connection (Close waits for the reader
+// goroutine fn runs on). Barrier reports rejections too; the handler is
+// for senders that do not call it.
 func (s *RecordStream) SetRejectHandler(fn func(*RecordError)) {
 	if fn == nil {
 		s.onReject.Store(nil)
