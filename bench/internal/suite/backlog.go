@@ -218,13 +218,8 @@ func (r *runner) backlogSetup(ctx context.Context, tr string, th *throttle) (*ba
 		cfg := r.env.rmConfig()
 		cfg.MaxInFlightRecords, cfg.MaxApplyBacklogRecords = o.BacklogWindowRecords, o.BacklogWindowRecords
 		cfg.MaxInFlightBytes, cfg.MaxApplyBacklogBytes = o.BacklogWindowBytes, o.BacklogWindowBytes
-		p, err := r.env.dialRecordmux(ctx, cfg)
+		p, tx, rx, err := r.env.openRecordmux(ctx, cfg, 1, 1)
 		if err != nil {
-			return nil, err
-		}
-		tx, rx, err := p.openStreams(ctx, 1, 1)
-		if err != nil {
-			p.close()
 			return nil, err
 		}
 		applied := make(chan error, 1)
@@ -254,13 +249,8 @@ func (r *runner) backlogSetup(ctx context.Context, tr string, th *throttle) (*ba
 		}, nil
 	case Framer, Raw:
 		qc := r.env.quicConfig()
-		p, err := r.env.dialLoopback(ctx, qc)
+		p, tx, rx, err := r.env.openLoopback(ctx, qc, 1, 1)
 		if err != nil {
-			return nil, err
-		}
-		tx, rx, err := p.openStreams(ctx, 1, 1)
-		if err != nil {
-			p.close()
 			return nil, err
 		}
 		var ops *backlogOps

@@ -327,3 +327,33 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
+
+// openRecordmux dials a recordmux pair and opens n streams from the
+// client (parallel at a time); on error nothing is left open.
+func (e *Env) openRecordmux(ctx context.Context, cfg *quicrecord.Config, n, parallel int) (*rmPair, []*quicrecord.RecordStream, []*quicrecord.RecordStream, error) {
+	p, err := e.dialRecordmux(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tx, rx, err := p.openStreams(ctx, n, parallel)
+	if err != nil {
+		p.close()
+		return nil, nil, nil, err
+	}
+	return p, tx, rx, nil
+}
+
+// openLoopback dials a raw quic-go pair on loopback and opens n streams
+// from the client (parallel at a time); on error nothing is left open.
+func (e *Env) openLoopback(ctx context.Context, qconf *quic.Config, n, parallel int) (*quicPair, []*quic.Stream, []*quic.Stream, error) {
+	p, err := e.dialLoopback(ctx, qconf)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tx, rx, err := p.openStreams(ctx, n, parallel)
+	if err != nil {
+		p.close()
+		return nil, nil, nil, err
+	}
+	return p, tx, rx, nil
+}

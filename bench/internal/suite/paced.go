@@ -144,13 +144,8 @@ loop:
 func newPacedStream(ctx context.Context, env *Env, tr string, size int) (*pacedStream, error) {
 	switch tr {
 	case Recordmux:
-		p, err := env.dialRecordmux(ctx, env.rmConfig())
+		p, tx, rx, err := env.openRecordmux(ctx, env.rmConfig(), 1, 1)
 		if err != nil {
-			return nil, err
-		}
-		tx, rx, err := p.openStreams(ctx, 1, 1)
-		if err != nil {
-			p.close()
 			return nil, err
 		}
 		st := rmPacedStream(ctx, tx[0], rx[0])
@@ -158,13 +153,8 @@ func newPacedStream(ctx context.Context, env *Env, tr string, size int) (*pacedS
 		st.close = func() error { err := inner(); p.close(); return err }
 		return st, nil
 	case Framer, Raw:
-		p, err := env.dialLoopback(ctx, env.quicConfig())
+		p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), 1, 1)
 		if err != nil {
-			return nil, err
-		}
-		tx, rx, err := p.openStreams(ctx, 1, 1)
-		if err != nil {
-			p.close()
 			return nil, err
 		}
 		var st *pacedStream

@@ -48,13 +48,8 @@ func (p *PingPong) Close() error { return p.close() }
 func once(f func() error) func() error { return sync.OnceValue(f) }
 
 func newPingPongRM(ctx context.Context, env *Env, size int) (*PingPong, error) {
-	p, err := env.dialRecordmux(ctx, env.rmConfig())
+	p, tx, rx, err := env.openRecordmux(ctx, env.rmConfig(), 1, 1)
 	if err != nil {
-		return nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, 1, 1)
-	if err != nil {
-		p.close()
 		return nil, err
 	}
 	applied := make(chan error, 1)
@@ -77,13 +72,8 @@ func newPingPongRM(ctx context.Context, env *Env, size int) (*PingPong, error) {
 }
 
 func newPingPongFramer(ctx context.Context, env *Env, size int) (*PingPong, error) {
-	p, err := env.dialLoopback(ctx, env.quicConfig())
+	p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), 1, 1)
 	if err != nil {
-		return nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, 1, 1)
-	if err != nil {
-		p.close()
 		return nil, err
 	}
 	done := make(chan error, 1)
@@ -127,13 +117,8 @@ func rawEcho(str *quic.Stream, size int) error {
 }
 
 func newPingPongRaw(ctx context.Context, env *Env, size int) (*PingPong, error) {
-	p, err := env.dialLoopback(ctx, env.quicConfig())
+	p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), 1, 1)
 	if err != nil {
-		return nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, 1, 1)
-	if err != nil {
-		p.close()
 		return nil, err
 	}
 	done := make(chan error, 1)

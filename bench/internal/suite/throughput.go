@@ -129,13 +129,8 @@ func (t *Throughput) Run(ctx context.Context, total int64, d time.Duration) (Thr
 func (t *Throughput) Close() error { return t.close() }
 
 func newThroughputRM(ctx context.Context, env *Env, size, streams int) (*Throughput, error) {
-	p, err := env.dialRecordmux(ctx, env.rmConfig())
+	p, tx, rx, err := env.openRecordmux(ctx, env.rmConfig(), streams, openParallel)
 	if err != nil {
-		return nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, streams, openParallel)
-	if err != nil {
-		p.close()
 		return nil, err
 	}
 	applied := make(chan error, len(rx))
@@ -197,13 +192,8 @@ func framerReceive(str *quic.Stream, ackEvery uint64, apply func([]byte)) error 
 }
 
 func newThroughputFramer(ctx context.Context, env *Env, size, streams int) (*Throughput, error) {
-	p, err := env.dialLoopback(ctx, env.quicConfig())
+	p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), streams, openParallel)
 	if err != nil {
-		return nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, streams, openParallel)
-	if err != nil {
-		p.close()
 		return nil, err
 	}
 	done := make(chan error, len(rx))
@@ -266,13 +256,8 @@ func rawDrain(str *quic.Stream) error {
 }
 
 func newThroughputRaw(ctx context.Context, env *Env, size, streams int) (*Throughput, error) {
-	p, err := env.dialLoopback(ctx, env.quicConfig())
+	p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), streams, openParallel)
 	if err != nil {
-		return nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, streams, openParallel)
-	if err != nil {
-		p.close()
 		return nil, err
 	}
 	done := make(chan error, len(rx))
