@@ -2,9 +2,7 @@ package quicrecord
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -365,6 +363,3 @@ func TestPeerResetMidFrame(t *testing.T) {
 		checkOtherStreamWorks(t, conn, rawConn)
 	})
 }
-
-var _ = errors.New
-var _ = io.EOF

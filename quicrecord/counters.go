@@ -43,7 +43,7 @@ type counters struct {
 	outRecords  atomic.Uint64 // writer and reader (under smu): records accepted by Send
 	outBytes    atomic.Uint64 // writer and reader (under smu): record bytes accepted
 	outBatches  atomic.Uint64 // writer
-	outFrames   [numFrameKinds]atomicCounter
+	outFrames   [numFrameKinds]atomic.Uint64
 	ackedSeq    atomic.Uint64 // reader (under smu)
 	inflightRec atomic.Uint64 // writer and reader (under smu)
 	inflightB   atomic.Uint64 // writer and reader (under smu)
@@ -53,7 +53,7 @@ type counters struct {
 	inRecords     atomic.Uint64 // reader
 	inBytes       atomic.Uint64 // reader
 	inBatches     atomic.Uint64 // reader
-	inFrames      [numFrameKinds]atomicCounter
+	inFrames      [numFrameKinds]atomic.Uint64
 	appliedSeq    atomic.Uint64 // Ack/Reject (under rmu)
 	backlogRec    atomic.Uint64 // reader and Ack (under rmu)
 	backlogBytes  atomic.Uint64 // reader and Ack (under rmu)
@@ -104,5 +104,3 @@ func (c *counters) barrier(flush, ack time.Duration) {
 	c.barrierAckNs.Add(uint64(ack))
 	storeMax(&c.barrierAckMax, uint64(ack))
 }
-
-type atomicCounter = atomic.Uint64

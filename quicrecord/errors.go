@@ -246,7 +246,11 @@ func ctxError(ctx context.Context) error {
 func convertQUICError(err error, id quic.StreamID) error {
 	var se *quic.StreamError
 	if errors.As(err, &se) {
-		return &StreamError{Code: ErrorCode(se.ErrorCode), Remote: se.Remote, StreamID: id, Reason: "stream reset", Err: err}
+		reason := "stream reset"
+		if se.Remote && se.ErrorCode == 0 {
+			reason = "peer closed the stream"
+		}
+		return &StreamError{Code: ErrorCode(se.ErrorCode), Remote: se.Remote, StreamID: id, Reason: reason, Err: err}
 	}
 	var ae *quic.ApplicationError
 	if errors.As(err, &ae) {

@@ -11,8 +11,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
-	"github.com/recordmux/recordmux/frames"
 )
 
 // TestHelloTimeout: a peer that opens a stream and sends nothing, or a
@@ -126,9 +124,6 @@ func TestALPNDefault(t *testing.T) {
 	_, err = Dial(ctx, ln.Addr().String(), ctls, nil)
 	require.ErrorIs(t, err, ErrALPNMismatch)
 }
-
-var _ = quic.StreamErrorCode(0)
-var _ = frames.TypeAck
 
 // TestStreamCreditReturned opens and closes 2,000 streams one after the
 // other, with each close order, on a connection that allows 1,024 at once:

@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,8 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/recordmux/recordmux/frames"
 )
 
 // peerProfile builds a peer of a given protocol generation from the same
@@ -97,10 +96,10 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 		senders = append(senders, a)
 	}
 	var swg sync.WaitGroup
-	for i, s := range senders {
+	for _, s := range senders {
 		swg.Go(func() {
 			for seq := uint64(1); seq <= n; seq++ {
-				if _, err := s.Send(ctx, payloadFor(seq, uint64(i))); err != nil {
+				if _, err := s.Send(ctx, payloadFor(seq)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -163,14 +162,14 @@ func extraBits(p peerProfile) Features {
 	return 0
 }
 
-// payloadFor is a deterministic record for seq in direction dir.
-func payloadFor(seq, dir uint64) []byte {
+// payloadFor is a deterministic record for seq, in the format checkPayload
+// verifies.
+func payloadFor(seq uint64) []byte {
 	b := make([]byte, 8+int(seq%50))
 	for i := range b {
 		b[i] = byte(seq) ^ byte(i)
 	}
-	b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7] = byte(seq>>56), byte(seq>>48), byte(seq>>40), byte(seq>>32), byte(seq>>24), byte(seq>>16), byte(seq>>8), byte(seq)
-	_ = dir
+	binary.BigEndian.PutUint64(b, seq)
 	return b
 }
 
@@ -267,5 +266,3 @@ func TestMixedVersionsOneConn(t *testing.T) {
 		}
 	})
 }
-
-var _ = frames.TypeAck

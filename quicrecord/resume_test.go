@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -397,9 +395,6 @@ func TestResumeKeysUnguessable(t *testing.T) {
 	})
 }
 
-var _ = fmt.Sprint
-var _ = net.IPv4len
-
 // TestResumeRestartedOpenerBehind: an opener restarted from an older saved
 // position (it was killed with records in flight) continues its key; the
 // records the acceptor already applied are dropped as they are sent again.
@@ -410,7 +405,7 @@ func TestResumeRestartedOpenerBehind(t *testing.T) {
 		first, err := rig.open(ResumeOptions{Key: []byte("agent-1")})
 		require.NoError(t, err)
 		for i := 1; i <= 150; i++ {
-			_, err := first.Send(ctx, payloadFor(uint64(i), 0))
+			_, err := first.Send(ctx, payloadFor(uint64(i)))
 			require.NoError(t, err)
 		}
 		require.NoError(t, first.Barrier(ctx))
@@ -425,7 +420,7 @@ func TestResumeRestartedOpenerBehind(t *testing.T) {
 		second, err := rig.open(ResumeOptions{Key: []byte("agent-1"), FirstSeq: 101})
 		require.NoError(t, err)
 		for i := 101; i <= 200; i++ {
-			seq, err := second.Send(ctx, payloadFor(uint64(i), 0))
+			seq, err := second.Send(ctx, payloadFor(uint64(i)))
 			require.NoError(t, err)
 			require.Equal(t, uint64(i), seq)
 		}

@@ -12,8 +12,6 @@ type seqRing struct {
 	n    int // number of entries
 }
 
-func (r *seqRing) len() int { return r.n }
-
 func (r *seqRing) push(v uint64) {
 	if r.n == len(r.buf) {
 		r.grow()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -345,7 +346,7 @@ func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
 	}
 }
 
-func frameCounts(a *[numFrameKinds]atomicCounter) FrameCounts {
+func frameCounts(a *[numFrameKinds]atomic.Uint64) FrameCounts {
 	return FrameCounts{
 		Hello: a[kindHello].Load(), Batch: a[kindBatch].Load(), Ack: a[kindAck].Load(),
 		Error: a[kindError].Load(), Unknown: a[kindUnknown].Load(),

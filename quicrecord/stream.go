@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -533,10 +532,5 @@ func (s *RecordStream) streamErr(err error) error {
 	if cerr := context.Cause(s.conn.ctx); cerr != nil && s.conn.ctx.Err() != nil {
 		return cerr
 	}
-	err = convertQUICError(err, s.id)
-	var se *StreamError
-	if errors.As(err, &se) && se.Reason == "stream reset" && se.Remote && se.Code == CodeNoError {
-		se.Reason = "peer closed the stream"
-	}
-	return err
+	return convertQUICError(err, s.id)
 }
