@@ -399,7 +399,8 @@ func parseAllowance(typ frames.Type, payload []byte) uint64 {
 // stream ends in io.EOF or a typed error, and that the Reader allocates at
 // most fuzzMaxFrame+fuzzReaderSlack bytes whatever the input. Then it
 // feeds every payload to the matching parser (the checks of the round-trip
-// targets) and bounds what the parsers allocate by parseAllowance.
+// targets) and bounds what the parsers allocate by parseAllowance. A
+// Reader with direct reads of BATCH payloads must return the same frames.
 func FuzzReader(f *testing.F) {
 	var golden []byte
 	for _, g := range goldenHex {
@@ -476,6 +477,28 @@ func FuzzReader(f *testing.F) {
 			}
 			if typ.Known() {
 				all = append(all, frame{typ, bytes.Clone(payload)})
+			}
+		}
+
+		// Pass 2b: with direct reads of BATCH payloads, the same frames
+		// and the same end; alloc is asked for no more than the maximum.
+		rd := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 64, fuzzMaxFrame)
+		rd.SetDirect(frames.TypeBatch, 32, func(n int) []byte {
+			require.LessOrEqual(t, n, fuzzMaxFrame)
+			return make([]byte, n)
+		})
+		for i := 0; ; {
+			typ, payload, err := rd.ReadFrame()
+			if err != nil {
+				require.Equal(t, endErr, err, "direct reads ended differently")
+				require.Equal(t, len(all), i, "direct reads returned fewer frames")
+				break
+			}
+			if typ.Known() {
+				require.Less(t, i, len(all), "direct reads returned more frames")
+				require.Equal(t, all[i].typ, typ)
+				require.Equal(t, all[i].payload, payload)
+				i++
 			}
 		}
 

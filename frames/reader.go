@@ -36,6 +36,11 @@ type Reader struct {
 	max        uint64 // maximum frame payload size
 	err        error  // sticky error from r, returned once the buffer is drained
 	init       int    // initial buffer size
+
+	// Direct reads; see SetDirect. alloc is nil when they are off.
+	directType Type
+	directMin  int
+	alloc      func(n int) []byte
 }
 
 // NewReader returns a Reader with a [DefaultReaderBuffer] initial buffer
@@ -56,6 +61,24 @@ func NewReaderSize(r io.Reader, initial int, maxFrameSize uint64) *Reader {
 // a negotiation has settled it. A buffer larger than the new limit is kept.
 func (r *Reader) SetMaxFrameSize(n uint64) { r.max = min(n, MaxReaderFrameSize) }
 
+// SetDirect makes ReadFrame read the payload of a frame of type t that is
+// at least minLen bytes long, and not buffered whole yet, into a buffer of
+// the caller's instead of its own: it calls alloc(n) with the payload
+// length n, copies the part already buffered into the result and reads
+// the rest from the underlying reader straight into it. The payload
+// ReadFrame returns is then that buffer, which the caller owns; it can
+// tell the cases apart because alloc was called. A large frame so costs
+// one copy (the underlying reader's) instead of two, and the Reader's own
+// buffer never has to grow for it.
+//
+// alloc is called only after the header was checked against the maximum
+// frame size, so n never exceeds it; it must return a slice of length n.
+// If the stream then ends or fails inside the payload, ReadFrame returns
+// the error and drops the buffer. A nil alloc turns direct reads off.
+func (r *Reader) SetDirect(t Type, minLen int, alloc func(n int) []byte) {
+	r.directType, r.directMin, r.alloc = t, minLen, alloc
+}
+
 // MaxFrameSize returns the maximum frame payload size.
 func (r *Reader) MaxFrameSize() uint64 { return r.max }
 
@@ -70,7 +93,8 @@ func (r *Reader) BufferSize() int { return len(r.buf) }
 //
 // The payload aliases the Reader's buffer and is valid only until the next
 // call to ReadFrame; so is anything parsed from it without copying, such
-// as a [Batch].
+// as a [Batch]. A payload read directly (see [Reader.SetDirect]) is the
+// caller's buffer instead.
 //
 // A frame of an unknown type (see [Type.Known]) is skipped by its length:
 // ReadFrame discards its payload as it arrives, without buffering it whole,
@@ -105,6 +129,14 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 			return t, nil, nil
 		}
 		total := hn + int(length)
+		if r.alloc != nil && t == r.directType && int(length) >= r.directMin && total > r.Buffered() {
+			r.start += hn
+			payload, err := r.readDirect(int(length), t)
+			if err != nil {
+				return 0, nil, err
+			}
+			return t, payload, nil
+		}
 		if err := r.fill(total, false, t); err != nil {
 			return 0, nil, err
 		}
@@ -151,6 +183,25 @@ func (r *Reader) fill(n int, boundary bool, t Type) error {
 		}
 	}
 	return nil
+}
+
+// readDirect reads the next n bytes, the payload of a frame of type t,
+// into a buffer from r.alloc.
+func (r *Reader) readDirect(n int, t Type) ([]byte, error) {
+	dst := r.alloc(n)[:n:n]
+	got := copy(dst, r.buf[r.start:r.end])
+	r.start += got
+	for got < n {
+		if r.err != nil {
+			return nil, r.readErr(false, t)
+		}
+		m, err := r.r.Read(dst[got:])
+		got += m
+		if err != nil {
+			r.err = err
+		}
+	}
+	return dst, nil
 }
 
 // discard drops the next length bytes of the stream, reading them through

@@ -99,6 +99,11 @@ type RecordStream struct {
 	readerDone chan struct{}
 
 	fr *frames.Reader // owned by the reader loop (by the handshake before it)
+	// directPooled is the pool handle of the buffer fr read the last
+	// BATCH payload into (see directBuf), and direct says whether it did.
+	// Owned by the reader loop.
+	directPooled *[]byte
+	direct       bool
 
 	// readerErr is set, once, when the reader loop stops: why no more
 	// frames (and so no more acks) will arrive.
@@ -204,9 +209,9 @@ type recvState struct {
 	wait chan struct{}
 }
 
-// inBatch is a received batch, copied out of the read buffer.
+// inBatch is a received batch in a receive buffer of its own.
 type inBatch struct {
-	buf    []byte  // owned copy of the encoded records
+	buf    []byte  // the encoded records, in a buffer the batch owns
 	pooled *[]byte // the pool handle of buf, nil if it is not pooled
 	it     frames.RecordIter
 	last   uint64
@@ -266,6 +271,7 @@ func newStream(c *Conn, set *settings, qs wireStream, fr *frames.Reader, neg Neg
 	s.snd.nextSeq = 1
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())
+	fr.SetDirect(frames.TypeBatch, directMinBatch, s.directBuf)
 	if set.logger != nil {
 		s.log = set.logger.With("stream", s.id, "role", info.role.String(), "scope", info.scope)
 	}

@@ -30,14 +30,21 @@ func (s *RecordStream) readFrames() error {
 			return err
 		}
 		t, payload, err := s.fr.ReadFrame()
+		direct, pooled := s.direct, s.directPooled
+		s.direct, s.directPooled = false, nil
 		if err != nil {
+			if direct {
+				s.conn.putRecvBuf(pooled)
+			}
 			return s.readFailed(err)
 		}
 		s.ctr.frameIn(kindOf(t))
 		s.ctr.touch(time.Now())
 		switch t {
 		case frames.TypeBatch:
-			err = s.handleBatch(payload)
+			if err = s.handleBatch(payload, direct, pooled); err != nil && direct {
+				s.conn.putRecvBuf(pooled)
+			}
 		case frames.TypeAck:
 			err = s.handleAck(payload)
 		case frames.TypeError:
@@ -154,7 +161,26 @@ func (s *RecordStream) waitBacklogRoom() error {
 	return nil
 }
 
-func (s *RecordStream) handleBatch(payload []byte) error {
+// directMinBatch is the smallest BATCH payload the reader reads straight
+// into a receive buffer of its own (see frames.Reader.SetDirect) when the
+// frame is not buffered whole yet: the Reader's own buffer stays at its
+// initial 4 KiB, and the records of a large batch are copied once (by
+// quic-go, into that receive buffer) instead of twice.
+const directMinBatch = frames.DefaultReaderBuffer
+
+// directBuf gives the frame reader a receive buffer for a BATCH payload of
+// n bytes. Called by the reader loop, inside ReadFrame.
+func (s *RecordStream) directBuf(n int) []byte {
+	buf, pooled := s.conn.recvBuf(n)
+	s.direct, s.directPooled = true, pooled
+	return buf[:n]
+}
+
+// handleBatch validates a BATCH and queues its records. payload is the
+// frame reader's buffer, copied before it is kept, unless direct says it
+// is a receive buffer of its own, with pool handle pooled; on error the
+// caller gives that back.
+func (s *RecordStream) handleBatch(payload []byte, direct bool, pooled *[]byte) error {
 	b, _, err := frames.ParseBatch(payload, uint64(s.set.maxRecordSize))
 	if err != nil {
 		return s.frameError(err)
@@ -188,8 +214,11 @@ func (s *RecordStream) handleBatch(payload []byte) error {
 		}
 	}
 
-	buf, pooled := s.conn.recvBuf(len(b.Records))
-	buf = append(buf, b.Records...)
+	buf := b.Records
+	if !direct {
+		buf, pooled = s.conn.recvBuf(len(b.Records))
+		buf = append(buf, b.Records...)
+	}
 	s.rmu.Lock()
 	it := frames.NewRecordIter(buf, b.FirstSeq)
 	for {

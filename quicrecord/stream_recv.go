@@ -9,8 +9,10 @@ import (
 	"github.com/recordmux/recordmux/frames"
 )
 
-// Receive buffers: a batch's records are copied out of the read buffer
-// into a buffer of their own. Batches below minPooledBuf get an exact
+// Receive buffers: a batch's records wait in a buffer of their own. A
+// BATCH of at least directMinBatch bytes that the frame reader has not
+// buffered whole is read straight into one (see directBuf); a smaller one
+// is copied out of the frame reader's buffer. Batches below minPooledBuf get an exact
 // allocation (the allocator's size classes waste at most 12.5%); larger
 // ones, up to maxPooledBuf, a buffer rounded up to a multiple of
 // pooledBufStep (again at most 12.5% waste) from one of the connection's
