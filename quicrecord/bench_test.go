@@ -40,6 +40,9 @@ func BenchmarkThroughput(b *testing.B) {
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+			snap := tx.Snapshot()
+			b.ReportMetric(float64(snap.Out.Records)/float64(max(snap.Out.Batches, 1)), "records/batch")
+			b.ReportMetric(float64(snap.Acks.StandaloneIn+snap.Acks.PiggybackedIn)/float64(max(snap.Out.Batches, 1)), "acks/batch")
 			cancel()
 			<-done
 		})

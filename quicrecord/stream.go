@@ -182,19 +182,47 @@ type sendState struct {
 	rejects        []*RecordError // rejections not yet reported by a Barrier, in seq order
 	rejectOverflow int            // rejections dropped from rejects because it was full
 
-	err  error         // terminal error of the send direction; nil while usable
-	done bool          // the writer loop has finished (FIN written or failed)
-	wait chan struct{} // closed and cleared on any change waiters care about
+	err  error // terminal error of the send direction; nil while usable
+	done bool  // the writer loop has finished (FIN written or failed)
+	// wait is closed and cleared when an ack arrives or the stream fails:
+	// what Send's window wait and Barrier wait for. flushWait is closed
+	// and cleared when the writer hands records to QUIC or exits: what
+	// Flush waits for. Two channels, so that a Barrier is not woken (and
+	// the writer's hand-off to quic-go not delayed) by every write.
+	wait      chan struct{}
+	flushWait chan struct{}
+	// flushMarks are the targets of Barriers that began before their
+	// records were written; the writer stamps each with the time its
+	// records were handed to QUIC, which splits the Barrier's time into
+	// flush-wait and ack-wait.
+	flushMarks []flushMark
+}
+
+// flushMark is the flush time of the Barriers waiting for target.
+type flushMark struct {
+	target uint64
+	at     time.Time // zero until target is written
+	refs   int       // Barriers sharing the mark
+}
+
+// notifySendLocked wakes every waiter of the send direction, for changes
+// that concern both: the writer's exit, a failure.
+func (s *RecordStream) notifySendLocked() {
+	notifyLocked(&s.snd.wait)
+	notifyLocked(&s.snd.flushWait)
 }
 
 // recvState is the receive direction. Guarded by RecordStream.rmu.
 type recvState struct {
-	q         []*inBatch // batches not yet fully delivered
-	delivered uint64     // highest seq returned by Recv or Apply
-	applied   uint64     // highest seq acked or rejected locally
-	ackSent   uint64     // highest applied seq conveyed to the peer
-	ackSince  time.Time  // when applied first exceeded ackSent
-	notified  bool       // the writer has been woken for an ack and has not taken it
+	// q[qHead:] are the batches not yet fully delivered, by value so
+	// that queueing one allocates nothing; see pushBatchLocked.
+	q         []inBatch
+	qHead     int
+	delivered uint64    // highest seq returned by Recv or Apply
+	applied   uint64    // highest seq acked or rejected locally
+	ackSent   uint64    // highest applied seq conveyed to the peer
+	ackSince  time.Time // when applied first exceeded ackSent
+	notified  bool      // the writer has been woken for an ack and has not taken it
 	errFrames []frames.ErrorFrame
 
 	received   uint64 // highest seq received (reader loop)
@@ -462,7 +490,7 @@ func (s *RecordStream) failSend(err error) {
 	if s.snd.err == nil {
 		s.snd.err = err
 	}
-	notifyLocked(&s.snd.wait)
+	s.notifySendLocked()
 	s.smu.Unlock()
 }
 

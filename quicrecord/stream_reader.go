@@ -230,7 +230,7 @@ func (s *RecordStream) handleBatch(payload []byte, direct bool, pooled *[]byte) 
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.rcv.q = append(s.rcv.q, &inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
+	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)

@@ -72,8 +72,8 @@ func (c *Conn) putRecvBuf(p *[]byte) {
 func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 	s.rmu.Lock()
 	for {
-		if len(s.rcv.q) > 0 && s.deliverableLocked() {
-			b := s.rcv.q[0]
+		if s.queuedLocked() && s.deliverableLocked() {
+			b := &s.rcv.q[s.rcv.qHead]
 			seq, data, _ := b.it.Next()
 			if seq == b.last {
 				s.popBatchLocked()
@@ -107,11 +107,28 @@ func (s *RecordStream) deliverableLocked() bool {
 	return s.rsm == nil || s.rcv.err == nil
 }
 
+// queuedLocked reports whether a batch waits in the queue.
+func (s *RecordStream) queuedLocked() bool { return s.rcv.qHead < len(s.rcv.q) }
+
+// pushBatchLocked appends b to the queue. When more than half of the
+// slice is delivered batches, the live ones move to its front first, so
+// the slice stays within twice the queue's peak length.
+func (s *RecordStream) pushBatchLocked(b inBatch) {
+	if h := s.rcv.qHead; h > 0 && h >= len(s.rcv.q)/2 && len(s.rcv.q) == cap(s.rcv.q) {
+		n := copy(s.rcv.q, s.rcv.q[h:])
+		clear(s.rcv.q[n:])
+		s.rcv.q, s.rcv.qHead = s.rcv.q[:n], 0
+	}
+	s.rcv.q = append(s.rcv.q, b)
+}
+
+// popBatchLocked removes the head batch, dropping the queue's references
+// to its buffer.
 func (s *RecordStream) popBatchLocked() {
-	s.rcv.q[0] = nil
-	s.rcv.q = s.rcv.q[1:]
-	if len(s.rcv.q) == 0 {
-		s.rcv.q = s.rcv.q[:0:0]
+	s.rcv.q[s.rcv.qHead] = inBatch{}
+	s.rcv.qHead++
+	if s.rcv.qHead == len(s.rcv.q) {
+		s.rcv.q, s.rcv.qHead = s.rcv.q[:0], 0
 	}
 }
 
@@ -247,11 +264,11 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 
 // takeBatch removes the head batch (what is left of it) from the queue
 // and marks its records delivered.
-func (s *RecordStream) takeBatch(ctx context.Context) (*inBatch, error) {
+func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 	s.rmu.Lock()
 	for {
-		if len(s.rcv.q) > 0 && s.deliverableLocked() {
-			b := s.rcv.q[0]
+		if s.queuedLocked() && s.deliverableLocked() {
+			b := s.rcv.q[s.rcv.qHead]
 			s.popBatchLocked()
 			s.rcv.delivered = b.last
 			if s.rsm != nil {
@@ -262,14 +279,14 @@ func (s *RecordStream) takeBatch(ctx context.Context) (*inBatch, error) {
 		}
 		if err := s.recvEndLocked(); err != nil {
 			s.rmu.Unlock()
-			return nil, err
+			return inBatch{}, err
 		}
 		ch := waitChan(&s.rcv.wait)
 		s.rmu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctxError(ctx)
+			return inBatch{}, ctxError(ctx)
 		}
 		s.rmu.Lock()
 	}

@@ -3,6 +3,7 @@ package quicrecord
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
@@ -102,7 +103,7 @@ func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 			return err
 		}
 		s.snd.flushReq = true
-		ch := waitChan(&s.snd.wait)
+		ch := waitChan(&s.snd.flushWait)
 		s.smu.Unlock()
 		s.wakeWriter()
 		select {
@@ -145,6 +146,11 @@ func (s *RecordStream) waitAckedLocked(ctx context.Context, target uint64) error
 		if err := s.ackWaitErr(); err != nil {
 			return err
 		}
+		if s.snd.done && s.snd.flushedSeq < target {
+			// The writer ended before it wrote the target: no ack for
+			// it can come.
+			return s.snd.err
+		}
 		ch := waitChan(&s.snd.wait)
 		s.smu.Unlock()
 		select {
@@ -182,23 +188,70 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 	start := time.Now()
 	s.smu.Lock()
 	target := s.snd.nextSeq - 1
-	s.smu.Unlock()
-	if err := s.waitFlushed(ctx, target); err != nil {
-		return s.barrierFailed(target, err)
-	}
-	flushed := time.Now()
-	s.smu.Lock()
-	if err := s.waitAckedLocked(ctx, target); err != nil {
+	// The Barrier waits for the ack alone: the writer does not wake it
+	// when it writes the records, it stamps a mark with the time instead.
+	marked := s.snd.flushedSeq < target
+	if marked {
+		s.addFlushMarkLocked(target)
+		s.snd.flushReq = true // skip any FlushDelay linger
 		s.smu.Unlock()
+		s.wakeWriter()
+		s.smu.Lock()
+	}
+	err := s.waitAckedLocked(ctx, target)
+	flushedAt := start
+	if marked {
+		flushedAt = s.takeFlushMarkLocked(target)
+	}
+	var rerr *RecordError
+	if err == nil {
+		rerr = s.takeRejectsLocked(target)
+	}
+	s.smu.Unlock()
+	if err != nil {
 		return s.barrierFailed(target, err)
 	}
-	rerr := s.takeRejectsLocked(target)
-	s.smu.Unlock()
-	s.ctr.barrier(flushed.Sub(start), time.Since(flushed))
+	end := time.Now()
+	if flushedAt.IsZero() || flushedAt.After(end) {
+		// The ack overtook the writer's bookkeeping: the records were
+		// handed to QUIC no later than now.
+		flushedAt = end
+	}
+	s.ctr.barrier(flushedAt.Sub(start), end.Sub(flushedAt))
 	if rerr != nil {
 		return rerr
 	}
 	return nil
+}
+
+// addFlushMarkLocked registers a Barrier waiting for target to be
+// written. Called with smu held.
+func (s *RecordStream) addFlushMarkLocked(target uint64) {
+	for i := range s.snd.flushMarks {
+		if s.snd.flushMarks[i].target == target {
+			s.snd.flushMarks[i].refs++
+			return
+		}
+	}
+	s.snd.flushMarks = append(s.snd.flushMarks, flushMark{target: target, refs: 1})
+}
+
+// takeFlushMarkLocked unregisters a Barrier added by addFlushMarkLocked
+// and returns when target was written, zero if it was not (yet). Called
+// with smu held.
+func (s *RecordStream) takeFlushMarkLocked(target uint64) time.Time {
+	for i := range s.snd.flushMarks {
+		m := &s.snd.flushMarks[i]
+		if m.target != target {
+			continue
+		}
+		at := m.at
+		if m.refs--; m.refs == 0 {
+			s.snd.flushMarks = slices.Delete(s.snd.flushMarks, i, i+1)
+		}
+		return at
+	}
+	return time.Time{}
 }
 
 // ackWaitErr returns why acks can no longer arrive, or nil. Acks arrive

@@ -27,21 +27,27 @@ type writer struct {
 // written here, apart from the final ERROR frame of an abort, which is
 // written with TryWriteAll and so never interleaves with a frame of this
 // loop. Other goroutines queue work under smu or rmu and ring s.wake.
+//
+// The loop sleeps on s.wake alone: the end of the stream's context, a
+// STOP_SENDING from the peer (the QUIC stream's context) and its own
+// timer ring the same doorbell, so a wake-up costs one channel receive
+// rather than a four-way select. Each wake-up checks the contexts first.
 func (s *RecordStream) writeLoop() {
 	defer s.conn.wg.Done()
 	defer close(s.writerDone)
-	w := &writer{timer: time.NewTimer(time.Hour)}
+	w := &writer{timer: time.AfterFunc(time.Hour, s.wakeWriter)}
 	w.timer.Stop()
 	defer w.timer.Stop()
 	sendCtx := s.qs.Context()
+	defer context.AfterFunc(s.ctx, s.wakeWriter)()
+	defer context.AfterFunc(sendCtx, s.wakeWriter)()
 	for {
-		select {
-		case <-s.wake:
-		case <-w.timer.C:
-		case <-s.ctx.Done():
+		<-s.wake
+		if s.ctx.Err() != nil {
 			s.writerExit(context.Cause(s.ctx))
 			return
-		case <-sendCtx.Done():
+		}
+		if sendCtx.Err() != nil {
 			// The peer stopped reading (STOP_SENDING), or the stream
 			// was reset locally. Acknowledge the reset to quic-go, or the
 			// stream never completes and its credit is never returned to
@@ -70,6 +76,8 @@ func (s *RecordStream) writeLoop() {
 	}
 }
 
+// armTimer sets the timer for the earliest pending deadline. The timer
+// rings the doorbell; a stale ring only costs an empty pass.
 func (s *RecordStream) armTimer(w *writer) {
 	var at time.Time
 	for _, t := range []time.Time{w.lingerUntil, w.ackUntil} {
@@ -94,14 +102,16 @@ func (s *RecordStream) writerExit(err error) {
 		}
 	}
 	s.snd.done = true
-	notifyLocked(&s.snd.wait)
+	s.notifySendLocked()
 	s.smu.Unlock()
 	s.maybeEnd()
 }
 
-// pass takes all queued work and writes it. It reports whether more work
-// may be waiting (so the loop should not sleep yet) and whether the FIN
-// was written.
+// pass takes all queued work and writes it. It reports whether the loop
+// should pass again at once (only while closing: until the FIN is
+// written) and whether the FIN was written. Work queued during a pass
+// rings the doorbell (pass clears the notified flags before it writes),
+// so the loop need not look again before it sleeps.
 func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 	now := time.Now()
 	w.lingerUntil = time.Time{}
@@ -210,7 +220,8 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 		s.smu.Lock()
 		s.snd.flushedSeq = flushed
 		s.ctr.flushedSeq.Store(flushed)
-		notifyLocked(&s.snd.wait)
+		s.stampFlushMarksLocked(flushed)
+		notifyLocked(&s.snd.flushWait)
 		s.smu.Unlock()
 		if cap(w.cur) <= 64 {
 			w.spare = w.cur[:0]
@@ -247,7 +258,22 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 		}
 		return true, false, nil
 	}
-	return take, false, nil
+	return false, false, nil
+}
+
+// stampFlushMarksLocked records now as the flush time of the Barriers
+// whose records up to flushed were just written. Called with smu held.
+func (s *RecordStream) stampFlushMarksLocked(flushed uint64) {
+	var now time.Time
+	for i := range s.snd.flushMarks {
+		m := &s.snd.flushMarks[i]
+		if m.at.IsZero() && m.target <= flushed {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			m.at = now
+		}
+	}
 }
 
 // codeOfErr returns the code a stream error carries, CodeInternal for
