@@ -184,12 +184,12 @@ type sendState struct {
 
 	err  error // terminal error of the send direction; nil while usable
 	done bool  // the writer loop has finished (FIN written or failed)
-	// wait is closed and cleared when an ack arrives or the stream fails:
-	// what Send's window wait and Barrier wait for. flushWait is closed
-	// and cleared when the writer hands records to QUIC or exits: what
-	// Flush waits for. Two channels, so that a Barrier is not woken (and
-	// the writer's hand-off to quic-go not delayed) by every write.
-	wait      chan struct{}
+	// wait is notified when an ack arrives or the stream fails: what
+	// Send's window wait and Barrier wait for. flushWait is closed and
+	// cleared when the writer hands records to QUIC or exits: what Flush
+	// waits for. Two, so that a Barrier is not woken (and the writer's
+	// hand-off to quic-go not delayed) by every write.
+	wait      waitq
 	flushWait chan struct{}
 	// flushMarks are the targets of Barriers that began before their
 	// records were written; the writer stamps each with the time its
@@ -208,7 +208,7 @@ type flushMark struct {
 // notifySendLocked wakes every waiter of the send direction, for changes
 // that concern both: the writer's exit, a failure.
 func (s *RecordStream) notifySendLocked() {
-	notifyLocked(&s.snd.wait)
+	s.snd.wait.notify()
 	notifyLocked(&s.snd.flushWait)
 }
 
@@ -234,7 +234,7 @@ type recvState struct {
 	eof  bool  // the peer finished its direction and every record is queued
 	err  error // terminal error of the receive direction
 	done bool  // the reader loop has finished
-	wait chan struct{}
+	wait waitq // notified when records are queued or delivery ends
 }
 
 // inBatch is a received batch in a receive buffer of its own.
@@ -500,7 +500,7 @@ func (s *RecordStream) failRecv(err error) {
 	if s.rcv.err == nil {
 		s.rcv.err = err
 	}
-	notifyLocked(&s.rcv.wait)
+	s.rcv.wait.notify()
 	notifyLocked(&s.rcv.readerWait)
 	s.rmu.Unlock()
 }

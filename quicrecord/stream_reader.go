@@ -120,11 +120,11 @@ func (s *RecordStream) readerExit(err error) {
 	}
 	s.rcv.eof = err == io.EOF
 	s.rcv.done = true
-	notifyLocked(&s.rcv.wait)
+	s.rcv.wait.notify()
 	s.rmu.Unlock()
 	// Wake Barrier waiters: no more acks will come.
 	s.smu.Lock()
-	notifyLocked(&s.snd.wait)
+	s.snd.wait.notify()
 	s.smu.Unlock()
 	s.maybeEnd()
 }
@@ -242,7 +242,7 @@ func (s *RecordStream) handleBatch(payload []byte, direct bool, pooled *[]byte) 
 	s.ctr.inRecords.Add(uint64(b.Count))
 	s.ctr.inBytes.Add(uint64(b.DataBytes))
 	s.ctr.inBatches.Add(1)
-	notifyLocked(&s.rcv.wait)
+	s.rcv.wait.notify()
 	s.rmu.Unlock()
 	return nil
 }

@@ -89,14 +89,10 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 			s.rmu.Unlock()
 			return Record{}, err
 		}
-		ch := waitChan(&s.rcv.wait)
-		s.rmu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return Record{}, ctxError(ctx)
+		if err := sleepLocked(ctx, &s.rmu, &s.rcv.wait, nil); err != nil {
+			s.rmu.Unlock()
+			return Record{}, err
 		}
-		s.rmu.Lock()
 	}
 }
 
@@ -281,14 +277,10 @@ func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 			s.rmu.Unlock()
 			return inBatch{}, err
 		}
-		ch := waitChan(&s.rcv.wait)
-		s.rmu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return inBatch{}, ctxError(ctx)
+		if err := sleepLocked(ctx, &s.rmu, &s.rcv.wait, nil); err != nil {
+			s.rmu.Unlock()
+			return inBatch{}, err
 		}
-		s.rmu.Lock()
 	}
 }
 

@@ -42,16 +42,10 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 			s.snd.sentBytes-s.snd.ackedBytes+uint64(len(data)) <= uint64(s.windowBytes)) {
 			break
 		}
-		ch := waitChan(&s.snd.wait)
-		s.smu.Unlock()
-		select {
-		case <-ch:
-		case <-s.ctx.Done():
-			return 0, context.Cause(s.ctx)
-		case <-ctx.Done():
-			return 0, ctxError(ctx)
+		if err := sleepLocked(ctx, &s.smu, &s.snd.wait, s.ctx.Done()); err != nil {
+			s.smu.Unlock()
+			return 0, err
 		}
-		s.smu.Lock()
 	}
 	seq := s.snd.nextSeq
 	s.snd.nextSeq++
@@ -151,16 +145,9 @@ func (s *RecordStream) waitAckedLocked(ctx context.Context, target uint64) error
 			// it can come.
 			return s.snd.err
 		}
-		ch := waitChan(&s.snd.wait)
-		s.smu.Unlock()
-		select {
-		case <-ch:
-		case <-s.ctx.Done():
-		case <-ctx.Done():
-			s.smu.Lock()
-			return ctxError(ctx)
+		if err := sleepLocked(ctx, &s.smu, &s.snd.wait, s.ctx.Done()); err != nil {
+			return err
 		}
-		s.smu.Lock()
 	}
 	return nil
 }
@@ -333,7 +320,7 @@ func (s *RecordStream) ackUpdate(a uint64) (ErrorCode, string) {
 	s.snd.ackedBytes = s.snd.cum.pop(int(a - s.snd.ackedSeq))
 	s.snd.ackedSeq = a
 	s.publishSendLocked()
-	notifyLocked(&s.snd.wait)
+	s.snd.wait.notify()
 	return 0, ""
 }
 
