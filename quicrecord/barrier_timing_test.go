@@ -80,18 +80,13 @@ func TestBarrierTimeSplit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := newSimPair(t, nil, nil, nil, simRTT/2)
-				tx, rx := p.openPair(t, false, StreamOptions{})
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				go func() { _ = rx.Apply(ctx, func(Record) error { return nil }) }()
+				tx := simApplied(t)
 				took := tc.run(t, tx)
 				b := tx.Snapshot().Barrier
 				require.Equal(t, uint64(1), b.Calls)
 				require.Equal(t, b.FlushWaitTotal, b.FlushWaitMax)
 				require.Equal(t, b.AckWaitTotal, b.AckWaitMax)
 				tc.check(t, b, took)
-				cancel()
 			})
 		})
 	}
@@ -101,11 +96,8 @@ func TestBarrierTimeSplit(t *testing.T) {
 // share one flush mark, and every mark is gone once they return.
 func TestBarriersShareFlushMark(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newSimPair(t, nil, nil, nil, simRTT/2)
-		tx, rx := p.openPair(t, false, StreamOptions{})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() { _ = rx.Apply(ctx, func(Record) error { return nil }) }()
+		tx := simApplied(t)
+		ctx := context.Background()
 		rec := make([]byte, 64<<10)
 		for range 32 {
 			_, err := tx.Send(ctx, rec)
@@ -131,6 +123,18 @@ func TestBarriersShareFlushMark(t *testing.T) {
 		b := tx.Snapshot().Barrier
 		require.Equal(t, uint64(3), b.Calls)
 		require.Positive(t, b.FlushWaitMax)
-		cancel()
 	})
+}
+
+// simApplied opens a stream over simnet, inside the caller's synctest
+// bubble, whose acceptor applies every record until the test ends, and
+// returns the opener.
+func simApplied(t *testing.T) *RecordStream {
+	t.Helper()
+	p := newSimPair(t, nil, nil, nil, simRTT/2)
+	tx, rx := p.openPair(t, false, StreamOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = rx.Apply(ctx, func(Record) error { return nil }) }()
+	return tx
 }
