@@ -94,21 +94,31 @@ func newSimQUIC(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router
 		router = &simnet.PerfectRouter{}
 	}
 	link := newSimLink(t, router, simnet.NodeBiDiLinkSettings{Latency: latency})
+	t.Cleanup(func() {
+		_ = link.client.Close()
+		_ = link.server.Close()
+		_ = link.net.Close()
+	})
+	return dialSimQUIC(t, link.client, link.server, clientCfg, serverCfg, 10*time.Second)
+}
+
+// dialSimQUIC connects a quic-go client on cconn to a server on sconn
+// (at simServerAddr), with the recordmux ALPN and the QUIC settings of
+// the two configs, within timeout; the connections, listener and
+// transports are closed when the test ends. It must run inside a synctest
+// bubble.
+func dialSimQUIC(t testing.TB, cconn, sconn *simnet.SimConn, clientCfg, serverCfg *Config, timeout time.Duration) (client, server *quic.Conn) {
+	t.Helper()
 	stls, ctls := tlsPair(t)
 	stls.NextProtos = []string{ALPN}
 	ctls.NextProtos = []string{ALPN}
-	qconf := func(c *Config) *quic.Config {
-		q := c.quicConfig()
-		q.DisablePathMTUDiscovery = true
-		return q
-	}
-	str := &quic.Transport{Conn: link.server}
-	ctr := &quic.Transport{Conn: link.client}
-	ql, err := str.Listen(stls, qconf(serverCfg))
+	str := &quic.Transport{Conn: sconn}
+	ctr := &quic.Transport{Conn: cconn}
+	ql, err := str.Listen(stls, simQUICConfig(serverCfg))
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	client, err = ctr.Dial(ctx, simServerAddr, ctls, qconf(clientCfg))
+	client, err = ctr.Dial(ctx, simServerAddr, ctls, simQUICConfig(clientCfg))
 	require.NoError(t, err)
 	server, err = ql.Accept(ctx)
 	require.NoError(t, err)
@@ -118,9 +128,6 @@ func newSimQUIC(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router
 		_ = ql.Close()
 		_ = ctr.Close()
 		_ = str.Close()
-		_ = link.client.Close()
-		_ = link.server.Close()
-		_ = link.net.Close()
 	})
 	return client, server
 }

@@ -106,26 +106,7 @@ func newRelSimQUIC(t testing.TB, clientCfg, serverCfg *Config, o linkOpts) (clie
 	cconn := n.endpoint(simClientAddr)
 	sconn := n.endpoint(simServerAddr)
 	n.start()
-	stls, ctls := tlsPair(t)
-	stls.NextProtos = []string{ALPN}
-	ctls.NextProtos = []string{ALPN}
-	str := &quic.Transport{Conn: sconn}
-	ctr := &quic.Transport{Conn: cconn}
-	ql, err := str.Listen(stls, simQUICConfig(serverCfg))
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	client, err = ctr.Dial(ctx, simServerAddr, ctls, simQUICConfig(clientCfg))
-	require.NoError(t, err)
-	server, err = ql.Accept(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = client.CloseWithError(0, "")
-		_ = server.CloseWithError(0, "")
-		_ = ql.Close()
-		_ = ctr.Close()
-		_ = str.Close()
-	})
+	client, server = dialSimQUIC(t, cconn, sconn, clientCfg, serverCfg, time.Minute)
 	return client, server, n
 }
 
