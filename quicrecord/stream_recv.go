@@ -12,14 +12,14 @@ import (
 // Receive buffers: a batch's records wait in a buffer of their own. A
 // BATCH of at least directMinBatch bytes that the frame reader has not
 // buffered whole is read straight into one (see directBuf); a smaller one
-// is copied out of the frame reader's buffer. Batches below minPooledBuf get an exact
-// allocation (the allocator's size classes waste at most 12.5%); larger
-// ones, up to maxPooledBuf, a buffer rounded up to a multiple of
-// pooledBufStep (again at most 12.5% waste) from one of the connection's
-// pools. Apply gives pooled buffers back after the batch is applied;
-// records returned by Recv belong to the caller, so their buffer is left
-// to the garbage collector. The waste bound keeps the memory of an apply
-// backlog within 12.5% of MaxApplyBacklogBytes.
+// is copied out of the frame reader's buffer. Batches below minPooledBuf
+// get an exact allocation (the allocator's size classes waste at most
+// 12.5%); larger ones, up to maxPooledBuf, a buffer rounded up to a
+// multiple of pooledBufStep (again at most 12.5% waste) from one of the
+// connection's pools. Apply gives pooled buffers back after the batch is
+// applied; records returned by Recv belong to the caller, so their buffer
+// is left to the garbage collector. The waste bound keeps the memory of an
+// apply backlog within 12.5% of MaxApplyBacklogBytes.
 const (
 	minPooledBuf  = 32 << 10
 	maxPooledBuf  = 80 << 10
@@ -118,6 +118,11 @@ func (s *RecordStream) pushBatchLocked(b inBatch) {
 	s.rcv.q = append(s.rcv.q, b)
 }
 
+// keptQueueCap is the largest queue slice kept once the queue empties: a
+// short queue is reused without allocating, a long one (a backlog of many
+// small batches) is given back.
+const keptQueueCap = 64
+
 // popBatchLocked removes the head batch, dropping the queue's references
 // to its buffer.
 func (s *RecordStream) popBatchLocked() {
@@ -125,6 +130,9 @@ func (s *RecordStream) popBatchLocked() {
 	s.rcv.qHead++
 	if s.rcv.qHead == len(s.rcv.q) {
 		s.rcv.q, s.rcv.qHead = s.rcv.q[:0], 0
+		if cap(s.rcv.q) > keptQueueCap {
+			s.rcv.q = nil
+		}
 	}
 }
 
