@@ -58,6 +58,17 @@ func (r *rawPeer) readHello() {
 	require.NoError(r.t, err)
 }
 
+// handshake sends h as the raw peer's HELLO, reads the reply and returns
+// the stream conn accepted for it.
+func (r *rawPeer) handshake(ctx context.Context, conn *Conn, h *frames.Hello) *RecordStream {
+	r.t.Helper()
+	r.write(h.Append(nil))
+	r.readHello()
+	s, err := conn.AcceptRecordStream(ctx)
+	require.NoError(r.t, err)
+	return s
+}
+
 // expectRefusal reads frames until the ERROR frame, checks its code, then
 // checks that the stream was reset with the same code.
 func (r *rawPeer) expectRefusal(code ErrorCode) {
@@ -218,11 +229,7 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 		str, err := rawConn.AcceptStream(ctx)
 		require.NoError(t, err)
 		raw = newRawPeer(t, str)
-		typ, p, err := raw.next()
-		require.NoError(t, err)
-		require.Equal(t, frames.TypeHello, typ)
-		_, _, err = frames.ParseHello(p)
-		require.NoError(t, err)
+		raw.readHello()
 	}
 
 	if tc.before != nil {
@@ -255,10 +262,7 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 	if rawOpens {
 		h := rawHello()
 		h.Scope = "hostile"
-		raw.write(h.Append(nil))
-		raw.readHello()
-		s, err = conn.AcceptRecordStream(ctx)
-		require.NoError(t, err)
+		s = raw.handshake(ctx, conn, h)
 	} else {
 		raw.write(rawHello().Append(nil))
 		<-openDone
@@ -338,10 +342,7 @@ func TestPeerResetMidFrame(t *testing.T) {
 		str, err := rawConn.OpenStreamSync(ctx)
 		require.NoError(t, err)
 		raw := newRawPeer(t, str)
-		raw.write(rawHello().Append(nil))
-		raw.readHello()
-		s, err := conn.AcceptRecordStream(ctx)
-		require.NoError(t, err)
+		s := raw.handshake(ctx, conn, rawHello())
 		raw.write(batch(1, "complete"))
 		full := batch(2, "partial record")
 		raw.write(full[:5])

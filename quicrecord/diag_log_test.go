@@ -126,10 +126,7 @@ func TestDiagLogViolation(t *testing.T) {
 		raw := newRawPeer(t, str)
 		h := rawHello()
 		h.Scope = "hostile"
-		raw.write(h.Append(nil))
-		raw.readHello()
-		s, err := conn.AcceptRecordStream(ctx)
-		require.NoError(t, err)
+		s := raw.handshake(ctx, conn, h)
 		raw.write(batch(2, "gap"))
 		raw.expectRefusal(CodeSequenceGap)
 		synctest.Wait()

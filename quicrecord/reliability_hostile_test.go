@@ -112,10 +112,7 @@ func runAllocCase(t *testing.T, tc allocCase) uint64 {
 		hostile := tc.bytes(frameCap)
 		var s *RecordStream
 		if !tc.handshake {
-			raw.write(rawHello().Append(nil))
-			raw.readHello()
-			s, err = conn.AcceptRecordStream(ctx)
-			require.NoError(t, err)
+			s = raw.handshake(ctx, conn, rawHello())
 			send(t, s, 3)
 			require.NoError(t, s.Flush(ctx))
 		}
@@ -223,10 +220,7 @@ func runHostileStream(t *testing.T, data []byte) {
 	str, err := rawConn.OpenStreamSync(ctx)
 	require.NoError(t, err)
 	raw := newRawPeer(t, str)
-	raw.write(rawHello().Append(nil))
-	raw.readHello()
-	s, err := conn.AcceptRecordStream(ctx)
-	require.NoError(t, err)
+	s := raw.handshake(ctx, conn, rawHello())
 	send(t, s, 3)
 	require.NoError(t, s.Flush(ctx))
 	_, _ = str.Write(data) // the recordmux side may have reset already
