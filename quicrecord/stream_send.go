@@ -199,7 +199,7 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 		return s.barrierFailed(target, err)
 	}
 	end := time.Now()
-	if flushedAt.IsZero() || flushedAt.After(end) {
+	if flushedAt.IsZero() {
 		// The ack overtook the writer's bookkeeping: the records were
 		// handed to QUIC no later than now.
 		flushedAt = end
