@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -15,7 +14,7 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/examples/internal/latency"
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -90,12 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	cert, err := tlsutil.SelfSigned("localhost", "127.0.0.1")
+	cert, err := identity.Generate() // in memory; the client pins its key
 	if err != nil {
 		return err
 	}
 	cfg := &quicrecord.Config{FlushDelay: o.linger, AckDelay: o.ackDelay}
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, cfg)
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
 	}
@@ -106,7 +105,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	defer cancel()
 	servers.Go(func() { serve(ctx, ln, o.replySize, &servers) })
 
-	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), tlsutil.PinnedClientConfig(cert), cfg)
+	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), identity.ClientConfig(identity.FingerprintOf(cert.Leaf)), cfg)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -16,7 +15,7 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/examples/internal/latency"
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -100,8 +99,8 @@ type result struct {
 }
 
 func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	// An in-memory self-signed certificate; the client trusts exactly it.
-	cert, err := tlsutil.SelfSigned("localhost", "127.0.0.1")
+	// An in-memory self-signed identity; the client pins its key.
+	cert, err := identity.Generate()
 	if err != nil {
 		return err
 	}
@@ -114,7 +113,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		MaxInFlightRecords:     o.window,
 		MaxApplyBacklogRecords: o.window,
 	}
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, cfg)
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
 	}
@@ -138,7 +137,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	defer cancel() // runs first: stops the server goroutines
 	servers.Go(func() { serve(ctx, ln, o, start, &m, collect, &servers) })
 
-	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), tlsutil.PinnedClientConfig(cert), cfg)
+	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), identity.ClientConfig(identity.FingerprintOf(cert.Leaf)), cfg)
 	if err != nil {
 		return err
 	}
