@@ -47,6 +47,10 @@ const headerLen = 16
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("latency-service", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "latency-service: measures request→reply latency over a record stream under paced load, on loopback\n\nusage: latency-service [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var o options
 	fs.Float64Var(&o.rate, "rate", 5000, "requests per second, paced on an absolute schedule")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long to measure, after the warm-up")

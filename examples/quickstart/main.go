@@ -45,6 +45,10 @@ type options struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "quickstart: a recordmux listener and client on loopback; prints throughput, latency and diagnostics\n\nusage: quickstart [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var o options
 	fs.IntVar(&o.records, "records", 400_000, "records to send in total, split evenly over the streams and both directions")
 	fs.IntVar(&o.size, "size", 256, "record size in bytes (at least 8: each record carries its send time)")

@@ -55,3 +55,20 @@ func TestQuickstartFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: -h says on its first line what the program does, then lists
+// the flags, and exits 0.
+func TestHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run(t.Context(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h: exit code %d", code)
+	}
+	help := stderr.String()
+	first, _, _ := strings.Cut(help, "\n")
+	if !strings.HasPrefix(first, "quickstart: ") || len(first) < len("quickstart: ")+30 {
+		t.Errorf("-h starts with %q; want a line saying what quickstart does", first)
+	}
+	if !strings.Contains(help, "\n  -records ") {
+		t.Errorf("-h does not list -records:\n%s", help)
+	}
+}
