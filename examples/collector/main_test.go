@@ -161,7 +161,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 	if resp.Summary.Streams.Open != 1 || resp.Summary.In.Records != 100 || len(resp.Streams) != 1 || resp.Streams[0].Identity.Scope != "orders" {
 		t.Errorf("debug JSON: summary %+v, %d streams; want 1 open stream of scope orders with 100 records in", resp.Summary, len(resp.Streams))
 	}
-	if text := httpGet(t, "http://"+p.debug+"/debug/recordmux?format=text"); !strings.Contains(text, "recordmux: 1 streams (1 open") {
+	if text := httpGet(t, "http://"+p.debug+"/debug/recordmux?format=text"); !strings.Contains(text, "recordmux: 1 stream (1 open") {
 		t.Errorf("debug text lacks the summary table:\n%s", text)
 	}
 	metrics := httpGet(t, "http://"+p.debug+"/metrics")
