@@ -20,6 +20,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/recordmux/recordmux/examples/internal/count"
 	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
@@ -380,7 +381,7 @@ func printSummary(w io.Writer, s summary) {
 		fmt.Fprintf(w, "  records sent        0\n")
 	}
 	fmt.Fprintf(w, "  records acked       %d\n", acked)
-	fmt.Fprintf(w, "  connections         %d (%d resumes)\n", s.snap.Stats.Connects, s.snap.Stats.Resumes)
+	fmt.Fprintf(w, "  connections         %d (%s)\n", s.snap.Stats.Connects, count.Of(s.snap.Stats.Resumes, "resume", "resumes"))
 	fmt.Fprintf(w, "  replayed            %d\n", s.snap.Stats.ReplayedRecords)
 	fmt.Fprintf(w, "  duplicates dropped  %d\n", s.snap.Stats.DuplicatesDropped)
 	fmt.Fprintf(w, "  time disconnected   %v\n", s.snap.Stats.Disconnected.Round(time.Millisecond))

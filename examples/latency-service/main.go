@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recordmux/recordmux/examples/internal/count"
 	"github.com/recordmux/recordmux/examples/internal/latency"
 	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
@@ -150,8 +151,8 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		})
 	}
 
-	fmt.Fprintf(stdout, "recordmux latency-service: %.0f requests/s for %v (after a %v warm-up) over %d stream(s); request %d B, reply %d B\n",
-		o.rate, o.duration, o.warmup, o.streams, o.reqSize, o.replySize)
+	fmt.Fprintf(stdout, "recordmux latency-service: %.0f requests/s for %v (after a %v warm-up) over %s; request %d B, reply %d B\n",
+		o.rate, o.duration, o.warmup, count.Of(o.streams, "stream", "streams"), o.reqSize, o.replySize)
 	fmt.Fprintf(stdout, "  loopback %v, linger %v, ack delay %s\n", ln.Addr(), o.linger, ackDelayText(o.ackDelay))
 
 	// The load: request i goes out at start + i/rate, on stream i mod n.
@@ -213,10 +214,10 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 
 	got := replies.Load()
-	fmt.Fprintf(stdout, "\nsent %d requests, received %d replies; %d measured in %v (%.0f requests/s achieved)\n",
-		sent.Load(), got, measured, loadTime.Round(time.Millisecond), float64(measured)/loadTime.Seconds())
+	fmt.Fprintf(stdout, "\nsent %s, received %s; %d measured in %v (%.0f requests/s achieved)\n",
+		count.Of(sent.Load(), "request", "requests"), count.Of(got, "reply", "replies"), measured, loadTime.Round(time.Millisecond), float64(measured)/loadTime.Seconds())
 	if got < sent.Load() {
-		fmt.Fprintf(stdout, "  %d replies missing\n", sent.Load()-got)
+		fmt.Fprintf(stdout, "  %s missing\n", count.Of(sent.Load()-got, "reply", "replies"))
 	}
 	mu.Lock()
 	sum := lat.Summary()

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recordmux/recordmux/examples/internal/count"
 	"github.com/recordmux/recordmux/examples/internal/latency"
 	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
@@ -148,7 +149,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	defer conn.Close()
 
 	total := 2 * o.streams
-	fmt.Fprintf(stdout, "recordmux quickstart: %d records of %d B on %d streams of one QUIC connection, both directions\n", o.records, o.size, o.streams)
+	fmt.Fprintf(stdout, "recordmux quickstart: %d records of %d B on %s of one QUIC connection, both directions\n", o.records, o.size, count.Of(o.streams, "stream", "streams"))
 	fmt.Fprintf(stdout, "  listener %v, client %v; TLS 1.3 with an in-memory self-signed certificate the client pins\n", ln.Addr(), conn.LocalAddr())
 	fmt.Fprintf(stdout, "  config: linger %v, batch ≤ %s records / %s bytes, ack delay %s, window %s records\n\n",
 		o.linger, orDefault(o.batchRecords, "4096"), orDefault(o.batchBytes, "65536"), ackDelayText(o.ackDelay), orDefault(o.window, "32768"))

@@ -40,6 +40,21 @@ func TestQuickstart(t *testing.T) {
 	}
 }
 
+// TestQuickstartOneStream: counts of one are printed in the singular.
+func TestQuickstartOneStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"-records", "2000", "-streams", "1", "-size", "64", "-progress", "0"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{" on 1 stream of one QUIC connection", "\nrecordmux: 1 stream (1 open, "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 // TestQuickstartFlags: bad flags are usage errors (exit code 2).
 func TestQuickstartFlags(t *testing.T) {
 	for _, args := range [][]string{
