@@ -2,11 +2,10 @@ package examples_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -15,8 +14,8 @@ import (
 // one Barrier that all were applied, and which was rejected.
 func Example() {
 	ctx := context.Background()
-	cert, _ := tlsutil.SelfSigned("localhost") // bring your own in production
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, nil)
+	cert, _ := identity.Generate() // a development identity: self-signed, in memory
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), nil)
 	if err != nil {
 		panic(err)
 	}
@@ -44,7 +43,8 @@ func Example() {
 		}) // returns nil once the client closed the stream and all was applied
 	}()
 
-	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), tlsutil.PinnedClientConfig(cert), nil)
+	pin := identity.FingerprintOf(cert.Leaf) // the client trusts exactly this key
+	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), identity.ClientConfig(pin), nil)
 	if err != nil {
 		panic(err)
 	}

@@ -370,8 +370,12 @@ func (d DiagnosticsSummary) String() string {
 	var b strings.Builder
 	t := table{&b}
 	st := d.Streams
-	fmt.Fprintf(&b, "recordmux: %d streams (%d open, %d closed, %d failed); by version:",
-		st.Total, st.Open, st.Closed, st.Failed)
+	noun := "streams"
+	if st.Total == 1 {
+		noun = "stream"
+	}
+	fmt.Fprintf(&b, "recordmux: %d %s (%d open, %d closed, %d failed); by version:",
+		st.Total, noun, st.Open, st.Closed, st.Failed)
 	if len(st.ByVersion) == 0 {
 		b.WriteString(" -")
 	}

@@ -258,6 +258,8 @@ func TestDiagnosticsString(t *testing.T) {
 	require.Equal(t, labels(d.String()), labels(empty))
 	require.Equal(t, labels(d.String()), labels(Summarize(nil, nil).String()))
 	require.Contains(t, empty, "recordmux: 0 streams (0 open, 0 closed, 0 failed); by version: -\n")
+	one := DiagnosticsSummary{Streams: StreamCounts{Total: 1, Open: 1, ByVersion: []VersionCount{{Version: 2, Streams: 1}}}}.String()
+	require.True(t, strings.HasPrefix(one, "recordmux: 1 stream (1 open, 0 closed, 0 failed); by version: v2 1\n"), one)
 	for _, row := range []string{"out", "in", "flush", "ack", "in-flight", "apply backlog", "violations"} {
 		require.Contains(t, empty, "\n"+row+" ")
 	}

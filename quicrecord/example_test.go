@@ -6,22 +6,22 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
-// loopback starts a listener on 127.0.0.1 with an in-memory certificate
-// and returns it with a client TLS config that pins the certificate.
+// loopback starts a listener on 127.0.0.1 with an in-memory development
+// identity and returns it with a client TLS config that pins its key.
 func loopback(cfg *quicrecord.Config) (*quicrecord.Listener, *tls.Config) {
-	cert, err := tlsutil.SelfSigned("localhost")
+	cert, err := identity.Generate()
 	if err != nil {
 		panic(err)
 	}
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, cfg)
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		panic(err)
 	}
-	return ln, tlsutil.PinnedClientConfig(cert)
+	return ln, identity.ClientConfig(identity.FingerprintOf(cert.Leaf))
 }
 
 // A client sends records and waits until the server applied them all.

@@ -355,18 +355,33 @@ func TestReliabilityALPNMismatch(t *testing.T) {
 // insecureSkipVerifySetters parses one Go file and returns where it sets
 // InsecureSkipVerify to anything but the constant false: in a composite
 // literal (InsecureSkipVerify: x) or an assignment (c.InsecureSkipVerify =
-// x).
+// x). A composite literal that also sets VerifyConnection (to anything
+// but nil) is not reported: it replaces chain verification with its own,
+// as package identity's pinned configurations do (their tests show that
+// they refuse a peer whose key is not pinned).
 func insecureSkipVerifySetters(fset *token.FileSet, f *ast.File) []string {
 	var found []string
-	isFalse := func(e ast.Expr) bool {
+	isIdent := func(e ast.Expr, name string) bool {
 		id, ok := e.(*ast.Ident)
-		return ok && id.Name == "false"
+		return ok && id.Name == name
 	}
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
-		case *ast.KeyValueExpr:
-			if k, ok := n.Key.(*ast.Ident); ok && k.Name == "InsecureSkipVerify" && !isFalse(n.Value) {
-				found = append(found, fset.Position(n.Pos()).String())
+		case *ast.CompositeLit:
+			var skip *ast.KeyValueExpr
+			verifies := false
+			for _, e := range n.Elts {
+				kv, ok := e.(*ast.KeyValueExpr)
+				switch {
+				case !ok:
+				case isIdent(kv.Key, "InsecureSkipVerify") && !isIdent(kv.Value, "false"):
+					skip = kv
+				case isIdent(kv.Key, "VerifyConnection") && !isIdent(kv.Value, "nil"):
+					verifies = true
+				}
+			}
+			if skip != nil && !verifies {
+				found = append(found, fset.Position(skip.Pos()).String())
 			}
 		case *ast.AssignStmt:
 			for i, lhs := range n.Lhs {
@@ -374,7 +389,7 @@ func insecureSkipVerifySetters(fset *token.FileSet, f *ast.File) []string {
 				if !ok || sel.Sel.Name != "InsecureSkipVerify" {
 					continue
 				}
-				if i < len(n.Rhs) && isFalse(n.Rhs[i]) {
+				if i < len(n.Rhs) && isIdent(n.Rhs[i], "false") {
 					continue
 				}
 				found = append(found, fset.Position(n.Pos()).String())
@@ -387,17 +402,22 @@ func insecureSkipVerifySetters(fset *token.FileSet, f *ast.File) []string {
 
 // TestNoInsecureSkipVerify walks every non-test .go file of the module
 // and fails if one sets tls.Config.InsecureSkipVerify to anything but
-// false. The checker itself is tested on a sample first.
+// false, except in a literal that replaces verification with its own
+// VerifyConnection (package identity's pinning). The checker itself is
+// tested on a sample first.
 func TestNoInsecureSkipVerify(t *testing.T) {
 	fset := token.NewFileSet()
 	sample, err := parser.ParseFile(fset, "sample.go", `package p
 import "crypto/tls"
 var ok = &tls.Config{InsecureSkipVerify: false}
 var bad = &tls.Config{InsecureSkipVerify: true}
+var replaced = &tls.Config{InsecureSkipVerify: true, VerifyConnection: verify}
+var unverified = &tls.Config{InsecureSkipVerify: true, VerifyConnection: nil}
 func f(c *tls.Config, v bool) { c.InsecureSkipVerify = v; c.InsecureSkipVerify = false }
 `, 0)
 	require.NoError(t, err)
-	require.Len(t, insecureSkipVerifySetters(fset, sample), 2, "the checker finds the literal and the assignment")
+	require.Equal(t, []string{"sample.go:4:23", "sample.go:6:30", "sample.go:7:33"}, insecureSkipVerifySetters(fset, sample),
+		"the checker finds the literals without VerifyConnection and the assignment")
 
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)

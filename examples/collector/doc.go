@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	collector -gencert certs          # once: certificates to try it with
+//	collector -gencert certs          # once: identities to try it with
 //	collector -cert certs/collector.pem -key certs/collector-key.pem \
 //	    -sink records.jsonl -state collector.state -debug-addr 127.0.0.1:6060
 //
@@ -15,15 +15,21 @@
 //
 //	edge-agent -pin certs/collector.pem -generate 100000 -rate 5000 -state agent.state
 //
+// (-pin also takes the collector's key fingerprint, sha256:…, which
+// -gencert prints and the collector logs when it starts.)
+//
 // Flags:
 //
 //	-addr ADDR          UDP address to listen on (127.0.0.1:7450)
 //	-cert, -key FILE    server certificate and key, PEM
-//	-client-ca FILE     CA certificates for client certificates: mutual TLS
-//	                    (tls.RequireAndVerifyClientCert); clients without a
+//	-client-ca FILE     certificates client certificates must chain to: CAs,
+//	                    or the clients' own self-signed certificates (such
+//	                    as -gencert's agent.pem); mutual TLS
+//	                    (tls.RequireAndVerifyClientCert): clients without a
 //	                    valid certificate fail the handshake
 //	-sink PATH          a file, appended to, or "-" for stdout (-)
-//	-state PATH         the state file (none: state in memory only)
+//	-state PATH         the state file (none: state in memory only); the
+//	                    stateless reset key is kept beside it
 //	-no-fsync           skip the fsyncs (faster; a machine crash may lose
 //	                    acknowledged records; a process crash does not)
 //	-debug-addr ADDR    HTTP: /debug/recordmux (JSON; ?format=text for the
@@ -34,7 +40,7 @@
 //	                    outlives it
 //	-max-batch N        records committed together, at most (1024)
 //	-stats D            statistics line on stderr (10s; 0: none)
-//	-gencert DIR        write certificates and exit (see below)
+//	-gencert DIR        write development identities and exit (see below)
 //	-hosts LIST         names the -gencert server certificate is for
 //
 // # The sink
@@ -73,6 +79,18 @@
 // in the sink. A key stays bound to the client certificate that first
 // used it, across restarts too.
 //
+// # Stateless resets
+//
+// With -state, the collector keeps a QUIC stateless reset key in
+// STATE.reset-key (32 random bytes, mode 0600, made on the first start)
+// and passes it as quicrecord.Config.StatelessResetKey. Restarted after a
+// crash on the same address, it answers packets of its previous run's
+// connections with stateless resets, so agents reconnect at once instead
+// of after the QUIC idle timeout (30 s by default). The key is a secret
+// (whoever has it can reset the collector's connections) and belongs with
+// the state: moving one without the other costs only that idle timeout,
+// once.
+//
 // # Deduplication, belt and braces
 //
 // Before writing a record with a key, the collector compares its seq with
@@ -94,12 +112,17 @@
 //
 // # Trying it out: -gencert
 //
-// collector -gencert DIR writes collector.pem and collector-key.pem (a
-// self-signed server certificate for -hosts), client-ca.pem (a CA for
-// client certificates; its key is not kept), and agent.pem and
-// agent-key.pem (a client certificate from that CA), then prints the
-// commands to use them. It refuses to overwrite files. The certificates
-// are valid for 24 hours (the lifetime internal/tlsutil gives).
+// collector -gencert DIR writes two development identities made with
+// package identity (self-signed ECDSA P-256 certificates, private keys
+// unencrypted with mode 0600): collector.pem and collector-key.pem for
+// -hosts, and agent.pem and agent-key.pem for an agent. It prints both
+// key fingerprints and the commands to use them, and refuses to
+// overwrite files. The agent pins the collector's key (-pin with the
+// fingerprint or collector.pem); for mutual TLS the collector trusts
+// agent.pem itself as the root of its chain (-client-ca agent.pem), so
+// that resume keys stay bound to the agent's verified certificate. The
+// certificates are valid for identity.Validity (10 years); for anything
+// beyond trying it out, provision keys and certificates your own way.
 //
 // # Limitations
 //

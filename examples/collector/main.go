@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -61,14 +62,18 @@ const keyMetadata = "dedupe-key"
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "collector: a recordmux server that writes records to a sink and acks each only after the write\n\nusage: collector -cert FILE -key FILE [flags]\n       collector -gencert DIR [-hosts LIST]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var o options
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:7450", "UDP address to listen on (\":7450\" for every interface)")
 	fs.StringVar(&o.certFile, "cert", "", "server certificate, PEM")
 	fs.StringVar(&o.keyFile, "key", "", "server private key, PEM")
-	fs.StringVar(&o.clientCA, "client-ca", "", "CA certificates (PEM) that sign client certificates; enables mutual TLS: clients without a valid certificate are refused")
+	fs.StringVar(&o.clientCA, "client-ca", "", "certificates (PEM) that client certificates must chain to: CAs, or the clients' own self-signed certificates (such as -gencert's agent.pem); enables mutual TLS: clients without a valid certificate are refused")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "TCP address for HTTP diagnostics: JSON at /debug/recordmux, Prometheus at /metrics (empty: off)")
 	fs.StringVar(&o.sink, "sink", "-", `where records go, as JSON lines: a file (appended to) or "-" for stdout`)
-	fs.StringVar(&o.state, "state", "", "state file: the last record written per stream key, so a restarted collector resumes its producers (empty: memory only)")
+	fs.StringVar(&o.state, "state", "", "state file: the last record written per stream key, so a restarted collector resumes its producers (empty: memory only); the QUIC stateless reset key is kept beside it, in STATE.reset-key")
 	fs.BoolVar(&o.noSync, "no-fsync", false, "do not fsync the sink and the state file (faster; a machine crash may then lose acknowledged records)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "QUIC idle timeout (0: the library default, 30s)")
 	fs.DurationVar(&o.resumeTTL, "resume-ttl", 0, "how long a disconnected resumable stream's state stays in memory (0: 5m); the state file outlives it")
@@ -117,7 +122,7 @@ type collector struct {
 
 func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	tlsConf, err := serverTLS(o)
+	tlsConf, fingerprint, err := serverTLS(o)
 	if err != nil {
 		return err
 	}
@@ -132,6 +137,18 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	store := quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied})
 	cfg := &quicrecord.Config{ResumeStore: store}
+	if o.state != "" {
+		// A stable stateless reset key: after a crash and restart, the
+		// agents' next packets are answered with resets, and they
+		// reconnect at once instead of after the idle timeout.
+		path := resetKeyPath(o.state)
+		key, created, err := loadOrCreateResetKey(path)
+		if err != nil {
+			return err
+		}
+		cfg.StatelessResetKey = key
+		log.Info("stateless reset key", "file", path, "created", created)
+	}
 	if o.idleTimeout > 0 {
 		q := quicrecord.DefaultQUICConfig()
 		q.MaxIdleTimeout = o.idleTimeout
@@ -164,7 +181,7 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		})
 		log.Info("debug http", "json", "http://"+dl.Addr().String()+"/debug/recordmux", "metrics", "http://"+dl.Addr().String()+"/metrics")
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "mtls", o.clientCA != "", "sink", o.sink, "state", o.state)
+	log.Info("listening", "addr", ln.Addr().String(), "fingerprint", fingerprint.String(), "mtls", o.clientCA != "", "sink", o.sink, "state", o.state)
 	if o.stats > 0 {
 		wg.Go(func() { c.statsLoop(ctx, o.stats, ln, store) })
 	}
@@ -182,26 +199,29 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 }
 
-// serverTLS builds the server's TLS configuration from the flags.
-func serverTLS(o options) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+// serverTLS builds the server's TLS configuration from the flags, and
+// returns the fingerprint of its key (what agents pin).
+func serverTLS(o options) (*tls.Config, identity.Fingerprint, error) {
+	cert, err := identity.Load(o.certFile, o.keyFile)
 	if err != nil {
-		return nil, err
+		return nil, identity.Fingerprint{}, err
 	}
-	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	conf := identity.ServerConfig(cert)
 	if o.clientCA != "" {
+		// Chain verification, not pinning: quicrecord binds resume keys
+		// to verified certificate chains.
 		pem, err := os.ReadFile(o.clientCA)
 		if err != nil {
-			return nil, err
+			return nil, identity.Fingerprint{}, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificate", o.clientCA)
+			return nil, identity.Fingerprint{}, fmt.Errorf("%s: no PEM certificate", o.clientCA)
 		}
 		conf.ClientCAs = pool
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return conf, nil
+	return conf, identity.FingerprintOf(cert.Leaf), nil
 }
 
 func (c *collector) serveConn(ctx context.Context, conn *quicrecord.Conn, wg *sync.WaitGroup) {

@@ -18,7 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/examples/internal/outbuf"
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 	"github.com/recordmux/recordmux/quicrecord/debughttp"
 )
@@ -35,11 +35,22 @@ func certSet(t *testing.T) string {
 
 func loadPair(t *testing.T, dir, name string) tls.Certificate {
 	t.Helper()
-	c, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
+	c, err := identity.Load(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// pinned is a client TLS config that pins the key of the certificate
+// dir/name.pem.
+func pinned(t *testing.T, dir, name string) *tls.Config {
+	t.Helper()
+	fp, err := identity.LoadFingerprint(filepath.Join(dir, name+".pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.ClientConfig(fp)
 }
 
 // collectorProc is a collector running in-process.
@@ -131,7 +142,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 		t.Fatalf("no debug address in the log:\n%s", p.stderr)
 	}
 	ctx := t.Context()
-	conn, err := quicrecord.Dial(ctx, p.addr, tlsutil.PinnedClientConfig(loadPair(t, certs, "collector")), nil)
+	conn, err := quicrecord.Dial(ctx, p.addr, pinned(t, certs, "collector"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +161,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 	if resp.Summary.Streams.Open != 1 || resp.Summary.In.Records != 100 || len(resp.Streams) != 1 || resp.Streams[0].Identity.Scope != "orders" {
 		t.Errorf("debug JSON: summary %+v, %d streams; want 1 open stream of scope orders with 100 records in", resp.Summary, len(resp.Streams))
 	}
-	if text := httpGet(t, "http://"+p.debug+"/debug/recordmux?format=text"); !strings.Contains(text, "recordmux: 1 streams (1 open") {
+	if text := httpGet(t, "http://"+p.debug+"/debug/recordmux?format=text"); !strings.Contains(text, "recordmux: 1 stream (1 open") {
 		t.Errorf("debug text lacks the summary table:\n%s", text)
 	}
 	metrics := httpGet(t, "http://"+p.debug+"/metrics")
@@ -189,35 +200,47 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 	}
 }
 
-// TestCollectorMutualTLS: with -client-ca, a client without a
-// certificate is refused during the handshake; one with a certificate
-// from that CA gets through.
+// TestCollectorMutualTLS: with -client-ca naming the agent's self-signed
+// certificate (as -gencert suggests), a client without a certificate, or
+// with another one, is refused during the handshake; the agent gets
+// through.
 func TestCollectorMutualTLS(t *testing.T) {
 	certs := certSet(t)
 	sink := filepath.Join(t.TempDir(), "sink.jsonl")
 	p := startCollector(t, "-cert", filepath.Join(certs, "collector.pem"), "-key", filepath.Join(certs, "collector-key.pem"),
-		"-client-ca", filepath.Join(certs, "client-ca.pem"), "-sink", sink)
+		"-client-ca", filepath.Join(certs, "agent.pem"), "-sink", sink)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	server := loadPair(t, certs, "collector")
-
-	// TLS 1.3: the client's handshake completes before the server has
-	// checked the client's certificate, so the refusal may arrive only
-	// as the connection's end, when the client first uses it.
-	conn, err := quicrecord.Dial(ctx, p.addr, tlsutil.PinnedClientConfig(server), nil)
-	if err == nil {
-		_, err = conn.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "mtls"})
-		_ = conn.Close()
+	stranger, err := identity.Generate("edge-agent")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var te *quic.TransportError
-	if !errors.As(err, &te) || !te.ErrorCode.IsCryptoError() || !te.Remote {
-		t.Fatalf("Dial without a client certificate = %v; want a TLS alert from the collector", err)
-	}
-	t.Logf("refused as expected: %v", err)
 
-	conf := tlsutil.PinnedClientConfig(server)
+	for _, c := range []struct {
+		name  string
+		certs []tls.Certificate
+	}{{"no client certificate", nil}, {"another client certificate", []tls.Certificate{stranger}}} {
+		// TLS 1.3: the client's handshake completes before the server
+		// has checked the client's certificate, so the refusal may
+		// arrive only as the connection's end, when the client first
+		// uses it.
+		conf := pinned(t, certs, "collector")
+		conf.Certificates = c.certs
+		conn, err := quicrecord.Dial(ctx, p.addr, conf, nil)
+		if err == nil {
+			_, err = conn.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "mtls"})
+			_ = conn.Close()
+		}
+		var te *quic.TransportError
+		if !errors.As(err, &te) || !te.ErrorCode.IsCryptoError() || !te.Remote {
+			t.Fatalf("Dial with %s = %v; want a TLS alert from the collector", c.name, err)
+		}
+		t.Logf("%s: refused as expected: %v", c.name, err)
+	}
+
+	conf := pinned(t, certs, "collector")
 	conf.Certificates = []tls.Certificate{loadPair(t, certs, "agent")}
-	conn, err = quicrecord.Dial(ctx, p.addr, conf, nil)
+	conn, err := quicrecord.Dial(ctx, p.addr, conf, nil)
 	if err != nil {
 		t.Fatalf("Dial with the agent certificate: %v", err)
 	}
@@ -245,16 +268,25 @@ func TestGencert(t *testing.T) {
 	if code := run(t.Context(), []string{"-gencert", dir}, &out, io.Discard); code != 0 {
 		t.Fatalf("-gencert exit code %d", code)
 	}
-	for _, f := range []string{"collector.pem", "collector-key.pem", "client-ca.pem", "agent.pem", "agent-key.pem"} {
+	for _, f := range []string{"collector.pem", "collector-key.pem", "agent.pem", "agent-key.pem"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "collector-key.pem")); err == nil && fi.Mode().Perm() != 0o600 {
-		t.Errorf("collector-key.pem has mode %v, want 0600", fi.Mode().Perm())
+	for _, f := range []string{"collector-key.pem", "agent-key.pem"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
 	}
-	if !strings.Contains(out.String(), "-client-ca "+dir+"/client-ca.pem") {
-		t.Errorf("no usage hints:\n%s", out.String())
+	collector := loadPair(t, dir, "collector")
+	if err := collector.Leaf.VerifyHostname("127.0.0.1"); err != nil {
+		t.Errorf("the collector certificate is not for the default -hosts: %v", err)
+	}
+	fp := identity.FingerprintOf(collector.Leaf).String()
+	for _, hint := range []string{"-client-ca " + dir + "/agent.pem", "edge-agent -pin " + fp + " "} {
+		if !strings.Contains(out.String(), hint) {
+			t.Errorf("no usage hint %q:\n%s", hint, out.String())
+		}
 	}
 	var errOut strings.Builder
 	if code := run(t.Context(), []string{"-gencert", dir}, io.Discard, &errOut); code != 1 || !strings.Contains(errOut.String(), "exists") {
@@ -273,5 +305,22 @@ func TestCollectorFlags(t *testing.T) {
 		if code := run(t.Context(), args, io.Discard, io.Discard); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)
 		}
+	}
+}
+
+// TestHelp: -h says on its first line what the program does, then lists
+// the flags, and exits 0.
+func TestHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run(t.Context(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h: exit code %d", code)
+	}
+	help := stderr.String()
+	first, _, _ := strings.Cut(help, "\n")
+	if !strings.HasPrefix(first, "collector: ") || len(first) < len("collector: ")+30 {
+		t.Errorf("-h starts with %q; want a line saying what collector does", first)
+	}
+	if !strings.Contains(help, "\n  -addr ") {
+		t.Errorf("-h does not list -addr:\n%s", help)
 	}
 }

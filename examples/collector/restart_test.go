@@ -241,7 +241,7 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 			t.Errorf("agent summary does not match %s", re)
 		}
 	}
-	if m := regexp.MustCompile(`\((\d+) resumes\)`).FindStringSubmatch(summary); m == nil {
+	if m := regexp.MustCompile(`\((\d+) resumes?\)`).FindStringSubmatch(summary); m == nil {
 		t.Error("no resume count in the agent summary")
 	} else if n, _ := strconv.Atoi(m[1]); n < kills {
 		t.Errorf("the agent resumed %d times, want at least %d", n, kills)
@@ -283,4 +283,139 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 	}
 	discarded := regexp.MustCompile(`sink_bytes_discarded=([1-9]\d*)`).FindAllStringSubmatch(collectorLog.String(), -1)
 	t.Logf("sink holds seqs 1..%d exactly once; %d restarts cut uncommitted bytes off the sink", records, len(discarded))
+}
+
+// TestCollectorRestartResetsAgents: the collector keeps its stateless
+// reset key beside its state file, so after a SIGKILL and restart it
+// answers its previous run's connections with stateless resets and the
+// agent notices the restart with its next packets. Both sides run with a
+// 10-minute idle timeout: an agent that had to wait for it could not
+// reconnect within this test's one-minute deadline.
+func TestCollectorRestartResetsAgents(t *testing.T) {
+	bin := buildExamples(t)
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	if err := gencert(certs, []string{"127.0.0.1"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
+	sink, state := filepath.Join(dir, "sink.jsonl"), filepath.Join(dir, "collector.state")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	collectorLog := &lockedLog{}
+	startCollector := func(n int) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "collector"),
+			"-addr", addr, "-cert", filepath.Join(certs, "collector.pem"), "-key", filepath.Join(certs, "collector-key.pem"),
+			"-sink", sink, "-state", state, "-idle-timeout", "10m", "-stats", "0")
+		ready := make(chan struct{})
+		cmd.Stderr = &lineWatcher{prefix: fmt.Sprintf("[collector %d] ", n), log: collectorLog, match: "msg=listening", matched: ready}
+		cmd.Stdout = io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			t.Fatalf("collector %d did not start:\n%s", n, collectorLog)
+		}
+		return cmd
+	}
+	resetKey := func() []byte {
+		t.Helper()
+		key, err := os.ReadFile(resetKeyPath(state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+
+	coll := startCollector(0)
+	t.Cleanup(func() {
+		cancel()
+		if coll.ProcessState == nil {
+			_ = coll.Wait()
+		}
+	})
+	firstKey := resetKey()
+
+	agentOut, agentErr := &lockedLog{}, &lockedLog{}
+	agent := exec.CommandContext(ctx, filepath.Join(bin, "edge-agent"),
+		"-addr", addr, "-pin", filepath.Join(certs, "collector.pem"),
+		"-generate", "1000000", "-rate", "2000", "-name", "reset-agent",
+		"-state", filepath.Join(dir, "agent.state"),
+		"-idle-timeout", "10m", "-min-backoff", "50ms", "-max-backoff", "500ms", "-progress", "0")
+	agent.Stdout, agent.Stderr = agentOut, agentErr
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	agentDone := make(chan struct{})
+	var agentExit error
+	go func() {
+		agentExit = agent.Wait()
+		close(agentDone)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-agentDone
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s\ncollector logs:\n%s", agentErr, collectorLog)
+		}
+	}()
+
+	connected := regexp.MustCompile(`\sconnected \(`)
+	// waitUntil polls cond until it holds, failing the test at the
+	// deadline or when the agent exits.
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-agentDone:
+				t.Fatalf("the agent exited (%v) while waiting until %s", agentExit, what)
+			case <-ctx.Done():
+				t.Fatalf("timed out waiting until %s", what)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitUntil("records reach the sink", func() bool { return countLines(sink) >= 200 })
+
+	if err := coll.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = coll.Wait()
+	killed := time.Now()
+	coll = startCollector(1)
+	if !bytes.Equal(resetKey(), firstKey) {
+		t.Fatal("the restarted collector has another stateless reset key")
+	}
+	waitUntil("the agent notices the restart", func() bool { return strings.Contains(agentErr.String(), " disconnected (") })
+	noticed := time.Since(killed)
+	waitUntil("the agent reconnects", func() bool { return len(connected.FindAllString(agentErr.String(), -1)) >= 2 })
+	atRestart := countLines(sink)
+	waitUntil("records flow to the restarted collector", func() bool { return countLines(sink) >= atRestart+200 })
+	t.Logf("the agent noticed the restart %v after the kill (idle timeout 10m)", noticed.Round(time.Millisecond))
+
+	if err := agent.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-agentDone:
+	case <-ctx.Done():
+		t.Fatal("the agent did not stop")
+	}
+	if agentExit != nil {
+		t.Fatalf("agent: %v", agentExit)
+	}
+	if err := coll.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := coll.Wait(); err != nil {
+		t.Errorf("the collector did not stop cleanly: %v", err)
+	}
+	if !regexp.MustCompile(`connections +2 \(1 resume\)`).MatchString(agentOut.String()) {
+		t.Errorf("agent summary does not show one resume:\n%s", agentOut)
+	}
 }

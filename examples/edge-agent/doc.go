@@ -15,10 +15,12 @@
 // Flags:
 //
 //	-addr ADDR         collector address (127.0.0.1:7450)
-//	-pin FILE          trust exactly this certificate (PEM), e.g. a
-//	                   self-signed collector's
+//	-pin PIN           trust exactly the collector key PIN names: its
+//	                   fingerprint (sha256:…, as -gencert prints it) or a
+//	                   certificate file (PEM) holding the key
 //	-ca FILE           or trust certificates signed by these CAs (PEM)
-//	-server-name NAME  name to verify (default: the host of -addr)
+//	-server-name NAME  with -ca, the name to verify (default: the host
+//	                   of -addr)
 //	-cert, -key FILE   client certificate for a collector with -client-ca
 //	-tail PATH         follow PATH like tail -F (truncation and replacement
 //	                   start the file over)
@@ -35,8 +37,10 @@
 //	-checkpoint D      state file update interval (250ms)
 //	-drain-timeout D   how long to wait at exit for the collector (30s)
 //
-// Verification is never skipped: the collector is trusted through -pin or
-// -ca.
+// The collector is always verified: by its key with -pin (package
+// identity: the handshake fails unless the collector proves it holds the
+// pinned key; names and dates are not checked), or by its certificate
+// chain and name with -ca. A TLS failure is not retried.
 //
 // # What it prints
 //
@@ -57,6 +61,8 @@
 // reading, calls Barrier — a durability point: it returns once the
 // collector applied everything sent, across reconnections — then Close,
 // saves the state and prints the summary. A second signal exits at once.
+// Stopped before it ever reached the collector, it prints the summary
+// (nothing sent) and exits 0 as well.
 //
 // # The state file
 //

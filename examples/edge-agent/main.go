@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,13 +13,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/examples/internal/count"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -63,12 +64,16 @@ type options struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("edge-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "edge-agent: streams a followed file or generated telemetry to a collector over a resumable stream\n\nusage: edge-agent (-pin FINGERPRINT|FILE | -ca FILE) (-tail PATH | -generate N) [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var o options
 	host, _ := os.Hostname()
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:7450", "collector address (UDP)")
 	fs.StringVar(&o.ca, "ca", "", "CA certificates (PEM) to verify the collector with")
-	fs.StringVar(&o.pin, "pin", "", "the collector's own certificate (PEM): trust exactly it (for self-signed collectors)")
-	fs.StringVar(&o.serverName, "server-name", "", "name to verify in the collector's certificate (default: the host of -addr, or with -pin the certificate's first name)")
+	fs.StringVar(&o.pin, "pin", "", "trust exactly the collector key with this fingerprint (sha256:…), or the key of this certificate file (PEM), as -gencert writes")
+	fs.StringVar(&o.serverName, "server-name", "", "with -ca: the name to verify in the collector's certificate (default: the host of -addr); with -pin it is only sent (SNI)")
 	fs.StringVar(&o.certFile, "cert", "", "client certificate (PEM) for collectors that require one")
 	fs.StringVar(&o.keyFile, "key", "", "client private key (PEM)")
 	fs.StringVar(&o.tail, "tail", "", "follow this file: every new line becomes a record")
@@ -210,7 +215,15 @@ func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	rs, err := dial(ctx, o, tlsConf, cfg, opts, logf)
 	if err != nil {
-		return err
+		if ctx.Err() == nil {
+			return err
+		}
+		// Stopped (SIGINT, SIGTERM) before the collector was ever
+		// reached: nothing was sent, so there is nothing to drain, and
+		// stopping is what was asked for.
+		logf("stopped before the collector was reached")
+		printSummary(stdout, summary{key: st.Key, source: srcName, first: first, elapsed: time.Since(start)})
+		return nil
 	}
 
 	// Checkpoints and progress run beside the send loop.
@@ -333,23 +346,10 @@ func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		logf("saving state: %v", err)
 	}
 
-	snap := rs.Snapshot()
-	acked := int64(0)
-	if snap.AckedSeq >= first {
-		acked = int64(min(snap.AckedSeq, lastSeq) - first + 1)
-	}
-	fmt.Fprintf(stdout, "edge-agent summary: stream %s (%s)\n", st.Key, srcName)
-	if sent > 0 {
-		fmt.Fprintf(stdout, "  records sent        %d (seq %d..%d)\n", sent, first, lastSeq)
-	} else {
-		fmt.Fprintf(stdout, "  records sent        0\n")
-	}
-	fmt.Fprintf(stdout, "  records acked       %d\n", acked)
-	fmt.Fprintf(stdout, "  connections         %d (%d resumes)\n", snap.Stats.Connects, snap.Stats.Resumes)
-	fmt.Fprintf(stdout, "  replayed            %d\n", snap.Stats.ReplayedRecords)
-	fmt.Fprintf(stdout, "  duplicates dropped  %d\n", snap.Stats.DuplicatesDropped)
-	fmt.Fprintf(stdout, "  time disconnected   %v\n", snap.Stats.Disconnected.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "  elapsed             %v\n", time.Since(start).Round(time.Millisecond))
+	printSummary(stdout, summary{
+		key: st.Key, source: srcName, first: first, last: lastSeq, sent: sent,
+		snap: rs.Snapshot(), elapsed: time.Since(start),
+	})
 	if err := errors.Join(loopErr, rs.Err(), drainErr); err != nil {
 		return err
 	}
@@ -357,6 +357,35 @@ func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return closeErr
 	}
 	return nil
+}
+
+// summary is what the agent prints at exit.
+type summary struct {
+	key, source string
+	first, last uint64 // the first seq of this run, the last one sent
+	sent        int64
+	snap        quicrecord.ResumableSnapshot // zero if the stream never opened
+	elapsed     time.Duration
+}
+
+// printSummary writes the exit summary.
+func printSummary(w io.Writer, s summary) {
+	acked := int64(0)
+	if s.sent > 0 && s.snap.AckedSeq >= s.first {
+		acked = int64(min(s.snap.AckedSeq, s.last) - s.first + 1)
+	}
+	fmt.Fprintf(w, "edge-agent summary: stream %s (%s)\n", s.key, s.source)
+	if s.sent > 0 {
+		fmt.Fprintf(w, "  records sent        %d (seq %d..%d)\n", s.sent, s.first, s.last)
+	} else {
+		fmt.Fprintf(w, "  records sent        0\n")
+	}
+	fmt.Fprintf(w, "  records acked       %d\n", acked)
+	fmt.Fprintf(w, "  connections         %d (%s)\n", s.snap.Stats.Connects, count.Of(s.snap.Stats.Resumes, "resume", "resumes"))
+	fmt.Fprintf(w, "  replayed            %d\n", s.snap.Stats.ReplayedRecords)
+	fmt.Fprintf(w, "  duplicates dropped  %d\n", s.snap.Stats.DuplicatesDropped)
+	fmt.Fprintf(w, "  time disconnected   %v\n", s.snap.Stats.Disconnected.Round(time.Millisecond))
+	fmt.Fprintf(w, "  elapsed             %v\n", s.elapsed.Round(time.Millisecond))
 }
 
 // dial opens the resumable stream, retrying with backoff while the
@@ -397,17 +426,23 @@ func permanent(err error) bool {
 	return errors.Is(err, quicrecord.ErrALPNMismatch) || (errors.As(err, &te) && te.ErrorCode.IsCryptoError())
 }
 
-// clientTLS builds the TLS configuration from the flags. It never skips
-// verification: the collector is trusted through a CA (-ca) or by its
-// exact certificate (-pin).
+// clientTLS builds the TLS configuration from the flags. It always
+// verifies the collector: through a CA (-ca), or by pinning its key
+// (-pin; see package identity for what a pin checks).
 func clientTLS(o options) (*tls.Config, error) {
 	var conf *tls.Config
 	if o.pin != "" {
-		der, err := readCertPEM(o.pin)
-		if err != nil {
-			return nil, err
+		var pin identity.Fingerprint
+		var err error
+		if strings.HasPrefix(strings.ToLower(o.pin), "sha256:") {
+			pin, err = identity.ParseFingerprint(o.pin)
+		} else {
+			pin, err = identity.LoadFingerprint(o.pin)
 		}
-		conf = tlsutil.PinnedClientConfig(tls.Certificate{Certificate: [][]byte{der}})
+		if err != nil {
+			return nil, fmt.Errorf("-pin: %w", err)
+		}
+		conf = identity.ClientConfig(pin)
 	} else {
 		data, err := os.ReadFile(o.ca)
 		if err != nil {
@@ -427,29 +462,11 @@ func clientTLS(o options) (*tls.Config, error) {
 		conf.ServerName = o.serverName
 	}
 	if o.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+		cert, err := identity.Load(o.certFile, o.keyFile)
 		if err != nil {
 			return nil, err
 		}
 		conf.Certificates = []tls.Certificate{cert}
 	}
 	return conf, nil
-}
-
-// readCertPEM returns the DER bytes of the first certificate in a PEM file.
-func readCertPEM(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, fmt.Errorf("%s: no PEM certificate", path)
-		}
-		if b.Type == "CERTIFICATE" {
-			return b.Bytes, nil
-		}
-	}
 }

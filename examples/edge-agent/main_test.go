@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,7 +14,7 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/examples/internal/outbuf"
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -26,6 +25,7 @@ type testCollector struct {
 	t    *testing.T
 	addr string
 	pin  string // PEM file of its certificate
+	fp   string // its key's fingerprint, the other form -pin takes
 
 	mu      sync.Mutex
 	applied map[string][]string // key (hex) -> records in order
@@ -34,15 +34,13 @@ type testCollector struct {
 
 func newTestCollector(t *testing.T) *testCollector {
 	t.Helper()
-	cert, err := tlsutil.SelfSigned("127.0.0.1")
+	dir := t.TempDir()
+	pin := filepath.Join(dir, "collector.pem")
+	cert, _, err := identity.LoadOrCreate(pin, filepath.Join(dir, "collector-key.pem"), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pin := filepath.Join(t.TempDir(), "collector.pem")
-	if err := os.WriteFile(pin, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tc := &testCollector{t: t, pin: pin, applied: map[string][]string{}, changed: make(chan struct{})}
+	tc := &testCollector{t: t, pin: pin, fp: identity.FingerprintOf(cert.Leaf).String(), applied: map[string][]string{}, changed: make(chan struct{})}
 	store := quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{
 		LoadApplied: func(_ context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
 			tc.mu.Lock()
@@ -51,7 +49,7 @@ func newTestCollector(t *testing.T) *testCollector {
 			return uint64(len(recs)), ok, nil
 		},
 	})
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, &quicrecord.Config{ResumeStore: store})
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), &quicrecord.Config{ResumeStore: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +135,14 @@ func stateKey(t *testing.T, path string) string {
 func TestAgentGenerateContinues(t *testing.T) {
 	tc := newTestCollector(t)
 	state := filepath.Join(t.TempDir(), "agent.state")
-	args := []string{"-addr", tc.addr, "-pin", tc.pin, "-state", state, "-rate", "0", "-name", "a1", "-progress", "0"}
 	for i, n := range []int{300, 200} {
+		pin := tc.pin
+		if i == 1 {
+			pin = tc.fp // the same collector, pinned by its key's fingerprint instead of its certificate file
+		}
+		args := []string{"-addr", tc.addr, "-pin", pin, "-state", state, "-rate", "0", "-name", "a1", "-progress", "0", "-generate", fmt.Sprint(n)}
 		var stdout, stderr outbuf.Buffer
-		if code := run(t.Context(), append(args, "-generate", fmt.Sprint(n)), &stdout, &stderr); code != 0 {
+		if code := run(t.Context(), args, &stdout, &stderr); code != 0 {
 			t.Fatalf("run %d: exit code %d\n%s%s", i, code, stdout.String(), stderr.String())
 		}
 		t.Logf("run %d:\n%s", i, stdout.String())
@@ -234,6 +236,85 @@ func TestAgentFlags(t *testing.T) {
 	}
 }
 
+// TestAgentStoppedBeforeConnecting: an agent stopped (SIGINT) while the
+// collector is still unreachable prints its summary and exits 0: being
+// stopped is what was asked for, not an error.
+func TestAgentStoppedBeforeConnecting(t *testing.T) {
+	// A UDP socket that never answers: the agent's dial waits for it.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	other, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "agent.state")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr outbuf.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", silent.LocalAddr().String(), "-pin", identity.FingerprintOf(other.Leaf).String(),
+			"-state", state, "-generate", "10", "-progress", "0"}, &stdout, &stderr)
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if stderr.Wait(wctx, regexp.MustCompile(`new stream [0-9a-f]+`)) == nil {
+		t.Fatalf("the agent did not start:\n%s", stderr.String())
+	}
+	cancel() // SIGINT before any connection
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the agent did not stop:\n%s", stderr.String())
+	}
+	if code != 0 {
+		t.Errorf("exit code %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "context canceled") {
+		t.Errorf("stderr reports the cancellation as an error:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped before the collector was reached") {
+		t.Errorf("stderr does not say why nothing was sent:\n%s", stderr.String())
+	}
+	for _, want := range []string{
+		"edge-agent summary: stream " + stateKey(t, state) + " (generate)\n",
+		"  records sent        0\n  records acked       0\n  connections         0 (0 resumes)\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestAgentWrongPin: a collector whose key is not the pinned one is
+// refused at once (a TLS failure is not retried), and nothing is sent.
+func TestAgentWrongPin(t *testing.T) {
+	tc := newTestCollector(t)
+	other, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var stdout, stderr outbuf.Buffer
+	code := run(ctx, []string{"-addr", tc.addr, "-pin", identity.FingerprintOf(other.Leaf).String(), "-generate", "10", "-progress", "0"}, &stdout, &stderr)
+	if code != 1 || ctx.Err() != nil {
+		t.Fatalf("exit code %d (context: %v), want 1 at once; stderr:\n%s", code, ctx.Err(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "is not pinned") {
+		t.Errorf("stderr does not name the pin failure:\n%s", stderr.String())
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if len(tc.applied) != 0 {
+		t.Errorf("the collector applied records from a client that refused it: %v", tc.applied)
+	}
+}
+
 // TestAgentBehindCollector: a state file behind what the collector
 // applied (the previous run was killed with records in flight) continues
 // the stream: the records the collector already applied are not applied
@@ -272,4 +353,21 @@ func TestAgentBehindCollector(t *testing.T) {
 		t.Fatalf("summary lacks the duplicates count:\n%s", stdout.String())
 	}
 	t.Logf("stdout: %s", stdout.String())
+}
+
+// TestHelp: -h says on its first line what the program does, then lists
+// the flags, and exits 0.
+func TestHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run(t.Context(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h: exit code %d", code)
+	}
+	help := stderr.String()
+	first, _, _ := strings.Cut(help, "\n")
+	if !strings.HasPrefix(first, "edge-agent: ") || len(first) < len("edge-agent: ")+30 {
+		t.Errorf("-h starts with %q; want a line saying what edge-agent does", first)
+	}
+	if !strings.Contains(help, "\n  -pin ") {
+		t.Errorf("-h does not list -pin:\n%s", help)
+	}
 }

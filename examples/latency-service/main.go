@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -14,8 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recordmux/recordmux/examples/internal/count"
 	"github.com/recordmux/recordmux/examples/internal/latency"
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -48,6 +48,10 @@ const headerLen = 16
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("latency-service", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "latency-service: measures request→reply latency over a record stream under paced load, on loopback\n\nusage: latency-service [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var o options
 	fs.Float64Var(&o.rate, "rate", 5000, "requests per second, paced on an absolute schedule")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long to measure, after the warm-up")
@@ -90,12 +94,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	cert, err := tlsutil.SelfSigned("localhost", "127.0.0.1")
+	cert, err := identity.Generate() // in memory; the client pins its key
 	if err != nil {
 		return err
 	}
 	cfg := &quicrecord.Config{FlushDelay: o.linger, AckDelay: o.ackDelay}
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, cfg)
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
 	}
@@ -106,7 +110,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	defer cancel()
 	servers.Go(func() { serve(ctx, ln, o.replySize, &servers) })
 
-	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), tlsutil.PinnedClientConfig(cert), cfg)
+	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), identity.ClientConfig(identity.FingerprintOf(cert.Leaf)), cfg)
 	if err != nil {
 		return err
 	}
@@ -147,8 +151,8 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		})
 	}
 
-	fmt.Fprintf(stdout, "recordmux latency-service: %.0f requests/s for %v (after a %v warm-up) over %d stream(s); request %d B, reply %d B\n",
-		o.rate, o.duration, o.warmup, o.streams, o.reqSize, o.replySize)
+	fmt.Fprintf(stdout, "recordmux latency-service: %.0f requests/s for %v (after a %v warm-up) over %s; request %d B, reply %d B\n",
+		o.rate, o.duration, o.warmup, count.Of(o.streams, "stream", "streams"), o.reqSize, o.replySize)
 	fmt.Fprintf(stdout, "  loopback %v, linger %v, ack delay %s\n", ln.Addr(), o.linger, ackDelayText(o.ackDelay))
 
 	// The load: request i goes out at start + i/rate, on stream i mod n.
@@ -210,10 +214,10 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 
 	got := replies.Load()
-	fmt.Fprintf(stdout, "\nsent %d requests, received %d replies; %d measured in %v (%.0f requests/s achieved)\n",
-		sent.Load(), got, measured, loadTime.Round(time.Millisecond), float64(measured)/loadTime.Seconds())
+	fmt.Fprintf(stdout, "\nsent %s, received %s; %d measured in %v (%.0f requests/s achieved)\n",
+		count.Of(sent.Load(), "request", "requests"), count.Of(got, "reply", "replies"), measured, loadTime.Round(time.Millisecond), float64(measured)/loadTime.Seconds())
 	if got < sent.Load() {
-		fmt.Fprintf(stdout, "  %d replies missing\n", sent.Load()-got)
+		fmt.Fprintf(stdout, "  %s missing\n", count.Of(sent.Load()-got, "reply", "replies"))
 	}
 	mu.Lock()
 	sum := lat.Summary()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,5 +65,22 @@ func TestLatencyServiceFlags(t *testing.T) {
 		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)
 		}
+	}
+}
+
+// TestHelp: -h says on its first line what the program does, then lists
+// the flags, and exits 0.
+func TestHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run(t.Context(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h: exit code %d", code)
+	}
+	help := stderr.String()
+	first, _, _ := strings.Cut(help, "\n")
+	if !strings.HasPrefix(first, "latency-service: ") || len(first) < len("latency-service: ")+30 {
+		t.Errorf("-h starts with %q; want a line saying what latency-service does", first)
+	}
+	if !strings.Contains(help, "\n  -rate ") {
+		t.Errorf("-h does not list -rate:\n%s", help)
 	}
 }

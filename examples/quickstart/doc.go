@@ -1,8 +1,9 @@
 // Quickstart runs a recordmux listener and a client in one process, on
 // loopback, and moves records both ways over a few record streams of one
 // QUIC connection. It needs nothing but Go and this repository: the
-// server's certificate is made in memory, and the client trusts exactly
-// that certificate (it is pinned; nothing skips verification).
+// server's identity is made in memory with package identity, and the
+// client trusts exactly its key (pinned by fingerprint: the handshake
+// fails unless the server proves it holds that key).
 //
 // Usage:
 //

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -15,8 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recordmux/recordmux/examples/internal/count"
 	"github.com/recordmux/recordmux/examples/internal/latency"
-	"github.com/recordmux/recordmux/internal/tlsutil"
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 )
 
@@ -46,6 +46,10 @@ type options struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "quickstart: a recordmux listener and client on loopback; prints throughput, latency and diagnostics\n\nusage: quickstart [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var o options
 	fs.IntVar(&o.records, "records", 400_000, "records to send in total, split evenly over the streams and both directions")
 	fs.IntVar(&o.size, "size", 256, "record size in bytes (at least 8: each record carries its send time)")
@@ -100,8 +104,8 @@ type result struct {
 }
 
 func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	// An in-memory self-signed certificate; the client trusts exactly it.
-	cert, err := tlsutil.SelfSigned("localhost", "127.0.0.1")
+	// An in-memory self-signed identity; the client pins its key.
+	cert, err := identity.Generate()
 	if err != nil {
 		return err
 	}
@@ -114,7 +118,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		MaxInFlightRecords:     o.window,
 		MaxApplyBacklogRecords: o.window,
 	}
-	ln, err := quicrecord.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}, cfg)
+	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
 	}
@@ -138,14 +142,14 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	defer cancel() // runs first: stops the server goroutines
 	servers.Go(func() { serve(ctx, ln, o, start, &m, collect, &servers) })
 
-	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), tlsutil.PinnedClientConfig(cert), cfg)
+	conn, err := quicrecord.Dial(ctx, ln.Addr().String(), identity.ClientConfig(identity.FingerprintOf(cert.Leaf)), cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 
 	total := 2 * o.streams
-	fmt.Fprintf(stdout, "recordmux quickstart: %d records of %d B on %d streams of one QUIC connection, both directions\n", o.records, o.size, o.streams)
+	fmt.Fprintf(stdout, "recordmux quickstart: %d records of %d B on %s of one QUIC connection, both directions\n", o.records, o.size, count.Of(o.streams, "stream", "streams"))
 	fmt.Fprintf(stdout, "  listener %v, client %v; TLS 1.3 with an in-memory self-signed certificate the client pins\n", ln.Addr(), conn.LocalAddr())
 	fmt.Fprintf(stdout, "  config: linger %v, batch ≤ %s records / %s bytes, ack delay %s, window %s records\n\n",
 		o.linger, orDefault(o.batchRecords, "4096"), orDefault(o.batchBytes, "65536"), ackDelayText(o.ackDelay), orDefault(o.window, "32768"))

@@ -40,6 +40,21 @@ func TestQuickstart(t *testing.T) {
 	}
 }
 
+// TestQuickstartOneStream: counts of one are printed in the singular.
+func TestQuickstartOneStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"-records", "2000", "-streams", "1", "-size", "64", "-progress", "0"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{" on 1 stream of one QUIC connection", "\nrecordmux: 1 stream (1 open, "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 // TestQuickstartFlags: bad flags are usage errors (exit code 2).
 func TestQuickstartFlags(t *testing.T) {
 	for _, args := range [][]string{
@@ -53,5 +68,22 @@ func TestQuickstartFlags(t *testing.T) {
 		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
 			t.Errorf("run(%q) = %d, want 2; stderr: %s", args, code, stderr.String())
 		}
+	}
+}
+
+// TestHelp: -h says on its first line what the program does, then lists
+// the flags, and exits 0.
+func TestHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run(t.Context(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h: exit code %d", code)
+	}
+	help := stderr.String()
+	first, _, _ := strings.Cut(help, "\n")
+	if !strings.HasPrefix(first, "quickstart: ") || len(first) < len("quickstart: ")+30 {
+		t.Errorf("-h starts with %q; want a line saying what quickstart does", first)
+	}
+	if !strings.Contains(help, "\n  -records ") {
+		t.Errorf("-h does not list -records:\n%s", help)
 	}
 }

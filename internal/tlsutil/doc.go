@@ -1,5 +1,15 @@
-// Package tlsutil builds in-memory TLS material for loopback use in
-// examples, tests and benchmarks. Nothing is read from or written to disk.
+// Package tlsutil builds in-memory TLS material for loopback use in this
+// repository's tests and benchmarks. Nothing is read from or written to
+// disk.
+//
+// It stays because tests need what the public package
+// github.com/recordmux/recordmux/identity deliberately does not offer: a
+// certificate authority, for client certificates verified by their chain
+// (quicrecord binds resume keys to chain-verified client certificates, and
+// its TLS and resumption tests issue such certificates with [NewCA]).
+// Examples, Examples in documentation and anything a user may copy use
+// package identity instead: code outside this module cannot import an
+// internal package.
 //
 // # Usage
 //
