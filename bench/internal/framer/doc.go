@@ -1,6 +1,8 @@
 // Package framer is the hand-written baseline for the recordmux benchmarks:
 // what a competent user would write to carry ordered records over one raw
-// quic-go bidirectional stream without recordmux.
+// quic-go bidirectional stream without recordmux. It runs on any byte
+// stream with a half-close ([Stream]), so the benchmarks also use it over
+// yamux, smux and gRPC streams.
 //
 // # Wire format
 //
@@ -44,7 +46,7 @@
 //
 // Only [Sender.WaitAcked] takes a context; it returns [context.Cause] of the
 // context when the context ends first, but always prefers an ack that has
-// already arrived. Everything else blocks in quic-go and is ended by closing
+// already arrived. Everything else blocks in the stream and is ended by closing
 // or cancelling the stream or its connection, or by stream deadlines.
 //
 // # Concurrency

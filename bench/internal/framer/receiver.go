@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/quic-go/quic-go"
 )
 
 // Receiver reads records from the receive direction of a stream and writes
 // cumulative acks to its send direction. All its methods must be called from
 // one goroutine.
 type Receiver struct {
-	str *quic.Stream
+	str Stream
 	r   *bufio.Reader
 	// buf holds records too large for r's buffer; it is reused and grows up
 	// to the largest such record seen.
@@ -30,7 +28,7 @@ type Receiver struct {
 // bufSize bytes (64 KiB when bufSize is 0 or negative). Records up to
 // bufSize bytes are returned as views into that buffer; larger ones are
 // copied into a reusable buffer that grows as needed.
-func NewReceiver(str *quic.Stream, bufSize int) *Receiver {
+func NewReceiver(str Stream, bufSize int) *Receiver {
 	if bufSize <= 0 {
 		bufSize = defaultBufSize
 	}

@@ -9,8 +9,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-
-	"github.com/quic-go/quic-go"
 )
 
 // ackReadBufSize is the bufio buffer for reading acks. Acks are a few bytes
@@ -23,7 +21,7 @@ const ackReadBufSize = 4 << 10
 // Send, Flush and Close must be called from one goroutine; WaitAcked is safe
 // for concurrent use.
 type Sender struct {
-	str *quic.Stream
+	str Stream
 	w   *bufio.Writer
 	hdr [binary.MaxVarintLen64]byte
 
@@ -48,7 +46,7 @@ type Sender struct {
 // NewSender returns a Sender for str, whose writes go through a bufio.Writer
 // of bufSize bytes (64 KiB when bufSize is 0 or negative). It starts the ack-reader
 // goroutine, which runs until the ack direction of str ends.
-func NewSender(str *quic.Stream, bufSize int) *Sender {
+func NewSender(str Stream, bufSize int) *Sender {
 	if bufSize <= 0 {
 		bufSize = defaultBufSize
 	}
@@ -152,8 +150,10 @@ func (s *Sender) Close() error {
 }
 
 // readAcks is the ack-reader goroutine. It owns the receive direction of the
-// stream; on an invalid ack it stops it with CancelRead (error code 0). It publishes the newest ack once per burst (when its buffer runs
-// dry), not per ack, to take the lock and wake waiters less often.
+// stream; on an invalid ack it stops it with CancelRead (error code 0)
+// when the stream has that method. It publishes the newest ack once per
+// burst (when its buffer runs dry), not per ack, to take the lock and wake
+// waiters less often.
 func (s *Sender) readAcks() {
 	defer close(s.readerDone)
 	br := bufio.NewReaderSize(s.str, ackReadBufSize)
@@ -166,7 +166,9 @@ func (s *Sender) readAcks() {
 		}
 		if ack < last || ack > s.sent.Load() {
 			s.publish(last, fmt.Errorf("%w: ack %d after %d, %d sent", ErrBadAck, ack, last, s.sent.Load()))
-			s.str.CancelRead(0)
+			if c, ok := s.str.(readCanceler); ok {
+				c.CancelRead(0)
+			}
 			return
 		}
 		last = ack
