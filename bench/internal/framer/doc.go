@@ -20,6 +20,11 @@
 // never decrease and never exceed the number of records sent. A record may
 // be at most [MaxRecordSize] bytes.
 //
+// The fixed-size format ([NewFixedSender], [NewFixedReceiver]) writes the
+// size once, as the first uvarint of the stream, and then the records
+// back to back with no prefix; every record of the stream has that size
+// (at least 1 byte). Acks are the same.
+//
 // Each side closes its write direction (FIN) when done: the sender after its
 // last record, the receiver after its last ack.
 //

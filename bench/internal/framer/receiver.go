@@ -18,6 +18,9 @@ type Receiver struct {
 	// to the largest such record seen.
 	buf []byte
 	seq uint64 // sequence number of the last record returned by Next
+	// fixed is the record size of a fixed-size receiver once the stream
+	// header was read; -1 for a length-prefixed receiver, 0 before.
+	fixed int
 
 	pending uint64 // highest seq acked lazily
 	ackSent uint64 // highest seq written to the stream as an ack
@@ -32,7 +35,15 @@ func NewReceiver(str Stream, bufSize int) *Receiver {
 	if bufSize <= 0 {
 		bufSize = defaultBufSize
 	}
-	return &Receiver{str: str, r: bufio.NewReaderSize(str, bufSize)}
+	return &Receiver{str: str, r: bufio.NewReaderSize(str, bufSize), fixed: -1}
+}
+
+// NewFixedReceiver is NewReceiver for the fixed-size format of
+// [NewFixedSender].
+func NewFixedReceiver(str Stream, bufSize int) *Receiver {
+	r := NewReceiver(str, bufSize)
+	r.fixed = 0
+	return r
 }
 
 // Next returns the next record and its sequence number. rec is valid only
@@ -66,8 +77,19 @@ func (r *Receiver) Next() (seq uint64, rec []byte, err error) {
 	return r.seq, rec, nil
 }
 
-// readLen reads and checks one length prefix.
+// readLen reads and checks one length prefix; in the fixed-size format,
+// the stream header the first time, then it only checks for the end of
+// the stream.
 func (r *Receiver) readLen() (uint64, error) {
+	if r.fixed > 0 {
+		if _, err := r.r.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+		return uint64(r.fixed), nil
+	}
 	n, err := binary.ReadUvarint(r.r)
 	switch {
 	case err == nil:
@@ -80,6 +102,12 @@ func (r *Receiver) readLen() (uint64, error) {
 	}
 	if n > MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes announced, limit %d", ErrRecordTooLarge, n, MaxRecordSize)
+	}
+	if r.fixed == 0 {
+		if n == 0 {
+			return 0, fmt.Errorf("%w: fixed record size 0", ErrBadLength)
+		}
+		r.fixed = int(n)
 	}
 	return n, nil
 }

@@ -24,6 +24,10 @@ type Sender struct {
 	str Stream
 	w   *bufio.Writer
 	hdr [binary.MaxVarintLen64]byte
+	// fixed is the record size of a fixed-size sender (see
+	// NewFixedSender) once its first record fixed it; -1 for a
+	// length-prefixed sender, 0 before the first record.
+	fixed int
 
 	// sent is the sequence number of the last record passed to Send. Only
 	// the sending goroutine writes it; the ack reader and WaitAcked read it.
@@ -53,9 +57,20 @@ func NewSender(str Stream, bufSize int) *Sender {
 	s := &Sender{
 		str:        str,
 		w:          bufio.NewWriterSize(str, bufSize),
+		fixed:      -1,
 		readerDone: make(chan struct{}),
 	}
 	go s.readAcks()
+	return s
+}
+
+// NewFixedSender is NewSender for the fixed-size format: the first record
+// fixes the size of every record of the stream, which is written once as
+// a uvarint before it; records follow back to back with no length prefix.
+// Send refuses a record of another size with [ErrSizeChanged].
+func NewFixedSender(str Stream, bufSize int) *Sender {
+	s := NewSender(str, bufSize)
+	s.fixed = 0
 	return s
 }
 
@@ -68,15 +83,24 @@ func (s *Sender) Send(rec []byte) (seq uint64, err error) {
 	if len(rec) > MaxRecordSize {
 		return 0, ErrRecordTooLarge
 	}
+	prefix := s.fixed < 0
+	if s.fixed >= 0 && len(rec) != s.fixed {
+		if s.sent.Load() > 0 {
+			return 0, fmt.Errorf("%w: %d bytes after %d", ErrSizeChanged, len(rec), s.fixed)
+		}
+		s.fixed, prefix = len(rec), true // the stream header
+	}
 	// Count the record as sent before its bytes can reach the peer: a
 	// record at least as big as the buffer goes straight to the stream
 	// (bufio.Writer skips the copy), and its ack may arrive before Write
 	// returns.
 	seq = s.sent.Load() + 1
 	s.sent.Store(seq)
-	n := binary.PutUvarint(s.hdr[:], uint64(len(rec)))
-	if _, err := s.w.Write(s.hdr[:n]); err != nil {
-		return 0, err
+	if prefix {
+		n := binary.PutUvarint(s.hdr[:], uint64(len(rec)))
+		if _, err := s.w.Write(s.hdr[:n]); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := s.w.Write(rec); err != nil {
 		return 0, err
