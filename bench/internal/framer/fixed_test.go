@@ -112,3 +112,28 @@ func (b *halfBuffer) Write(p []byte) (int, error) { return b.out.Write(p) }
 func (b *halfBuffer) Close() error { return nil }
 
 func (b *halfBuffer) finish() { close(b.ended) }
+
+// TestHasRecord: HasRecord tells whether Next can return a record from
+// the buffer alone, in both formats.
+func TestHasRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte // two whole records, then the first bytes of a third
+		new  func(framer.Stream, int) *framer.Receiver
+	}{
+		{"prefixed", []byte("\x03abc\x02de\x05fg"), framer.NewReceiver},
+		{"fixed", []byte("\x02abcde"), framer.NewFixedReceiver},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hb := &halfBuffer{}
+			hb.in.Reset(tc.in)
+			r := tc.new(hb, 0)
+			_, _, err := r.Next()
+			require.NoError(t, err)
+			require.True(t, r.HasRecord(), "the second record is buffered")
+			_, _, err = r.Next()
+			require.NoError(t, err)
+			require.False(t, r.HasRecord(), "only part of the third")
+		})
+	}
+}

@@ -127,6 +127,24 @@ func (r *Receiver) Buffered() int {
 	return r.r.Buffered()
 }
 
+// HasRecord reports whether the next record is entirely in the read
+// buffer, so that Next will return it without reading the stream. When it
+// is false, Next would wait for the network: the moment to flush acks.
+// (Buffered() == 0 is rarely true under load: a read that ends inside a
+// record leaves its first bytes buffered.)
+func (r *Receiver) HasRecord() bool {
+	n := r.r.Buffered()
+	if r.fixed > 0 {
+		return n >= r.fixed
+	}
+	head, _ := r.r.Peek(min(n, binary.MaxVarintLen64))
+	size, k := binary.Uvarint(head)
+	if k <= 0 {
+		return false
+	}
+	return uint64(n-k) >= size
+}
+
 // Ack acknowledges every record up to and including seq and writes the ack to
 // the stream at once.
 func (r *Receiver) Ack(seq uint64) error {

@@ -23,8 +23,8 @@
 // frames. The others carry the framer's (bench/internal/framer):
 // uvarint length-prefixed records (raw: the size once, then fixed-size
 // records) through a 64 KiB write buffer, and uvarint cumulative acks on
-// the reverse direction, flushed whenever the receiver's read buffer runs
-// dry (and every Tuning.AckEvery records when set). Every transport uses
+// the reverse direction, flushed whenever no complete record is left in
+// the receiver's read buffer (and every Tuning.AckEvery records when set). Every transport uses
 // the same quic-go configuration or, over TCP, windows raised to quic-go's
 // maxima where the library has them.
 //

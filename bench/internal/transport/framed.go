@@ -71,8 +71,9 @@ func (f *framedSender) doClose() error {
 }
 
 // framedReceiver is a framer.Receiver as a Receiver. It acks lazily and
-// flushes its acks whenever its read buffer runs dry, and at least every
-// ackEvery records when ackEvery > 0.
+// flushes its acks whenever no complete record is left in its read buffer
+// (its next read would wait for the network), and at least every ackEvery
+// records when ackEvery > 0.
 type framedReceiver struct {
 	r        *framer.Receiver
 	ackEvery uint64
@@ -86,7 +87,7 @@ func (f *framedReceiver) Ack(seq uint64) error {
 	if err := f.r.AckLazy(seq); err != nil {
 		return err
 	}
-	if f.r.Buffered() == 0 || (f.ackEvery > 0 && seq%f.ackEvery == 0) {
+	if !f.r.HasRecord() || (f.ackEvery > 0 && seq%f.ackEvery == 0) {
 		return f.r.FlushAcks()
 	}
 	return nil

@@ -7,8 +7,8 @@ const alpnFramer = "recordbench-framer"
 
 // Framer is the hand-written baseline (bench/internal/framer) on quic-go:
 // one QUIC stream per record stream, uvarint length-prefixed records
-// through a 64 KiB buffer, cumulative acks flushed whenever the
-// receiver's read buffer runs dry.
+// through a 64 KiB buffer, cumulative acks flushed whenever no complete
+// record is left in the receiver's read buffer.
 type Framer struct{ tuning Tuning }
 
 // Name returns "framer".

@@ -9,9 +9,9 @@ const alpnRaw = "recordbench-raw"
 // acks can do: one QUIC stream per record stream, fixed-size records
 // written back to back (the size once, at the start) through a 64 KiB
 // buffer, read 64 KiB at a time, and the framer's cumulative acks flushed
-// whenever the reader's buffer runs dry. It is the ceiling of the
-// framer-style transports: no per-record header to write or parse. Every
-// record of a stream must have the size of its first.
+// whenever no complete record is left in the reader's buffer. It is the
+// ceiling of the framer-style transports: no per-record header to write
+// or parse. Every record of a stream must have the size of its first.
 type Raw struct{ tuning Tuning }
 
 // Name returns "raw".

@@ -162,7 +162,8 @@ type Tuning struct {
 	MaxStreams int `json:"max_streams,omitempty"`
 	// AckEvery makes framer-style receivers (raw, framer, grpc, yamux,
 	// smux) send their acks at least every AckEvery records, not only
-	// when their read buffer runs dry; a slow consumer rarely sees it dry.
+	// when their read buffer holds no complete record; a slow consumer
+	// rarely sees that.
 	AckEvery int `json:"ack_every,omitempty"`
 }
 
