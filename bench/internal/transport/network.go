@@ -83,6 +83,7 @@ type SimNet struct {
 	// taken records which endpoints were handed out. Owner: mu.
 	mu                  sync.Mutex
 	tookServer, tookCli bool
+	close               func() error
 }
 
 // SimServerAddr is the address the server of a [SimNet] listens on; pass
@@ -101,6 +102,11 @@ func NewSimNet(rtt time.Duration, loss float64, seed uint64) (*SimNet, error) {
 		client: n.NewEndpoint(&net.UDPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 9001}, settings),
 		server: n.NewEndpoint(mustUDPAddr(SimServerAddr), settings),
 	}
+	s.close = sync.OnceValue(func() error {
+		_ = s.client.Close()
+		_ = s.server.Close()
+		return s.net.Close()
+	})
 	if err := n.Start(); err != nil {
 		return nil, err
 	}
@@ -122,12 +128,8 @@ func (s *SimNet) StartLoss() { s.router.on.Store(true) }
 // LossRate returns the share of packets dropped since StartLoss.
 func (s *SimNet) LossRate() float64 { return s.router.lossRate() }
 
-// Close stops the simulation.
-func (s *SimNet) Close() error {
-	_ = s.client.Close()
-	_ = s.server.Close()
-	return s.net.Close()
-}
+// Close stops the simulation. It is idempotent.
+func (s *SimNet) Close() error { return s.close() }
 
 // ListenPacket returns the server's endpoint; addr must be SimServerAddr.
 func (s *SimNet) ListenPacket(addr string) (net.PacketConn, error) {
