@@ -57,6 +57,20 @@ func sessionPair(t *testing.T, cfg *Config) (a, b *Session) {
 	return a, b
 }
 
+// rawPeer returns a session whose peer is the raw byte stream cb, for
+// tests that write frames by hand.
+func rawPeer(t *testing.T) (*Session, *halfConn) {
+	t.Helper()
+	ca, cb := halfPipe()
+	s := New(ca, nil)
+	t.Cleanup(func() {
+		cb.abort()
+		<-s.readerDone
+		<-s.writerDone
+	})
+	return s, cb
+}
+
 func record(rng *rand.Rand, stream, seq uint64) []byte {
 	n := rng.IntN(3000)
 	b := make([]byte, 16+n)
@@ -173,13 +187,7 @@ func TestSessionEOFAndErrors(t *testing.T) {
 func TestSessionPeerViolation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ca, cb := halfPipe()
-	s := New(ca, nil)
-	defer func() {
-		cb.abort()
-		<-s.readerDone
-		<-s.writerDone
-	}()
+	s, cb := rawPeer(t)
 	// An ack for a record never sent fails the session.
 	go func() { _, _ = cb.Write(AppendAck(nil, 1, 5)) }()
 	_, _, err := s.Stream(1).Recv(ctx)
@@ -229,13 +237,7 @@ func TestSessionOpenAcceptFin(t *testing.T) {
 func TestSessionDataAfterFin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ca, cb := halfPipe()
-	s := New(ca, nil)
-	defer func() {
-		cb.abort()
-		<-s.readerDone
-		<-s.writerDone
-	}()
+	s, cb := rawPeer(t)
 	var b []byte
 	b = AppendControl(b, TypeOpen, 1)
 	b = AppendControl(b, TypeFin, 1)

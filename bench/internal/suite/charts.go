@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"cmp"
 	"fmt"
 	"image/color"
 	"math"
@@ -373,7 +374,7 @@ func holChart(rep *Report) (*Chart, bool, error) {
 				pts = append(pts, plotter.XY{X: r.Loss * 100, Y: r.P99us.Median / 1000})
 			}
 		}
-		slices.SortFunc(pts, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
+		slices.SortFunc(pts, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
 			return nil, false, err
@@ -397,16 +398,6 @@ func holChart(rep *Report) (*Chart, bool, error) {
 	p.Y.Min = 0
 	p.Y.Max *= 1.15
 	return ch, true, nil
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // backlogChart draws the backlog case over time: records in flight, or

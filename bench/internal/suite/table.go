@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,14 +72,7 @@ type table struct {
 	cols  []column
 }
 
-func (t table) has(c string) bool {
-	for _, x := range t.cases {
-		if x == c {
-			return true
-		}
-	}
-	return false
-}
+func (t table) has(c string) bool { return slices.Contains(t.cases, c) }
 
 // serverCols are added to every table of a two-host run.
 var serverCols = []column{

@@ -181,7 +181,7 @@ func applyChecked(ctx context.Context, r Receiver, applied *[contractStreams]ato
 // TestWrongPin: a client that pins another key cannot connect, on every
 // transport.
 func TestWrongPin(t *testing.T) {
-	for _, tr := range []Transport{Raw{}, Yamux{}, GRPC{}} {
+	for _, tr := range []Transport{Raw(), Yamux{}, GRPC{}} {
 		t.Run(tr.Name(), func(t *testing.T) {
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -5,10 +5,9 @@
 //   - recordmux (recordmux.go): quicrecord, the system under test, with
 //     its default Config, and the fixed-window variants recordmux-w1024
 //     and recordmux-w32768 (configurations of the same type);
-//   - raw (raw.go): quic-go with fixed-size records and no per-record
-//     header, the ceiling of the framer-style transports;
-//   - framer (framer.go): the hand-written baseline of bench/internal/framer
-//     on quic-go;
+//   - framer and raw (streams.go): the hand-written baseline of
+//     bench/internal/framer on quic-go, and its fixed-size format without a
+//     per-record header, the ceiling of the framer-style transports;
 //   - mux (mux.go): every stream of a connection on ONE QUIC stream
 //     (bench/internal/mux), the head-of-line behaviour of TCP
 //     multiplexers on a network that simnet can simulate;

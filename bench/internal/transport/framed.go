@@ -19,33 +19,44 @@ type framing struct {
 // sender returns the Sender of one byte stream; release, if not nil, runs
 // after Close (to free what the stream's Close leaves open).
 func (f framing) sender(str framer.Stream, release func()) Sender {
-	s := &framedSender{release: release}
+	s := &framedSender{}
 	if f.fixed {
 		s.s = framer.NewFixedSender(str, 0)
 	} else {
 		s.s = framer.NewSender(str, 0)
 	}
-	s.close = sync.OnceValue(s.doClose)
+	s.close = closeOnce(s.s.Close, release)
 	return s
+}
+
+// closeOnce returns an idempotent close: close, then release (if not
+// nil), once.
+func closeOnce(close func() error, release func()) func() error {
+	return sync.OnceValue(func() error {
+		err := close()
+		if release != nil {
+			release()
+		}
+		return err
+	})
 }
 
 // receiver returns the Receiver of one byte stream.
 func (f framing) receiver(str framer.Stream, release func()) Receiver {
-	r := &framedReceiver{ackEvery: uint64(max(f.ackEvery, 0)), release: release}
+	r := &framedReceiver{ackEvery: uint64(max(f.ackEvery, 0))}
 	if f.fixed {
 		r.r = framer.NewFixedReceiver(str, 0)
 	} else {
 		r.r = framer.NewReceiver(str, 0)
 	}
-	r.close = sync.OnceValue(r.doClose)
+	r.close = closeOnce(r.r.Close, release)
 	return r
 }
 
 // framedSender is a framer.Sender as a Sender.
 type framedSender struct {
-	s       *framer.Sender
-	release func()
-	close   func() error
+	s     *framer.Sender
+	close func() error
 }
 
 func (f *framedSender) Send(_ context.Context, rec []byte) (uint64, error) { return f.s.Send(rec) }
@@ -62,14 +73,6 @@ func (f *framedSender) Applied() uint64 { return f.s.Acked() }
 // receiver finished its own after its last ack. It is idempotent.
 func (f *framedSender) Close() error { return f.close() }
 
-func (f *framedSender) doClose() error {
-	err := f.s.Close()
-	if f.release != nil {
-		f.release()
-	}
-	return err
-}
-
 // framedReceiver is a framer.Receiver as a Receiver. It acks lazily and
 // flushes its acks whenever no complete record is left in its read buffer
 // (its next read would wait for the network), and at least every ackEvery
@@ -77,7 +80,6 @@ func (f *framedSender) doClose() error {
 type framedReceiver struct {
 	r        *framer.Receiver
 	ackEvery uint64
-	release  func()
 	close    func() error
 }
 
@@ -96,11 +98,3 @@ func (f *framedReceiver) Ack(seq uint64) error {
 // Close flushes the acks and finishes the write direction. It is
 // idempotent.
 func (f *framedReceiver) Close() error { return f.close() }
-
-func (f *framedReceiver) doClose() error {
-	err := f.r.Close()
-	if f.release != nil {
-		f.release()
-	}
-	return err
-}
