@@ -1,6 +1,7 @@
 // Package bench holds the recordmux benchmark suite: Go benchmarks of
-// throughput and ping-pong latency for recordmux and its baselines, and,
-// in its subpackages, the suite behind the recordbench command.
+// throughput and ping-pong latency for recordmux, its baselines and the
+// alternatives (grpc-go, yamux, smux), and, in its subpackages, the suite
+// behind the recordbench command.
 //
 // # Usage
 //
@@ -10,27 +11,20 @@
 //	go run ./bench/cmd/recordbench                          # the full suite with tables and charts
 //
 // Benchmark names end in the transport, so one size and stream count of
-// the three transports print side by side:
+// every transport print side by side:
 //
 //	BenchmarkThroughput/1KiB/1stream/recordmux
 //	BenchmarkThroughput/1KiB/1stream/raw
 //	BenchmarkThroughput/1KiB/1stream/framer
+//	…
+//	BenchmarkThroughput/1KiB/1stream/smux
 //
 // # Transports
 //
-//   - recordmux: quicrecord, the system under test, through its public
-//     API (Listen, Dial, OpenRecordStream, Send, Barrier, Apply).
-//   - raw: plain quic-go streams. For throughput a byte-stream ceiling:
-//     the bytes the framed records would occupy, written in 64 KiB chunks
-//     and read into a 64 KiB buffer, with a one-byte reply at the end.
-//     For ping-pong an echo of the record.
-//   - framer: bench/internal/framer, the hand-written baseline:
-//     length-prefixed records and cumulative acks on a raw quic-go stream.
-//
-// All three use the same quic-go configuration
-// (quicrecord.DefaultQUICConfig) over UDP on 127.0.0.1, one QUIC stream
-// per logical stream; both ends run in the benchmark's process, so
-// allocations and CPU count both ends.
+// recordmux, raw, framer, mux, grpc, yamux and smux, as described in
+// bench/internal/transport and bench/README.md. Both ends run in the
+// benchmark's process over 127.0.0.1, so allocations and CPU count both
+// ends.
 //
 // # Limitations
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/bench/internal/suite"
-	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/bench/internal/transport"
 )
 
 // TestHOLVirtual runs the head-of-line comparison in virtual time
@@ -30,17 +30,15 @@ func TestHOLVirtual(t *testing.T) {
 		t.Skip("set RECORDBENCH_HOL_SECONDS to run")
 	}
 	for _, loss := range []float64{0.01, 0.05} {
-		for _, tr := range []string{suite.Recordmux, suite.Mux, suite.Framer} {
+		for _, tr := range []string{"recordmux", "mux", "framer"} {
 			synctest.Test(t, func(t *testing.T) {
-				env, err := suite.NewEnv(quicrecord.Config{})
-				require.NoError(t, err)
-				m, _, err := suite.HOL(context.Background(), env, tr, suite.HOLParams{
+				m, _, err := suite.HOL(context.Background(), transport.Options{}, tr, suite.HOLParams{
 					Loss: loss, RTT: 20 * time.Millisecond, Duration: time.Duration(secs) * time.Second,
-					Warmup: time.Second, Rate: 250, Size: 256, BulkSize: 1 << 10, Seed: seed,
-				}, true)
+					Warmup: time.Second, Rate: 250, Size: 256, BulkSize: 1 << 10, Seed: seed, InBubble: true,
+				})
 				require.NoError(t, err)
 				t.Logf("loss %2.0f%%  %-9s  p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms  bulk %.2f MB/s  samples %.0f  observed loss %.1f%%",
-					loss*100, tr, m[suite.MP50us]/1000, m[suite.MP99us]/1000, m[suite.MP999us]/1000, m[suite.MMBPerSec], m["samples"], m["loss_observed"]*100)
+					loss*100, tr, m.P50us/1000, m.P99us/1000, m.P999us/1000, m.MBPerSec, m.Samples, m.LossObserved*100)
 			})
 		}
 	}

@@ -1,23 +1,31 @@
-// Command recordbench runs the recordmux benchmark suite on loopback
-// (127.0.0.1) and compares recordmux with raw quic-go and a hand-written
-// framer in the same process, interleaving their repetitions.
+// Command recordbench runs the recordmux benchmark suite: recordmux
+// against raw quic-go, a hand-written framer, a single-QUIC-stream mux,
+// grpc-go, yamux and smux, in the same run, interleaving their
+// repetitions.
 //
 // Usage:
 //
-//	go run ./bench/cmd/recordbench [flags]
+//	recordbench [run] [flags]                        every case, both ends in this process (127.0.0.1)
+//	recordbench serve -listen HOST:PORT              the server end of a two-host run
+//	recordbench run -connect HOST:PORT -pin SHA256   the cases against that server
+//	recordbench compare [flags] OLD.jsonl NEW.jsonl  median changes, min–max overlap, a CI gate
 //
-// With no flags it runs every case (throughput, pingpong, paced, backlog,
-// many-streams, hol) in about a minute on two cores, prints progress to
-// stderr and a table to stdout. Useful flags:
+// With no flags it runs every case (throughput, pingpong, paced,
+// loaded-latency, backlog, many-streams, hol) in process, shows a progress
+// bar on stderr when stderr is a terminal, and prints a table per case on
+// stdout. Useful flags of run:
 //
-//	-cases throughput,latency    run only these cases ("latency" = pingpong and paced)
+//	-cases throughput,latency    only these cases ("latency" = pingpong, paced, loaded-latency)
+//	-transports recordmux,grpc   only these transports
 //	-sizes 64B,1KiB -streams 1,10
 //	-duration 500ms | -volume 256MiB
 //	-reps 5 -heavy-reps 3
-//	-flush-delay 100us -max-batch-records 1024 -max-batch-bytes 32KiB -ack-delay 500us
 //	-json results.jsonl -plot charts/
-//	-cpuprofile cpu.out
+//	-v                           one line per repetition
 //
-// Run it with -h for every flag. See bench/README.md for what each case
-// measures and how to read the figures.
+// "recordbench serve" makes an in-memory TLS identity and prints its
+// SHA-256 public-key fingerprint; "run -connect" pins it with -pin.
+//
+// See bench/README.md for what each case and transport measures, the JSON
+// fields, and how to read the figures.
 package main

@@ -3,14 +3,21 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
+	"context"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/recordmux/recordmux/bench/internal/suite"
 )
 
 func TestMain(m *testing.M) {
@@ -37,61 +44,176 @@ func TestParseLosses(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestParseFlags(t *testing.T) {
+func TestParseRunFlags(t *testing.T) {
 	var stderr bytes.Buffer
-	o, out, err := parseFlags([]string{"-cases", "throughput,latency", "-sizes", "64B,2KiB", "-streams", "1,5",
+	o, out, err := parseRunFlags([]string{"-cases", "throughput,latency", "-transports", "recordmux,grpc", "-sizes", "64B,2KiB", "-streams", "1,5",
 		"-volume", "8MiB", "-reps", "5", "-flush-delay", "100us", "-max-batch-bytes", "32KiB", "-max-batch-records", "7",
-		"-ack-delay", "-1ns", "-hol-loss", "2%", "-json", "x.jsonl", "-plot", "d", "-q"}, &stderr)
+		"-ack-delay", "-1ns", "-hol-loss", "2%", "-json", "x.jsonl", "-plot", "d", "-q",
+		"-connect", "h:1", "-pin", strings.Repeat("0", 64)}, &stderr)
 	require.NoError(t, err)
 	require.Equal(t, []string{"throughput", "latency"}, o.Cases)
+	require.Equal(t, []string{"recordmux", "grpc"}, o.Transports)
 	require.Equal(t, []int{64, 2048}, o.Sizes)
 	require.Equal(t, []int{1, 5}, o.Streams)
 	require.Equal(t, int64(8<<20), o.Volume)
 	require.Equal(t, 5, o.Reps)
-	require.Equal(t, 100*time.Microsecond, o.Recordmux.FlushDelay)
-	require.Equal(t, 32<<10, o.Recordmux.MaxBatchBytes)
-	require.Equal(t, 7, o.Recordmux.MaxBatchRecords)
-	require.Equal(t, -time.Nanosecond, o.Recordmux.AckDelay)
+	rm := o.Transport.Recordmux
+	require.Equal(t, 100*time.Microsecond, rm.FlushDelay)
+	require.Equal(t, 32<<10, rm.MaxBatchBytes)
+	require.Equal(t, 7, rm.MaxBatchRecords)
+	require.Equal(t, -time.Nanosecond, rm.AckDelay)
 	require.Equal(t, []float64{0.02}, o.HOLLoss)
-	require.Equal(t, outputs{json: "x.jsonl", plotDir: "d"}, out)
+	require.Equal(t, outputs{json: "x.jsonl", plotDir: "d", connect: "h:1", pin: strings.Repeat("0", 64)}, out)
 	require.Nil(t, o.Progress)
+	require.Nil(t, o.Log)
 
-	_, _, err = parseFlags([]string{"-sizes", "big"}, &stderr)
-	require.ErrorContains(t, err, "-sizes")
-	_, _, err = parseFlags([]string{"stray"}, &stderr)
-	require.Error(t, err)
+	o, _, err = parseRunFlags([]string{"-v"}, &stderr)
+	require.NoError(t, err)
+	require.NotNil(t, o.Log)
+	require.Equal(t, suite.NewProgress(&stderr), o.Progress, "a buffer is no terminal: no bar")
+
+	for _, bad := range [][]string{{"-sizes", "big"}, {"stray"}, {"-connect", "h:1"}, {"-transports", "pigeon"}, {"-cases", "nope"}} {
+		_, _, err = parseRunFlags(bad, &stderr)
+		require.Error(t, err, bad)
+	}
 }
 
-// TestRunCommand runs the command end to end with minimal sizes.
+// TestRunCommand runs the command end to end in process with minimal
+// sizes, then compares the result with itself and with a slower copy.
 func TestRunCommand(t *testing.T) {
+	ctx := context.Background()
 	dir := t.TempDir()
 	js := filepath.Join(dir, "r.jsonl")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-cases", "throughput,pingpong", "-sizes", "64B", "-streams", "2", "-duration", "10ms",
-		"-reps", "1", "-pingpongs", "10", "-json", js, "-plot", filepath.Join(dir, "plots")}, &stdout, &stderr)
+	code := run(ctx, []string{"-cases", "throughput,pingpong", "-transports", "recordmux,framer,smux", "-sizes", "64B", "-streams", "2",
+		"-duration", "10ms", "-reps", "1", "-pingpongs", "10", "-json", js, "-plot", filepath.Join(dir, "plots")}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	require.Contains(t, stdout.String(), "THROUGHPUT")
-	require.Contains(t, stdout.String(), "rm/framer")
+	require.Contains(t, stdout.String(), "smux")
+	require.NotContains(t, stdout.String(), "MISSED")
 	require.Contains(t, stderr.String(), "GOMAXPROCS=", "machine header")
-	require.Contains(t, stderr.String(), "pingpong", "progress")
+	require.NotContains(t, stderr.String(), "rep 1/1", "no progress to a non-terminal, no log without -v")
 
-	f, err := os.Open(js)
+	rs, err := readResults(js)
 	require.NoError(t, err)
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
-		for _, k := range []string{"case", "transport", "record_size", "streams", "records_per_sec", "mb_per_sec",
-			"p50_us", "p99_us", "p999_us", "allocs_per_record", "cpu_cores", "reps", "records_per_sec_min", "records_per_sec_max"} {
-			require.Contains(t, m, k)
-		}
-		n++
-	}
-	require.Equal(t, 6, n)
-	require.FileExists(t, filepath.Join(dir, "plots", "throughput.svg"))
+	require.Len(t, rs, 6)
+	require.FileExists(t, filepath.Join(dir, "plots", "throughput-2streams.svg"))
 	require.FileExists(t, filepath.Join(dir, "plots", "latency-pingpong-256b.svg"))
 
-	require.Equal(t, 2, run([]string{"-cases", "nope"}, &stdout, &stderr))
+	// compare: identical runs overlap everywhere and pass the gate.
+	stdout.Reset()
+	require.Equal(t, 0, run(ctx, []string{"compare", "-fail-on", "mb_per_sec,p99_us", js, js}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "+0.0%")
+	require.NotContains(t, stdout.String(), "WORSE")
+
+	// A copy with every throughput halved, ranges apart: the gate fails.
+	for i := range rs {
+		s := &rs[i].MBPerSec
+		s.Median, s.Min, s.Max = s.Median/2, s.Min/2, s.Max/2
+	}
+	slow := filepath.Join(dir, "slow.jsonl")
+	f, err := os.Create(slow)
+	require.NoError(t, err)
+	require.NoError(t, suite.WriteJSONLines(f, rs))
+	require.NoError(t, f.Close())
+	stdout.Reset()
+	require.Equal(t, 1, run(ctx, []string{"compare", "-fail-on", "mb_per_sec", "-threshold", "10%", js, slow}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "-50.0%")
+	require.Contains(t, stdout.String(), "regression(s) beyond 10.0%")
+	require.Equal(t, 0, run(ctx, []string{"compare", "-fail-on", "p99_us", js, slow}, &stdout, &stderr), "latency did not change")
+	require.Equal(t, 2, run(ctx, []string{"compare", "-fail-on", "speed", js, slow}, &stdout, &stderr))
+	require.Equal(t, 2, run(ctx, []string{"compare", js}, &stdout, &stderr))
+	require.Equal(t, 2, run(ctx, []string{"-cases", "nope"}, &stdout, &stderr))
+}
+
+// TestTwoProcesses builds recordbench and runs "serve" and "run -connect"
+// as two processes over loopback with a tiny workload: the results carry
+// the RTT the client measured and the server's CPU and heap.
+func TestTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "recordbench")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	srv := exec.CommandContext(ctx, bin, "serve", "-listen", "127.0.0.1:0")
+	srvOut, err := srv.StdoutPipe()
+	require.NoError(t, err)
+	var srvErr syncBuffer
+	srv.Stderr = &srvErr
+	require.NoError(t, srv.Start())
+	defer func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		_ = srv.Wait()
+	}()
+	var addr, pin string
+	sc := bufio.NewScanner(srvOut)
+	for (addr == "" || pin == "") && sc.Scan() {
+		line := sc.Text()
+		if a, ok := strings.CutPrefix(line, "recordbench serve: listening on "); ok {
+			addr = a
+		}
+		if p, ok := strings.CutPrefix(line, "recordbench serve: fingerprint "); ok {
+			pin = p
+		}
+	}
+	require.NotEmpty(t, addr, srvErr.String())
+	require.Len(t, pin, 64)
+	go func() { _, _ = bufio.NewReader(srvOut).WriteTo(io.Discard) }()
+
+	js := filepath.Join(dir, "two.jsonl")
+	client := exec.CommandContext(ctx, bin, "run", "-connect", addr, "-pin", pin,
+		"-cases", "throughput,pingpong", "-transports", "recordmux,yamux", "-sizes", "1KiB", "-streams", "2",
+		"-duration", "20ms", "-reps", "1", "-pingpongs", "20", "-json", js)
+	out, err = client.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "two hosts: server "+addr)
+	require.Contains(t, string(out), "server cores")
+
+	rs, err := readResults(js)
+	require.NoError(t, err)
+	require.Len(t, rs, 4)
+	for _, r := range rs {
+		require.Equal(t, "two-host", r.Mode)
+		require.NotNil(t, r.Server)
+		require.Equal(t, addr, r.Server.Addr)
+		require.Positive(t, r.Server.RTTMinUs, "the RTT measured first")
+		require.Positive(t, r.Server.RTTMedianUs)
+		require.NotEmpty(t, r.Server.Machine.GoVersion, "the server's machine")
+		require.Positive(t, r.ServerCPUCores.Median, "%s %s: the server's CPU", r.Case, r.Transport)
+		require.Positive(t, r.ServerPeakHeapMiB.Median, "%s %s: the server's heap", r.Case, r.Transport)
+	}
+	require.Contains(t, srvErr.String(), "run of yamux", "the server logs each run")
+
+	// A wrong pin is refused by the handshake.
+	bad := exec.CommandContext(ctx, bin, "run", "-connect", addr, "-pin", strings.Repeat("ab", 32), "-cases", "pingpong")
+	out, err = bad.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "pinned fingerprint")
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,6 +1,8 @@
 // Package framer is the hand-written baseline for the recordmux benchmarks:
 // what a competent user would write to carry ordered records over one raw
-// quic-go bidirectional stream without recordmux.
+// quic-go bidirectional stream without recordmux. It runs on any byte
+// stream with a half-close ([Stream]), so the benchmarks also use it over
+// yamux, smux and gRPC streams.
 //
 // # Wire format
 //
@@ -17,6 +19,11 @@
 // sequence number the receiver has applied so far (cumulative acks). Acks
 // never decrease and never exceed the number of records sent. A record may
 // be at most [MaxRecordSize] bytes.
+//
+// The fixed-size format ([NewFixedSender], [NewFixedReceiver]) writes the
+// size once, as the first uvarint of the stream, and then the records
+// back to back with no prefix; every record of the stream has that size
+// (at least 1 byte). Acks are the same.
 //
 // Each side closes its write direction (FIN) when done: the sender after its
 // last record, the receiver after its last ack.
@@ -44,7 +51,7 @@
 //
 // Only [Sender.WaitAcked] takes a context; it returns [context.Cause] of the
 // context when the context ends first, but always prefers an ack that has
-// already arrived. Everything else blocks in quic-go and is ended by closing
+// already arrived. Everything else blocks in the stream and is ended by closing
 // or cancelling the stream or its connection, or by stream deadlines.
 //
 // # Concurrency

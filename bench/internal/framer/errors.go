@@ -28,6 +28,9 @@ const (
 	// ErrNotSent means a sequence number was waited for or acked before the
 	// record it names was sent or received.
 	ErrNotSent Error = "framer: sequence number not sent or received yet"
+	// ErrSizeChanged means a fixed-size Sender was given a record of
+	// another size than its first.
+	ErrSizeChanged Error = "framer: record size differs from the stream's fixed size"
 	// ErrAcksEnded means the ack direction of the stream ended before the
 	// awaited sequence number was acked. If the stream failed, the error
 	// returned also wraps the stream's error.

@@ -6,20 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/quic-go/quic-go"
 )
 
 // Receiver reads records from the receive direction of a stream and writes
 // cumulative acks to its send direction. All its methods must be called from
 // one goroutine.
 type Receiver struct {
-	str *quic.Stream
+	str Stream
 	r   *bufio.Reader
 	// buf holds records too large for r's buffer; it is reused and grows up
 	// to the largest such record seen.
 	buf []byte
 	seq uint64 // sequence number of the last record returned by Next
+	// fixed is the record size of a fixed-size receiver once the stream
+	// header was read; -1 for a length-prefixed receiver, 0 before.
+	fixed int
 
 	pending uint64 // highest seq acked lazily
 	ackSent uint64 // highest seq written to the stream as an ack
@@ -30,11 +31,19 @@ type Receiver struct {
 // bufSize bytes (64 KiB when bufSize is 0 or negative). Records up to
 // bufSize bytes are returned as views into that buffer; larger ones are
 // copied into a reusable buffer that grows as needed.
-func NewReceiver(str *quic.Stream, bufSize int) *Receiver {
+func NewReceiver(str Stream, bufSize int) *Receiver {
 	if bufSize <= 0 {
 		bufSize = defaultBufSize
 	}
-	return &Receiver{str: str, r: bufio.NewReaderSize(str, bufSize)}
+	return &Receiver{str: str, r: bufio.NewReaderSize(str, bufSize), fixed: -1}
+}
+
+// NewFixedReceiver is NewReceiver for the fixed-size format of
+// [NewFixedSender].
+func NewFixedReceiver(str Stream, bufSize int) *Receiver {
+	r := NewReceiver(str, bufSize)
+	r.fixed = 0
+	return r
 }
 
 // Next returns the next record and its sequence number. rec is valid only
@@ -68,8 +77,19 @@ func (r *Receiver) Next() (seq uint64, rec []byte, err error) {
 	return r.seq, rec, nil
 }
 
-// readLen reads and checks one length prefix.
+// readLen reads and checks one length prefix; in the fixed-size format,
+// the stream header the first time, then it only checks for the end of
+// the stream.
 func (r *Receiver) readLen() (uint64, error) {
+	if r.fixed > 0 {
+		if _, err := r.r.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+		return uint64(r.fixed), nil
+	}
 	n, err := binary.ReadUvarint(r.r)
 	switch {
 	case err == nil:
@@ -82,6 +102,12 @@ func (r *Receiver) readLen() (uint64, error) {
 	}
 	if n > MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes announced, limit %d", ErrRecordTooLarge, n, MaxRecordSize)
+	}
+	if r.fixed == 0 {
+		if n == 0 {
+			return 0, fmt.Errorf("%w: fixed record size 0", ErrBadLength)
+		}
+		r.fixed = int(n)
 	}
 	return n, nil
 }
@@ -99,6 +125,24 @@ func noEOF(err error) error {
 // a good moment to flush acks.
 func (r *Receiver) Buffered() int {
 	return r.r.Buffered()
+}
+
+// HasRecord reports whether the next record is entirely in the read
+// buffer, so that Next will return it without reading the stream. When it
+// is false, Next would wait for the network: the moment to flush acks.
+// (Buffered() == 0 is rarely true under load: a read that ends inside a
+// record leaves its first bytes buffered.)
+func (r *Receiver) HasRecord() bool {
+	n := r.r.Buffered()
+	if r.fixed > 0 {
+		return n >= r.fixed
+	}
+	head, _ := r.r.Peek(min(n, binary.MaxVarintLen64))
+	size, k := binary.Uvarint(head)
+	if k <= 0 {
+		return false
+	}
+	return uint64(n-k) >= size
 }
 
 // Ack acknowledges every record up to and including seq and writes the ack to

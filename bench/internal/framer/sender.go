@@ -9,8 +9,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-
-	"github.com/quic-go/quic-go"
 )
 
 // ackReadBufSize is the bufio buffer for reading acks. Acks are a few bytes
@@ -23,9 +21,13 @@ const ackReadBufSize = 4 << 10
 // Send, Flush and Close must be called from one goroutine; WaitAcked is safe
 // for concurrent use.
 type Sender struct {
-	str *quic.Stream
+	str Stream
 	w   *bufio.Writer
 	hdr [binary.MaxVarintLen64]byte
+	// fixed is the record size of a fixed-size sender (see
+	// NewFixedSender) once its first record fixed it; -1 for a
+	// length-prefixed sender, 0 before the first record.
+	fixed int
 
 	// sent is the sequence number of the last record passed to Send. Only
 	// the sending goroutine writes it; the ack reader and WaitAcked read it.
@@ -48,16 +50,27 @@ type Sender struct {
 // NewSender returns a Sender for str, whose writes go through a bufio.Writer
 // of bufSize bytes (64 KiB when bufSize is 0 or negative). It starts the ack-reader
 // goroutine, which runs until the ack direction of str ends.
-func NewSender(str *quic.Stream, bufSize int) *Sender {
+func NewSender(str Stream, bufSize int) *Sender {
 	if bufSize <= 0 {
 		bufSize = defaultBufSize
 	}
 	s := &Sender{
 		str:        str,
 		w:          bufio.NewWriterSize(str, bufSize),
+		fixed:      -1,
 		readerDone: make(chan struct{}),
 	}
 	go s.readAcks()
+	return s
+}
+
+// NewFixedSender is NewSender for the fixed-size format: the first record
+// fixes the size of every record of the stream, which is written once as
+// a uvarint before it; records follow back to back with no length prefix.
+// Send refuses a record of another size with [ErrSizeChanged].
+func NewFixedSender(str Stream, bufSize int) *Sender {
+	s := NewSender(str, bufSize)
+	s.fixed = 0
 	return s
 }
 
@@ -70,15 +83,24 @@ func (s *Sender) Send(rec []byte) (seq uint64, err error) {
 	if len(rec) > MaxRecordSize {
 		return 0, ErrRecordTooLarge
 	}
+	prefix := s.fixed < 0
+	if s.fixed >= 0 && len(rec) != s.fixed {
+		if s.sent.Load() > 0 {
+			return 0, fmt.Errorf("%w: %d bytes after %d", ErrSizeChanged, len(rec), s.fixed)
+		}
+		s.fixed, prefix = len(rec), true // the stream header
+	}
 	// Count the record as sent before its bytes can reach the peer: a
 	// record at least as big as the buffer goes straight to the stream
 	// (bufio.Writer skips the copy), and its ack may arrive before Write
 	// returns.
 	seq = s.sent.Load() + 1
 	s.sent.Store(seq)
-	n := binary.PutUvarint(s.hdr[:], uint64(len(rec)))
-	if _, err := s.w.Write(s.hdr[:n]); err != nil {
-		return 0, err
+	if prefix {
+		n := binary.PutUvarint(s.hdr[:], uint64(len(rec)))
+		if _, err := s.w.Write(s.hdr[:n]); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := s.w.Write(rec); err != nil {
 		return 0, err
@@ -152,8 +174,10 @@ func (s *Sender) Close() error {
 }
 
 // readAcks is the ack-reader goroutine. It owns the receive direction of the
-// stream; on an invalid ack it stops it with CancelRead (error code 0). It publishes the newest ack once per burst (when its buffer runs
-// dry), not per ack, to take the lock and wake waiters less often.
+// stream; on an invalid ack it stops it with CancelRead (error code 0)
+// when the stream has that method. It publishes the newest ack once per
+// burst (when its buffer runs dry), not per ack, to take the lock and wake
+// waiters less often.
 func (s *Sender) readAcks() {
 	defer close(s.readerDone)
 	br := bufio.NewReaderSize(s.str, ackReadBufSize)
@@ -166,7 +190,9 @@ func (s *Sender) readAcks() {
 		}
 		if ack < last || ack > s.sent.Load() {
 			s.publish(last, fmt.Errorf("%w: ack %d after %d, %d sent", ErrBadAck, ack, last, s.sent.Load()))
-			s.str.CancelRead(0)
+			if c, ok := s.str.(readCanceler); ok {
+				c.CancelRead(0)
+			}
 			return
 		}
 		last = ack

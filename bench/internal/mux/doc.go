@@ -19,19 +19,24 @@
 //
 //	DATA: 0x00 || varint(stream) || varint(len) || record
 //	ACK:  0x01 || varint(stream) || varint(seq)
+//	OPEN: 0x02 || varint(stream)
+//	FIN:  0x03 || varint(stream)
 //
 // varint is QUIC's variable-length integer (quicvarint). Records of a
 // stream are numbered from 1 in each direction; an ACK carries the highest
 // sequence number of the peer's records the application has applied
-// (cumulative). There is no open handshake: both ends name streams by the
-// same number, and a stream exists once either end uses it. A frame type
-// other than DATA and ACK ends the session: the format has no extension
+// (cumulative). OPEN announces a stream that [Session.Accept] returns to
+// the peer; FIN follows a stream's last DATA ([Stream.CloseSend]), after
+// which the peer's Recv returns io.EOF. There is no open handshake: both
+// ends name streams by the same number (the opener picks it), and a stream
+// also exists once either end uses it with [Session.Stream]. A frame type
+// other than these four ends the session: the format has no extension
 // point.
 //
 // # Usage
 //
 //	s := mux.New(quicStream, nil)
-//	bulk, lat := s.Stream(1), s.Stream(2)
+//	bulk, lat := s.Stream(1), s.Stream(2) // or s.Open(id) and, on the peer, s.Accept(ctx)
 //	seq, err := lat.Send(ctx, rec)
 //	err = lat.WaitAcked(ctx, seq)
 //	// peer:
@@ -52,7 +57,8 @@
 //
 // # Limitations
 //
-// No stream open or close, no rejection, no resumption, and the whole
-// session fails on the first error. Records are copied once into a frame
+// No rejection, no resumption, no stream reset, and the whole session
+// fails on the first error. A session never forgets a stream, finished or
+// not. Records are copied once into a frame
 // on Send and once more into a write buffer.
 package mux

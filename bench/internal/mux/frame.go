@@ -11,6 +11,10 @@ import (
 const (
 	TypeData byte = 0x00
 	TypeAck  byte = 0x01
+	// TypeOpen announces a stream the sender opened with [Session.Open].
+	TypeOpen byte = 0x02
+	// TypeFin says the sender finished the stream: no DATA follows.
+	TypeFin byte = 0x03
 )
 
 // Error is the type of this package's sentinel errors. Being a string
@@ -33,7 +37,8 @@ const (
 
 // Frame is one parsed frame. For TypeData, Data points into the buffer it
 // was parsed from and is valid only as long as that buffer is; for
-// TypeAck, Seq is the cumulative ack.
+// TypeAck, Seq is the cumulative ack. TypeOpen and TypeFin carry only the
+// stream.
 type Frame struct {
 	Type   byte
 	Stream uint64
@@ -66,6 +71,11 @@ func AppendAck(b []byte, stream, seq uint64) []byte {
 	return quicvarint.Append(b, seq)
 }
 
+// AppendControl appends an OPEN or FIN frame (typ) for stream.
+func AppendControl(b []byte, typ byte, stream uint64) []byte {
+	return quicvarint.Append(append(b, typ), stream)
+}
+
 // ParseFrame parses the frame at the start of b and returns it with the
 // number of bytes it occupies. It returns [ErrShort] when b holds only a
 // prefix of a frame, and fails before looking at the payload when a DATA
@@ -75,7 +85,7 @@ func ParseFrame(b []byte, maxData int) (Frame, int, error) {
 		return Frame{}, 0, ErrShort
 	}
 	f := Frame{Type: b[0]}
-	if f.Type != TypeData && f.Type != TypeAck {
+	if f.Type > TypeFin {
 		return Frame{}, 0, fmt.Errorf("%w 0x%02x", ErrUnknownType, f.Type)
 	}
 	off := 1
@@ -85,6 +95,9 @@ func ParseFrame(b []byte, maxData int) (Frame, int, error) {
 	}
 	f.Stream = sid
 	off += n
+	if f.Type == TypeOpen || f.Type == TypeFin {
+		return f, off, nil
+	}
 	v, n, err := quicvarint.Parse(b[off:])
 	if err != nil {
 		return Frame{}, 0, ErrShort

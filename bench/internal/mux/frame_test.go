@@ -12,6 +12,8 @@ func TestFrameGolden(t *testing.T) {
 	require.Equal(t, []byte{0x01, 0x01, 0x40, 0x64}, AppendAck(nil, 1, 100))
 	require.Equal(t, 6, DataLen(2, 3))
 	require.Equal(t, 4, AckLen(1, 100))
+	require.Equal(t, []byte{0x02, 0x40, 0x64}, AppendControl(nil, TypeOpen, 100))
+	require.Equal(t, []byte{0x03, 0x05}, AppendControl(nil, TypeFin, 5))
 }
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -21,11 +23,15 @@ func TestFrameRoundTrip(t *testing.T) {
 	b = AppendAck(b, 1<<40, 1<<50)
 	b = AppendData(b, 7, nil)
 	b = AppendData(b, 300, big)
+	b = AppendControl(b, TypeOpen, 9)
+	b = AppendControl(b, TypeFin, 1<<30)
 	want := []Frame{
 		{Type: TypeData, Stream: 1, Data: []byte("hello")},
 		{Type: TypeAck, Stream: 1 << 40, Seq: 1 << 50},
 		{Type: TypeData, Stream: 7, Data: []byte{}},
 		{Type: TypeData, Stream: 300, Data: big},
+		{Type: TypeOpen, Stream: 9},
+		{Type: TypeFin, Stream: 1 << 30},
 	}
 	for i, w := range want {
 		f, n, err := ParseFrame(b, len(big))
@@ -51,7 +57,12 @@ func TestFrameShortAndBad(t *testing.T) {
 		_, _, err := ParseFrame(ack[:i], 100)
 		require.ErrorIs(t, err, ErrShort, "ack prefix of %d bytes", i)
 	}
-	_, _, err := ParseFrame([]byte{0x02, 0x00}, 100)
+	fin := AppendControl(nil, TypeFin, 1<<30)
+	for i := range len(fin) {
+		_, _, err := ParseFrame(fin[:i], 100)
+		require.ErrorIs(t, err, ErrShort, "fin prefix of %d bytes", i)
+	}
+	_, _, err := ParseFrame([]byte{0x04, 0x00}, 100)
 	require.ErrorIs(t, err, ErrUnknownType)
 	// The size check comes before the payload is there.
 	_, _, err = ParseFrame(AppendData(nil, 1, make([]byte, 101))[:4], 100)

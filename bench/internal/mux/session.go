@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,13 @@ const (
 	ErrAckRange Error = "mux: ack out of range"
 	// ErrNotDelivered means Ack named a record Recv has not returned.
 	ErrNotDelivered Error = "mux: ack beyond the last received record"
+	// ErrStreamExists means Open named a stream that exists already.
+	ErrStreamExists Error = "mux: stream exists"
+	// ErrAfterFin means the peer sent DATA or a second FIN on a stream it
+	// had finished.
+	ErrAfterFin Error = "mux: frame after the stream's FIN"
+	// ErrFinished means Send was called after CloseSend.
+	ErrFinished Error = "mux: stream finished"
 )
 
 // readBufSize is the reader's initial buffer; it grows for larger frames.
@@ -86,9 +94,13 @@ type Session struct {
 	ring    []*Stream // streams in creation order, for round robin
 	rr      int       // next ring index the writer serves
 	acks    []*Stream // streams with an ack to send
-	closing bool
-	eof     bool  // the peer finished its direction
-	err     error // terminal failure
+	// accepted holds streams the peer opened that Accept has not returned;
+	// acceptWait is closed when one arrives or the session ends.
+	accepted   fifo[*Stream]
+	acceptWait chan struct{}
+	closing    bool
+	eof        bool  // the peer finished its direction
+	err        error // terminal failure
 }
 
 // New starts a session on conn. A *quic.Stream is a suitable conn; when
@@ -126,12 +138,69 @@ func (s *Session) streamLocked(id uint64) *Stream {
 	return st
 }
 
+// Open creates stream id and announces it to the peer, whose Accept
+// returns it. The caller picks the number; the two ends must not pick the
+// same one. Opening a stream that exists already is an error.
+func (s *Session) Open(id uint64) (*Stream, error) {
+	s.mu.Lock()
+	switch {
+	case s.err != nil:
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	case s.closing:
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, ok := s.streams[id]; ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d", ErrStreamExists, id)
+	}
+	st := s.streamLocked(id)
+	st.out.push(AppendControl(nil, TypeOpen, id))
+	s.mu.Unlock()
+	s.wakeWriter()
+	return st, nil
+}
+
+// Accept returns the next stream the peer opened with Open. Streams
+// already announced are returned even if ctx is done. After the session
+// ended, it returns the session's error, or ErrClosed.
+func (s *Session) Accept(ctx context.Context) (*Stream, error) {
+	s.mu.Lock()
+	for {
+		if s.accepted.len() > 0 {
+			st := s.accepted.pop()
+			s.mu.Unlock()
+			return st, nil
+		}
+		switch {
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return nil, err
+		case s.eof || s.closing:
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		ch := waitChan(&s.acceptWait)
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		s.mu.Lock()
+	}
+}
+
 // Close sends everything queued, finishes the write direction and waits
 // until the peer finished its own (or the session failed). It returns the
 // session's failure, if any.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	s.closing = true
+	notifyLocked(&s.acceptWait)
 	s.mu.Unlock()
 	s.wakeWriter()
 	<-s.writerDone
@@ -161,6 +230,7 @@ func (s *Session) fail(err error) {
 	}
 	s.err = err
 	close(s.failed)
+	notifyLocked(&s.acceptWait)
 	for _, st := range s.ring {
 		notifyLocked(&st.sendWait)
 		notifyLocked(&st.recvWait)
@@ -292,6 +362,7 @@ func (s *Session) readEnded(err error, partial bool) {
 	}
 	s.mu.Lock()
 	s.eof = true
+	notifyLocked(&s.acceptWait)
 	for _, st := range s.ring {
 		notifyLocked(&st.sendWait)
 		notifyLocked(&st.recvWait)
@@ -304,8 +375,23 @@ func (s *Session) handle(f Frame) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streamLocked(f.Stream)
-	if f.Type == TypeAck {
+	switch f.Type {
+	case TypeAck:
 		return st.ackedLocked(f.Seq)
+	case TypeOpen:
+		s.accepted.push(st)
+		notifyLocked(&s.acceptWait)
+		return nil
+	case TypeFin:
+		if st.finRecv {
+			return fmt.Errorf("%w: second FIN on stream %d", ErrAfterFin, st.id)
+		}
+		st.finRecv = true
+		notifyLocked(&st.recvWait)
+		return nil
+	}
+	if st.finRecv {
+		return fmt.Errorf("%w: DATA on stream %d", ErrAfterFin, st.id)
 	}
 	// Mirror of the sender's check in Send: a record is always allowed
 	// when nothing is outstanding.

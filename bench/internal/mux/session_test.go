@@ -57,6 +57,20 @@ func sessionPair(t *testing.T, cfg *Config) (a, b *Session) {
 	return a, b
 }
 
+// rawPeer returns a session whose peer is the raw byte stream cb, for
+// tests that write frames by hand.
+func rawPeer(t *testing.T) (*Session, *halfConn) {
+	t.Helper()
+	ca, cb := halfPipe()
+	s := New(ca, nil)
+	t.Cleanup(func() {
+		cb.abort()
+		<-s.readerDone
+		<-s.writerDone
+	})
+	return s, cb
+}
+
 func record(rng *rand.Rand, stream, seq uint64) []byte {
 	n := rng.IntN(3000)
 	b := make([]byte, 16+n)
@@ -173,15 +187,64 @@ func TestSessionEOFAndErrors(t *testing.T) {
 func TestSessionPeerViolation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ca, cb := halfPipe()
-	s := New(ca, nil)
-	defer func() {
-		cb.abort()
-		<-s.readerDone
-		<-s.writerDone
-	}()
+	s, cb := rawPeer(t)
 	// An ack for a record never sent fails the session.
 	go func() { _, _ = cb.Write(AppendAck(nil, 1, 5)) }()
 	_, _, err := s.Stream(1).Recv(ctx)
 	require.ErrorIs(t, err, ErrAckRange)
+}
+
+func TestSessionOpenAcceptFin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, b := sessionPair(t, nil)
+	tx, err := a.Open(7)
+	require.NoError(t, err)
+	_, err = a.Open(7)
+	require.ErrorIs(t, err, ErrStreamExists)
+	for i := range 3 {
+		_, err := tx.Send(ctx, []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.CloseSend())
+	require.NoError(t, tx.CloseSend(), "idempotent")
+	_, err = tx.Send(ctx, []byte("late"))
+	require.ErrorIs(t, err, ErrFinished)
+
+	rx, err := b.Accept(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), rx.ID())
+	for want := uint64(1); want <= 3; want++ {
+		seq, rec, err := rx.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, seq)
+		require.Equal(t, []byte{byte(want - 1)}, rec)
+		require.NoError(t, rx.Ack(seq))
+	}
+	_, _, err = rx.Recv(ctx)
+	require.ErrorIs(t, err, io.EOF, "after the FIN")
+	require.NoError(t, tx.WaitAcked(ctx, 3), "acks flow after the FIN")
+
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	_, err = b.Accept(short)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "nothing else was opened")
+	closeBoth(t, a, b)
+	_, err = b.Accept(ctx)
+	require.ErrorIs(t, err, net.ErrClosed)
+}
+
+func TestSessionDataAfterFin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, cb := rawPeer(t)
+	var b []byte
+	b = AppendControl(b, TypeOpen, 1)
+	b = AppendControl(b, TypeFin, 1)
+	b = AppendData(b, 1, []byte("x"))
+	go func() { _, _ = cb.Write(b) }()
+	_, err := s.Accept(ctx)
+	require.NoError(t, err)
+	_, err = s.Accept(ctx)
+	require.ErrorIs(t, err, ErrAfterFin)
 }

@@ -18,7 +18,8 @@ type Stream struct {
 	sentBytes  uint64        // record bytes sent
 	ackedBytes uint64        // record bytes acked
 	cum        fifo[uint64]  // sentBytes after each unacked record
-	out        fifo[[]byte]  // encoded DATA frames not yet written
+	out        fifo[[]byte]  // encoded OPEN, DATA and FIN frames not yet written
+	finished   bool          // CloseSend was called
 	sendWait   chan struct{} // closed when acked advances or the session ends
 
 	// Receive direction, guarded by s.mu.
@@ -31,7 +32,8 @@ type Stream struct {
 	recvBytes    uint64
 	appliedBytes uint64
 	ackQueued    bool
-	recvWait     chan struct{} // closed when a record arrives or the session ends
+	finRecv      bool          // the peer finished the stream
+	recvWait     chan struct{} // closed when a record or FIN arrives or the session ends
 }
 
 // ID returns the stream's number.
@@ -55,6 +57,10 @@ func (st *Stream) Send(ctx context.Context, rec []byte) (uint64, error) {
 		if s.closing {
 			s.mu.Unlock()
 			return 0, ErrClosed
+		}
+		if st.finished {
+			s.mu.Unlock()
+			return 0, ErrFinished
 		}
 		inflight := st.sent - st.acked
 		if inflight == 0 || inflight < uint64(s.cfg.WindowRecords) &&
@@ -135,9 +141,33 @@ func (st *Stream) WaitAcked(ctx context.Context, seq uint64) error {
 	return nil
 }
 
+// CloseSend finishes the stream's send direction: a FIN frame follows the
+// records already sent, and the peer's Recv returns io.EOF after the last
+// of them. Later Sends fail with ErrFinished; acks still arrive. It is
+// idempotent.
+func (st *Stream) CloseSend() error {
+	s := st.s
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	if st.finished {
+		s.mu.Unlock()
+		return nil
+	}
+	st.finished = true
+	st.out.push(AppendControl(nil, TypeFin, st.id))
+	s.mu.Unlock()
+	s.wakeWriter()
+	return nil
+}
+
 // Recv returns the next record and its sequence number; the record belongs
-// to the caller. It returns io.EOF once the peer finished and every record
-// was returned. Records already received are returned even if ctx is done.
+// to the caller. It returns io.EOF once the peer finished the stream (FIN)
+// or the whole session and every record was returned. Records already
+// received are returned even if ctx is done.
 func (st *Stream) Recv(ctx context.Context) (uint64, []byte, error) {
 	s := st.s
 	s.mu.Lock()
@@ -154,7 +184,7 @@ func (st *Stream) Recv(ctx context.Context) (uint64, []byte, error) {
 			err := s.err
 			s.mu.Unlock()
 			return 0, nil, err
-		case s.eof:
+		case s.eof || st.finRecv:
 			s.mu.Unlock()
 			return 0, nil, io.EOF
 		}

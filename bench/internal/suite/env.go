@@ -1,282 +1,218 @@
 package suite
 
 import (
-	"cmp"
 	"context"
-	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"slices"
+	"math/rand/v2"
 	"sync"
+	"time"
 
-	"github.com/quic-go/quic-go"
-
-	"github.com/recordmux/recordmux/internal/tlsutil"
-	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/bench/internal/transport"
 )
 
-// rawALPN is the application protocol of the raw, framer and mux
-// connections.
-const rawALPN = "recordbench"
+// Peer is the server end of every run as the client sees it: a [Sink] in
+// this process, or one on a `recordbench serve` across the network.
+type Peer interface {
+	// Start starts the server end of a run of spec and returns the
+	// address to dial.
+	Start(ctx context.Context, spec transport.Spec, c Consumer) (addr string, err error)
+	// Settle waits until the server accepted streams streams, collects
+	// its garbage and returns its live heap and goroutines. In-process it
+	// returns zeros: the client measures the whole process.
+	Settle(ctx context.Context, streams int) (ServerState, error)
+	// Stop ends the run's server end and returns what it saw.
+	Stop(ctx context.Context) (SinkReport, error)
+	// Network and Pin are what clients dial with.
+	Network() transport.Network
+	Pin() transport.Pin
+	// Server describes a remote server; nil in-process.
+	Server() *ServerInfo
+	// Close ends the peer.
+	Close() error
+}
 
-// Env holds what every run shares: one server certificate and the
-// recordmux configuration under test. Create it with [NewEnv].
+// ServerState is a remote server's heap and goroutines after a garbage
+// collection.
+type ServerState struct {
+	HeapLive   uint64 `json:"heap_live"`
+	Goroutines int    `json:"goroutines"`
+}
+
+// Env is where runs take place: the server end and the transports'
+// options. Create it with [NewEnv] (in-process) or [Connect] (two
+// hosts).
 type Env struct {
-	cert tls.Certificate
-	// rm is the recordmux configuration; cases clone it.
-	rm quicrecord.Config
+	peer Peer
+	opts transport.Options
 }
 
-// NewEnv makes a self-signed certificate for 127.0.0.1 and keeps rm, the
-// recordmux configuration (batching knobs) every recordmux run starts
-// from. rm.QUIC nil means [quicrecord.DefaultQUICConfig]; the raw
-// transports use the same QUIC configuration so that flow-control
-// windows are equal.
-func NewEnv(rm quicrecord.Config) (*Env, error) {
-	cert, err := tlsutil.SelfSigned("localhost", "127.0.0.1")
+// NewEnv returns an in-process environment: servers on 127.0.0.1 in this
+// process, with a fresh identity.
+func NewEnv(opts transport.Options) (*Env, error) {
+	id, err := transport.NewIdentity()
 	if err != nil {
 		return nil, err
 	}
-	return &Env{cert: cert, rm: rm}, nil
+	return &Env{peer: &localPeer{n: transport.Sockets, addr: "127.0.0.1:0", id: id}, opts: opts}, nil
 }
 
-// quicConfig returns a fresh copy of the QUIC configuration.
-func (e *Env) quicConfig() *quic.Config {
-	if e.rm.QUIC != nil {
-		return e.rm.QUIC.Clone()
+// newSimEnv returns an in-process environment over a simulated link.
+func newSimEnv(n *transport.SimNet, opts transport.Options) (*Env, error) {
+	id, err := transport.NewIdentity()
+	if err != nil {
+		return nil, err
 	}
-	return quicrecord.DefaultQUICConfig()
+	return &Env{peer: &localPeer{n: n, addr: transport.SimServerAddr, id: id}, opts: opts}, nil
 }
 
-// rmConfig returns a copy of the recordmux configuration with QUIC set.
-func (e *Env) rmConfig() *quicrecord.Config {
-	c := e.rm
-	c.QUIC = e.quicConfig()
-	return &c
+// Close ends the environment (a two-host one's control connection).
+func (e *Env) Close() error { return e.peer.Close() }
+
+// Remote reports a two-host environment.
+func (e *Env) Remote() bool { return e.peer.Server() != nil }
+
+// localPeer runs the server end in this process.
+type localPeer struct {
+	n    transport.Network
+	addr string
+	id   *transport.Identity
+	sink *Sink
 }
 
-func (e *Env) serverTLS(alpn string) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{e.cert}, NextProtos: []string{alpn}}
-}
-
-func (e *Env) clientTLS(alpn string) *tls.Config {
-	return tlsutil.PinnedClientConfig(e.cert, alpn)
-}
-
-// quicPair is a raw quic-go client and server connection over UDP on
-// 127.0.0.1, or over a simulated link.
-type quicPair struct {
-	client, server *quic.Conn
-	closers        []func()
-}
-
-// closeConns closes both connections.
-func (p *quicPair) closeConns() {
-	if p.client != nil {
-		_ = p.client.CloseWithError(0, "")
+func (p *localPeer) Start(ctx context.Context, spec transport.Spec, c Consumer) (string, error) {
+	if p.sink != nil {
+		return "", errors.New("suite: a run is already going on")
 	}
-	if p.server != nil {
-		_ = p.server.CloseWithError(0, "")
+	tr, err := spec.Build()
+	if err != nil {
+		return "", err
 	}
+	p.sink, err = StartSink(ctx, tr, p.n, p.addr, p.id, c)
+	if err != nil {
+		return "", err
+	}
+	return p.sink.Addr(), nil
 }
 
-// close closes both connections, then the transports and sockets.
-func (p *quicPair) close() {
-	p.closeConns()
-	for i := len(p.closers) - 1; i >= 0; i-- {
-		p.closers[i]()
-	}
+func (p *localPeer) Settle(ctx context.Context, streams int) (ServerState, error) {
+	return ServerState{}, waitAccepted(ctx, p.sink, streams)
 }
 
-// dialLoopback connects a raw quic-go pair over UDP sockets bound to
-// 127.0.0.1.
-func (e *Env) dialLoopback(ctx context.Context, qconf *quic.Config) (*quicPair, error) {
-	p := &quicPair{}
-	var trs [2]*quic.Transport
-	for i := range trs {
-		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			p.close()
-			return nil, err
+// waitAccepted polls until s accepted n streams.
+func waitAccepted(ctx context.Context, s *Sink, n int) error {
+	if s == nil {
+		return errors.New("suite: no run going on")
+	}
+	for s.Accepted() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server accepted %d of %d streams: %w", s.Accepted(), n, context.Cause(ctx))
+		case <-time.After(time.Millisecond):
 		}
-		trs[i] = &quic.Transport{Conn: udp}
-		p.closers = append(p.closers, func() { _ = trs[i].Close(); _ = udp.Close() })
 	}
-	return e.dialOver(ctx, p, trs[0], trs[1], qconf)
+	return nil
 }
 
-// dialOver runs the handshake between a server transport and a client
-// transport and fills p.
-func (e *Env) dialOver(ctx context.Context, p *quicPair, srv, cli *quic.Transport, qconf *quic.Config) (*quicPair, error) {
-	ln, err := srv.Listen(e.serverTLS(rawALPN), qconf)
-	if err != nil {
-		p.close()
-		return nil, err
+func (p *localPeer) Stop(context.Context) (SinkReport, error) {
+	if p.sink == nil {
+		return SinkReport{}, errors.New("suite: no run going on")
 	}
-	p.closers = append(p.closers, func() { _ = ln.Close() })
-	type accepted struct {
-		c   *quic.Conn
-		err error
-	}
-	ch := make(chan accepted, 1)
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		c, err := ln.Accept(actx)
-		ch <- accepted{c, err}
-	}()
-	p.client, err = cli.Dial(ctx, ln.Addr(), e.clientTLS(rawALPN), qconf)
-	if err != nil {
-		cancel()
-	}
-	a := <-ch
-	p.server = a.c
-	if err == nil {
-		err = a.err
-	}
-	if err != nil {
-		p.close()
-		return nil, fmt.Errorf("quic handshake: %w", err)
-	}
-	return p, nil
+	rep := p.sink.Stop()
+	p.sink = nil
+	return rep, nil
 }
 
-// rmPair is a recordmux client and server connection.
-type rmPair struct {
-	client, server *quicrecord.Conn
-	ln             *quicrecord.Listener
-	under          *quicPair // set when built with NewConn over a simulated link
+func (p *localPeer) Network() transport.Network { return p.n }
+func (p *localPeer) Pin() transport.Pin         { return p.id.Pin() }
+func (p *localPeer) Server() *ServerInfo        { return nil }
+func (p *localPeer) Close() error               { return nil }
+
+// session is one connection of a run and its streams.
+type session struct {
+	env     *Env
+	conn    transport.Conn
+	senders []transport.Sender
+	// ended is set by the first abort, whose results rep and err are
+	// kept.
+	ended bool
+	rep   SinkReport
+	err   error
 }
 
-func (p *rmPair) close() {
-	if p.client != nil {
-		_ = p.client.Close()
-	}
-	if p.server != nil {
-		_ = p.server.Close()
-	}
-	if p.ln != nil {
-		_ = p.ln.Close()
-	}
-	if p.under != nil {
-		p.under.close()
-	}
-}
-
-// dialRecordmux connects a recordmux pair on 127.0.0.1 with the public
-// Listen and Dial, as a user would.
-func (e *Env) dialRecordmux(ctx context.Context, cfg *quicrecord.Config) (*rmPair, error) {
-	ln, err := quicrecord.Listen("127.0.0.1:0", e.serverTLS(quicrecord.ALPN), cfg)
+// connect starts the server end of a run of transport name with tuning t
+// and consumer c, and dials it.
+func (e *Env) connect(ctx context.Context, name string, t transport.Tuning, c Consumer) (*session, error) {
+	spec := transport.Spec{Name: name, Options: e.opts, Tuning: t}
+	tr, err := spec.Build()
 	if err != nil {
 		return nil, err
 	}
-	p := &rmPair{ln: ln}
-	type accepted struct {
-		c   *quicrecord.Conn
-		err error
-	}
-	ch := make(chan accepted, 1)
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		c, err := ln.Accept(actx)
-		ch <- accepted{c, err}
-	}()
-	p.client, err = quicrecord.Dial(ctx, ln.Addr().String(), e.clientTLS(quicrecord.ALPN), cfg)
+	addr, err := e.peer.Start(ctx, spec, c)
 	if err != nil {
-		cancel()
-	}
-	a := <-ch
-	p.server = a.c
-	if err == nil {
-		err = a.err
-	}
-	if err != nil {
-		p.close()
 		return nil, err
 	}
-	return p, nil
+	conn, err := tr.Dial(ctx, e.peer.Network(), addr, e.peer.Pin())
+	if err != nil {
+		_, _ = e.peer.Stop(ctx)
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return &session{env: e, conn: conn}, nil
 }
 
-// openStreams opens n record streams from the client and accepts them on
-// the server; rx[i] is the peer of tx[i] (matched by data ID).
-func (p *rmPair) openStreams(ctx context.Context, n, parallel int) (tx, rx []*quicrecord.RecordStream, err error) {
-	tx = make([]*quicrecord.RecordStream, n)
-	rx = make([]*quicrecord.RecordStream, 0, n)
-	accErr := make(chan error, 1)
-	go func() {
-		for len(rx) < n {
-			s, err := p.server.AcceptRecordStream(ctx)
-			if err != nil {
-				accErr <- err
-				return
-			}
-			rx = append(rx, s)
-		}
-		accErr <- nil
-	}()
-	err = forEach(ctx, n, parallel, func(i int) error {
-		s, err := p.client.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "bench", DataID: uint64(i)})
-		tx[i] = s
+// openParallel is how many streams are opened or closed at once.
+const openParallel = 64
+
+// open opens n more streams, openParallel at a time.
+func (s *session) open(ctx context.Context, n int) error {
+	first := len(s.senders)
+	s.senders = append(s.senders, make([]transport.Sender, n)...)
+	return forEach(ctx, n, openParallel, func(i int) error {
+		snd, err := s.conn.Open(ctx)
+		s.senders[first+i] = snd
 		return err
 	})
-	if aerr := <-accErr; err == nil {
-		err = aerr
-	}
-	if err == nil {
-		slices.SortFunc(rx, func(a, b *quicrecord.RecordStream) int { return cmp.Compare(a.DataID(), b.DataID()) })
-	}
-	return tx, rx, err
 }
 
-// openStreams opens n bidirectional streams from the client and accepts
-// them on the server; rx[i] is the peer of tx[i]. quic-go announces a
-// stream only with its first byte, so each opener writes one preamble
-// byte that the acceptor consumes.
-func (p *quicPair) openStreams(ctx context.Context, n, parallel int) (tx, rx []*quic.Stream, err error) {
-	tx = make([]*quic.Stream, n)
-	rx = make([]*quic.Stream, n)
-	var mu sync.Mutex
-	accepted := 0
-	accErr := make(chan error, 1)
-	go func() {
-		accErr <- forEach(ctx, n, parallel, func(int) error {
-			s, err := p.server.AcceptStream(ctx)
-			if err != nil {
-				return err
-			}
-			var b [1]byte
-			if _, err := io.ReadFull(s, b[:]); err != nil {
-				return err
-			}
-			mu.Lock()
-			rx[accepted] = s
-			accepted++
-			mu.Unlock()
+// dialStreams is connect followed by open.
+func (e *Env) dialStreams(ctx context.Context, name string, t transport.Tuning, c Consumer, n int) (*session, error) {
+	s, err := e.connect(ctx, name, t, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.open(ctx, n); err != nil {
+		_, _ = s.abort(ctx)
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	return s, nil
+}
+
+// finish closes the streams (openParallel at a time), the connection and
+// the server end, and returns the server's report.
+func (s *session) finish(ctx context.Context) (SinkReport, error) {
+	err := forEach(context.WithoutCancel(ctx), len(s.senders), openParallel, func(i int) error {
+		if s.senders[i] == nil {
 			return nil
-		})
-	}()
-	err = forEach(ctx, n, parallel, func(i int) error {
-		s, err := p.client.OpenStreamSync(ctx)
-		if err != nil {
-			return err
 		}
-		tx[i] = s
-		_, err = s.Write([]byte{0})
-		return err
+		return s.senders[i].Close()
 	})
-	if aerr := <-accErr; err == nil {
-		err = aerr
+	rep, cerr := s.abort(ctx)
+	return rep, firstErr(err, cerr)
+}
+
+// abort closes the connection, which ends its streams at once, and the
+// server end. Later calls return the first one's results.
+func (s *session) abort(ctx context.Context) (SinkReport, error) {
+	if !s.ended {
+		s.ended = true
+		err := s.conn.Close()
+		var serr error
+		s.rep, serr = s.env.peer.Stop(context.WithoutCancel(ctx))
+		s.err = firstErr(err, serr)
 	}
-	if err == nil {
-		// Both ends number a stream alike.
-		byID := func(a, b *quic.Stream) int { return cmp.Compare(a.StreamID(), b.StreamID()) }
-		slices.SortFunc(tx, byID)
-		slices.SortFunc(rx, byID)
-	}
-	return tx, rx, err
+	return s.rep, s.err
 }
 
 // forEach runs fn(0..n-1) on up to parallel goroutines and returns the
@@ -317,8 +253,8 @@ func forEach(ctx context.Context, n, parallel int, fn func(i int) error) error {
 	return ferr
 }
 
-// firstErr returns the first non-nil error of errs that is not a
-// consequence of shutting down.
+// firstErr returns the first non-nil error of errs that is not the clean
+// end of a stream.
 func firstErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -328,32 +264,11 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// openRecordmux dials a recordmux pair and opens n streams from the
-// client (parallel at a time); on error nothing is left open.
-func (e *Env) openRecordmux(ctx context.Context, cfg *quicrecord.Config, n, parallel int) (*rmPair, []*quicrecord.RecordStream, []*quicrecord.RecordStream, error) {
-	p, err := e.dialRecordmux(ctx, cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, n, parallel)
-	if err != nil {
-		p.close()
-		return nil, nil, nil, err
-	}
-	return p, tx, rx, nil
-}
-
-// openLoopback dials a raw quic-go pair on loopback and opens n streams
-// from the client (parallel at a time); on error nothing is left open.
-func (e *Env) openLoopback(ctx context.Context, qconf *quic.Config, n, parallel int) (*quicPair, []*quic.Stream, []*quic.Stream, error) {
-	p, err := e.dialLoopback(ctx, qconf)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tx, rx, err := p.openStreams(ctx, n, parallel)
-	if err != nil {
-		p.close()
-		return nil, nil, nil, err
-	}
-	return p, tx, rx, nil
+// payload returns n bytes from a ChaCha8 generator seeded with seed.
+func payload(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	_, _ = rand.NewChaCha8(s).Read(b)
+	return b
 }

@@ -9,14 +9,14 @@ import (
 
 // How per-record applied-ack times are learnt.
 //
-// Sends are paced; after each burst the sender offers the burst's last
-// sequence number p to a pool of probe goroutines (without blocking: if
-// every probe is busy the offer is dropped and a later one covers p). A
-// probe waits until p is applied — framer, mux and recordmux with
-// WaitAcked(p) — and then notes (p, now). Afterwards a record k is taken
-// to be applied at the earliest noted time of any probe with p >= k. That
-// is exact up to goroutine wake-up when k itself was probed, and an upper
-// bound otherwise. raw learns each echo's arrival directly.
+// After each burst (paced) or every few records (flat out), the sender
+// offers the last sequence number p to a pool of probe goroutines
+// (without blocking: if every probe is busy the offer is dropped and a
+// later one covers p). A probe waits until p is applied — the transport's
+// WaitApplied(p), for every transport — and then notes (p, now).
+// Afterwards a record k is taken to be applied at the earliest noted time
+// of any probe with p >= k. That is exact up to goroutine wake-up when k
+// itself was probed, and an upper bound otherwise.
 
 // completion says that every record up to seq was applied by at.
 type completion struct {

@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"math"
 	"runtime"
 	"runtime/metrics"
 	"time"
@@ -74,7 +75,7 @@ func (m *meter) stopAt(end time.Time) region {
 	a, _, _ := m.rt.read()
 	cpu := processCPU()
 	el := end.Sub(m.start)
-	r := region{elapsed: el, allocs: a - m.allocs, cores: nan()}
+	r := region{elapsed: el, allocs: a - m.allocs, cores: math.NaN()}
 	if cpu >= 0 && m.cpu >= 0 && el > 0 {
 		r.cores = float64(cpu-m.cpu) / float64(el)
 	}

@@ -6,63 +6,75 @@ import (
 	"slices"
 	"time"
 
-	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/bench/internal/transport"
 )
 
-// Transports.
-const (
-	// Recordmux is quicrecord, the system under test.
-	Recordmux = "recordmux"
-	// Raw is plain quic-go: a byte-stream ceiling for throughput, an echo
-	// of 256-byte messages for latency.
-	Raw = "raw"
-	// Framer is the hand-written baseline: length-prefixed records and
-	// cumulative acks on one quic-go stream per logical stream.
-	Framer = "framer"
-	// Mux is several logical streams multiplexed over ONE quic-go stream
-	// (hol case only).
-	Mux = "mux"
-)
-
-// Cases.
+// Cases, in the order they run.
 const (
 	CaseThroughput  = "throughput"
 	CasePingPong    = "pingpong"
 	CasePaced       = "paced"
+	CaseLoaded      = "loaded-latency"
 	CaseBacklog     = "backlog"
 	CaseManyStreams = "many-streams"
 	CaseHOL         = "hol"
 )
 
-// AllCases lists the cases in the order they run. "latency" selects both
-// pingpong and paced.
-func AllCases() []string {
-	return []string{CaseThroughput, CasePingPong, CasePaced, CaseBacklog, CaseManyStreams, CaseHOL}
+// caseDef describes a case: its default transports and where it runs.
+type caseDef struct {
+	name       string
+	transports []string
+	// quicOnly cases run over simnet, which carries UDP only.
+	quicOnly bool
+	// localOnly cases need both ends in this process (simnet).
+	localOnly bool
+	cells     func(r *runner, transports []string) []cell
 }
 
-// caseTransports are the transports each case runs, in interleaving order.
-func caseTransports(c string) []string {
-	if c == CaseHOL {
-		return []string{Recordmux, Mux, Framer}
-	}
-	return []string{Recordmux, Raw, Framer}
+// general are the transports of every case that compares them all.
+var general = []string{"recordmux", "raw", "framer", "mux", "grpc", "yamux", "smux"}
+
+// caseDefs lists the cases in the order they run.
+var caseDefs = []caseDef{
+	{name: CaseThroughput, transports: general, cells: throughputCells},
+	{name: CasePingPong, transports: general, cells: pingPongCells},
+	{name: CasePaced, transports: general, cells: pacedCells},
+	{name: CaseLoaded, transports: slices.Insert(slices.Clone(general), 1, "recordmux-w1024", "recordmux-w32768"), cells: loadedCells},
+	{name: CaseBacklog, transports: general, cells: backlogCells},
+	{name: CaseManyStreams, transports: general, cells: manyCells},
+	{name: CaseHOL, transports: []string{"recordmux", "mux", "framer"}, quicOnly: true, localOnly: true, cells: holCells},
 }
+
+// AllCases lists the cases in the order they run. "latency" selects
+// pingpong, paced and loaded-latency.
+func AllCases() []string {
+	out := make([]string, len(caseDefs))
+	for i, c := range caseDefs {
+		out[i] = c.name
+	}
+	return out
+}
+
+// latencyCases are what "latency" selects.
+var latencyCases = []string{CasePingPong, CasePaced, CaseLoaded}
 
 // Options select and size the cases. Start from [DefaultOptions].
 type Options struct {
-	// Cases to run (see AllCases; "latency" means pingpong and paced).
+	// Cases to run (see AllCases; "latency" means pingpong, paced and
+	// loaded-latency). Cases that need both ends in one process (hol) are
+	// skipped in a two-host run.
 	Cases []string
-	// Transports restricts every case to these transports; empty means
-	// all of each case's.
+	// Transports, if set, replaces every case's default transports
+	// (those a case cannot run, such as TCP ones in hol, are left out).
 	Transports []string
+	// Transport configures the transports (recordmux's batching).
+	Transport transport.Options
 	// Reps is the number of repetitions of the throughput and latency
-	// cells; HeavyReps of backlog, many-streams and hol. Reps of one cell
-	// interleave the transports (recordmux, raw, framer, recordmux, …).
+	// cells; HeavyReps of backlog, many-streams and hol. Repetitions of
+	// one cell interleave the transports.
 	Reps, HeavyReps int
-	// Recordmux is the recordmux configuration (batching: FlushDelay,
-	// MaxBatchRecords, MaxBatchBytes, AckDelay). Its QUIC field, if set,
-	// is used by every transport.
-	Recordmux quicrecord.Config
+	// RepTimeout bounds one repetition.
+	RepTimeout time.Duration
 
 	// Throughput: record sizes and stream counts (every combination), and
 	// per repetition either a duration or, when Volume > 0, a number of
@@ -72,17 +84,23 @@ type Options struct {
 	Duration time.Duration
 	Volume   int64
 
-	// Latency: round trips per ping-pong repetition, and the paced load.
-	PingPongs     int
-	LatencySize   int
-	PacedRate     float64
-	PacedDuration time.Duration
-	PacedWarmup   time.Duration
+	// Latency: round trips per ping-pong repetition, the record size of
+	// every latency case, the paced load, and the flat-out sending time
+	// of loaded-latency (records sent in its first LoadedWarmup are not
+	// counted).
+	PingPongs      int
+	LatencySize    int
+	PacedRate      float64
+	PacedDuration  time.Duration
+	PacedWarmup    time.Duration
+	LoadedDuration time.Duration
+	LoadedWarmup   time.Duration
 
 	// Backlog: the producer offers BacklogRate records/s of BacklogSize
-	// bytes; the consumer applies BacklogSlowRate records/s for
-	// BacklogSlow, then as fast as it can for BacklogFast. recordmux runs
-	// with the windows below; Sample is the sampling interval.
+	// bytes; the server applies BacklogSlowRate records/s for
+	// BacklogSlow, then as fast as it can, and the producer stops after
+	// BacklogSlow+BacklogFast. Transports with windows (recordmux, mux)
+	// run with the windows below; Sample is the sampling interval.
 	BacklogSize          int
 	BacklogRate          float64
 	BacklogSlowRate      float64
@@ -97,38 +115,41 @@ type Options struct {
 
 	// HOL: loss rates, round-trip time, duration, the latency stream's
 	// rate (records of LatencySize bytes) and the bulk stream's record
-	// size, over a simulated link.
+	// size, over a simulated link; Seed seeds its packet loss.
 	HOLLoss     []float64
 	HOLRTT      time.Duration
 	HOLDuration time.Duration
 	HOLWarmup   time.Duration
 	HOLRate     float64
 	HOLBulkSize int
+	Seed        uint64
 
-	// Seed seeds the packet-loss RNG of the hol case.
-	Seed uint64
-
-	// Progress, if set, receives one line per run.
-	Progress io.Writer
+	// Progress, if set, shows the progress of the run (see NewProgress).
+	Progress Progress
+	// Log, if set, receives one line per repetition.
+	Log io.Writer
 }
 
-// DefaultOptions are sized so that the whole suite takes about a minute
-// on two cores.
+// DefaultOptions are sized so that the whole suite takes a few minutes on
+// two cores.
 func DefaultOptions() Options {
 	return Options{
-		Cases:     AllCases(),
-		Reps:      3,
-		HeavyReps: 1,
+		Cases:      AllCases(),
+		Reps:       3,
+		HeavyReps:  1,
+		RepTimeout: 5 * time.Minute,
 
 		Sizes:    []int{64, 1 << 10, 16 << 10},
 		Streams:  []int{1, 10, 100},
 		Duration: 200 * time.Millisecond,
 
-		PingPongs:     1000,
-		LatencySize:   256,
-		PacedRate:     10_000,
-		PacedDuration: time.Second,
-		PacedWarmup:   100 * time.Millisecond,
+		PingPongs:      1000,
+		LatencySize:    256,
+		PacedRate:      10_000,
+		PacedDuration:  time.Second,
+		PacedWarmup:    100 * time.Millisecond,
+		LoadedDuration: time.Second,
+		LoadedWarmup:   200 * time.Millisecond,
 
 		BacklogSize:          1 << 10,
 		BacklogRate:          20_000,
@@ -147,55 +168,62 @@ func DefaultOptions() Options {
 		HOLWarmup:   500 * time.Millisecond,
 		HOLRate:     250,
 		HOLBulkSize: 1 << 10,
-
-		Seed: 1,
+		Seed:        1,
 	}
 }
 
 // Validate checks the case and transport names and the repetitions.
 func (o *Options) Validate() error {
-	_, err := o.normalize()
+	_, err := o.selected()
 	return err
 }
 
-// normalize expands "latency", checks names and returns the cases to run.
-func (o *Options) normalize() ([]string, error) {
-	var cases []string
+// selected expands "latency", checks names and returns the cases to run
+// in their canonical order.
+func (o *Options) selected() ([]caseDef, error) {
+	var names []string
 	for _, c := range o.Cases {
 		switch {
 		case c == "latency":
-			cases = append(cases, CasePingPong, CasePaced)
+			names = append(names, latencyCases...)
 		case slices.Contains(AllCases(), c):
-			cases = append(cases, c)
+			names = append(names, c)
 		default:
 			return nil, fmt.Errorf("unknown case %q (want one of %v or latency)", c, AllCases())
 		}
 	}
+	all := transport.All(o.Transport)
 	for _, t := range o.Transports {
-		if !slices.Contains([]string{Recordmux, Raw, Framer, Mux}, t) {
-			return nil, fmt.Errorf("unknown transport %q", t)
+		if _, err := transport.Lookup(all, t); err != nil {
+			return nil, err
 		}
 	}
 	if o.Reps < 1 || o.HeavyReps < 1 {
 		return nil, fmt.Errorf("reps must be at least 1")
 	}
-	// Run in the canonical order, once each.
-	var out []string
-	for _, c := range AllCases() {
-		if slices.Contains(cases, c) {
+	var out []caseDef
+	for _, c := range caseDefs {
+		if slices.Contains(names, c.name) {
 			out = append(out, c)
 		}
 	}
 	return out, nil
 }
 
-// transportsFor returns the transports of case c after the filter.
-func (o *Options) transportsFor(c string) []string {
+// transportsFor returns the transports case c runs: the filter if set,
+// else the case's defaults, without those it cannot run.
+func (o *Options) transportsFor(c caseDef) []string {
+	names := c.transports
+	if len(o.Transports) > 0 {
+		names = o.Transports
+	}
+	all := transport.All(o.Transport)
 	var out []string
-	for _, t := range caseTransports(c) {
-		if len(o.Transports) == 0 || slices.Contains(o.Transports, t) {
-			out = append(out, t)
+	for _, t := range all { // in the canonical order
+		if !slices.Contains(names, t.Name()) || (c.quicOnly && !t.QUIC()) {
+			continue
 		}
+		out = append(out, t.Name())
 	}
 	return out
 }

@@ -2,142 +2,97 @@ package suite
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"sync"
+	"time"
 
-	"github.com/quic-go/quic-go"
-
-	"github.com/recordmux/recordmux/bench/internal/framer"
-	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/bench/internal/transport"
 )
 
 // PingPong is a connection of one transport ready for round trips of one
 // record. Create it with [NewPingPong]; Close it when done.
 type PingPong struct {
-	roundTrip func(ctx context.Context) error
-	close     func() error
+	s    *session
+	rec  []byte
+	rep  SinkReport
+	once sync.Once
+	err  error
 }
 
-// NewPingPong connects transport tr on loopback with one stream:
-//   - recordmux: Send one record, then Barrier (the peer applies with
-//     Apply, whose ack leaves at once because that direction is idle);
-//   - framer: Send, Flush, WaitAcked (the peer acks as soon as its read
-//     buffer is empty);
-//   - raw: write size bytes, the peer echoes them, read size bytes.
+// NewPingPong starts a server end of transport tr in env and connects to
+// it with one stream carrying records of size bytes.
 func NewPingPong(ctx context.Context, env *Env, tr string, size int) (*PingPong, error) {
-	switch tr {
-	case Recordmux:
-		return newPingPongRM(ctx, env, size)
-	case Framer:
-		return newPingPongFramer(ctx, env, size)
-	case Raw:
-		return newPingPongRaw(ctx, env, size)
-	}
-	return nil, fmt.Errorf("ping-pong: unknown transport %q", tr)
-}
-
-// RoundTrip sends one record and waits until it is applied (raw: echoed).
-func (p *PingPong) RoundTrip(ctx context.Context) error { return p.roundTrip(ctx) }
-
-// Close ends the stream and the connection. It is idempotent.
-func (p *PingPong) Close() error { return p.close() }
-
-// once makes a close function idempotent.
-func once(f func() error) func() error { return sync.OnceValue(f) }
-
-func newPingPongRM(ctx context.Context, env *Env, size int) (*PingPong, error) {
-	p, tx, rx, err := env.openRecordmux(ctx, env.rmConfig(), 1, 1)
+	s, err := env.dialStreams(ctx, tr, transport.Tuning{}, Consumer{}, 1)
 	if err != nil {
 		return nil, err
 	}
-	applied := make(chan error, 1)
-	go func() { applied <- rx[0].Apply(ctx, func(quicrecord.Record) error { return nil }) }()
-	rec := payload(size, 2)
-	return &PingPong{
-		roundTrip: func(ctx context.Context) error {
-			if _, err := tx[0].Send(ctx, rec); err != nil {
-				return err
-			}
-			return tx[0].Barrier(ctx)
-		},
-		close: once(func() error {
-			err := tx[0].Close()
-			err = firstErr(err, <-applied, rx[0].Close())
-			p.close()
-			return err
-		}),
-	}, nil
+	return &PingPong{s: s, rec: payload(size, 2)}, nil
 }
 
-func newPingPongFramer(ctx context.Context, env *Env, size int) (*PingPong, error) {
-	p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), 1, 1)
+// RoundTrip sends one record, flushes, and waits until it is applied.
+func (p *PingPong) RoundTrip(ctx context.Context) error {
+	snd := p.s.senders[0]
+	seq, err := snd.Send(ctx, p.rec)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- framerReceive(rx[0], 0, nil) }()
-	s := framer.NewSender(tx[0], 0)
-	rec := payload(size, 2)
-	return &PingPong{
-		roundTrip: func(ctx context.Context) error {
-			seq, err := s.Send(rec)
-			if err != nil {
-				return err
-			}
-			if err := s.Flush(); err != nil {
-				return err
-			}
-			return s.WaitAcked(ctx, seq)
-		},
-		close: once(func() error {
-			err := firstErr(s.Close(), <-done)
-			p.close()
-			return err
-		}),
-	}, nil
+	if err := snd.Flush(); err != nil {
+		return err
+	}
+	return snd.WaitApplied(ctx, seq)
 }
 
-// rawEcho reads messages of size bytes from str and writes each back,
-// until the end of the stream, then finishes its own direction.
-func rawEcho(str *quic.Stream, size int) error {
-	buf := make([]byte, size)
-	for {
-		if _, err := io.ReadFull(str, buf); err != nil {
-			if errors.Is(err, io.EOF) {
-				return str.Close()
-			}
-			return err
-		}
-		if _, err := str.Write(buf); err != nil {
-			return err
+// Close ends the stream, the connection and the server end. It is
+// idempotent.
+func (p *PingPong) Close() error {
+	p.once.Do(func() { p.rep, p.err = p.s.finish(context.Background()) })
+	return p.err
+}
+
+// pingPongWarmup round trips run before the measured ones.
+const pingPongWarmup = 50
+
+func pingPongCells(r *runner, trs []string) []cell {
+	o := r.opts
+	return []cell{{
+		base:  Result{Case: CasePingPong, RecordSize: o.LatencySize, Streams: 1},
+		label: sizeLabel(o.LatencySize), reps: o.Reps, transports: trs,
+		run: func(ctx context.Context, tr string, _ int) (repOut, error) { return r.pingPongRep(ctx, tr) },
+	}}
+}
+
+func (r *runner) pingPongRep(ctx context.Context, tr string) (repOut, error) {
+	pp, err := NewPingPong(ctx, r.env, tr, r.opts.LatencySize)
+	if err != nil {
+		return repOut{}, err
+	}
+	defer func() { _ = pp.Close() }()
+	for range pingPongWarmup {
+		if err := pp.RoundTrip(ctx); err != nil {
+			return repOut{}, err
 		}
 	}
-}
-
-func newPingPongRaw(ctx context.Context, env *Env, size int) (*PingPong, error) {
-	p, tx, rx, err := env.openLoopback(ctx, env.quicConfig(), 1, 1)
-	if err != nil {
-		return nil, err
+	n := r.opts.PingPongs
+	lat := make([]time.Duration, 0, n)
+	m := startMeter()
+	for range n {
+		t0 := time.Now()
+		if err := pp.RoundTrip(ctx); err != nil {
+			return repOut{}, err
+		}
+		lat = append(lat, time.Since(t0))
 	}
-	done := make(chan error, 1)
-	go func() { done <- rawEcho(rx[0], size) }()
-	rec := payload(size, 2)
-	reply := make([]byte, size)
-	return &PingPong{
-		roundTrip: func(context.Context) error {
-			if _, err := tx[0].Write(rec); err != nil {
-				return err
-			}
-			_, err := io.ReadFull(tx[0], reply)
-			return err
-		},
-		close: once(func() error {
-			err := tx[0].Close()
-			err = firstErr(err, <-done)
-			p.close()
-			return err
-		}),
-	}, nil
+	reg := m.stopAt(time.Now())
+	if err := pp.Close(); err != nil {
+		return repOut{}, err
+	}
+	out := newMetrics()
+	out.P50us, out.P99us, out.P999us = Quantiles(lat)
+	out.Samples = float64(len(lat))
+	secs := reg.elapsed.Seconds()
+	out.RecordsPerSec = float64(n) / secs
+	out.MBPerSec = float64(n) * float64(r.opts.LatencySize) / 1e6 / secs
+	out.AllocsPerRecord = float64(reg.allocs) / float64(n)
+	out.CPUCores = reg.cores
+	withServer(&out, pp.rep)
+	return repOut{m: out, lat: lat}, nil
 }

@@ -1,66 +1,169 @@
 package suite
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/exp/stats"
 )
 
-// Metric names. Each is a key of [Result.Metrics] and, in the JSON lines,
-// a field with _min and _max companions.
-const (
-	MRecordsPerSec   = "records_per_sec"
-	MMBPerSec        = "mb_per_sec"
-	MP50us           = "p50_us"
-	MP99us           = "p99_us"
-	MP999us          = "p999_us"
-	MAllocsPerRecord = "allocs_per_record"
-	MCPUCores        = "cpu_cores"
-)
+// Metrics are the figures of one repetition (Metrics[float64], NaN where
+// the case does not measure a figure) or of a cell aggregated over its
+// repetitions (Metrics[Stat]). The JSON name of each field is its name in
+// the JSON lines; the better tag says which direction is an improvement
+// (compare uses it).
+type Metrics[T any] struct {
+	// Every case.
+	RecordsPerSec   T `json:"records_per_sec,omitzero" better:"higher"`
+	MBPerSec        T `json:"mb_per_sec,omitzero" better:"higher"`
+	AllocsPerRecord T `json:"allocs_per_record,omitzero" better:"lower"`
+	CPUCores        T `json:"cpu_cores,omitzero" better:"lower"`
 
-// RequiredMetrics returns the metrics every JSON line carries (as null
-// when a case does not measure them), in the order they are written.
-func RequiredMetrics() []string {
-	return []string{MRecordsPerSec, MMBPerSec, MP50us, MP99us, MP999us, MAllocsPerRecord, MCPUCores}
+	// Latency cases and hol: Send to applied, µs.
+	P50us  T `json:"p50_us,omitzero" better:"lower"`
+	P99us  T `json:"p99_us,omitzero" better:"lower"`
+	P999us T `json:"p999_us,omitzero" better:"lower"`
+	// Samples is the number of latencies measured.
+	Samples T `json:"samples,omitzero"`
+	// Paced: how late Send started against the schedule, and the rate
+	// offered.
+	LagP99us      T `json:"lag_p99_us,omitzero" better:"lower"`
+	OfferedPerSec T `json:"offered_per_sec,omitzero"`
+
+	// Backlog.
+	PeakInFlightRecords T `json:"peak_inflight_records,omitzero" better:"lower"`
+	PeakBacklogRecords  T `json:"peak_backlog_records,omitzero" better:"lower"`
+	PeakBacklogMiB      T `json:"peak_backlog_mib,omitzero" better:"lower"`
+	SendBlockedMs       T `json:"send_blocked_ms,omitzero"`
+	DrainMs             T `json:"drain_ms,omitzero" better:"lower"`
+	PeakHeapLiveMiB     T `json:"peak_heap_live_mib,omitzero" better:"lower"`
+	PeakHeapInUseMiB    T `json:"peak_heap_inuse_mib,omitzero" better:"lower"`
+
+	// Many-streams.
+	OpenPerSec          T `json:"open_per_sec,omitzero" better:"higher"`
+	ClosePerSec         T `json:"close_per_sec,omitzero" better:"higher"`
+	RoundMs             T `json:"round_ms,omitzero" better:"lower"`
+	HeapKiBPerStream    T `json:"heap_kib_per_stream,omitzero" better:"lower"`
+	GoroutinesPerStream T `json:"goroutines_per_stream,omitzero" better:"lower"`
+
+	// Hol: the packet loss the simulated link produced.
+	LossObserved T `json:"loss_observed,omitzero"`
+
+	// Two-host runs: the server's CPU time over the repetition's wall
+	// time, and its peak heap in use.
+	ServerCPUCores    T `json:"server_cpu_cores,omitzero" better:"lower"`
+	ServerPeakHeapMiB T `json:"server_peak_heap_mib,omitzero" better:"lower"`
+}
+
+// newMetrics returns per-repetition metrics with every figure NaN (not
+// measured).
+func newMetrics() Metrics[float64] {
+	var m Metrics[float64]
+	v := reflect.ValueOf(&m).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetFloat(math.NaN())
+	}
+	return m
+}
+
+// MetricInfo describes one field of Metrics.
+type MetricInfo struct {
+	// Name is the JSON name; Better is "higher", "lower" or "" (neither).
+	Name, Better string
+	index        int
+}
+
+// metricInfos lists the metrics in field order.
+var metricInfos = func() []MetricInfo {
+	t := reflect.TypeFor[Metrics[float64]]()
+	out := make([]MetricInfo, t.NumField())
+	for i := range out {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out[i] = MetricInfo{Name: name, Better: f.Tag.Get("better"), index: i}
+	}
+	return out
+}()
+
+// Metric returns the description of the metric with JSON name name.
+func Metric(name string) (MetricInfo, bool) {
+	i := slices.IndexFunc(metricInfos, func(m MetricInfo) bool { return m.Name == name })
+	if i < 0 {
+		return MetricInfo{}, false
+	}
+	return metricInfos[i], true
+}
+
+// MetricNames returns the JSON names of every metric.
+func MetricNames() []string {
+	out := make([]string, len(metricInfos))
+	for i, m := range metricInfos {
+		out[i] = m.Name
+	}
+	return out
+}
+
+// Get returns metric m of an aggregated Metrics.
+func (s *Metrics[T]) get(m MetricInfo) T {
+	return reflect.ValueOf(s).Elem().Field(m.index).Interface().(T)
+}
+
+// aggregate folds the repetitions' metrics into one Stat per metric.
+func aggregate(reps []Metrics[float64]) Metrics[Stat] {
+	var out Metrics[Stat]
+	dst := reflect.ValueOf(&out).Elem()
+	vals := make([]float64, len(reps))
+	for i := range dst.NumField() {
+		for j := range reps {
+			vals[j] = reflect.ValueOf(&reps[j]).Elem().Field(i).Float()
+		}
+		dst.Field(i).Set(reflect.ValueOf(Summarize(vals)))
+	}
+	return out
 }
 
 // Stat summarises one metric over the repetitions.
 type Stat struct {
-	Median, Min, Max float64
-	// N counts the repetitions that measured the metric.
-	N int
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	// N counts the repetitions that measured the metric; 0 means not
+	// measured (and the metric is left out of the JSON).
+	N int `json:"n"`
 }
 
+// IsZero reports a metric that was not measured.
+func (s Stat) IsZero() bool { return s.N == 0 }
+
 // Summarize returns the median, minimum and maximum of values, ignoring
-// NaNs; all NaN (or no values) gives a Stat with N == 0 and NaN figures.
+// NaNs and infinities; none left gives the zero Stat.
 func Summarize(values []float64) Stat {
 	v := make([]float64, 0, len(values))
 	for _, x := range values {
-		if !math.IsNaN(x) {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
 			v = append(v, x)
 		}
 	}
 	if len(v) == 0 {
-		return Stat{Median: nan(), Min: nan(), Max: nan()}
+		return Stat{}
 	}
 	slices.Sort(v)
 	return Stat{Median: stats.Median(v), Min: v[0], Max: v[len(v)-1], N: len(v)}
 }
-
-func nan() float64 { return math.NaN() }
 
 // Quantiles returns the p50, p99 and p99.9 of the durations, in
 // microseconds, computed with golang.org/x/exp/stats. No samples give
 // NaNs.
 func Quantiles(d []time.Duration) (p50, p99, p999 float64) {
 	if len(d) == 0 {
-		return nan(), nan(), nan()
+		return math.NaN(), math.NaN(), math.NaN()
 	}
 	us := make([]float64, len(d))
 	for i, x := range d {
@@ -72,138 +175,59 @@ func Quantiles(d []time.Duration) (p50, p99, p999 float64) {
 }
 
 // Result is the outcome of one case cell for one transport, aggregated
-// over its repetitions.
+// over its repetitions. It is one line of the JSON lines output.
 type Result struct {
-	Case       string
-	Transport  string
-	RecordSize int
-	Streams    int
-	// Loss is the simulated packet loss rate (hol case only).
-	Loss float64
-	Reps int
-	// Metrics holds every measured metric by name.
-	Metrics map[string]Stat
-	Machine *Machine
+	Case       string `json:"case"`
+	Transport  string `json:"transport"`
+	RecordSize int    `json:"record_size"`
+	Streams    int    `json:"streams"`
+	// Loss is the simulated packet loss rate (hol only).
+	Loss float64 `json:"loss,omitzero"`
+	Reps int     `json:"reps"`
+	// Mode is "in-process" or "two-host".
+	Mode string `json:"mode"`
+	Metrics[Stat]
+	Machine *Machine `json:"machine,omitempty"`
+	// Server describes the server of a two-host run.
+	Server *ServerInfo `json:"server,omitempty"`
 }
 
-// Get returns the median of metric name, or NaN.
-func (r *Result) Get(name string) float64 {
-	if s, ok := r.Metrics[name]; ok && s.N > 0 {
-		return s.Median
+// Key identifies the cell and transport of a result, for matching the
+// rows of two runs.
+func (r *Result) Key() string {
+	k := fmt.Sprintf("%s/%s/%dB/x%d", r.Case, r.Transport, r.RecordSize, r.Streams)
+	if r.Loss != 0 {
+		k += fmt.Sprintf("/loss%g", r.Loss)
 	}
-	return nan()
-}
-
-// aggregate folds the metrics of each repetition into a Result.
-func aggregate(base Result, reps []map[string]float64) Result {
-	names := map[string]bool{}
-	for _, m := range reps {
-		for k := range m {
-			names[k] = true
-		}
-	}
-	base.Reps = len(reps)
-	base.Metrics = make(map[string]Stat, len(names))
-	for k := range names {
-		vals := make([]float64, 0, len(reps))
-		for _, m := range reps {
-			if v, ok := m[k]; ok {
-				vals = append(vals, v)
-			}
-		}
-		base.Metrics[k] = Summarize(vals)
-	}
-	return base
-}
-
-// MarshalJSON writes the result as one flat object: identification
-// fields, then every required metric (null when not measured) with _min
-// and _max, then the case's other metrics in name order, then the
-// machine.
-func (r *Result) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	first := true
-	field := func(k string, v any) error {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteByte(':')
-		vb, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		b.Write(vb)
-		return nil
-	}
-	num := func(x float64) any {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
-		}
-		return x
-	}
-	metric := func(k string) error {
-		s, ok := r.Metrics[k]
-		if !ok || s.N == 0 {
-			s = Stat{Median: nan(), Min: nan(), Max: nan()}
-		}
-		if err := field(k, num(s.Median)); err != nil {
-			return err
-		}
-		if err := field(k+"_min", num(s.Min)); err != nil {
-			return err
-		}
-		return field(k+"_max", num(s.Max))
-	}
-	_ = field("case", r.Case)
-	_ = field("transport", r.Transport)
-	_ = field("record_size", r.RecordSize)
-	_ = field("streams", r.Streams)
-	if r.Case == CaseHOL {
-		_ = field("loss", r.Loss)
-	}
-	_ = field("reps", r.Reps)
-	required := RequiredMetrics()
-	for _, k := range required {
-		if err := metric(k); err != nil {
-			return nil, err
-		}
-	}
-	var extra []string
-	for k := range r.Metrics {
-		if !slices.Contains(required, k) {
-			extra = append(extra, k)
-		}
-	}
-	sort.Strings(extra)
-	for _, k := range extra {
-		if err := metric(k); err != nil {
-			return nil, err
-		}
-	}
-	if r.Machine != nil {
-		if err := field("machine", r.Machine); err != nil {
-			return nil, err
-		}
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return k
 }
 
 // WriteJSONLines writes one JSON object per result, one per line.
 func WriteJSONLines(w io.Writer, results []Result) error {
+	enc := json.NewEncoder(w)
 	for i := range results {
-		b, err := json.Marshal(&results[i])
-		if err != nil {
-			return err
-		}
-		b = append(b, '\n')
-		if _, err := w.Write(b); err != nil {
+		if err := enc.Encode(&results[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ReadJSONLines reads what WriteJSONLines wrote; blank lines are skipped.
+func ReadJSONLines(r io.Reader) ([]Result, error) {
+	var out []Result
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		b := sc.Bytes()
+		if len(strings.TrimSpace(string(b))) == 0 {
+			continue
+		}
+		var res Result
+		if err := json.Unmarshal(b, &res); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, res)
+	}
+	return out, sc.Err()
 }

@@ -1,10 +1,10 @@
 package suite
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,14 +12,12 @@ import (
 )
 
 func TestSummarize(t *testing.T) {
-	s := Summarize([]float64{5, 1, 3})
-	require.Equal(t, Stat{Median: 3, Min: 1, Max: 5, N: 3}, s)
-	s = Summarize([]float64{4, math.NaN(), 1, 2, 10})
-	require.Equal(t, Stat{Median: 3, Min: 1, Max: 10, N: 4}, s, "even count: mean of the middle two; NaN ignored")
-	s = Summarize([]float64{math.NaN()})
-	require.Zero(t, s.N)
-	require.True(t, math.IsNaN(s.Median))
-	require.Zero(t, Summarize(nil).N)
+	require.Equal(t, Stat{Median: 3, Min: 1, Max: 5, N: 3}, Summarize([]float64{5, 1, 3}))
+	require.Equal(t, Stat{Median: 3, Min: 1, Max: 10, N: 4}, Summarize([]float64{4, math.NaN(), 1, 2, 10}),
+		"even count: mean of the middle two; NaN ignored")
+	require.Equal(t, Stat{Median: 2, Min: 2, Max: 2, N: 1}, Summarize([]float64{math.Inf(1), 2}))
+	require.True(t, Summarize([]float64{math.NaN()}).IsZero())
+	require.True(t, Summarize(nil).IsZero())
 }
 
 func TestQuantiles(t *testing.T) {
@@ -37,63 +35,78 @@ func TestQuantiles(t *testing.T) {
 }
 
 func TestAggregate(t *testing.T) {
-	r := aggregate(Result{Case: CaseThroughput, Transport: Raw, RecordSize: 64, Streams: 1}, []map[string]float64{
-		{MRecordsPerSec: 10, "only_first": 1},
-		{MRecordsPerSec: 30},
-		{MRecordsPerSec: 20},
-	})
-	require.Equal(t, 3, r.Reps)
-	require.Equal(t, Stat{Median: 20, Min: 10, Max: 30, N: 3}, r.Metrics[MRecordsPerSec])
-	require.Equal(t, 1, r.Metrics["only_first"].N)
-	require.Equal(t, 20.0, r.Get(MRecordsPerSec))
-	require.True(t, math.IsNaN(r.Get(MP50us)))
-}
-
-// decodeLines parses JSON lines into maps.
-func decodeLines(t *testing.T, b []byte) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "line %q", sc.Text())
-		out = append(out, m)
+	reps := []Metrics[float64]{newMetrics(), newMetrics(), newMetrics()}
+	for i, v := range []float64{10, 30, 20} {
+		reps[i].RecordsPerSec = v
 	}
-	return out
+	reps[0].DrainMs = 7
+	m := aggregate(reps)
+	require.Equal(t, Stat{Median: 20, Min: 10, Max: 30, N: 3}, m.RecordsPerSec)
+	require.Equal(t, Stat{Median: 7, Min: 7, Max: 7, N: 1}, m.DrainMs, "measured by one repetition only")
+	require.True(t, m.P50us.IsZero(), "not measured")
+	for _, info := range metricInfos {
+		if info.Name != "records_per_sec" && info.Name != "drain_ms" {
+			require.True(t, m.get(info).IsZero(), info.Name)
+		}
+	}
 }
 
-func TestJSONSchema(t *testing.T) {
+func TestMetricInfos(t *testing.T) {
+	names := MetricNames()
+	require.Contains(t, names, "p99_us")
+	require.Contains(t, names, "server_cpu_cores")
+	seen := map[string]bool{}
+	for _, m := range metricInfos {
+		require.False(t, seen[m.Name], "duplicate %s", m.Name)
+		seen[m.Name] = true
+		require.Contains(t, []string{"", "higher", "lower"}, m.Better, m.Name)
+	}
+	m, ok := Metric("mb_per_sec")
+	require.True(t, ok)
+	require.Equal(t, "higher", m.Better)
+	m, _ = Metric("p99_us")
+	require.Equal(t, "lower", m.Better)
+	_, ok = Metric("nope")
+	require.False(t, ok)
+}
+
+func TestJSONLines(t *testing.T) {
 	mach := DescribeMachine()
+	tp := newMetrics()
+	tp.MBPerSec, tp.RecordsPerSec = 2, 1
+	hol1, hol2 := newMetrics(), newMetrics()
+	hol1.P50us, hol2.P50us = 10, 12
 	results := []Result{
-		aggregate(Result{Case: CaseThroughput, Transport: Recordmux, RecordSize: 1024, Streams: 10, Machine: &mach},
-			[]map[string]float64{{MRecordsPerSec: 1, MMBPerSec: 2, MAllocsPerRecord: 3, MCPUCores: 1.5}}),
-		aggregate(Result{Case: CaseHOL, Transport: Mux, RecordSize: 256, Streams: 2, Loss: 0.01},
-			[]map[string]float64{{MP50us: 10, MP99us: 20, MP999us: 30, "loss_observed": 0.011}, {MP50us: 12, MP99us: 22, MP999us: 32, "loss_observed": 0.009}}),
+		{Case: CaseThroughput, Transport: "recordmux", RecordSize: 1024, Streams: 10, Reps: 1, Mode: "in-process",
+			Metrics: aggregate([]Metrics[float64]{tp}), Machine: &mach},
+		{Case: CaseHOL, Transport: "mux", RecordSize: 256, Streams: 2, Loss: 0.01, Reps: 2, Mode: "in-process",
+			Metrics: aggregate([]Metrics[float64]{hol1, hol2}),
+			Server:  &ServerInfo{Addr: "h:1", RTTMinUs: 100, RTTMedianUs: 120, RTTSamples: 20}},
 	}
 	var buf bytes.Buffer
 	require.NoError(t, WriteJSONLines(&buf, results))
-	lines := decodeLines(t, buf.Bytes())
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	require.Len(t, lines, 2)
-	for _, m := range lines {
-		for _, k := range []string{"case", "transport", "record_size", "streams", "reps"} {
-			require.Contains(t, m, k)
-		}
-		for _, k := range RequiredMetrics() {
-			require.Contains(t, m, k)
-			require.Contains(t, m, k+"_min")
-			require.Contains(t, m, k+"_max")
-		}
+	var m0, m1 map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &m0))
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &m1))
+	for _, k := range []string{"case", "transport", "record_size", "streams", "reps", "mode"} {
+		require.Contains(t, m0, k)
 	}
-	require.Equal(t, "throughput", lines[0]["case"])
-	require.Equal(t, 1024.0, lines[0]["record_size"])
-	require.Equal(t, 2.0, lines[0][MMBPerSec])
-	require.Nil(t, lines[0][MP50us], "not measured: null")
-	require.NotContains(t, lines[0], "loss")
-	require.Contains(t, lines[0], "machine")
-	require.Equal(t, 0.01, lines[1]["loss"])
-	require.Equal(t, 2.0, lines[1]["reps"])
-	require.Equal(t, 11.0, lines[1][MP50us], "median of two")
-	require.Equal(t, 10.0, lines[1][MP50us+"_min"])
-	require.Equal(t, 12.0, lines[1][MP50us+"_max"])
-	require.Contains(t, lines[1], "loss_observed_max")
+	require.Equal(t, map[string]any{"median": 2.0, "min": 2.0, "max": 2.0, "n": 1.0}, m0["mb_per_sec"])
+	require.NotContains(t, m0, "p50_us", "not measured: left out")
+	require.NotContains(t, m0, "loss")
+	require.NotContains(t, m0, "server")
+	require.Contains(t, m0, "machine")
+	require.Equal(t, 0.01, m1["loss"])
+	require.Equal(t, map[string]any{"median": 11.0, "min": 10.0, "max": 12.0, "n": 2.0}, m1["p50_us"])
+	require.Equal(t, 120.0, m1["server"].(map[string]any)["rtt_median_us"])
+
+	back, err := ReadJSONLines(strings.NewReader(buf.String() + "\n\n"))
+	require.NoError(t, err)
+	require.Len(t, back, 2)
+	require.Equal(t, results[1].Metrics, back[1].Metrics)
+	require.Equal(t, "hol/mux/256B/x2/loss0.01", back[1].Key())
+	_, err = ReadJSONLines(strings.NewReader("{\n"))
+	require.ErrorContains(t, err, "line 1")
 }
