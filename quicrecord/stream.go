@@ -99,11 +99,6 @@ type RecordStream struct {
 	readerDone chan struct{}
 
 	fr *frames.Reader // owned by the reader loop (by the handshake before it)
-	// directPooled is the pool handle of the buffer fr read the last
-	// BATCH payload into (see directBuf), and direct says whether it did.
-	// Owned by the reader loop.
-	directPooled *[]byte
-	direct       bool
 
 	// readerErr is set, once, when the reader loop stops: why no more
 	// frames (and so no more acks) will arrive.
