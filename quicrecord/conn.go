@@ -542,10 +542,7 @@ func (c *Conn) handshake(qs *quic.Stream) {
 	defer c.wg.Done()
 	info := RecordAcceptInfo{StreamID: qs.StreamID(), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
 	refuse := func(err error) {
-		var se *StreamError
-		if !errors.As(err, &se) {
-			se = &StreamError{Code: CodeRefused, Reason: err.Error(), Err: err}
-		}
+		se := asStreamError(err, CodeRefused)
 		se.StreamID = qs.StreamID()
 		if se.Remote {
 			// The opener gave up; nothing to tell it.
@@ -603,15 +600,7 @@ func (c *Conn) handshake(qs *quic.Stream) {
 	}
 	if handler != nil {
 		if err := handler(info); err != nil {
-			code, reason := CodeRefused, err.Error()
-			var se *StreamError
-			var re *RecordError
-			switch {
-			case errors.As(err, &se):
-				code, reason = se.Code, se.Reason
-			case errors.As(err, &re):
-				code, reason = re.Code, re.Reason
-			}
+			code, reason := codeOf(err, CodeRefused)
 			refuse(&StreamError{Code: code, Reason: reason, Err: err})
 			return
 		}

@@ -82,30 +82,6 @@ type ResumeEvent struct {
 	Err error
 }
 
-// ResumeError ends a resumable stream whose records may have been lost or
-// duplicated if it went on: the acceptor no longer has the state of its
-// key (expired, evicted, or never persisted), or the stream could not be
-// resumed at all. Records FirstUnknown through LastUnknown were sent but
-// not acknowledged: the acceptor may or may not have applied them, and
-// the application must decide. FirstUnknown > LastUnknown means none.
-type ResumeError struct {
-	Key                       []byte
-	FirstUnknown, LastUnknown uint64
-	// Err is the reason: a *StreamError with CodeResumeUnknown, a refusal,
-	// or the loss of a connection that could not be resumed.
-	Err error
-}
-
-func (e *ResumeError) Error() string {
-	if e.FirstUnknown > e.LastUnknown {
-		return fmt.Sprintf("quicrecord: resumable stream ended: %v", e.Err)
-	}
-	return fmt.Sprintf("quicrecord: resumable stream ended with records %d..%d in doubt: %v", e.FirstUnknown, e.LastUnknown, e.Err)
-}
-
-// Unwrap returns the reason.
-func (e *ResumeError) Unwrap() error { return e.Err }
-
 // ResumeStats count a resumable stream's reconnections.
 type ResumeStats struct {
 	// Connects counts connections on which the stream was opened.

@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
@@ -163,8 +162,9 @@ func (s *RecordStream) Ack(seq uint64) error {
 
 // Reject reports that record seq failed to apply. It counts as consumed:
 // records before it are acknowledged as applied, and the peer receives an
-// ERROR frame for seq with code and reason (truncated to 1 KiB) before the
-// ack that covers it. seq must be the next record not yet acked or
+// ERROR frame for seq with code and reason before the ack that covers it.
+// A reason longer than 1 KiB is cut on a UTF-8 boundary (see
+// frames.TruncateReason). seq must be the next record not yet acked or
 // rejected or a later one up to the last returned by Recv.
 func (s *RecordStream) Reject(seq uint64, code ErrorCode, reason string) error {
 	return s.consume(seq, &frames.ErrorFrame{Seq: seq, Code: code, Reason: reason})
@@ -200,9 +200,7 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	}
 	s.rcv.applied = seq
 	if rej != nil {
-		if len(rej.Reason) > frames.MaxReasonLen {
-			rej.Reason = rej.Reason[:frames.MaxReasonLen]
-		}
+		rej.Reason = frames.TruncateReason(rej.Reason)
 		s.rcv.errFrames = append(s.rcv.errFrames, *rej)
 		s.ctr.rejectedOut.Add(1)
 	}
@@ -253,7 +251,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 				break
 			}
 			if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
-				code, reason := codeOf(ferr)
+				code, reason := codeOf(ferr, CodeRejected)
 				if err := s.Reject(seq, code, reason); err != nil {
 					return err
 				}
@@ -290,19 +288,4 @@ func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 			return inBatch{}, err
 		}
 	}
-}
-
-// codeOf returns the error code and reason an application error carries:
-// those of a *RecordError or *StreamError, else CodeRejected and the
-// error's text.
-func codeOf(err error) (ErrorCode, string) {
-	var re *RecordError
-	if errors.As(err, &re) {
-		return re.Code, re.Reason
-	}
-	var se *StreamError
-	if errors.As(err, &se) {
-		return se.Code, se.Reason
-	}
-	return CodeRejected, err.Error()
 }

@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
@@ -53,14 +52,14 @@ func (s *RecordStream) writeLoop() {
 			// stream never completes and its credit is never returned to
 			// the peer.
 			err := s.streamErr(context.Cause(sendCtx))
-			s.qs.CancelWrite(resetCode(codeOfErr(err)))
+			s.qs.CancelWrite(resetCode(writerCode(err)))
 			s.writerExit(err)
 			return
 		}
 		for {
 			more, fin, err := s.pass(w)
 			if err != nil {
-				s.qs.CancelWrite(resetCode(codeOfErr(err)))
+				s.qs.CancelWrite(resetCode(writerCode(err)))
 				s.writerExit(err)
 				return
 			}
@@ -276,24 +275,16 @@ func (s *RecordStream) stampFlushMarksLocked(flushed uint64) {
 	}
 }
 
-// codeOfErr returns the code a stream error carries, CodeInternal for
-// errors without one.
-func codeOfErr(err error) ErrorCode {
-	var se *StreamError
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	var ce *ConnError
-	if errors.As(err, &ce) {
-		return ce.Code
-	}
-	return CodeInternal
-}
-
 // wakeWriter rings the writer loop's doorbell without blocking.
 func (s *RecordStream) wakeWriter() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// writerCode is the code the writer resets its stream with when it fails.
+func writerCode(err error) ErrorCode {
+	code, _ := codeOf(err, CodeInternal)
+	return code
 }
