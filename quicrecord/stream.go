@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,22 +13,6 @@ import (
 
 	"github.com/recordmux/recordmux/frames"
 )
-
-// wireStream is the part of *quic.Stream a record stream uses. Tests may
-// substitute it.
-type wireStream interface {
-	io.Reader
-	io.Writer
-	StreamID() quic.StreamID
-	Close() error
-	CancelRead(quic.StreamErrorCode)
-	CancelWrite(quic.StreamErrorCode)
-	SetReliableBoundary()
-	TryWriteAll([]byte) error
-	SetReadDeadline(time.Time) error
-	SetWriteDeadline(time.Time) error
-	Context() context.Context
-}
 
 // Role says which side opened a stream.
 type Role uint8
@@ -76,7 +59,7 @@ type Record struct {
 // ends).
 type RecordStream struct {
 	conn *Conn
-	qs   wireStream
+	qs   *quic.Stream
 	set  *settings
 	id   quic.StreamID
 	info streamInfo
@@ -272,7 +255,7 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
 
 // newStream builds a negotiated stream; start launches its loops.
-func newStream(c *Conn, set *settings, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
+func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	s := &RecordStream{
 		conn:       c,
 		qs:         qs,
@@ -349,9 +332,7 @@ func (s *RecordStream) MaxRecordSize() int { return s.maxSendRec }
 // streams of the same urgency share bandwidth round-robin. A latency
 // stream next to a bulk one benefits from a lower urgency.
 func (s *RecordStream) SetPriority(urgency int8, incremental bool) {
-	if p, ok := s.qs.(interface{ SetPriority(int8, bool) }); ok {
-		p.SetPriority(urgency, incremental)
-	}
+	s.qs.SetPriority(urgency, incremental)
 }
 
 // SetRejectHandler installs fn to be called, on the stream's reader

@@ -181,11 +181,6 @@ func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
 			s.ctr.frameOut(kindAck)
 		}
 	}
-	if take && s.set.hooks != nil && s.set.hooks.unknownFrames {
-		ctl = frames.AppendHeader(ctl, 0x21, 6)
-		ctl = append(ctl, "future"...)
-		s.ctr.frameOut(kindUnknown)
-	}
 	w.ctl = ctl
 	if len(ctl) > 0 {
 		if _, err := s.qs.Write(ctl); err != nil {
