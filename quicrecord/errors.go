@@ -284,6 +284,17 @@ func asStreamError(err error, fallback ErrorCode) *StreamError {
 	return &StreamError{Code: code, Reason: reason, Err: err}
 }
 
+// isViolation reports whether a code means the peer broke the protocol.
+func isViolation(code ErrorCode) bool {
+	switch code {
+	case CodeProtocolViolation, CodeFrameEncoding, CodeFrameTooLarge, CodeHelloTimeout,
+		CodeAckOutOfRange, CodeAckRegression, CodeSequenceGap, CodeRecordTooLarge,
+		CodeUnexpectedFrame, CodeWindowExceeded:
+		return true
+	}
+	return false
+}
+
 // ctxError converts a context's end into the error a blocking call
 // returns: its cause, and for deadlines also os.ErrDeadlineExceeded.
 func ctxError(ctx context.Context) error {
