@@ -87,7 +87,11 @@ type RecordStream struct {
 	// frames (and so no more acks) will arrive.
 	readerErr atomic.Pointer[error]
 
-	ended     atomic.Bool // end ran; the stream's final bookkeeping is done
+	ended atomic.Bool // end ran; the stream's final bookkeeping is done
+	// aborting is set, under smu, when an abort hands the writer loop its
+	// final frame (sendState.final); the writer reads it without the lock
+	// between frames.
+	aborting  atomic.Bool
 	ctr       counters
 	final     atomic.Pointer[RecordSnapshot] // the frozen snapshot, once done
 	onReject  atomic.Pointer[func(*RecordError)]
@@ -160,8 +164,13 @@ type sendState struct {
 	rejects        []*RecordError // rejections not yet reported by a Barrier, in seq order
 	rejectOverflow int            // rejections dropped from rejects because it was full
 
-	err  error // terminal error of the send direction; nil while usable
-	done bool  // the writer loop has finished (FIN written or failed)
+	err     error // terminal error of the send direction; nil while usable
+	started bool  // the writer loop was started
+	done    bool  // the writer loop has finished (FIN written or failed)
+	// aborted is set by the first abort; final is the ERROR frame it
+	// handed the running writer loop, nil once the writer took it.
+	aborted bool
+	final   *frames.ErrorFrame
 	// wait is notified when an ack arrives or the stream fails: what
 	// Send's window wait and Barrier wait for. flushWait is closed and
 	// cleared when the writer hands records to QUIC or exits: what Flush
@@ -287,6 +296,9 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg N
 }
 
 func (s *RecordStream) start() {
+	s.smu.Lock()
+	s.snd.started = true
+	s.smu.Unlock()
 	go s.writeLoop()
 	go s.readLoop()
 	if s.log != nil {
@@ -413,11 +425,15 @@ func (s *RecordStream) waitLoops() {
 }
 
 // CloseWithError resets the stream in both directions with code, after
-// trying to send an ERROR frame with reason so the peer sees both. Records
-// not yet handed to QUIC are dropped. The peer's pending and future calls
-// fail with a *StreamError carrying code; local ones with one that has
-// Remote == false. When CloseWithError returns, the stream's goroutines
-// have ended.
+// sending an ERROR frame with code and reason so the peer sees both. The
+// ERROR leaves through the stream's writer after the frame it is writing;
+// if that frame and the ERROR cannot be handed to QUIC within a second
+// (the peer is not reading, flow control is blocked) the stream is reset
+// without the ERROR, and the peer sees the code alone. Records not yet
+// handed to QUIC are dropped. The peer's pending and future calls fail
+// with a *StreamError carrying code; local ones fail at once with one
+// that has Remote == false. When CloseWithError returns, the stream's
+// goroutines have ended.
 func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
 	s.closeOnce.Do(func() {
 		if s.stopCtx != nil {
@@ -429,23 +445,48 @@ func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
 	return nil
 }
 
-// abort ends the stream at once with err, and resets both directions of
-// the QUIC stream with err.Code. When tell is set it first sends an ERROR
-// frame with the code and reason, if the stream can take it without
-// blocking, so the peer learns the reason too.
+// abort ends the stream at once with err: its context is cancelled with
+// err as the cause, and Send, Barrier, Recv and the others fail with it
+// from now on. Only the first abort of a stream that has not ended acts on
+// the QUIC stream. With tell set it sends ERROR(seq 0, code, reason)
+// before resetting both directions with err.Code; without, it resets at
+// once (the peer's own ERROR or reset ended the stream).
+//
+// The ERROR goes through the writer loop, like every outbound frame: a
+// running writer gets it as its final frame (sendState.final) and writes
+// it after the frame it is writing, never inside one, then resets. A
+// write deadline of abortTimeout bounds that frame and the ERROR. When
+// the writer has not started or has already finished, nothing else
+// writes, and abort writes the frame itself.
 func (s *RecordStream) abort(err *StreamError, tell bool) {
-	if s.ctx.Err() == nil {
-		if tell {
-			f := frames.ErrorFrame{Code: err.Code, Reason: err.Reason}
-			if s.qs.TryWriteAll(f.Append(nil)) == nil {
-				s.ctr.frameOut(kindError)
-				s.qs.SetReliableBoundary()
-			}
-		}
-		s.qs.CancelWrite(quic.StreamErrorCode(err.Code))
-		s.qs.CancelRead(quic.StreamErrorCode(err.Code))
+	if tell && s.ctx.Err() == nil {
+		_ = s.qs.SetWriteDeadline(time.Now().Add(abortTimeout))
 	}
-	s.failSend(err)
+	s.smu.Lock()
+	first := !s.snd.aborted && s.ctx.Err() == nil
+	s.snd.aborted = true
+	handOff := first && tell && s.snd.started && !s.snd.done
+	if handOff {
+		s.snd.final = &frames.ErrorFrame{Code: err.Code, Reason: err.Reason}
+		s.aborting.Store(true)
+	}
+	if s.snd.err == nil {
+		s.snd.err = err
+	}
+	s.notifySendLocked()
+	s.smu.Unlock()
+	switch {
+	case handOff:
+		// Counted now, before end freezes the stream's snapshot.
+		s.ctr.frameOut(kindError)
+		s.wakeWriter()
+	case first && tell:
+		if endStream(s.qs, err.Code, err.Reason) {
+			s.ctr.frameOut(kindError)
+		}
+	case first:
+		resetStream(s.qs, err.Code)
+	}
 	s.failRecv(err)
 	s.end(err)
 }
@@ -458,16 +499,6 @@ func (s *RecordStream) violation(code ErrorCode, reason string, cause error) {
 		s.log.Warn("protocol violation", "code", code.String(), "reason", reason, "err", cause)
 	}
 	s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id, Err: cause}, true)
-}
-
-// failSend ends the send direction with err if it has not ended.
-func (s *RecordStream) failSend(err error) {
-	s.smu.Lock()
-	if s.snd.err == nil {
-		s.snd.err = err
-	}
-	s.notifySendLocked()
-	s.smu.Unlock()
 }
 
 // failRecv ends the receive direction with err if it has not ended.

@@ -197,6 +197,12 @@ func (s *RecordStream) handleBatch(f *frames.Frame) error {
 	// The reader is the only writer of rcv.received, so it may read it
 	// without the lock; the window check needs applied, which it does not own.
 	s.rmu.Lock()
+	if err := s.rcv.err; err != nil {
+		// The stream was aborted while the frame was read: the reader
+		// goes on until the writer resets the stream, queueing nothing.
+		s.rmu.Unlock()
+		return err
+	}
 	received := s.rcv.received
 	backlogRecs := received - s.rcv.applied + uint64(b.Count)
 	backlogBytes := s.rcv.recvBytes - s.rcv.applBytes + uint64(b.DataBytes)

@@ -220,6 +220,50 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	return nil
 }
 
+// ackWork is what the writer takes from the receive direction in one
+// pass: the ack to convey and the rejections that go before it.
+type ackWork struct {
+	ack   uint64    // highest seq applied (acked or rejected) locally
+	due   bool      // ack is above what the peer was told
+	since time.Time // when applied first went above what the peer was told
+	// errs are the rejections to send, in order. The writer owns the
+	// slice from now on, and hands it back as the spare of a later pass.
+	errs []frames.ErrorFrame
+}
+
+// takeAckWork hands the writer the pending ack and rejections, putting
+// spare (an empty slice the writer owns) in place of the rejection queue.
+// Called by the writer loop, once per pass.
+func (s *RecordStream) takeAckWork(spare []frames.ErrorFrame) ackWork {
+	s.rmu.Lock()
+	s.rcv.notified = false
+	a := ackWork{ack: s.rcv.applied, due: s.rcv.applied > s.rcv.ackSent, since: s.rcv.ackSince, errs: s.rcv.errFrames}
+	s.rcv.errFrames = spare
+	s.rmu.Unlock()
+	return a
+}
+
+// ackWritten records that a frame carrying ack was written. Called by the
+// writer loop.
+func (s *RecordStream) ackWritten(ack uint64, now time.Time) {
+	s.rmu.Lock()
+	if ack > s.rcv.ackSent {
+		s.rcv.ackSent = ack
+	}
+	if s.rcv.applied > s.rcv.ackSent {
+		s.rcv.ackSince = now
+	}
+	s.rmu.Unlock()
+}
+
+// acksDrained reports whether every ack and rejection was written, the
+// receive direction's condition for the FIN. Called by the writer loop.
+func (s *RecordStream) acksDrained() bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.rcv.applied == s.rcv.ackSent && len(s.rcv.errFrames) == 0
+}
+
 // Apply runs the receive loop: it calls fn for each record in order and
 // acknowledges the records fn accepts; a record for which fn returns an
 // error is rejected with that error's code (a *RecordError's or
