@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/recordmux/recordmux/bench/internal/suite"
+	"github.com/recordmux/recordmux/quicrecord"
 )
 
 func main() {
@@ -136,7 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (suite.Options, outputs, error)
 	fs.DurationVar(&o.Recordmux.FlushDelay, "flush-delay", 0, "recordmux Config.FlushDelay")
 	fs.IntVar(&o.Recordmux.MaxBatchRecords, "max-batch-records", 0, "recordmux Config.MaxBatchRecords (0: default)")
 	maxBatchBytes := fs.String("max-batch-bytes", "", "recordmux Config.MaxBatchBytes, e.g. 32KiB (empty: default)")
-	fs.DurationVar(&o.Recordmux.AckDelay, "ack-delay", 0, "recordmux Config.AckDelay (0: default 250µs, negative: off)")
+	fs.DurationVar(&o.Recordmux.AckDelay, "ack-delay", 0, fmt.Sprintf("recordmux Config.AckDelay (0: default %v, negative: off)", quicrecord.DefaultAckDelay))
 
 	fs.IntVar(&o.PingPongs, "pingpongs", o.PingPongs, "latency: round trips per ping-pong repetition")
 	latSize := fs.String("latency-size", "256B", "latency and hol: record size of the latency stream")

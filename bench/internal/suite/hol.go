@@ -181,8 +181,8 @@ func holMux(ctx context.Context, env *Env, p *quicPair, countBulk func(int)) (*h
 	}
 	rm := env.rmConfig()
 	mc := &mux.Config{
-		WindowRecords: orDefaultInt(rm.MaxInFlightRecords, 32768),
-		WindowBytes:   orDefaultInt(rm.MaxInFlightBytes, 8<<20),
+		WindowRecords: orDefaultInt(rm.MaxInFlightRecords, quicrecord.DefaultMaxInFlightRecords),
+		WindowBytes:   orDefaultInt(rm.MaxInFlightBytes, quicrecord.DefaultMaxInFlightBytes),
 	}
 	a, b := mux.New(tx[0], mc), mux.New(rx[0], mc)
 	bulkTx, bulkRx := a.Stream(1), b.Stream(1)
