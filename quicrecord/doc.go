@@ -124,8 +124,9 @@
 //
 // # Limitations
 //
-//   - Records are at most Config.MaxRecordSize ([DefaultMaxRecordSize], 1 MiB) and are
-//     held in memory; there is no streaming of a single record.
+//   - Records are at most Config.MaxRecordSize ([DefaultMaxRecordSize],
+//     1 MiB) and are held in memory; there is no streaming of a single
+//     record.
 //   - Without resumption, records in flight when a connection dies are in
 //     doubt: the application must resend them and the receiver dedupe.
 //   - A ResumableStream carries records from opener to acceptor only.
