@@ -318,6 +318,9 @@ func helloIOErr(err error, id quic.StreamID) error {
 	return convertQUICError(err, id)
 }
 
+// resetCode converts an ErrorCode for quic-go.
+func resetCode(c ErrorCode) quic.StreamErrorCode { return quic.StreamErrorCode(c) }
+
 // resetStream resets both directions of qs with code.
 func resetStream(qs *quic.Stream, code ErrorCode) {
 	qs.CancelWrite(resetCode(code))

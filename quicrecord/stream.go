@@ -391,11 +391,11 @@ func (s *RecordStream) close() error {
 		case <-s.writerDone:
 		case <-t.C:
 			err = &StreamError{Code: CodeCancelled, Reason: "close timed out flushing", StreamID: s.id, Err: os.ErrDeadlineExceeded}
-			s.qs.CancelWrite(quic.StreamErrorCode(CodeCancelled))
+			s.qs.CancelWrite(resetCode(CodeCancelled))
 		}
 		t.Stop()
 	}
-	s.qs.CancelRead(quic.StreamErrorCode(CodeNoError))
+	s.qs.CancelRead(resetCode(CodeNoError))
 	s.end(ErrClosed)
 	s.waitLoops()
 	return err

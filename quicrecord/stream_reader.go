@@ -7,8 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/recordmux/recordmux/frames"
 )
 
@@ -295,6 +293,3 @@ func (s *RecordStream) handleError(payload []byte) error {
 	}
 	return nil
 }
-
-// resetCode converts an ErrorCode for quic-go.
-func resetCode(c ErrorCode) quic.StreamErrorCode { return quic.StreamErrorCode(c) }
