@@ -216,7 +216,10 @@ func (t *TrafficTotals) add(o *TrafficTotals) {
 
 // FrameCounts count frames by type (counters). HELLO frames are counted
 // by both sides of a negotiated stream; frames of a stream that was
-// refused during its handshake are not counted anywhere.
+// refused during its handshake are not counted anywhere. The ERROR that
+// ends a stream (CloseWithError, a violation) is counted when the stream
+// hands it to its writer, before the stream's snapshot is frozen; the
+// writer drops it if the peer stops taking data within a second.
 type FrameCounts struct {
 	Hello   uint64 `json:"hello"`
 	Batch   uint64 `json:"batch"`
