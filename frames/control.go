@@ -47,19 +47,22 @@ func (f *ErrorFrame) payloadLen() int {
 	return quicvarint.Len(f.Seq) + quicvarint.Len(uint64(f.Code)) + bytesLen(len(f.reason()))
 }
 
-// reason returns Reason truncated to at most MaxReasonLen bytes. The cut
-// is moved back to the start of a UTF-8 sequence, so valid text stays
-// valid.
-func (f *ErrorFrame) reason() string {
-	if len(f.Reason) <= MaxReasonLen {
-		return f.Reason
+func (f *ErrorFrame) reason() string { return TruncateReason(f.Reason) }
+
+// TruncateReason returns reason cut to at most [MaxReasonLen] bytes, the
+// reason an ERROR frame carries for it. The cut is moved back (by at most
+// three bytes) to the start of a UTF-8 sequence, so valid text stays
+// valid. A reason within the limit is returned as it is.
+func TruncateReason(reason string) string {
+	if len(reason) <= MaxReasonLen {
+		return reason
 	}
 	for n := MaxReasonLen; n > MaxReasonLen-utf8.UTFMax; n-- {
-		if utf8.RuneStart(f.Reason[n]) {
-			return f.Reason[:n]
+		if utf8.RuneStart(reason[n]) {
+			return reason[:n]
 		}
 	}
-	return f.Reason[:MaxReasonLen]
+	return reason[:MaxReasonLen]
 }
 
 // Len returns the encoded length of the frame, header included.

@@ -483,9 +483,9 @@ func FuzzReader(f *testing.F) {
 		// Pass 2b: with direct reads of BATCH payloads, the same frames
 		// and the same end; alloc is asked for no more than the maximum.
 		rd := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 64, fuzzMaxFrame)
-		rd.SetDirect(frames.TypeBatch, 32, func(n int) []byte {
+		rd.SetDirect(frames.TypeBatch, 32, func(n int) ([]byte, any) {
 			require.LessOrEqual(t, n, fuzzMaxFrame)
-			return make([]byte, n)
+			return make([]byte, n), nil
 		})
 		for i := 0; ; {
 			typ, payload, err := rd.ReadFrame()

@@ -301,7 +301,8 @@ func TestHelloExtension(t *testing.T) {
 }
 
 // TestErrorReasonTruncation: Append cuts a Reason longer than MaxReasonLen,
-// never in the middle of a UTF-8 sequence, and Len agrees.
+// never in the middle of a UTF-8 sequence, and Len agrees; TruncateReason
+// makes the same cut.
 func TestErrorReasonTruncation(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -326,6 +327,7 @@ func TestErrorReasonTruncation(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, got.Reason, tc.want)
 			require.Equal(t, tc.reason[:tc.want], got.Reason)
+			require.Equal(t, got.Reason, frames.TruncateReason(tc.reason))
 		})
 	}
 }

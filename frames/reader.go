@@ -40,7 +40,7 @@ type Reader struct {
 	// Direct reads; see SetDirect. alloc is nil when they are off.
 	directType Type
 	directMin  int
-	alloc      func(n int) []byte
+	alloc      func(n int) ([]byte, any)
 }
 
 // NewReader returns a Reader with a [DefaultReaderBuffer] initial buffer
@@ -61,21 +61,21 @@ func NewReaderSize(r io.Reader, initial int, maxFrameSize uint64) *Reader {
 // a negotiation has settled it. A buffer larger than the new limit is kept.
 func (r *Reader) SetMaxFrameSize(n uint64) { r.max = min(n, MaxReaderFrameSize) }
 
-// SetDirect makes ReadFrame read the payload of a frame of type t that is
-// at least minLen bytes long, and not buffered whole yet, into a buffer of
-// the caller's instead of its own: it calls alloc(n) with the payload
-// length n, copies the part already buffered into the result and reads
-// the rest from the underlying reader straight into it. The payload
-// ReadFrame returns is then that buffer, which the caller owns; it can
-// tell the cases apart because alloc was called. A large frame so costs
-// one copy (the underlying reader's) instead of two, and the Reader's own
-// buffer never has to grow for it.
+// SetDirect makes the Reader read the payload of a frame of type t that
+// is at least minLen bytes long, and not buffered whole yet, into a buffer
+// of the caller's instead of its own: it calls alloc(n) with the payload
+// length n, copies the part already buffered into the returned buffer and
+// reads the rest from the underlying reader straight into it. A large
+// frame so costs one copy (the underlying reader's) instead of two, and
+// the Reader's own buffer never has to grow for it.
 //
-// alloc is called only after the header was checked against the maximum
-// frame size, so n never exceeds it; it must return a slice of length n.
-// If the stream then ends or fails inside the payload, ReadFrame returns
-// the error and drops the buffer. A nil alloc turns direct reads off.
-func (r *Reader) SetDirect(t Type, minLen int, alloc func(n int) []byte) {
+// alloc returns the buffer, of length at least n, and a token of the
+// caller's choosing (a pool handle, say) that [Reader.Next] hands back
+// with the frame, so the caller knows which payloads it owns and how to
+// recycle them. alloc is called only after the header was checked
+// against the maximum frame size, so n never exceeds it. A nil alloc
+// turns direct reads off.
+func (r *Reader) SetDirect(t Type, minLen int, alloc func(n int) (buf []byte, token any)) {
 	r.directType, r.directMin, r.alloc = t, minLen, alloc
 }
 
@@ -89,60 +89,84 @@ func (r *Reader) Buffered() int { return r.end - r.start }
 // BufferSize returns the current capacity of the Reader's buffer.
 func (r *Reader) BufferSize() int { return len(r.buf) }
 
-// ReadFrame reads the next frame and returns its type and payload.
+// Frame is one frame returned by [Reader.Next].
+type Frame struct {
+	Type Type
+	// Payload is the frame's payload; nil for a frame of an unknown type,
+	// which the Reader skipped.
+	Payload []byte
+	// Direct reports that Payload was read into a buffer from the
+	// [Reader.SetDirect] allocator: the caller owns it, and Token is what
+	// the allocator returned with it. Otherwise Payload aliases the
+	// Reader's buffer, is valid only until the next read, and Token is
+	// nil.
+	Direct bool
+	Token  any
+}
+
+// ReadFrame reads the next frame and returns its type and payload. It is
+// [Reader.Next] without the ownership report: the payload aliases the
+// Reader's buffer and is valid only until the next read, unless it was
+// read directly (see [Reader.SetDirect]); a caller of SetDirect uses Next
+// to tell the two apart.
+func (r *Reader) ReadFrame() (Type, []byte, error) {
+	f, err := r.Next()
+	return f.Type, f.Payload, err
+}
+
+// Next reads the next frame and reports who owns its payload.
 //
-// The payload aliases the Reader's buffer and is valid only until the next
-// call to ReadFrame; so is anything parsed from it without copying, such
-// as a [Batch]. A payload read directly (see [Reader.SetDirect]) is the
-// caller's buffer instead.
+// A payload in the Reader's buffer is valid only until the next call to
+// Next or ReadFrame; so is anything parsed from it without copying, such
+// as a [Batch]. A payload read directly (see [Reader.SetDirect]) belongs
+// to the caller, and the Frame says so.
 //
 // A frame of an unknown type (see [Type.Known]) is skipped by its length:
-// ReadFrame discards its payload as it arrives, without buffering it whole,
-// and returns the type with a nil payload so the caller can count it.
+// the Reader discards its payload as it arrives, without buffering it
+// whole, and returns the type with a nil payload so the caller can count
+// it.
 //
-// At a clean end of stream between frames ReadFrame returns io.EOF. A
-// stream that ends inside a frame gives an [*Error] with code
-// [CodeFrameEncoding] wrapping io.ErrUnexpectedEOF. A declared length above
-// the maximum gives [ErrFrameTooLarge] before the payload is read. Other
-// errors of the underlying reader, such as a stream reset, are returned as
-// they are.
-func (r *Reader) ReadFrame() (Type, []byte, error) {
+// At a clean end of stream between frames Next returns io.EOF. A stream
+// that ends inside a frame gives an [*Error] with code [CodeFrameEncoding]
+// wrapping io.ErrUnexpectedEOF. A declared length above the maximum gives
+// [ErrFrameTooLarge] before the payload is read. Other errors of the
+// underlying reader, such as a stream reset, are returned as they are.
+// When the stream ends or fails inside a payload being read directly, the
+// error comes with a Frame whose Direct and Token are set (and Payload
+// nil), so the caller can take its buffer back.
+func (r *Reader) Next() (Frame, error) {
 	for {
 		if headerLen(r.buf[r.start:r.end]) == 0 {
 			// An incomplete header: read more. This is checked apart
 			// from ParseHeader, whose error for it allocates, because
 			// it happens whenever the buffer drains at a frame boundary.
 			if err := r.fill(r.Buffered()+1, r.Buffered() == 0, 0); err != nil {
-				return 0, nil, err
+				return Frame{}, err
 			}
 			continue
 		}
 		t, length, hn, err := ParseHeader(r.buf[r.start:r.end], r.max)
 		if err != nil {
-			return 0, nil, err
+			return Frame{}, err
 		}
 		if !t.Known() {
 			r.start += hn
 			if err := r.discard(length, t); err != nil {
-				return 0, nil, err
+				return Frame{}, err
 			}
-			return t, nil, nil
+			return Frame{Type: t}, nil
 		}
 		total := hn + int(length)
 		if r.alloc != nil && t == r.directType && int(length) >= r.directMin && total > r.Buffered() {
 			r.start += hn
-			payload, err := r.readDirect(int(length), t)
-			if err != nil {
-				return 0, nil, err
-			}
-			return t, payload, nil
+			return r.readDirect(int(length), t)
 		}
 		if err := r.fill(total, false, t); err != nil {
-			return 0, nil, err
+			return Frame{}, err
 		}
 		payload := r.buf[r.start+hn : r.start+total : r.start+total]
 		r.start += total
-		return t, payload, nil
+		return Frame{Type: t, Payload: payload}, nil
 	}
 }
 
@@ -187,13 +211,15 @@ func (r *Reader) fill(n int, boundary bool, t Type) error {
 
 // readDirect reads the next n bytes, the payload of a frame of type t,
 // into a buffer from r.alloc.
-func (r *Reader) readDirect(n int, t Type) ([]byte, error) {
-	dst := r.alloc(n)[:n:n]
+func (r *Reader) readDirect(n int, t Type) (Frame, error) {
+	buf, token := r.alloc(n)
+	f := Frame{Type: t, Direct: true, Token: token}
+	dst := buf[:n:n]
 	got := copy(dst, r.buf[r.start:r.end])
 	r.start += got
 	for got < n {
 		if r.err != nil {
-			return nil, r.readErr(false, t)
+			return f, r.readErr(false, t)
 		}
 		m, err := r.r.Read(dst[got:])
 		got += m
@@ -201,7 +227,8 @@ func (r *Reader) readDirect(n int, t Type) ([]byte, error) {
 			r.err = err
 		}
 	}
-	return dst, nil
+	f.Payload = dst
+	return f, nil
 }
 
 // discard drops the next length bytes of the stream, reading them through

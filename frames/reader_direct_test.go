@@ -50,25 +50,30 @@ func TestReaderDirect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var allocs [][]byte
 			r := frames.NewReaderSize(&chunkReader{data: stream, sizes: tc.sizes}, 512, 64<<10)
-			r.SetDirect(frames.TypeBatch, minLen, func(n int) []byte {
+			r.SetDirect(frames.TypeBatch, minLen, func(n int) ([]byte, any) {
 				b := make([]byte, n, n+16)
 				allocs = append(allocs, b)
-				return b
+				return b, len(allocs)
 			})
 			direct := 0
 			for i := range want {
 				n := len(allocs)
-				typ, p, err := r.ReadFrame()
+				f, err := r.Next()
 				require.NoError(t, err, "frame %d", i)
-				require.Equal(t, want[i], typ, "frame %d", i)
-				require.Equal(t, payloads[i], p, "frame %d", i)
-				if len(allocs) > n {
-					direct++
-					require.Equal(t, frames.TypeBatch, typ)
-					require.GreaterOrEqual(t, len(p), minLen)
-					require.Same(t, &allocs[n][0], &p[0], "the payload is the caller's buffer")
-					require.Equal(t, len(p), cap(p), "capped at the payload")
+				require.Equal(t, want[i], f.Type, "frame %d", i)
+				require.Equal(t, payloads[i], f.Payload, "frame %d", i)
+				require.Equal(t, len(allocs) > n, f.Direct, "frame %d: Direct says whether alloc was called", i)
+				if !f.Direct {
+					require.Nil(t, f.Token, "frame %d", i)
+					continue
 				}
+				direct++
+				p := f.Payload
+				require.Equal(t, frames.TypeBatch, f.Type)
+				require.GreaterOrEqual(t, len(p), minLen)
+				require.Same(t, &allocs[n][0], &p[0], "the payload is the caller's buffer")
+				require.Equal(t, len(p), cap(p), "capped at the payload")
+				require.Equal(t, n+1, f.Token, "the token alloc returned with the buffer")
 			}
 			_, _, err := r.ReadFrame()
 			require.Equal(t, io.EOF, err)
@@ -87,15 +92,17 @@ func TestReaderDirect(t *testing.T) {
 func TestReaderDirectBuffered(t *testing.T) {
 	stream, want, payloads := directStream(t)
 	r := frames.NewReaderSize(bytes.NewReader(stream), 64<<10, 64<<10)
-	r.SetDirect(frames.TypeBatch, 1<<10, func(int) []byte {
+	r.SetDirect(frames.TypeBatch, 1<<10, func(int) ([]byte, any) {
 		t.Fatal("alloc called for a buffered frame")
-		return nil
+		return nil, nil
 	})
 	for i := range want {
-		typ, p, err := r.ReadFrame()
+		f, err := r.Next()
 		require.NoError(t, err)
-		require.Equal(t, want[i], typ)
-		require.Equal(t, payloads[i], p)
+		require.Equal(t, want[i], f.Type)
+		require.Equal(t, payloads[i], f.Payload)
+		require.False(t, f.Direct, "the payload is the Reader's")
+		require.Nil(t, f.Token)
 	}
 }
 
@@ -114,13 +121,20 @@ func TestReaderDirectErrors(t *testing.T) {
 			for _, direct := range []bool{false, true} {
 				r := frames.NewReaderSize(&chunkReader{data: cut, sizes: []byte{100}, err: tc.err}, 512, 64<<10)
 				if direct {
-					r.SetDirect(frames.TypeBatch, 1<<10, func(n int) []byte { return make([]byte, n) })
+					r.SetDirect(frames.TypeBatch, 1<<10, func(n int) ([]byte, any) { return make([]byte, n), "token" })
 				}
 				for range 2 {
 					_, _, err := r.ReadFrame()
 					require.NoError(t, err)
 				}
-				_, _, err := r.ReadFrame()
+				f, err := r.Next()
+				// The buffer of a failed direct read comes back with its
+				// token, for the caller to recycle.
+				require.Equal(t, direct, f.Direct)
+				require.Nil(t, f.Payload)
+				if direct {
+					require.Equal(t, "token", f.Token)
+				}
 				if tc.err != nil {
 					require.ErrorIs(t, err, tc.err, "direct %v", direct)
 				} else {
@@ -132,18 +146,18 @@ func TestReaderDirectErrors(t *testing.T) {
 	}
 
 	r := frames.NewReaderSize(&chunkReader{data: stream[third:], sizes: []byte{10}}, 512, 1<<10)
-	r.SetDirect(frames.TypeBatch, 16, func(int) []byte {
+	r.SetDirect(frames.TypeBatch, 16, func(int) ([]byte, any) {
 		t.Fatal("alloc called for a frame over the maximum")
-		return nil
+		return nil, nil
 	})
 	_, _, err := r.ReadFrame()
 	requireCode(t, err, frames.CodeFrameTooLarge)
 
 	// Turning direct reads off again reads into the Reader's buffer.
 	r = frames.NewReaderSize(&chunkReader{data: stream[third:], sizes: []byte{10}}, 512, 64<<10)
-	r.SetDirect(frames.TypeBatch, 16, func(int) []byte {
+	r.SetDirect(frames.TypeBatch, 16, func(int) ([]byte, any) {
 		t.Fatal("alloc called after SetDirect(nil)")
-		return nil
+		return nil, nil
 	})
 	r.SetDirect(0, 0, nil)
 	_, _, err = r.ReadFrame()

@@ -168,6 +168,13 @@ func hostileCases() []hostileCase {
 		}},
 		{name: "BATCH before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(batch(1, "a")) }},
 		{name: "ACK before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(ackFrame(0)) }},
+		// PROTOCOL.md §5.1: a direction that ends (FIN) before its HELLO
+		// is a PROTOCOL_VIOLATION, on either side.
+		{name: "FIN before HELLO", code: CodeProtocolViolation, before: func(r *rawPeer) { require.NoError(r.t, r.qs.Close()) }},
+		{name: "unknown frame then FIN before HELLO", code: CodeProtocolViolation, before: func(r *rawPeer) {
+			r.write(append(frames.AppendHeader(nil, 0x21, 2), 'h', 'i'))
+			require.NoError(r.t, r.qs.Close())
+		}},
 		{name: "oversized HELLO", code: CodeFrameTooLarge, before: func(r *rawPeer) {
 			r.write(frames.AppendHeader(nil, frames.TypeHello, frames.MaxHelloSize+1))
 		}},

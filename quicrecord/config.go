@@ -27,10 +27,11 @@ type Config struct {
 	// stateless resets.
 	StatelessResetKey *quic.StatelessResetKey
 
-	// MaxBatchRecords caps the records in one BATCH frame. 0 means 4096.
+	// MaxBatchRecords caps the records in one BATCH frame. 0 means
+	// [DefaultMaxBatchRecords] (4096).
 	MaxBatchRecords int
 	// MaxBatchBytes caps the encoded records in one BATCH frame; a single
-	// larger record is sent alone. 0 means 64 KiB.
+	// larger record is sent alone. 0 means [DefaultMaxBatchBytes] (64 KiB).
 	MaxBatchBytes int
 	// FlushDelay is how long the writer loop lingers for more records
 	// before sending a batch that is not full. 0 (the default) sends as
@@ -40,40 +41,42 @@ type Config struct {
 	// AckDelay is how long a pending ack waits for an outgoing batch to
 	// ride in while the stream is sending in the other direction. When
 	// that direction is idle the ack leaves at once as an ACK frame. 0
-	// means 250µs; values above 1ms are treated as 1ms; a negative value
-	// disables waiting.
+	// means [DefaultAckDelay] (250µs); values above 1ms are treated as
+	// 1ms; a negative value disables waiting.
 	AckDelay time.Duration
 
 	// MaxInFlightRecords caps records sent but not yet acknowledged as
 	// applied; Send blocks at the cap. The peer's announced window lowers
-	// it further. 0 means 32768.
+	// it further. 0 means [DefaultMaxInFlightRecords] (32768).
 	MaxInFlightRecords int
 	// MaxInFlightBytes caps the record bytes sent but not yet
-	// acknowledged. 0 means 8 MiB.
+	// acknowledged. 0 means [DefaultMaxInFlightBytes] (8 MiB).
 	MaxInFlightBytes int
 	// MaxApplyBacklogRecords caps records received but not yet acked or
 	// rejected by the application. It is announced to the peer as its
 	// window; when the backlog is full the stream stops reading and QUIC
-	// flow control pushes back. 0 means 32768.
+	// flow control pushes back. 0 means [DefaultMaxApplyBacklogRecords]
+	// (32768).
 	MaxApplyBacklogRecords int
 	// MaxApplyBacklogBytes caps the record bytes of the apply backlog.
-	// 0 means 8 MiB.
+	// 0 means [DefaultMaxApplyBacklogBytes] (8 MiB).
 	MaxApplyBacklogBytes int
 	// MaxRecordSize is the largest record accepted in either direction.
-	// 0 means 1 MiB. The maximum frame size announced to the peer follows
-	// from it.
+	// 0 means [DefaultMaxRecordSize] (1 MiB). The maximum frame size
+	// announced to the peer follows from it.
 	MaxRecordSize int
 
 	// HelloTimeout bounds the wait for the peer's HELLO on a new stream;
 	// a stream that sends none in time is reset with CodeHelloTimeout.
-	// 0 means 10s.
+	// 0 means [DefaultHelloTimeout] (10s).
 	HelloTimeout time.Duration
 	// CloseTimeout bounds how long [RecordStream.Close] waits for records
 	// already sent to be handed to QUIC before it resets the stream.
-	// 0 means 10s.
+	// 0 means [DefaultCloseTimeout] (10s).
 	CloseTimeout time.Duration
 	// AcceptBacklog caps streams that finished their handshake but were not
-	// yet returned by AcceptRecordStream; further streams wait. 0 means 128.
+	// yet returned by AcceptRecordStream; further streams wait. 0 means
+	// [DefaultAcceptBacklog] (128).
 	AcceptBacklog int
 
 	// MinProtocolVersion and MaxProtocolVersion narrow the protocol
@@ -109,20 +112,22 @@ type Config struct {
 	// Logger receives stream lifecycle events at debug level and protocol
 	// violations at warn level. nil means no logging.
 	Logger *slog.Logger
-
-	// testHooks lets tests impersonate future protocol versions; nil in
-	// production.
-	testHooks *testHooks
 }
 
-// testHooks alter what a side announces and sends, to build peers of
-// protocol versions this library does not speak.
-type testHooks struct {
-	maxVersion     uint64          // announced max version, overriding the clamp
-	extraFeatures  frames.Features // unknown feature bits to announce
-	unknownFrames  bool            // write a reserved frame type before every batch
-	helloExtension bool            // add an unknown HELLO extension
-}
+// The defaults of the Config fields, used when a field is zero.
+const (
+	DefaultMaxBatchRecords        = 4096
+	DefaultMaxBatchBytes          = 64 << 10
+	DefaultAckDelay               = 250 * time.Microsecond
+	DefaultMaxInFlightRecords     = 32768
+	DefaultMaxInFlightBytes       = 8 << 20
+	DefaultMaxApplyBacklogRecords = 32768
+	DefaultMaxApplyBacklogBytes   = 8 << 20
+	DefaultMaxRecordSize          = 1 << 20
+	DefaultHelloTimeout           = 10 * time.Second
+	DefaultCloseTimeout           = 10 * time.Second
+	DefaultAcceptBacklog          = 128
+)
 
 // Library bounds.
 const (
@@ -136,7 +141,7 @@ const (
 // tls.Config names none.
 const ALPN = "recordmux/1"
 
-// defaultAckDelayCap is the upper bound of AckDelay.
+// maxAckDelay is the upper bound of AckDelay.
 const maxAckDelay = time.Millisecond
 
 // settings is a Config with every default resolved. Streams keep a pointer
@@ -161,7 +166,6 @@ type settings struct {
 	onRefused        func(RecordAcceptInfo, *StreamError)
 	acceptHandler    func(RecordAcceptInfo) error
 	resume           *ResumeStore
-	hooks            *testHooks
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -176,17 +180,17 @@ func (c *Config) settings() *settings {
 		c = &Config{}
 	}
 	s := &settings{
-		maxBatchRecords:  orDefault(c.MaxBatchRecords, 4096),
-		maxBatchBytes:    orDefault(c.MaxBatchBytes, 64<<10),
+		maxBatchRecords:  orDefault(c.MaxBatchRecords, DefaultMaxBatchRecords),
+		maxBatchBytes:    orDefault(c.MaxBatchBytes, DefaultMaxBatchBytes),
 		flushDelay:       max(c.FlushDelay, 0),
-		maxInFlightRecs:  orDefault(c.MaxInFlightRecords, 32768),
-		maxInFlightBytes: orDefault(c.MaxInFlightBytes, 8<<20),
-		maxBacklogRecs:   orDefault(c.MaxApplyBacklogRecords, 32768),
-		maxBacklogBytes:  orDefault(c.MaxApplyBacklogBytes, 8<<20),
-		maxRecordSize:    orDefault(c.MaxRecordSize, 1<<20),
-		helloTimeout:     orDefault(c.HelloTimeout, 10*time.Second),
-		closeTimeout:     orDefault(c.CloseTimeout, 10*time.Second),
-		acceptBacklog:    orDefault(c.AcceptBacklog, 128),
+		maxInFlightRecs:  orDefault(c.MaxInFlightRecords, DefaultMaxInFlightRecords),
+		maxInFlightBytes: orDefault(c.MaxInFlightBytes, DefaultMaxInFlightBytes),
+		maxBacklogRecs:   orDefault(c.MaxApplyBacklogRecords, DefaultMaxApplyBacklogRecords),
+		maxBacklogBytes:  orDefault(c.MaxApplyBacklogBytes, DefaultMaxApplyBacklogBytes),
+		maxRecordSize:    orDefault(c.MaxRecordSize, DefaultMaxRecordSize),
+		helloTimeout:     orDefault(c.HelloTimeout, DefaultHelloTimeout),
+		closeTimeout:     orDefault(c.CloseTimeout, DefaultCloseTimeout),
+		acceptBacklog:    orDefault(c.AcceptBacklog, DefaultAcceptBacklog),
 		minVersion:       MinVersion,
 		maxVersion:       MaxVersion,
 		features:         allFeatures &^ c.DisableFeatures,
@@ -194,7 +198,6 @@ func (c *Config) settings() *settings {
 		onRefused:        c.OnStreamRefused,
 		acceptHandler:    c.AcceptHandler,
 		resume:           c.ResumeStore,
-		hooks:            c.testHooks,
 	}
 	if s.resume == nil {
 		s.features &^= FeatureResume
@@ -203,7 +206,7 @@ func (c *Config) settings() *settings {
 	case c.AckDelay < 0:
 		s.ackDelay = 0
 	case c.AckDelay == 0:
-		s.ackDelay = 250 * time.Microsecond
+		s.ackDelay = DefaultAckDelay
 	default:
 		s.ackDelay = min(c.AckDelay, maxAckDelay)
 	}
@@ -217,9 +220,6 @@ func (c *Config) settings() *settings {
 		// An impossible range is the caller's mistake; keep the max, which
 		// is what an operator pinning a fleet down means.
 		s.minVersion = s.maxVersion
-	}
-	if h := c.testHooks; h != nil && h.maxVersion != 0 {
-		s.maxVersion = h.maxVersion
 	}
 	return s
 }

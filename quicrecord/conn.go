@@ -1,22 +1,16 @@
 package quicrecord
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/quicvarint"
 
-	"github.com/recordmux/recordmux/frames"
 	"github.com/recordmux/recordmux/registry"
 )
 
@@ -246,239 +240,30 @@ func (c *Conn) connErr() error {
 // acceptor's code ([ErrRefused], [ErrVersionMismatch], or an application
 // code). ctx bounds the open only; see StreamOptions.Context for the
 // stream's lifetime. Config.HelloTimeout bounds the wait for the reply.
+//
+// Every failure is typed: a *StreamError (Remote unset for one this side
+// detected, such as options over the protocol's limits, a malformed or
+// missing reply, or an acceptor that ended its direction before replying;
+// this side then sends the acceptor that code), a *ConnError or ErrClosed
+// when the connection ended, or ctx's error when ctx ended first.
 func (c *Conn) OpenRecordStream(ctx context.Context, opts StreamOptions) (*RecordStream, error) {
 	return c.openStream(ctx, opts, nil)
 }
 
-// resumeOpen describes the resumption of a stream: its key, and the
-// records its opener still holds (first up to last; last < first when
-// none).
-type resumeOpen struct {
-	key         []byte
-	first, last uint64
-	// onAck is installed on the stream before its loops start.
-	onAck func(uint64)
-}
-
-func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpen) (*RecordStream, error) {
-	if c.ctx.Err() != nil {
-		return nil, c.connErr()
-	}
-	disable := opts.DisableFeatures
-	if ro == nil {
-		disable |= FeatureResume
-	}
-	set := c.set.narrow(opts.MaxProtocolVersion, disable)
-	if ro != nil && !set.features.Has(FeatureResume) && !opts.DisableFeatures.Has(FeatureResume) {
-		// The opener of a resumable stream offers resumption whether or
-		// not this side accepts resumed streams itself.
-		withResume := *set
-		withResume.features |= FeatureResume
-		set = &withResume
-	}
-	h := set.localHello()
-	h.Scope, h.DataID, h.Metadata = opts.Scope, opts.DataID, opts.Metadata
-	if ro != nil {
-		h.Extensions = append(h.Extensions,
-			frames.Extension{ID: frames.ExtResumeKey, Value: ro.key},
-			frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, ro.first)})
-	}
-	if err := checkOptions(&h); err != nil {
-		return nil, err
-	}
-	qs, err := c.qc.OpenStreamSync(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
-		return nil, convertQUICError(err, 0)
-	}
-	id := qs.StreamID()
-	stop := context.AfterFunc(ctx, func() {
-		qs.CancelWrite(resetCode(CodeCancelled))
-		qs.CancelRead(resetCode(CodeCancelled))
-	})
-	fail := func(err error) (*RecordStream, error) {
-		if !stop() && ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
-		var se *StreamError
-		if errors.As(err, &se) && !se.Remote {
-			refuseStream(qs, se.Code, se.Reason)
-		} else {
-			qs.CancelWrite(resetCode(CodeCancelled))
-			qs.CancelRead(resetCode(CodeCancelled))
-		}
-		if se != nil {
-			se.StreamID = id
-		}
-		if c.ctx.Err() != nil {
-			return nil, c.connErr()
-		}
-		return nil, err
-	}
-	deadline := time.Now().Add(set.helloTimeout)
-	_ = qs.SetWriteDeadline(deadline)
-	if _, err := qs.Write(h.Append(nil)); err != nil {
-		return fail(convertQUICError(err, id))
-	}
-	_ = qs.SetWriteDeadline(time.Time{})
-	_ = qs.SetReadDeadline(deadline)
-	fr := frames.NewReader(qs, frames.MaxHelloSize)
-	reply, unknown, err := readHello(fr, RoleOpener)
-	if err != nil {
-		return fail(err)
-	}
-	_ = qs.SetReadDeadline(time.Time{})
-	neg, err := negotiate(set, &reply, RoleOpener)
-	if err != nil {
-		return fail(err)
-	}
-	var sendBase uint64
-	if ro != nil && neg.Features.Has(FeatureResume) {
-		if sendBase, err = replyPosition(&reply, ro); err != nil {
-			return fail(err)
-		}
-	}
-	if !stop() {
-		return fail(ctxError(ctx))
-	}
-	s := newStream(c, set, qs, fr, neg, streamInfo{
-		role: RoleOpener, scope: opts.Scope, dataID: opts.DataID, metadata: opts.Metadata,
-		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
-	})
-	s.setBases(sendBase, 0)
-	if ro != nil {
-		s.onAck = ro.onAck
-		if neg.Features.Has(FeatureResume) {
-			s.resumeKey = ro.key
-		}
-	}
-	s.ctr.frameOut(kindHello)
-	s.ctr.frameIn(kindHello)
-	s.ctr.inFrames[kindUnknown].Add(unknown)
-	if err := c.launch(s); err != nil {
-		return nil, err
-	}
-	if opts.Context != nil {
-		s.stopCtx = context.AfterFunc(opts.Context, func() {
-			_ = s.CloseWithError(CodeCancelled, "stream context done")
-		})
-	}
-	return s, nil
-}
-
-// replyPosition reads the acceptor's last applied sequence number from its
-// resume reply and checks it against what the opener sent.
-func replyPosition(reply *frames.Hello, ro *resumeOpen) (uint64, error) {
-	v, ok := reply.Extension(frames.ExtResumePosition)
-	if !ok {
-		return 0, &StreamError{Code: CodeProtocolViolation, Reason: "resume reply without a position"}
-	}
-	a, n, err := quicvarint.Parse(v)
-	if err != nil || n != len(v) {
-		return 0, &StreamError{Code: CodeFrameEncoding, Reason: "malformed resume position"}
-	}
-	if sent := max(ro.last, ro.first-1); a > sent {
-		return 0, &StreamError{Code: CodeAckOutOfRange, Reason: fmt.Sprintf("acceptor claims record %d applied; the last sent was %d", a, sent)}
-	}
-	return a, nil
-}
-
-// checkOptions validates what the peer would refuse, so the caller gets a
-// clear local error instead.
-func checkOptions(h *frames.Hello) error {
-	switch {
-	case len(h.Scope) > frames.MaxScopeLen:
-		return fmt.Errorf("quicrecord: scope of %d bytes exceeds %d", len(h.Scope), frames.MaxScopeLen)
-	case len(h.Metadata) > frames.MaxMetadataEntries:
-		return fmt.Errorf("quicrecord: %d metadata entries exceed %d", len(h.Metadata), frames.MaxMetadataEntries)
-	}
-	for k, v := range h.Metadata {
-		if len(k) > frames.MaxMetadataKeyLen || len(v) > frames.MaxMetadataValueLen {
-			return fmt.Errorf("quicrecord: metadata entry %q exceeds the size limits", k)
-		}
-	}
-	if n := h.Len(); n > frames.MaxHelloSize {
-		return fmt.Errorf("quicrecord: stream description of %d bytes exceeds %d", n, frames.MaxHelloSize)
-	}
-	return nil
-}
-
-// readHello reads frames until the peer's HELLO, skipping unknown types.
-// An opener also accepts an ERROR frame: the acceptor's refusal.
-func readHello(fr *frames.Reader, role Role) (frames.Hello, uint64, error) {
-	var unknown uint64
-	for {
-		t, payload, err := fr.ReadFrame()
-		if err != nil {
-			return frames.Hello{}, unknown, helloReadErr(err)
-		}
-		switch t {
-		case frames.TypeHello:
-			h, _, err := frames.ParseHello(payload)
-			if err != nil {
-				return frames.Hello{}, unknown, codecErr(err)
-			}
-			return h, unknown, nil
-		case frames.TypeError:
-			if role == RoleOpener {
-				f, _, err := frames.ParseError(payload)
-				if err != nil {
-					return frames.Hello{}, unknown, codecErr(err)
-				}
-				return frames.Hello{}, unknown, &StreamError{Code: f.Code, Reason: f.Reason, Remote: true}
-			}
-			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: "ERROR before HELLO"}
-		case frames.TypeBatch, frames.TypeAck:
-			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: t.String() + " before HELLO"}
-		default:
-			unknown++
-		}
-	}
-}
-
-func codecErr(err error) error {
-	var fe *frames.Error
-	if errors.As(err, &fe) {
-		return &StreamError{Code: fe.Code, Reason: fe.Reason, Err: err}
-	}
-	return err
-}
-
-func helloReadErr(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &StreamError{Code: CodeHelloTimeout, Reason: "no HELLO within the hello timeout", Err: err}
-	}
-	if errors.Is(err, frames.ErrFrameEncoding) || errors.Is(err, frames.ErrFrameTooLarge) {
-		return codecErr(err)
-	}
-	return convertQUICError(err, 0)
-}
-
-// refuseStream sends an ERROR frame and resets both directions with code.
-// Nothing else writes to qs at this point, so the frame cannot interleave.
-func refuseStream(qs *quic.Stream, code ErrorCode, reason string) {
-	f := frames.ErrorFrame{Code: code, Reason: reason}
-	if qs.TryWriteAll(f.Append(nil)) == nil {
-		qs.SetReliableBoundary()
-	}
-	qs.CancelWrite(resetCode(code))
-	qs.CancelRead(resetCode(code))
-}
-
-// launch registers a negotiated stream and starts its loops.
+// launch registers a negotiated stream and starts its loops. A stream
+// that cannot be registered is aborted with CodeInternal, and that
+// *StreamError returned.
 func (c *Conn) launch(s *RecordStream) error {
 	key := s.key()
-	if _, err := c.streams.Register(s.ctx, key, s); err != nil {
-		s.abort(&StreamError{Code: CodeInternal, Reason: "registration failed", StreamID: s.id, Err: err}, true)
-		return err
-	}
+	regs := []*streamRegistry{c.streams}
 	if c.ln != nil {
-		if _, err := c.ln.streams.Register(s.ctx, key, s); err != nil {
-			s.abort(&StreamError{Code: CodeInternal, Reason: "registration failed", StreamID: s.id, Err: err}, true)
-			return err
+		regs = append(regs, c.ln.streams)
+	}
+	for _, r := range regs {
+		if _, err := r.Register(s.ctx, key, s); err != nil {
+			se := &StreamError{Code: CodeInternal, Reason: "registration failed", StreamID: s.id, Err: err}
+			s.abort(se, true)
+			return se
 		}
 	}
 	c.wg.Add(2)
@@ -494,17 +279,6 @@ func (s *RecordStream) key() StreamKey {
 // refused: malformed or missing HELLO, no common version, the accept
 // handler's refusal, or a failed resumption.
 func (c *Conn) RefusedStreams() uint64 { return c.refused.Load() }
-
-// isViolation reports whether a code means the peer broke the protocol.
-func isViolation(code ErrorCode) bool {
-	switch code {
-	case CodeProtocolViolation, CodeFrameEncoding, CodeFrameTooLarge, CodeHelloTimeout,
-		CodeAckOutOfRange, CodeAckRegression, CodeSequenceGap, CodeRecordTooLarge,
-		CodeUnexpectedFrame, CodeWindowExceeded:
-		return true
-	}
-	return false
-}
 
 // AcceptRecordStream returns the next stream the peer opened that passed
 // negotiation and the accept handler. It blocks until one is available,
@@ -534,126 +308,5 @@ func (c *Conn) acceptLoop() {
 		}
 		c.wg.Add(1)
 		go c.handshake(qs)
-	}
-}
-
-// handshake negotiates a stream the peer opened.
-func (c *Conn) handshake(qs *quic.Stream) {
-	defer c.wg.Done()
-	info := RecordAcceptInfo{StreamID: qs.StreamID(), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
-	refuse := func(err error) {
-		var se *StreamError
-		if !errors.As(err, &se) {
-			se = &StreamError{Code: CodeRefused, Reason: err.Error(), Err: err}
-		}
-		se.StreamID = qs.StreamID()
-		if se.Remote {
-			// The opener gave up; nothing to tell it.
-			qs.CancelWrite(resetCode(se.Code))
-			qs.CancelRead(resetCode(se.Code))
-		} else {
-			refuseStream(qs, se.Code, se.Reason)
-		}
-		c.refused.Add(1)
-		if c.set.logger != nil {
-			level := slog.LevelDebug
-			if isViolation(se.Code) && !se.Remote {
-				level = slog.LevelWarn
-			}
-			c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se)
-		}
-		if c.set.onRefused != nil {
-			c.set.onRefused(info, se)
-		}
-	}
-	deadline := time.Now().Add(c.set.helloTimeout)
-	_ = qs.SetReadDeadline(deadline)
-	fr := frames.NewReader(qs, frames.MaxHelloSize)
-	h, unknown, err := readHello(fr, RoleAcceptor)
-	if err != nil {
-		refuse(err)
-		return
-	}
-	info.Scope, info.DataID, info.Metadata = h.Scope, h.DataID, h.Metadata
-	neg, err := negotiate(c.set, &h, RoleAcceptor)
-	if err != nil {
-		refuse(err)
-		return
-	}
-	info.Negotiated = neg
-	var resumeFirst uint64
-	if neg.Features.Has(FeatureResume) {
-		if key, ok := h.Extension(frames.ExtResumeKey); ok {
-			if len(key) == 0 || len(key) > MaxResumeKeyLen {
-				refuse(&StreamError{Code: CodeFrameEncoding, Reason: "resume key of invalid length"})
-				return
-			}
-			pos, _ := h.Extension(frames.ExtResumePosition)
-			first, n, err := quicvarint.Parse(pos)
-			if err != nil || n != len(pos) || first == 0 {
-				refuse(&StreamError{Code: CodeFrameEncoding, Reason: "malformed resume position"})
-				return
-			}
-			info.ResumeKey, resumeFirst = bytes.Clone(key), first
-		}
-	}
-	handler := c.set.acceptHandler
-	if fn := c.handler.Load(); fn != nil {
-		handler = *fn
-	}
-	if handler != nil {
-		if err := handler(info); err != nil {
-			code, reason := CodeRefused, err.Error()
-			var se *StreamError
-			var re *RecordError
-			switch {
-			case errors.As(err, &se):
-				code, reason = se.Code, se.Reason
-			case errors.As(err, &re):
-				code, reason = re.Code, re.Reason
-			}
-			refuse(&StreamError{Code: code, Reason: reason, Err: err})
-			return
-		}
-	}
-	s := newStream(c, c.set, qs, fr, neg, streamInfo{
-		role: RoleAcceptor, scope: h.Scope, dataID: h.DataID, metadata: h.Metadata,
-		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
-	})
-	reply := c.set.localHello()
-	if info.ResumeKey != nil {
-		hctx, cancel := context.WithDeadline(c.ctx, deadline)
-		rsm, applied, err := c.set.resume.acquire(hctx, ResumeKeyInfo{
-			Key: info.ResumeKey, Peer: peerIdentity(c.qc.ConnectionState()), Scope: h.Scope, DataID: h.DataID,
-		}, resumeFirst, s)
-		cancel()
-		if err != nil {
-			refuse(err)
-			return
-		}
-		s.rsm, s.store, s.resumeKey = rsm, c.set.resume, info.ResumeKey
-		s.setBases(0, applied)
-		reply.Extensions = append(reply.Extensions, frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, applied)})
-	}
-	_ = qs.SetWriteDeadline(deadline)
-	if _, err := qs.Write(reply.Append(nil)); err != nil {
-		if s.rsm != nil {
-			c.set.resume.release(s.rsm, s, false)
-		}
-		refuse(convertQUICError(err, qs.StreamID()))
-		return
-	}
-	_ = qs.SetWriteDeadline(time.Time{})
-	_ = qs.SetReadDeadline(time.Time{})
-	s.ctr.frameIn(kindHello)
-	s.ctr.frameOut(kindHello)
-	s.ctr.inFrames[kindUnknown].Add(unknown)
-	if err := c.launch(s); err != nil {
-		return
-	}
-	select {
-	case c.acceptQ <- s:
-	case <-c.ctx.Done():
-		_ = s.CloseWithError(CodeCancelled, "connection closed before the stream was accepted")
 	}
 }

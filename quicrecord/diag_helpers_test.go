@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/testutils/simnet"
 	"github.com/stretchr/testify/require"
 
+	"github.com/recordmux/recordmux/internal/simtest"
 	"github.com/recordmux/recordmux/registry"
 )
 
@@ -32,25 +32,13 @@ type simListener struct {
 
 func newSimListener(t testing.TB, clientCfg, serverCfg *Config, latency time.Duration) *simListener {
 	t.Helper()
-	link := newSimLink(t, &simnet.PerfectRouter{}, simnet.NodeBiDiLinkSettings{Latency: latency})
+	n := simtest.NewNet(t, nil, simtest.Latency(latency))
+	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
+	n.Start()
 	stls, ctls := tlsPair(t)
-	stls.NextProtos = []string{ALPN}
-	ctls.NextProtos = []string{ALPN}
-	str := &quic.Transport{Conn: link.server}
-	ctr := &quic.Transport{Conn: link.client}
-	qconf := serverCfg.quicConfig()
-	qconf.DisablePathMTUDiscovery = true
-	ql, err := str.Listen(stls, qconf)
-	require.NoError(t, err)
-	sl := &simListener{t: t, ln: NewListener(ql, serverCfg), clientTr: ctr, clientTLS: ctls, clientCfg: clientCfg}
-	t.Cleanup(func() {
-		_ = sl.ln.Close()
-		_ = ctr.Close()
-		_ = str.Close()
-		_ = link.client.Close()
-		_ = link.server.Close()
-		_ = link.net.Close()
-	})
+	ql := simtest.Listen(t, sconn, withALPN(stls), simQUICConfig(serverCfg))
+	sl := &simListener{t: t, ln: NewListener(ql, serverCfg), clientTr: simtest.Transport(t, cconn), clientTLS: withALPN(ctls), clientCfg: clientCfg}
+	t.Cleanup(func() { _ = sl.ln.Close() })
 	return sl
 }
 
@@ -60,11 +48,9 @@ func newSimListener(t testing.TB, clientCfg, serverCfg *Config, latency time.Dur
 func (sl *simListener) dial(beforeUse func(*Conn)) *pair {
 	t := sl.t
 	t.Helper()
-	qconf := sl.clientCfg.quicConfig()
-	qconf.DisablePathMTUDiscovery = true
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	qc, err := sl.clientTr.Dial(ctx, simServerAddr, sl.clientTLS, qconf)
+	qc, err := sl.clientTr.Dial(ctx, simServerAddr, sl.clientTLS, simQUICConfig(sl.clientCfg))
 	require.NoError(t, err)
 	client, err := NewConn(qc, sl.clientCfg)
 	require.NoError(t, err)

@@ -35,20 +35,9 @@ type DiagnosticsSummary struct {
 	// Streams counts the streams summarised by state and by protocol
 	// version.
 	Streams StreamCounts `json:"streams"`
-	// Out and In total the records, record bytes and BATCH frames sent
-	// and received.
-	Out TrafficTotals `json:"out"`
-	In  TrafficTotals `json:"in"`
-	// FramesOut and FramesIn count frames by type.
-	FramesOut FrameCounts `json:"frames_out"`
-	FramesIn  FrameCounts `json:"frames_in"`
-	// Acks splits acks into piggybacked and standalone, each way.
-	Acks AckStats `json:"acks"`
-	// Barrier totals the successful Barrier calls and their waits; the
-	// maxima are the longest wait of any one stream.
-	Barrier BarrierStats `json:"barrier"`
-	// Errors totals rejections and protocol violations.
-	Errors ErrorStats `json:"errors"`
+	// Counters total the streams' counters (Out, In, FramesOut, FramesIn,
+	// Acks, Barrier, Errors): the sum of their [RecordSnapshot.Counters].
+	Counters
 	// InFlight is what this side sent and the peers have not yet
 	// acknowledged as applied (gauge).
 	InFlight Volume `json:"in_flight"`
@@ -81,18 +70,6 @@ type VersionCount struct {
 	Version uint64 `json:"version"`
 	Streams int    `json:"streams"`
 }
-
-// TrafficTotals total one direction's records, record bytes and BATCH
-// frames (counters).
-type TrafficTotals struct {
-	Records uint64 `json:"records"`
-	Bytes   uint64 `json:"bytes"`
-	Batches uint64 `json:"batches"`
-}
-
-// RecordsPerBatch is the mean number of records per BATCH frame, a
-// measure of how well the writer batches; 0 when there were no batches.
-func (t TrafficTotals) RecordsPerBatch() float64 { return ratio(t.Records, t.Batches) }
 
 // Volume is an amount of records and their bytes.
 type Volume struct {
@@ -245,29 +222,8 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 	}
 	d.Streams.ByVersion = countVersion(d.Streams.ByVersion, id.Version)
 
-	d.Out.Records += s.Out.Records
-	d.Out.Bytes += s.Out.Bytes
-	d.Out.Batches += s.Out.Batches
-	d.In.Records += s.In.Records
-	d.In.Bytes += s.In.Bytes
-	d.In.Batches += s.In.Batches
-	addFrames(&d.FramesOut, &s.FramesOut)
-	addFrames(&d.FramesIn, &s.FramesIn)
-
-	d.Acks.PiggybackedOut += s.Acks.PiggybackedOut
-	d.Acks.StandaloneOut += s.Acks.StandaloneOut
-	d.Acks.PiggybackedIn += s.Acks.PiggybackedIn
-	d.Acks.StandaloneIn += s.Acks.StandaloneIn
-
-	d.Barrier.Calls += s.Barrier.Calls
-	d.Barrier.FlushWaitTotal += s.Barrier.FlushWaitTotal
-	d.Barrier.FlushWaitMax = max(d.Barrier.FlushWaitMax, s.Barrier.FlushWaitMax)
-	d.Barrier.AckWaitTotal += s.Barrier.AckWaitTotal
-	d.Barrier.AckWaitMax = max(d.Barrier.AckWaitMax, s.Barrier.AckWaitMax)
-
-	d.Errors.RejectedIn += s.Errors.RejectedIn
-	d.Errors.RejectedOut += s.Errors.RejectedOut
-	d.Errors.ProtocolViolations += s.Errors.ProtocolViolations
+	c := s.Counters()
+	d.Counters.Add(&c)
 
 	d.InFlight.Records += s.Out.InFlightRecords
 	d.InFlight.Bytes += s.Out.InFlightBytes
@@ -283,14 +239,6 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 }
 
 func (sm *summarizer) result() DiagnosticsSummary { return sm.d }
-
-func addFrames(dst, src *FrameCounts) {
-	dst.Hello += src.Hello
-	dst.Batch += src.Batch
-	dst.Ack += src.Ack
-	dst.Error += src.Error
-	dst.Unknown += src.Unknown
-}
 
 // countVersion adds one stream of version v to vs, kept in version order.
 func countVersion(vs []VersionCount, v uint64) []VersionCount {

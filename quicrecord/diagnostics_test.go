@@ -31,9 +31,9 @@ func randomSnapshots(rng *rand.Rand, n int) []RecordSnapshot {
 			Scope: []string{"orders", "audit", ""}[rng.IntN(3)], Conn: u(4), StreamID: quic.StreamID(4 * u(1000)),
 			DataID: uint64(i), Role: Role(1 + rng.IntN(2)), Version: 1 + u(2), State: states[rng.IntN(len(states))],
 		}
-		s.Out = OutStats{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4), InFlightRecords: zeroish(100), InFlightBytes: u(1e5)}
+		s.Out = OutStats{TrafficTotals: TrafficTotals{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4)}, InFlightRecords: zeroish(100), InFlightBytes: u(1e5)}
 		s.In = InStats{
-			Records: u(1e6), Bytes: u(1e9), Batches: u(1e4), BacklogRecords: zeroish(100), BacklogBytes: u(1e5),
+			TrafficTotals: TrafficTotals{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4)}, BacklogRecords: zeroish(100), BacklogBytes: u(1e5),
 			BacklogPeakRecords: u(1e3), BacklogPeakBytes: u(1e6),
 		}
 		s.FramesOut = FrameCounts{Hello: 1, Batch: u(1e4), Ack: u(1e3), Error: u(10), Unknown: u(3)}
@@ -182,16 +182,16 @@ func goldenSnapshots() []RecordSnapshot {
 		return RecordSnapshot{Identity: StreamIdentity{Scope: scope, Conn: conn, StreamID: id, DataID: data, Role: role, Version: v, State: st}}
 	}
 	a := mk("orders", 1, 0, 7, RoleAcceptor, 2, StateOpen)
-	a.In = InStats{Records: 120000, Bytes: 7_680_000, Batches: 1500, BacklogRecords: 300, BacklogBytes: 19200, BacklogPeakRecords: 4096, BacklogPeakBytes: 262144}
-	a.Out = OutStats{Records: 2000, Bytes: 64000, Batches: 400}
+	a.In = InStats{TrafficTotals: TrafficTotals{Records: 120000, Bytes: 7_680_000, Batches: 1500}, BacklogRecords: 300, BacklogBytes: 19200, BacklogPeakRecords: 4096, BacklogPeakBytes: 262144}
+	a.Out = OutStats{TrafficTotals: TrafficTotals{Records: 2000, Bytes: 64000, Batches: 400}}
 	a.FramesIn = FrameCounts{Hello: 1, Batch: 1500, Ack: 10, Unknown: 2}
 	a.FramesOut = FrameCounts{Hello: 1, Batch: 400, Ack: 1100, Error: 3}
 	a.Acks = AckStats{PiggybackedOut: 390, StandaloneOut: 1100, PiggybackedIn: 395, StandaloneIn: 10}
 	a.Errors = ErrorStats{RejectedOut: 3}
 
 	b := mk("orders", 1, 4, 8, RoleOpener, 2, StateOpen)
-	b.Out = OutStats{Records: 50000, Bytes: 52_428_800, Batches: 800, InFlightRecords: 12, InFlightBytes: 12288}
-	b.In = InStats{Records: 10, Bytes: 100, Batches: 2}
+	b.Out = OutStats{TrafficTotals: TrafficTotals{Records: 50000, Bytes: 52_428_800, Batches: 800}, InFlightRecords: 12, InFlightBytes: 12288}
+	b.In = InStats{TrafficTotals: TrafficTotals{Records: 10, Bytes: 100, Batches: 2}}
 	b.FramesOut = FrameCounts{Hello: 1, Batch: 800, Ack: 2}
 	b.FramesIn = FrameCounts{Hello: 1, Batch: 2, Ack: 700, Error: 1}
 	b.Acks = AckStats{PiggybackedOut: 0, StandaloneOut: 2, PiggybackedIn: 2, StandaloneIn: 700}
@@ -200,13 +200,13 @@ func goldenSnapshots() []RecordSnapshot {
 	b.Errors = ErrorStats{RejectedIn: 1}
 
 	c := mk("audit", 2, 0, 1, RoleAcceptor, 1, StateOpen)
-	c.In = InStats{Records: 40, Bytes: 4000, Batches: 40, BacklogRecords: 40, BacklogBytes: 4000, BacklogPeakRecords: 40, BacklogPeakBytes: 4000}
+	c.In = InStats{TrafficTotals: TrafficTotals{Records: 40, Bytes: 4000, Batches: 40}, BacklogRecords: 40, BacklogBytes: 4000, BacklogPeakRecords: 40, BacklogPeakBytes: 4000}
 	c.FramesIn = FrameCounts{Hello: 1, Batch: 40}
 	c.FramesOut = FrameCounts{Hello: 1}
 	c.Errors = ErrorStats{ProtocolViolations: 1}
 
 	d := mk("audit", 2, 8, 2, RoleOpener, 1, StateFailed)
-	d.Out = OutStats{Records: 5, Bytes: 500, Batches: 1, InFlightRecords: 5, InFlightBytes: 500}
+	d.Out = OutStats{TrafficTotals: TrafficTotals{Records: 5, Bytes: 500, Batches: 1}, InFlightRecords: 5, InFlightBytes: 500}
 	d.FramesOut = FrameCounts{Hello: 1, Batch: 1}
 	d.FramesIn = FrameCounts{Hello: 1}
 	return []RecordSnapshot{a, b, c, d}

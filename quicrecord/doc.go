@@ -79,7 +79,9 @@
 //
 // All methods of Conn, Listener, RecordStream and ResumableStream are safe
 // for concurrent use. Each stream runs two goroutines, a writer loop that
-// owns the write side and a reader loop that owns the read side; each
+// owns the write side (every outbound frame, the final ERROR of a reset
+// included, is written there, whole) and a reader loop that owns the read
+// side; each
 // connection runs an accept loop and one short-lived goroutine per stream
 // handshake. Close and Conn.Close return only after those goroutines have
 // ended. Diagnostics are read from atomics and never block the loops.
@@ -122,10 +124,14 @@
 //
 // # Limitations
 //
-//   - Records are at most Config.MaxRecordSize (1 MiB by default) and are
-//     held in memory; there is no streaming of a single record.
+//   - Records are at most Config.MaxRecordSize ([DefaultMaxRecordSize],
+//     1 MiB) and are held in memory; there is no streaming of a single
+//     record.
 //   - Without resumption, records in flight when a connection dies are in
 //     doubt: the application must resend them and the receiver dedupe.
 //   - A ResumableStream carries records from opener to acceptor only.
+//   - CloseWithError, and a protocol violation, wait at most a second for
+//     the frame being written before the ERROR; a peer that stopped
+//     reading gets the reset with its code but without the reason.
 //   - Ordering holds within a stream, not across streams.
 package quicrecord

@@ -181,6 +181,30 @@ func (e *BarrierError) Error() string {
 // Unwrap returns the reason.
 func (e *BarrierError) Unwrap() error { return e.Err }
 
+// ResumeError ends a resumable stream whose records may have been lost or
+// duplicated if it went on: the acceptor no longer has the state of its
+// key (expired, evicted, or never persisted), or the stream could not be
+// resumed at all. Records FirstUnknown through LastUnknown were sent but
+// not acknowledged: the acceptor may or may not have applied them, and
+// the application must decide. FirstUnknown > LastUnknown means none.
+type ResumeError struct {
+	Key                       []byte
+	FirstUnknown, LastUnknown uint64
+	// Err is the reason: a *StreamError with CodeResumeUnknown, a refusal,
+	// or the loss of a connection that could not be resumed.
+	Err error
+}
+
+func (e *ResumeError) Error() string {
+	if e.FirstUnknown > e.LastUnknown {
+		return fmt.Sprintf("quicrecord: resumable stream ended: %v", e.Err)
+	}
+	return fmt.Sprintf("quicrecord: resumable stream ended with records %d..%d in doubt: %v", e.FirstUnknown, e.LastUnknown, e.Err)
+}
+
+// Unwrap returns the reason.
+func (e *ResumeError) Unwrap() error { return e.Err }
+
 // ConnError reports that the QUIC connection under a stream ended. Code is
 // the application error code of the CONNECTION_CLOSE, when there was one.
 // It matches net.ErrClosed, and os.ErrDeadlineExceeded for idle timeouts.
@@ -230,6 +254,46 @@ var ErrLocalAckOutOfRange = errors.New("quicrecord: ack beyond the last delivere
 // ErrAlreadyConsumed is returned by [RecordStream.Reject] for a record that
 // was already acked or rejected.
 var ErrAlreadyConsumed = errors.New("quicrecord: record already acked or rejected")
+
+// codeOf is the one mapping from an error to the code and reason this side
+// puts on the wire for it: the Code and Reason of a *StreamError or
+// *RecordError in err's chain, else fallback and err's text. Each caller
+// names its own fallback: Apply rejects a record with CodeRejected, the
+// accept handler refuses a stream with CodeRefused, and the writer resets
+// its stream with CodeInternal.
+func codeOf(err error, fallback ErrorCode) (ErrorCode, string) {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Code, se.Reason
+	}
+	var re *RecordError
+	if errors.As(err, &re) {
+		return re.Code, re.Reason
+	}
+	return fallback, err.Error()
+}
+
+// asStreamError returns the *StreamError in err's chain, or else a local
+// one with the code and reason of codeOf(err, fallback) that wraps err.
+func asStreamError(err error, fallback ErrorCode) *StreamError {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se
+	}
+	code, reason := codeOf(err, fallback)
+	return &StreamError{Code: code, Reason: reason, Err: err}
+}
+
+// isViolation reports whether a code means the peer broke the protocol.
+func isViolation(code ErrorCode) bool {
+	switch code {
+	case CodeProtocolViolation, CodeFrameEncoding, CodeFrameTooLarge, CodeHelloTimeout,
+		CodeAckOutOfRange, CodeAckRegression, CodeSequenceGap, CodeRecordTooLarge,
+		CodeUnexpectedFrame, CodeWindowExceeded:
+		return true
+	}
+	return false
+}
 
 // ctxError converts a context's end into the error a blocking call
 // returns: its cause, and for deadlines also os.ErrDeadlineExceeded.

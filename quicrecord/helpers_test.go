@@ -3,7 +3,6 @@ package quicrecord
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/quic-go/quic-go/testutils/simnet"
 	"github.com/stretchr/testify/require"
 
+	"github.com/recordmux/recordmux/internal/simtest"
 	"github.com/recordmux/recordmux/internal/tlsutil"
 )
 
@@ -63,73 +63,36 @@ func (p *pair) close() {
 	}
 }
 
-// simLink is a simulated network between a client and a server endpoint.
-type simLink struct {
-	net            *simnet.Simnet
-	client, server *simnet.SimConn
-}
-
+// Addresses of simulated endpoints.
 var (
-	simClientAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.1"), Port: 9001}
-	simServerAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.2"), Port: 9002}
+	simClientAddr  = simtest.ClientAddr
+	simServerAddr  = simtest.ServerAddr
+	simClient2Addr = simtest.Client2Addr
 )
-
-func newSimLink(t testing.TB, router simnet.Router, settings simnet.NodeBiDiLinkSettings) *simLink {
-	t.Helper()
-	n := &simnet.Simnet{Router: router}
-	l := &simLink{
-		net:    n,
-		client: n.NewEndpoint(simClientAddr, settings),
-		server: n.NewEndpoint(simServerAddr, settings),
-	}
-	require.NoError(t, n.Start())
-	return l
-}
 
 // newSimQUIC connects two quic-go connections over simnet with the given
 // one-way latency. It must run inside a synctest bubble.
 func newSimQUIC(t testing.TB, clientCfg, serverCfg *Config, router simnet.Router, latency time.Duration) (client, server *quic.Conn) {
 	t.Helper()
-	if router == nil {
-		router = &simnet.PerfectRouter{}
-	}
-	link := newSimLink(t, router, simnet.NodeBiDiLinkSettings{Latency: latency})
-	t.Cleanup(func() {
-		_ = link.client.Close()
-		_ = link.server.Close()
-		_ = link.net.Close()
-	})
-	return dialSimQUIC(t, link.client, link.server, clientCfg, serverCfg, 10*time.Second)
+	n := simtest.NewNet(t, router, simtest.Latency(latency))
+	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
+	n.Start()
+	return dialSimQUIC(t, cconn, sconn, clientCfg, serverCfg, 10*time.Second)
 }
 
-// dialSimQUIC connects a quic-go client on cconn to a server on sconn
-// (at simServerAddr), with the recordmux ALPN and the QUIC settings of
-// the two configs, within timeout; the connections, listener and
-// transports are closed when the test ends. It must run inside a synctest
-// bubble.
+// dialSimQUIC connects a quic-go client on cconn to a server on sconn,
+// with the recordmux ALPN and the QUIC settings of the two configs,
+// within timeout; everything is closed when the test ends. It must run
+// inside a synctest bubble.
 func dialSimQUIC(t testing.TB, cconn, sconn *simnet.SimConn, clientCfg, serverCfg *Config, timeout time.Duration) (client, server *quic.Conn) {
 	t.Helper()
 	stls, ctls := tlsPair(t)
-	stls.NextProtos = []string{ALPN}
-	ctls.NextProtos = []string{ALPN}
-	str := &quic.Transport{Conn: sconn}
-	ctr := &quic.Transport{Conn: cconn}
-	ql, err := str.Listen(stls, simQUICConfig(serverCfg))
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	client, err = ctr.Dial(ctx, simServerAddr, ctls, simQUICConfig(clientCfg))
-	require.NoError(t, err)
-	server, err = ql.Accept(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = client.CloseWithError(0, "")
-		_ = server.CloseWithError(0, "")
-		_ = ql.Close()
-		_ = ctr.Close()
-		_ = str.Close()
+	return simtest.Connect(t, simtest.Endpoints{
+		Client: cconn, Server: sconn,
+		ClientTLS: withALPN(ctls), ServerTLS: withALPN(stls),
+		ClientQUIC: simQUICConfig(clientCfg), ServerQUIC: simQUICConfig(serverCfg),
+		Timeout: timeout,
 	})
-	return client, server
 }
 
 // newSimPair connects a recordmux client and server over simnet with the

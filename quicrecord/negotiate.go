@@ -51,7 +51,7 @@ func featuresAt(v uint64) Features {
 // the features defined at its highest version, as a build of that version
 // would.
 func (s *settings) localHello() frames.Hello {
-	h := frames.Hello{
+	return frames.Hello{
 		MinVersion:    s.minVersion,
 		MaxVersion:    s.maxVersion,
 		Features:      s.features & featuresAt(s.maxVersion),
@@ -60,13 +60,6 @@ func (s *settings) localHello() frames.Hello {
 		WindowRecords: uint64(s.maxBacklogRecs),
 		WindowBytes:   uint64(s.maxBacklogBytes),
 	}
-	if hk := s.hooks; hk != nil {
-		h.Features |= hk.extraFeatures
-		if hk.helloExtension {
-			h.Extensions = append(h.Extensions, frames.Extension{ID: 0x3f00, Value: []byte("future")})
-		}
-	}
-	return h
 }
 
 // negotiate computes the outcome of a HELLO exchange from this side's

@@ -89,7 +89,7 @@ func TestReliabilityDeadPeer(t *testing.T) {
 					require.NoError(t, tx.Flush(ctx))
 					sendAt = t0
 				case "endpoint closed":
-					require.NoError(t, n.conns[1].Close()) // the server's endpoint
+					require.NoError(t, n.Conn(simServerAddr).Close())
 				}
 				err := tx.Barrier(ctx)
 				elapsed := time.Since(t0)

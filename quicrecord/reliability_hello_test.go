@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"net"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/recordmux/recordmux/internal/simtest"
 )
-
-var simClient2Addr = &net.UDPAddr{IP: net.ParseIP("1.0.0.3"), Port: 9003}
 
 // TestReliabilitySlowHelloOtherConns: one client connection opens a
 // stream and sends its HELLO one byte a second. While that stream is
@@ -28,10 +25,10 @@ func TestReliabilitySlowHelloOtherConns(t *testing.T) {
 		defer cancel()
 		const helloTimeout = 5 * time.Second
 		n := newRelNet(t, linkOpts{latency: simRTT / 2})
-		sconn := n.endpoint(simServerAddr)
-		slowConn := n.endpoint(simClientAddr)
-		fastConn := n.endpoint(simClient2Addr)
-		n.start()
+		sconn := n.Endpoint(simServerAddr)
+		slowConn := n.Endpoint(simClientAddr)
+		fastConn := n.Endpoint(simClient2Addr)
+		n.Start()
 		stls, ctls := tlsPair(t)
 		refused := make(chan *StreamError, 2)
 		scfg := &Config{HelloTimeout: helloTimeout, OnStreamRefused: func(_ RecordAcceptInfo, err *StreamError) { refused <- err }}

@@ -62,33 +62,14 @@ func (o linkOpts) settings(name string) simnet.NodeBiDiLinkSettings {
 
 // relNet is a simulated network whose Router can lose, black out and cut.
 type relNet struct {
-	t      testing.TB
+	*simtest.Net
 	router *simtest.Router
-	net    *simnet.Simnet
-	opts   linkOpts
-	conns  []*simnet.SimConn
 }
 
 func newRelNet(t testing.TB, o linkOpts) *relNet {
 	r := simtest.NewRouter(o.seed, o.loss)
-	return &relNet{t: t, router: r, net: &simnet.Simnet{Router: r}, opts: o}
-}
-
-// endpoint adds a node; call start once all are added.
-func (n *relNet) endpoint(addr *net.UDPAddr) *simnet.SimConn {
-	c := n.net.NewEndpoint(addr, n.opts.settings(addr.String()))
-	n.conns = append(n.conns, c)
-	return c
-}
-
-func (n *relNet) start() {
-	require.NoError(n.t, n.net.Start())
-	n.t.Cleanup(func() {
-		for _, c := range n.conns {
-			_ = c.Close()
-		}
-		_ = n.net.Close()
-	})
+	settings := func(addr *net.UDPAddr) simnet.NodeBiDiLinkSettings { return o.settings(addr.String()) }
+	return &relNet{Net: simtest.NewNet(t, r, settings), router: r}
 }
 
 // simQUICConfig is the quic.Config the reliability tests use over simnet.
@@ -103,9 +84,9 @@ func simQUICConfig(c *Config) *quic.Config {
 func newRelSimQUIC(t testing.TB, clientCfg, serverCfg *Config, o linkOpts) (client, server *quic.Conn, n *relNet) {
 	t.Helper()
 	n = newRelNet(t, o)
-	cconn := n.endpoint(simClientAddr)
-	sconn := n.endpoint(simServerAddr)
-	n.start()
+	cconn := n.Endpoint(simClientAddr)
+	sconn := n.Endpoint(simServerAddr)
+	n.Start()
 	client, server = dialSimQUIC(t, cconn, sconn, clientCfg, serverCfg, time.Minute)
 	return client, server, n
 }
@@ -133,14 +114,8 @@ type simServer struct {
 // listenSim starts a Listener on conn with tlsConf (ALPN set when empty).
 func listenSim(t testing.TB, conn *simnet.SimConn, tlsConf *tls.Config, cfg *Config) *simServer {
 	t.Helper()
-	tr := &quic.Transport{Conn: conn}
-	ql, err := tr.Listen(withALPN(tlsConf), simQUICConfig(cfg))
-	require.NoError(t, err)
-	ln := NewListener(ql, cfg)
-	t.Cleanup(func() {
-		_ = ln.Close()
-		_ = tr.Close()
-	})
+	ln := NewListener(simtest.Listen(t, conn, withALPN(tlsConf), simQUICConfig(cfg)), cfg)
+	t.Cleanup(func() { _ = ln.Close() })
 	return &simServer{ln: ln, addr: conn.LocalAddr().(*net.UDPAddr)}
 }
 
@@ -148,9 +123,7 @@ func listenSim(t testing.TB, conn *simnet.SimConn, tlsConf *tls.Config, cfg *Con
 // returns quic-go's error as it is.
 func dialSim(ctx context.Context, t testing.TB, conn *simnet.SimConn, to *net.UDPAddr, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
 	t.Helper()
-	tr := &quic.Transport{Conn: conn}
-	t.Cleanup(func() { _ = tr.Close() })
-	qc, err := tr.Dial(ctx, to, withALPN(tlsConf), simQUICConfig(cfg))
+	qc, err := simtest.Transport(t, conn).Dial(ctx, to, withALPN(tlsConf), simQUICConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

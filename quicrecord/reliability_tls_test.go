@@ -155,9 +155,9 @@ func TestReliabilityMutualTLSRequired(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				n := newRelNet(t, linkOpts{latency: simRTT / 2})
-				sconn := n.endpoint(simServerAddr)
-				cconn := n.endpoint(simClientAddr)
-				n.start()
+				sconn := n.Endpoint(simServerAddr)
+				cconn := n.Endpoint(simClientAddr)
+				n.Start()
 				srv := startMTLSServer(ctx, t, &simServerArgs{conn: sconn, tls: m.serverConfig()})
 				defer cancel()
 
@@ -237,10 +237,10 @@ func TestReliabilityAuthorize(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		n := newRelNet(t, linkOpts{latency: simRTT / 2})
-		sconn := n.endpoint(simServerAddr)
-		aconn := n.endpoint(simClientAddr)
-		bconn := n.endpoint(simClient2Addr)
-		n.start()
+		sconn := n.Endpoint(simServerAddr)
+		aconn := n.Endpoint(simClientAddr)
+		bconn := n.Endpoint(simClient2Addr)
+		n.Start()
 		var infos sync.Map // scope → the handler's view
 		srv := startMTLSServer(ctx, t, &simServerArgs{conn: sconn, tls: m.serverConfig(), handler: func(info RecordAcceptInfo) error {
 			infos.Store(info.Scope+"@"+info.TLS.PeerCertificates[0].Subject.CommonName, info)

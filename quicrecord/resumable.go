@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -30,7 +31,8 @@ type ResumeOptions struct {
 	FirstSeq uint64
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts, which doubles from MinBackoff up to MaxBackoff with up to
-	// 50% random jitter. 0 means 100 ms and 10 s.
+	// 50% random jitter. 0 means [DefaultMinBackoff] (100 ms) and
+	// [DefaultMaxBackoff] (10 s).
 	MinBackoff, MaxBackoff time.Duration
 	// OnEvent, if set, is told of connection changes. It runs on the
 	// stream's connection goroutine and must not block.
@@ -41,6 +43,12 @@ type ResumeOptions struct {
 	// Barrier.
 	OnReject func(*RecordError)
 }
+
+// The defaults of the ResumeOptions backoff bounds, used when zero.
+const (
+	DefaultMinBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff = 10 * time.Second
+)
 
 // ResumeEventKind says what happened to a resumable stream.
 type ResumeEventKind uint8
@@ -81,30 +89,6 @@ type ResumeEvent struct {
 	// Err is the error that caused a disconnection or failure.
 	Err error
 }
-
-// ResumeError ends a resumable stream whose records may have been lost or
-// duplicated if it went on: the acceptor no longer has the state of its
-// key (expired, evicted, or never persisted), or the stream could not be
-// resumed at all. Records FirstUnknown through LastUnknown were sent but
-// not acknowledged: the acceptor may or may not have applied them, and
-// the application must decide. FirstUnknown > LastUnknown means none.
-type ResumeError struct {
-	Key                       []byte
-	FirstUnknown, LastUnknown uint64
-	// Err is the reason: a *StreamError with CodeResumeUnknown, a refusal,
-	// or the loss of a connection that could not be resumed.
-	Err error
-}
-
-func (e *ResumeError) Error() string {
-	if e.FirstUnknown > e.LastUnknown {
-		return fmt.Sprintf("quicrecord: resumable stream ended: %v", e.Err)
-	}
-	return fmt.Sprintf("quicrecord: resumable stream ended with records %d..%d in doubt: %v", e.FirstUnknown, e.LastUnknown, e.Err)
-}
-
-// Unwrap returns the reason.
-func (e *ResumeError) Unwrap() error { return e.Err }
 
 // ResumeStats count a resumable stream's reconnections.
 type ResumeStats struct {
@@ -203,8 +187,8 @@ func NewResumableStream(ctx context.Context, dial func(ctx context.Context) (*Co
 		done: make(chan struct{}),
 	}
 	r.acked, r.written = first-1, first-1
-	r.opts.MinBackoff = orDefault(opts.MinBackoff, 100*time.Millisecond)
-	r.opts.MaxBackoff = max(orDefault(opts.MaxBackoff, 10*time.Second), r.opts.MinBackoff)
+	r.opts.MinBackoff = orDefault(opts.MinBackoff, DefaultMinBackoff)
+	r.opts.MaxBackoff = max(orDefault(opts.MaxBackoff, DefaultMaxBackoff), r.opts.MinBackoff)
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	conn, s, err := r.connect(ctx)
 	if err != nil {
@@ -506,7 +490,7 @@ func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 func (r *ResumableStream) reconnect() (*Conn, *RecordStream) {
 	backoff := r.opts.MinBackoff
 	for {
-		jitter := time.Duration(float64(backoff) * 0.5 * randFloat())
+		jitter := time.Duration(float64(backoff) * 0.5 * mrand.Float64())
 		t := time.NewTimer(backoff + jitter)
 		select {
 		case <-t.C:
@@ -533,12 +517,6 @@ func (r *ResumableStream) reconnect() (*Conn, *RecordStream) {
 			return nil, nil
 		}
 	}
-}
-
-func randFloat() float64 {
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	return float64(uint16(b[0])<<8|uint16(b[1])) / 65536
 }
 
 // serve pumps retained records into s until it fails or the stream is

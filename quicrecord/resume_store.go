@@ -16,11 +16,13 @@ import (
 // documented defaults.
 type ResumeStoreConfig struct {
 	// TTL is how long the receive state of a resumable stream is kept
-	// after its connection is lost. 0 means 5 minutes.
+	// after its connection is lost. 0 means [DefaultResumeTTL] (5
+	// minutes).
 	TTL time.Duration
 	// MaxKeys caps the number of keys kept. When a new key would exceed
 	// it, the detached state that expires first is evicted; if every key
-	// has a live stream, the new stream is refused. 0 means 10,000.
+	// has a live stream, the new stream is refused. 0 means
+	// [DefaultResumeMaxKeys] (10,000).
 	MaxKeys int
 	// LoadApplied, if set, is asked for the last applied sequence number
 	// of a key the store does not hold, for example after a restart: the
@@ -30,6 +32,12 @@ type ResumeStoreConfig struct {
 	// starts from the beginning.
 	LoadApplied func(ctx context.Context, info ResumeKeyInfo) (lastApplied uint64, found bool, err error)
 }
+
+// The defaults of the ResumeStoreConfig fields, used when a field is zero.
+const (
+	DefaultResumeTTL     = 5 * time.Minute
+	DefaultResumeMaxKeys = 10_000
+)
 
 // ResumeKeyInfo identifies a resumable stream to [ResumeStoreConfig.LoadApplied].
 type ResumeKeyInfo struct {
@@ -66,8 +74,8 @@ type ResumeStore struct {
 // NewResumeStore returns an empty store.
 func NewResumeStore(cfg ResumeStoreConfig) *ResumeStore {
 	return &ResumeStore{
-		ttl:     orDefault(cfg.TTL, 5*time.Minute),
-		maxKeys: orDefault(cfg.MaxKeys, 10_000),
+		ttl:     orDefault(cfg.TTL, DefaultResumeTTL),
+		maxKeys: orDefault(cfg.MaxKeys, DefaultResumeMaxKeys),
 		load:    cfg.LoadApplied,
 		keys:    make(map[string]*resumeState),
 	}

@@ -61,7 +61,9 @@ func resumeQUIC() *quic.Config {
 
 func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS *tls.Config) *resumeRig {
 	rig := &resumeRig{t: t, router: &blackoutRouter{}, applied: map[string]uint64{}}
-	link := newSimLink(t, rig.router, simnet.NodeBiDiLinkSettings{Latency: 10 * time.Millisecond})
+	n := simtest.NewNet(t, rig.router, simtest.Latency(10*time.Millisecond))
+	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
+	n.Start()
 	if serverTLS == nil {
 		serverTLS, clientTLS = tlsPair(t)
 	}
@@ -70,11 +72,8 @@ func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS
 	rig.store = NewResumeStore(storeCfg)
 	scfg := &Config{QUIC: resumeQUIC(), ResumeStore: rig.store}
 	rig.ccfg = &Config{QUIC: resumeQUIC()}
-	str := &quic.Transport{Conn: link.server}
-	rig.ctr = &quic.Transport{Conn: link.client}
-	ql, err := str.Listen(serverTLS, scfg.quicConfig())
-	require.NoError(t, err)
-	rig.ln = NewListener(ql, scfg)
+	rig.ctr = simtest.Transport(t, cconn)
+	rig.ln = NewListener(simtest.Listen(t, sconn, serverTLS, scfg.quicConfig()), scfg)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	wg.Go(func() { rig.serve(ctx, &wg) })
@@ -82,11 +81,6 @@ func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS
 		cancel()
 		_ = rig.ln.Close()
 		wg.Wait()
-		_ = rig.ctr.Close()
-		_ = str.Close()
-		_ = link.client.Close()
-		_ = link.server.Close()
-		_ = link.net.Close()
 	})
 	return rig
 }

@@ -115,18 +115,18 @@ type StreamIdentity struct {
 	LastActivity time.Time `json:"last_activity"` // last frame in or out
 }
 
-// OutStats describe the send direction. Records, Bytes, LastSeq and the
-// in-flight gauges are published when the writer loop takes records (or
-// an ack arrives), not on every Send, so they may trail Send by the
-// records still waiting for the writer.
+// OutStats describe the send direction. The traffic counters (Records,
+// Bytes, Batches), LastSeq and the in-flight gauges are published when the
+// writer loop takes records (or an ack arrives), not on every Send, so
+// they may trail Send by the records still waiting for the writer.
+//
+// Records counts the records Send accepted on this stream, replays by a
+// ResumableStream included; Bytes their record bytes; Batches the BATCH
+// frames written. A stream that resumed an earlier one numbers its
+// records after those the acceptor had already applied, so its LastSeq
+// may exceed Records.
 type OutStats struct {
-	// Records counts the records Send accepted on this stream (counter),
-	// replays by a ResumableStream included. A stream that resumed an
-	// earlier one numbers its records after those the acceptor had
-	// already applied, so its LastSeq may exceed Records.
-	Records uint64 `json:"records"`
-	Bytes   uint64 `json:"bytes"`    // record bytes accepted by Send (counter)
-	Batches uint64 `json:"batches"`  // BATCH frames written (counter)
+	TrafficTotals
 	LastSeq uint64 `json:"last_seq"` // sequence number of the last record sent
 	// FlushedSeq is the last record handed to QUIC.
 	FlushedSeq      uint64 `json:"flushed_seq"`
@@ -135,11 +135,11 @@ type OutStats struct {
 	InFlightBytes   uint64 `json:"in_flight_bytes"`   // record bytes sent and not yet acknowledged (gauge)
 }
 
-// InStats describe the receive direction.
+// InStats describe the receive direction: the records, record bytes and
+// BATCH frames received (TrafficTotals), how far the application got,
+// and its apply backlog.
 type InStats struct {
-	Records    uint64 `json:"records"`     // records received (counter)
-	Bytes      uint64 `json:"bytes"`       // record bytes received (counter)
-	Batches    uint64 `json:"batches"`     // BATCH frames received (counter)
+	TrafficTotals
 	AppliedSeq uint64 `json:"applied_seq"` // last record acked or rejected by the application
 	// BacklogRecords and BacklogBytes are received and not yet applied
 	// (gauges); the Peak fields are their maxima since open.
@@ -149,9 +149,77 @@ type InStats struct {
 	BacklogPeakBytes   uint64 `json:"backlog_peak_bytes"`
 }
 
+// Counters are the cumulative counters of a stream, or the sums of those
+// of several streams: the part of a [RecordSnapshot] that only grows
+// while a stream lives, grouped so that sets of streams add up with
+// [Counters.Add]. [RecordSnapshot.Counters] returns a stream's; a
+// [DiagnosticsSummary] embeds their total, and [Conn.EndedDiagnostics]
+// and package promrecord add them the same way.
+//
+// A new counter goes into the stream's atomics, into the struct here that
+// holds it (and that struct's add), and into whatever prints it.
+type Counters struct {
+	// Out and In total the records, record bytes and BATCH frames sent
+	// and received.
+	Out TrafficTotals `json:"out"`
+	In  TrafficTotals `json:"in"`
+	// FramesOut and FramesIn count frames by type.
+	FramesOut FrameCounts `json:"frames_out"`
+	FramesIn  FrameCounts `json:"frames_in"`
+	// Acks splits acks into piggybacked and standalone, each way.
+	Acks AckStats `json:"acks"`
+	// Barrier totals the successful Barrier calls and their waits; the
+	// maxima are the longest wait of any one stream.
+	Barrier BarrierStats `json:"barrier"`
+	// Errors totals rejections and protocol violations.
+	Errors ErrorStats `json:"errors"`
+}
+
+// Add adds the counters of o to c: totals add up, and the barrier maxima
+// keep the larger.
+func (c *Counters) Add(o *Counters) {
+	c.Out.add(&o.Out)
+	c.In.add(&o.In)
+	c.FramesOut.add(&o.FramesOut)
+	c.FramesIn.add(&o.FramesIn)
+	c.Acks.add(&o.Acks)
+	c.Barrier.add(&o.Barrier)
+	c.Errors.add(&o.Errors)
+}
+
+// Counters returns the stream's cumulative counters.
+func (s *RecordSnapshot) Counters() Counters {
+	return Counters{
+		Out: s.Out.TrafficTotals, In: s.In.TrafficTotals,
+		FramesOut: s.FramesOut, FramesIn: s.FramesIn,
+		Acks: s.Acks, Barrier: s.Barrier, Errors: s.Errors,
+	}
+}
+
+// TrafficTotals count one direction's records, record bytes and BATCH
+// frames (counters).
+type TrafficTotals struct {
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`
+	Batches uint64 `json:"batches"`
+}
+
+// RecordsPerBatch is the mean number of records per BATCH frame, a
+// measure of how well the writer batches; 0 when there were no batches.
+func (t TrafficTotals) RecordsPerBatch() float64 { return ratio(t.Records, t.Batches) }
+
+func (t *TrafficTotals) add(o *TrafficTotals) {
+	t.Records += o.Records
+	t.Bytes += o.Bytes
+	t.Batches += o.Batches
+}
+
 // FrameCounts count frames by type (counters). HELLO frames are counted
 // by both sides of a negotiated stream; frames of a stream that was
-// refused during its handshake are not counted anywhere.
+// refused during its handshake are not counted anywhere. The ERROR that
+// ends a stream (CloseWithError, a violation) is counted when the stream
+// hands it to its writer, before the stream's snapshot is frozen; the
+// writer drops it if the peer stops taking data within a second.
 type FrameCounts struct {
 	Hello   uint64 `json:"hello"`
 	Batch   uint64 `json:"batch"`
@@ -162,6 +230,14 @@ type FrameCounts struct {
 
 // Total is the number of frames of every type.
 func (f FrameCounts) Total() uint64 { return f.Hello + f.Batch + f.Ack + f.Error + f.Unknown }
+
+func (f *FrameCounts) add(o *FrameCounts) {
+	f.Hello += o.Hello
+	f.Batch += o.Batch
+	f.Ack += o.Ack
+	f.Error += o.Error
+	f.Unknown += o.Unknown
+}
 
 // AckStats split acks into piggybacked (in a BATCH header) and standalone
 // ACK frames, in each direction (counters).
@@ -181,6 +257,13 @@ func (a AckStats) PiggybackRatioOut() float64 {
 // PiggybackRatioIn is the share of acks received that rode in a batch.
 func (a AckStats) PiggybackRatioIn() float64 {
 	return ratio(a.PiggybackedIn, a.PiggybackedIn+a.StandaloneIn)
+}
+
+func (a *AckStats) add(o *AckStats) {
+	a.PiggybackedOut += o.PiggybackedOut
+	a.StandaloneOut += o.StandaloneOut
+	a.PiggybackedIn += o.PiggybackedIn
+	a.StandaloneIn += o.StandaloneIn
 }
 
 func ratio(a, b uint64) float64 {
@@ -211,6 +294,14 @@ func (b BarrierStats) MeanFlushWait() time.Duration { return meanDur(b.FlushWait
 // MeanAckWait is the mean time a barrier waited, after the flush, for the
 // peer to apply its records; 0 when no barrier succeeded.
 func (b BarrierStats) MeanAckWait() time.Duration { return meanDur(b.AckWaitTotal, b.Calls) }
+
+func (b *BarrierStats) add(o *BarrierStats) {
+	b.Calls += o.Calls
+	b.FlushWaitTotal += o.FlushWaitTotal
+	b.FlushWaitMax = max(b.FlushWaitMax, o.FlushWaitMax)
+	b.AckWaitTotal += o.AckWaitTotal
+	b.AckWaitMax = max(b.AckWaitMax, o.AckWaitMax)
+}
 
 func meanDur(total time.Duration, n uint64) time.Duration {
 	if n == 0 {
@@ -279,6 +370,12 @@ type ErrorStats struct {
 	ProtocolViolations uint64 `json:"protocol_violations"`
 }
 
+func (e *ErrorStats) add(o *ErrorStats) {
+	e.RejectedIn += o.RejectedIn
+	e.RejectedOut += o.RejectedOut
+	e.ProtocolViolations += o.ProtocolViolations
+}
+
 // Snapshot returns the stream's diagnostics. After the stream ended it
 // returns the final snapshot, frozen at that moment.
 func (s *RecordStream) Snapshot() RecordSnapshot {
@@ -321,13 +418,13 @@ func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
 	// starts numbering after sendBase, the records of its predecessors.
 	last := c.outRecords.Load()
 	snap.Out = OutStats{
-		Records: last - s.sendBase, Bytes: c.outBytes.Load(), Batches: c.outBatches.Load(),
-		LastSeq: last, FlushedSeq: c.flushedSeq.Load(), AckedSeq: c.ackedSeq.Load(),
+		TrafficTotals: TrafficTotals{Records: last - s.sendBase, Bytes: c.outBytes.Load(), Batches: c.outBatches.Load()},
+		LastSeq:       last, FlushedSeq: c.flushedSeq.Load(), AckedSeq: c.ackedSeq.Load(),
 		InFlightRecords: c.inflightRec.Load(), InFlightBytes: c.inflightB.Load(),
 	}
 	snap.In = InStats{
-		Records: c.inRecords.Load(), Bytes: c.inBytes.Load(), Batches: c.inBatches.Load(),
-		AppliedSeq: c.appliedSeq.Load(), BacklogRecords: c.backlogRec.Load(), BacklogBytes: c.backlogBytes.Load(),
+		TrafficTotals: TrafficTotals{Records: c.inRecords.Load(), Bytes: c.inBytes.Load(), Batches: c.inBatches.Load()},
+		AppliedSeq:    c.appliedSeq.Load(), BacklogRecords: c.backlogRec.Load(), BacklogBytes: c.backlogBytes.Load(),
 		BacklogPeakRecords: c.backlogPeakR.Load(), BacklogPeakBytes: c.backlogPeakB.Load(),
 	}
 	snap.FramesOut = frameCounts(&c.outFrames)

@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,22 +13,6 @@ import (
 
 	"github.com/recordmux/recordmux/frames"
 )
-
-// wireStream is the part of *quic.Stream a record stream uses. Tests may
-// substitute it.
-type wireStream interface {
-	io.Reader
-	io.Writer
-	StreamID() quic.StreamID
-	Close() error
-	CancelRead(quic.StreamErrorCode)
-	CancelWrite(quic.StreamErrorCode)
-	SetReliableBoundary()
-	TryWriteAll([]byte) error
-	SetReadDeadline(time.Time) error
-	SetWriteDeadline(time.Time) error
-	Context() context.Context
-}
 
 // Role says which side opened a stream.
 type Role uint8
@@ -76,7 +59,7 @@ type Record struct {
 // ends).
 type RecordStream struct {
 	conn *Conn
-	qs   wireStream
+	qs   *quic.Stream
 	set  *settings
 	id   quic.StreamID
 	info streamInfo
@@ -99,17 +82,16 @@ type RecordStream struct {
 	readerDone chan struct{}
 
 	fr *frames.Reader // owned by the reader loop (by the handshake before it)
-	// directPooled is the pool handle of the buffer fr read the last
-	// BATCH payload into (see directBuf), and direct says whether it did.
-	// Owned by the reader loop.
-	directPooled *[]byte
-	direct       bool
 
 	// readerErr is set, once, when the reader loop stops: why no more
 	// frames (and so no more acks) will arrive.
 	readerErr atomic.Pointer[error]
 
-	ended     atomic.Bool // end ran; the stream's final bookkeeping is done
+	ended atomic.Bool // end ran; the stream's final bookkeeping is done
+	// aborting is set, under smu, when an abort hands the writer loop its
+	// final frame (sendState.final); the writer reads it without the lock
+	// between frames.
+	aborting  atomic.Bool
 	ctr       counters
 	final     atomic.Pointer[RecordSnapshot] // the frozen snapshot, once done
 	onReject  atomic.Pointer[func(*RecordError)]
@@ -182,8 +164,13 @@ type sendState struct {
 	rejects        []*RecordError // rejections not yet reported by a Barrier, in seq order
 	rejectOverflow int            // rejections dropped from rejects because it was full
 
-	err  error // terminal error of the send direction; nil while usable
-	done bool  // the writer loop has finished (FIN written or failed)
+	err     error // terminal error of the send direction; nil while usable
+	started bool  // the writer loop was started
+	done    bool  // the writer loop has finished (FIN written or failed)
+	// aborted is set by the first abort; final is the ERROR frame it
+	// handed the running writer loop, nil once the writer took it.
+	aborted bool
+	final   *frames.ErrorFrame
 	// wait is notified when an ack arrives or the stream fails: what
 	// Send's window wait and Barrier wait for. flushWait is closed and
 	// cleared when the writer hands records to QUIC or exits: what Flush
@@ -277,7 +264,7 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
 
 // newStream builds a negotiated stream; start launches its loops.
-func newStream(c *Conn, set *settings, qs wireStream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
+func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	s := &RecordStream{
 		conn:       c,
 		qs:         qs,
@@ -309,6 +296,9 @@ func newStream(c *Conn, set *settings, qs wireStream, fr *frames.Reader, neg Neg
 }
 
 func (s *RecordStream) start() {
+	s.smu.Lock()
+	s.snd.started = true
+	s.smu.Unlock()
 	go s.writeLoop()
 	go s.readLoop()
 	if s.log != nil {
@@ -354,9 +344,7 @@ func (s *RecordStream) MaxRecordSize() int { return s.maxSendRec }
 // streams of the same urgency share bandwidth round-robin. A latency
 // stream next to a bulk one benefits from a lower urgency.
 func (s *RecordStream) SetPriority(urgency int8, incremental bool) {
-	if p, ok := s.qs.(interface{ SetPriority(int8, bool) }); ok {
-		p.SetPriority(urgency, incremental)
-	}
+	s.qs.SetPriority(urgency, incremental)
 }
 
 // SetRejectHandler installs fn to be called, on the stream's reader
@@ -403,11 +391,11 @@ func (s *RecordStream) close() error {
 		case <-s.writerDone:
 		case <-t.C:
 			err = &StreamError{Code: CodeCancelled, Reason: "close timed out flushing", StreamID: s.id, Err: os.ErrDeadlineExceeded}
-			s.qs.CancelWrite(quic.StreamErrorCode(CodeCancelled))
+			s.qs.CancelWrite(resetCode(CodeCancelled))
 		}
 		t.Stop()
 	}
-	s.qs.CancelRead(quic.StreamErrorCode(CodeNoError))
+	s.qs.CancelRead(resetCode(CodeNoError))
 	s.end(ErrClosed)
 	s.waitLoops()
 	return err
@@ -437,11 +425,15 @@ func (s *RecordStream) waitLoops() {
 }
 
 // CloseWithError resets the stream in both directions with code, after
-// trying to send an ERROR frame with reason so the peer sees both. Records
-// not yet handed to QUIC are dropped. The peer's pending and future calls
-// fail with a *StreamError carrying code; local ones with one that has
-// Remote == false. When CloseWithError returns, the stream's goroutines
-// have ended.
+// sending an ERROR frame with code and reason so the peer sees both. The
+// ERROR leaves through the stream's writer after the frame it is writing;
+// if that frame and the ERROR cannot be handed to QUIC within a second
+// (the peer is not reading, flow control is blocked) the stream is reset
+// without the ERROR, and the peer sees the code alone. Records not yet
+// handed to QUIC are dropped. The peer's pending and future calls fail
+// with a *StreamError carrying code; local ones fail at once with one
+// that has Remote == false. When CloseWithError returns, the stream's
+// goroutines have ended.
 func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
 	s.closeOnce.Do(func() {
 		if s.stopCtx != nil {
@@ -453,23 +445,48 @@ func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
 	return nil
 }
 
-// abort ends the stream at once with err, and resets both directions of
-// the QUIC stream with err.Code. When tell is set it first sends an ERROR
-// frame with the code and reason, if the stream can take it without
-// blocking, so the peer learns the reason too.
+// abort ends the stream at once with err: its context is cancelled with
+// err as the cause, and Send, Barrier, Recv and the others fail with it
+// from now on. Only the first abort of a stream that has not ended acts on
+// the QUIC stream. With tell set it sends ERROR(seq 0, code, reason)
+// before resetting both directions with err.Code; without, it resets at
+// once (the peer's own ERROR or reset ended the stream).
+//
+// The ERROR goes through the writer loop, like every outbound frame: a
+// running writer gets it as its final frame (sendState.final) and writes
+// it after the frame it is writing, never inside one, then resets. A
+// write deadline of abortTimeout bounds that frame and the ERROR. When
+// the writer has not started or has already finished, nothing else
+// writes, and abort writes the frame itself.
 func (s *RecordStream) abort(err *StreamError, tell bool) {
-	if s.ctx.Err() == nil {
-		if tell {
-			f := frames.ErrorFrame{Code: err.Code, Reason: err.Reason}
-			if s.qs.TryWriteAll(f.Append(nil)) == nil {
-				s.ctr.frameOut(kindError)
-				s.qs.SetReliableBoundary()
-			}
-		}
-		s.qs.CancelWrite(quic.StreamErrorCode(err.Code))
-		s.qs.CancelRead(quic.StreamErrorCode(err.Code))
+	if tell && s.ctx.Err() == nil {
+		_ = s.qs.SetWriteDeadline(time.Now().Add(abortTimeout))
 	}
-	s.failSend(err)
+	s.smu.Lock()
+	first := !s.snd.aborted && s.ctx.Err() == nil
+	s.snd.aborted = true
+	handOff := first && tell && s.snd.started && !s.snd.done
+	if handOff {
+		s.snd.final = &frames.ErrorFrame{Code: err.Code, Reason: err.Reason}
+		s.aborting.Store(true)
+	}
+	if s.snd.err == nil {
+		s.snd.err = err
+	}
+	s.notifySendLocked()
+	s.smu.Unlock()
+	switch {
+	case handOff:
+		// Counted now, before end freezes the stream's snapshot.
+		s.ctr.frameOut(kindError)
+		s.wakeWriter()
+	case first && tell:
+		if endStream(s.qs, err.Code, err.Reason) {
+			s.ctr.frameOut(kindError)
+		}
+	case first:
+		resetStream(s.qs, err.Code)
+	}
 	s.failRecv(err)
 	s.end(err)
 }
@@ -482,16 +499,6 @@ func (s *RecordStream) violation(code ErrorCode, reason string, cause error) {
 		s.log.Warn("protocol violation", "code", code.String(), "reason", reason, "err", cause)
 	}
 	s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id, Err: cause}, true)
-}
-
-// failSend ends the send direction with err if it has not ended.
-func (s *RecordStream) failSend(err error) {
-	s.smu.Lock()
-	if s.snd.err == nil {
-		s.snd.err = err
-	}
-	s.notifySendLocked()
-	s.smu.Unlock()
 }
 
 // failRecv ends the receive direction with err if it has not ended.

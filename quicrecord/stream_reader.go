@@ -7,8 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/recordmux/recordmux/frames"
 )
 
@@ -29,26 +27,22 @@ func (s *RecordStream) readFrames() error {
 		if err := s.waitBacklogRoom(); err != nil {
 			return err
 		}
-		t, payload, err := s.fr.ReadFrame()
-		direct, pooled := s.direct, s.directPooled
-		s.direct, s.directPooled = false, nil
+		f, err := s.fr.Next()
 		if err != nil {
-			if direct {
-				s.conn.putRecvBuf(pooled)
-			}
+			s.dropDirect(&f)
 			return s.readFailed(err)
 		}
-		s.ctr.frameIn(kindOf(t))
+		s.ctr.frameIn(kindOf(f.Type))
 		s.ctr.touch(time.Now())
-		switch t {
+		switch f.Type {
 		case frames.TypeBatch:
-			if err = s.handleBatch(payload, direct, pooled); err != nil && direct {
-				s.conn.putRecvBuf(pooled)
+			if err = s.handleBatch(&f); err != nil {
+				s.dropDirect(&f)
 			}
 		case frames.TypeAck:
-			err = s.handleAck(payload)
+			err = s.handleAck(f.Payload)
 		case frames.TypeError:
-			err = s.handleError(payload)
+			err = s.handleError(f.Payload)
 		case frames.TypeHello:
 			err = s.protocolError(CodeUnexpectedFrame, "second HELLO", nil)
 		default:
@@ -169,19 +163,29 @@ func (s *RecordStream) waitBacklogRoom() error {
 const directMinBatch = frames.DefaultReaderBuffer
 
 // directBuf gives the frame reader a receive buffer for a BATCH payload of
-// n bytes. Called by the reader loop, inside ReadFrame.
-func (s *RecordStream) directBuf(n int) []byte {
+// n bytes, with its pool handle (a nil *[]byte if it is not pooled) as the
+// token the reader hands back with the frame. Called by the reader loop,
+// inside Next.
+func (s *RecordStream) directBuf(n int) ([]byte, any) {
 	buf, pooled := s.conn.recvBuf(n)
-	s.direct, s.directPooled = true, pooled
-	return buf[:n]
+	return buf[:n], pooled
 }
 
-// handleBatch validates a BATCH and queues its records. payload is the
-// frame reader's buffer, copied before it is kept, unless direct says it
-// is a receive buffer of its own, with pool handle pooled; on error the
-// caller gives that back.
-func (s *RecordStream) handleBatch(payload []byte, direct bool, pooled *[]byte) error {
-	b, _, err := frames.ParseBatch(payload, uint64(s.set.maxRecordSize))
+// dropDirect gives back the receive buffer of a frame read directly that
+// will not be queued.
+func (s *RecordStream) dropDirect(f *frames.Frame) {
+	if f.Direct {
+		pooled, _ := f.Token.(*[]byte)
+		s.conn.putRecvBuf(pooled)
+	}
+}
+
+// handleBatch validates a BATCH and queues its records. The payload is
+// the frame reader's buffer, copied before it is kept, unless the frame
+// was read directly into a receive buffer of its own, which is kept; on
+// error the caller gives that back.
+func (s *RecordStream) handleBatch(f *frames.Frame) error {
+	b, _, err := frames.ParseBatch(f.Payload, uint64(s.set.maxRecordSize))
 	if err != nil {
 		return s.frameError(err)
 	}
@@ -191,6 +195,12 @@ func (s *RecordStream) handleBatch(payload []byte, direct bool, pooled *[]byte) 
 	// The reader is the only writer of rcv.received, so it may read it
 	// without the lock; the window check needs applied, which it does not own.
 	s.rmu.Lock()
+	if err := s.rcv.err; err != nil {
+		// The stream was aborted while the frame was read: the reader
+		// goes on until the writer resets the stream, queueing nothing.
+		s.rmu.Unlock()
+		return err
+	}
 	received := s.rcv.received
 	backlogRecs := received - s.rcv.applied + uint64(b.Count)
 	backlogBytes := s.rcv.recvBytes - s.rcv.applBytes + uint64(b.DataBytes)
@@ -215,7 +225,8 @@ func (s *RecordStream) handleBatch(payload []byte, direct bool, pooled *[]byte) 
 	}
 
 	buf := b.Records
-	if !direct {
+	pooled, _ := f.Token.(*[]byte)
+	if !f.Direct {
 		buf, pooled = s.conn.recvBuf(len(b.Records))
 		buf = append(buf, b.Records...)
 	}
@@ -282,6 +293,3 @@ func (s *RecordStream) handleError(payload []byte) error {
 	}
 	return nil
 }
-
-// resetCode converts an ErrorCode for quic-go.
-func resetCode(c ErrorCode) quic.StreamErrorCode { return quic.StreamErrorCode(c) }

@@ -2,7 +2,6 @@ package quicrecord
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
@@ -163,8 +162,9 @@ func (s *RecordStream) Ack(seq uint64) error {
 
 // Reject reports that record seq failed to apply. It counts as consumed:
 // records before it are acknowledged as applied, and the peer receives an
-// ERROR frame for seq with code and reason (truncated to 1 KiB) before the
-// ack that covers it. seq must be the next record not yet acked or
+// ERROR frame for seq with code and reason before the ack that covers it.
+// A reason longer than 1 KiB is cut on a UTF-8 boundary (see
+// frames.TruncateReason). seq must be the next record not yet acked or
 // rejected or a later one up to the last returned by Recv.
 func (s *RecordStream) Reject(seq uint64, code ErrorCode, reason string) error {
 	return s.consume(seq, &frames.ErrorFrame{Seq: seq, Code: code, Reason: reason})
@@ -200,9 +200,7 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	}
 	s.rcv.applied = seq
 	if rej != nil {
-		if len(rej.Reason) > frames.MaxReasonLen {
-			rej.Reason = rej.Reason[:frames.MaxReasonLen]
-		}
+		rej.Reason = frames.TruncateReason(rej.Reason)
 		s.rcv.errFrames = append(s.rcv.errFrames, *rej)
 		s.ctr.rejectedOut.Add(1)
 	}
@@ -220,6 +218,50 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 		s.wakeWriter()
 	}
 	return nil
+}
+
+// ackWork is what the writer takes from the receive direction in one
+// pass: the ack to convey and the rejections that go before it.
+type ackWork struct {
+	ack   uint64    // highest seq applied (acked or rejected) locally
+	due   bool      // ack is above what the peer was told
+	since time.Time // when applied first went above what the peer was told
+	// errs are the rejections to send, in order. The writer owns the
+	// slice from now on, and hands it back as the spare of a later pass.
+	errs []frames.ErrorFrame
+}
+
+// takeAckWork hands the writer the pending ack and rejections, putting
+// spare (an empty slice the writer owns) in place of the rejection queue.
+// Called by the writer loop, once per pass.
+func (s *RecordStream) takeAckWork(spare []frames.ErrorFrame) ackWork {
+	s.rmu.Lock()
+	s.rcv.notified = false
+	a := ackWork{ack: s.rcv.applied, due: s.rcv.applied > s.rcv.ackSent, since: s.rcv.ackSince, errs: s.rcv.errFrames}
+	s.rcv.errFrames = spare
+	s.rmu.Unlock()
+	return a
+}
+
+// ackWritten records that a frame carrying ack was written. Called by the
+// writer loop.
+func (s *RecordStream) ackWritten(ack uint64, now time.Time) {
+	s.rmu.Lock()
+	if ack > s.rcv.ackSent {
+		s.rcv.ackSent = ack
+	}
+	if s.rcv.applied > s.rcv.ackSent {
+		s.rcv.ackSince = now
+	}
+	s.rmu.Unlock()
+}
+
+// acksDrained reports whether every ack and rejection was written, the
+// receive direction's condition for the FIN. Called by the writer loop.
+func (s *RecordStream) acksDrained() bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.rcv.applied == s.rcv.ackSent && len(s.rcv.errFrames) == 0
 }
 
 // Apply runs the receive loop: it calls fn for each record in order and
@@ -253,7 +295,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 				break
 			}
 			if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
-				code, reason := codeOf(ferr)
+				code, reason := codeOf(ferr, CodeRejected)
 				if err := s.Reject(seq, code, reason); err != nil {
 					return err
 				}
@@ -290,19 +332,4 @@ func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 			return inBatch{}, err
 		}
 	}
-}
-
-// codeOf returns the error code and reason an application error carries:
-// those of a *RecordError or *StreamError, else CodeRejected and the
-// error's text.
-func codeOf(err error) (ErrorCode, string) {
-	var re *RecordError
-	if errors.As(err, &re) {
-		return re.Code, re.Reason
-	}
-	var se *StreamError
-	if errors.As(err, &se) {
-		return se.Code, se.Reason
-	}
-	return CodeRejected, err.Error()
 }

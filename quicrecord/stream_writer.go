@@ -9,7 +9,8 @@ import (
 )
 
 // writer is the state the writer loop owns alone: the buffers it writes
-// from and recycles, and its timer.
+// from and recycles, its timer, and whether its stream is still between
+// frames.
 type writer struct {
 	cur   []segment // segments taken from sendState, being written
 	spare []segment // the other segment slice, handed back to sendState
@@ -20,13 +21,38 @@ type writer struct {
 	lingerUntil time.Time // zero: no linger pending
 	ackUntil    time.Time // zero: no held ack
 	lastBatch   time.Time // when the last BATCH was written
+
+	// broken is set when a Write or the FIN failed: the stream may end
+	// inside a frame, so no ERROR frame can follow.
+	broken bool
 }
 
+// passNext says what the writer loop does after a pass.
+type passNext uint8
+
+const (
+	passSleep passNext = iota // everything queued is written: wait for the doorbell
+	passAgain                 // closing, and work remains: pass again at once
+	passFin                   // the FIN was written after everything else
+	passStop                  // the send direction ended (the pass's error says why)
+)
+
+// errAborting stops a pass between two frames when an abort handed the
+// writer its final frame; it never leaves the writer.
+var errAborting = errors.New("quicrecord: stream aborting")
+
+// abortTimeout bounds the wait of an abort for the frame the writer is
+// writing when it comes, and for the ERROR frame after it: a peer that
+// does not take them in time (it is not reading, flow control is blocked)
+// gets the reset without the ERROR.
+const abortTimeout = time.Second
+
 // writeLoop is the stream's only writer. It owns the write side of the
-// QUIC stream: every outbound frame (batches, acks, errors, the FIN) is
-// written here, apart from the final ERROR frame of an abort, which is
-// written with TryWriteAll and so never interleaves with a frame of this
-// loop. Other goroutines queue work under smu or rmu and ring s.wake.
+// QUIC stream: every outbound frame (batches, acks, rejections, the FIN
+// and the final ERROR of an abort) is written here, one whole frame after
+// another. Other goroutines queue work under smu or rmu and ring s.wake;
+// an abort queues its final frame (see RecordStream.abort), which the
+// loop writes after the frame it is writing, instead of the rest.
 //
 // The loop sleeps on s.wake alone: the end of the stream's context, a
 // STOP_SENDING from the peer (the QUIC stream's context) and its own
@@ -43,8 +69,9 @@ func (s *RecordStream) writeLoop() {
 	defer context.AfterFunc(sendCtx, s.wakeWriter)()
 	for {
 		<-s.wake
-		if s.ctx.Err() != nil {
-			s.writerExit(context.Cause(s.ctx))
+		if s.aborting.Load() || s.ctx.Err() != nil {
+			// The stream ended; an abort's final frame goes out now.
+			s.writerStop(w, context.Cause(s.ctx), false)
 			return
 		}
 		if sendCtx.Err() != nil {
@@ -52,28 +79,256 @@ func (s *RecordStream) writeLoop() {
 			// was reset locally. Acknowledge the reset to quic-go, or the
 			// stream never completes and its credit is never returned to
 			// the peer.
-			err := s.streamErr(context.Cause(sendCtx))
-			s.qs.CancelWrite(resetCode(codeOfErr(err)))
-			s.writerExit(err)
+			w.broken = true
+			s.writerStop(w, s.streamErr(context.Cause(sendCtx)), true)
 			return
 		}
-		for {
-			more, fin, err := s.pass(w)
-			if err != nil {
-				s.qs.CancelWrite(resetCode(codeOfErr(err)))
-				s.writerExit(err)
-				return
-			}
-			if fin {
-				s.writerExit(nil)
-				return
-			}
-			if !more {
-				break
-			}
+		if s.drain(w) {
+			return
 		}
 		s.armTimer(w)
 	}
+}
+
+// drain passes until the work queued is written. It reports whether the
+// loop ended. Work queued during a pass rings the doorbell (takeRecords
+// and takeAckWork clear the notified flags before the pass writes), so
+// the loop need not look again before it sleeps.
+func (s *RecordStream) drain(w *writer) bool {
+	for {
+		next, err := s.pass(w)
+		switch next {
+		case passAgain:
+			continue
+		case passFin:
+			s.writerStop(w, nil, false)
+			return true
+		case passStop:
+			s.writerStop(w, err, true)
+			return true
+		}
+		return false
+	}
+}
+
+// pass takes all queued work and writes it, control frames first: take
+// the records, take the ack and rejections, decide how the ack leaves,
+// write the control frames, write the batches, and, while closing, write
+// the FIN once nothing is left.
+func (s *RecordStream) pass(w *writer) (passNext, error) {
+	now := time.Now()
+	take, closing, err := s.takeRecords(w, now)
+	if err != nil {
+		return passStop, err
+	}
+	acks := s.takeAckWork(w.errs[:0])
+	w.errs = acks.errs
+	plan := s.planAck(w, &acks, take, closing, now)
+	if err := s.writeControl(w, &acks, plan); err != nil {
+		return passStop, err
+	}
+	if take {
+		if err := s.writeBatches(w, plan == ackPiggybacked, acks.ack, now); err != nil {
+			return passStop, err
+		}
+	}
+	if take || plan != ackNone || len(acks.errs) > 0 {
+		s.ctr.touch(now)
+	}
+	if plan != ackNone {
+		s.ackWritten(acks.ack, now)
+	}
+	if closing {
+		return s.finishIfDrained(w)
+	}
+	return passSleep, nil
+}
+
+// takeRecords takes the segments Send filled, unless the only one should
+// linger for more records (see lingerLocked). It reports whether it took
+// any and whether the stream is closing; an error is the end of the send
+// direction.
+func (s *RecordStream) takeRecords(w *writer, now time.Time) (take, closing bool, err error) {
+	w.lingerUntil = time.Time{}
+	s.smu.Lock()
+	if s.snd.err != nil {
+		err := s.snd.err
+		s.smu.Unlock()
+		return false, false, err
+	}
+	s.snd.notified = false
+	closing = s.snd.closing
+	if len(s.snd.segs) > 0 {
+		if s.lingerLocked(now, closing) {
+			w.lingerUntil = s.snd.pendAt.Add(s.set.flushDelay)
+		} else {
+			take = true
+			w.cur = s.snd.segs
+			s.snd.segs, w.spare = w.spare[:0], nil
+			last := w.cur[len(w.cur)-1]
+			s.snd.writingSeq = last.first + uint64(last.count) - 1
+			s.publishSendLocked()
+		}
+	}
+	if take || len(s.snd.segs) == 0 {
+		s.snd.flushReq = false
+	}
+	s.smu.Unlock()
+	return take, closing, nil
+}
+
+// lingerLocked reports whether the pending records wait for more
+// (Config.FlushDelay): one segment, not full, waiting less than the
+// delay, and no Flush, Barrier or Close asking for it. Called with smu
+// held and at least one segment pending.
+func (s *RecordStream) lingerLocked(now time.Time, closing bool) bool {
+	if s.set.flushDelay == 0 || s.snd.flushReq || closing || len(s.snd.segs) != 1 {
+		return false
+	}
+	sg := &s.snd.segs[0]
+	return sg.count < s.set.maxBatchRecords && sg.bytes < s.batchBytes && now.Sub(s.snd.pendAt) < s.set.flushDelay
+}
+
+// ackPlan says how a pass conveys the pending ack.
+type ackPlan uint8
+
+const (
+	ackNone        ackPlan = iota // none due, or held for a batch (writer.ackUntil)
+	ackPiggybacked                // in the header of the pass's first batch
+	ackStandalone                 // in an ACK frame
+)
+
+// planAck decides how the pending ack leaves: in the first batch's header
+// when the pass writes batches and piggybacking is effective; held for up
+// to AckDelay for a batch to ride in while the other direction is busy;
+// otherwise at once in an ACK frame.
+func (s *RecordStream) planAck(w *writer, a *ackWork, take, closing bool, now time.Time) ackPlan {
+	w.ackUntil = time.Time{}
+	switch {
+	case !a.due:
+		return ackNone
+	case take && s.piggyback:
+		return ackPiggybacked
+	case s.piggyback && s.set.ackDelay > 0 && !closing &&
+		now.Sub(w.lastBatch) < s.set.ackDelay && now.Sub(a.since) < s.set.ackDelay:
+		w.ackUntil = a.since.Add(s.set.ackDelay)
+		return ackNone
+	}
+	return ackStandalone
+}
+
+// writeControl writes the pass's control frames, ahead of its batches:
+// the rejections, then a standalone ack. The rejections go before the ack
+// that covers their records.
+func (s *RecordStream) writeControl(w *writer, a *ackWork, plan ackPlan) error {
+	ctl := w.ctl[:0]
+	for i := range a.errs {
+		ctl = a.errs[i].Append(ctl)
+	}
+	if len(a.errs) > 0 {
+		s.ctr.outFrames[kindError].Add(uint64(len(a.errs)))
+	}
+	if plan == ackStandalone {
+		ctl = frames.AppendAck(ctl, a.ack)
+		s.ctr.acksSoloOut.Add(1)
+		s.ctr.frameOut(kindAck)
+	}
+	w.ctl = ctl
+	if len(ctl) == 0 {
+		return nil
+	}
+	if err := s.write(w, ctl); err != nil {
+		return err
+	}
+	return s.abortWaiting()
+}
+
+// writeBatches writes the segments taken, one BATCH each, the first
+// carrying ack when piggy; it gives their buffers back to the pool and
+// records them as handed to QUIC.
+func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.Time) error {
+	for i, sg := range w.cur {
+		h := frames.BatchHeader{FirstSeq: sg.first, Count: sg.count}
+		if i == 0 && piggy {
+			h.HasAck, h.Ack = true, ack
+		}
+		start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
+		frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
+		if err := s.write(w, sg.buf[start:]); err != nil {
+			return err
+		}
+		s.conn.putSegBuf(sg.pooled)
+		w.cur[i].buf, w.cur[i].pooled = nil, nil
+		if err := s.abortWaiting(); err != nil {
+			return err
+		}
+	}
+	nb := uint64(len(w.cur))
+	s.ctr.outBatches.Add(nb)
+	s.ctr.outFrames[kindBatch].Add(nb)
+	if piggy {
+		s.ctr.acksPiggyOut.Add(1)
+	}
+	w.lastBatch = now
+	last := w.cur[len(w.cur)-1]
+	s.flushed(last.first + uint64(last.count) - 1)
+	if cap(w.cur) <= 64 {
+		w.spare = w.cur[:0]
+	}
+	w.cur = nil
+	return nil
+}
+
+// write writes b, one or more whole frames. A failed Write breaks the
+// stream: it may now end inside a frame.
+func (s *RecordStream) write(w *writer, b []byte) error {
+	if _, err := s.qs.Write(b); err != nil {
+		w.broken = true
+		return s.streamErr(err)
+	}
+	return nil
+}
+
+// abortWaiting returns errAborting if an abort handed the writer its
+// final frame. The writer asks after every whole frame, so that the ERROR
+// follows the frame being written when the abort came, not the rest of
+// the pass. One atomic load per frame.
+func (s *RecordStream) abortWaiting() error {
+	if s.aborting.Load() {
+		return errAborting
+	}
+	return nil
+}
+
+// flushed records that the records up to seq were handed to QUIC: Flush
+// waiters wake, and the Barriers waiting for them get their flush time.
+func (s *RecordStream) flushed(seq uint64) {
+	s.smu.Lock()
+	s.snd.flushedSeq = seq
+	s.ctr.flushedSeq.Store(seq)
+	s.stampFlushMarksLocked(seq)
+	notifyLocked(&s.snd.flushWait)
+	s.smu.Unlock()
+}
+
+// finishIfDrained writes the FIN of a closing stream once nothing is left
+// to write: no records, no ack or rejection owed. An abort waiting takes
+// the FIN's place.
+func (s *RecordStream) finishIfDrained(w *writer) (passNext, error) {
+	s.smu.Lock()
+	empty := len(s.snd.segs) == 0
+	s.smu.Unlock()
+	if !empty || !s.acksDrained() {
+		return passAgain, nil
+	}
+	if err := s.abortWaiting(); err != nil {
+		return passStop, err
+	}
+	if err := s.qs.Close(); err != nil {
+		w.broken = true
+		return passStop, s.streamErr(err)
+	}
+	return passFin, nil
 }
 
 // armTimer sets the timer for the earliest pending deadline. The timer
@@ -90,10 +345,20 @@ func (s *RecordStream) armTimer(w *writer) {
 	}
 }
 
-// writerExit records the end of the send direction. err nil means the FIN
-// was written after everything else.
-func (s *RecordStream) writerExit(err error) {
+// writerStop ends the writer loop and records the end of the send
+// direction. err says why; nil means the FIN was written after everything
+// else (or an abort took over). An abort's final frame, if one waits, goes
+// out now: its ERROR after the last whole frame unless the stream is
+// broken, then the reset of both directions with its code. Without one, a
+// writer that failed (reset set) resets its direction with the error's
+// code.
+func (s *RecordStream) writerStop(w *writer, err error, reset bool) {
+	if err == errAborting {
+		err, reset = nil, false
+	}
 	s.smu.Lock()
+	final := s.snd.final
+	s.snd.final = nil
 	if s.snd.err == nil {
 		if err != nil {
 			s.snd.err = err
@@ -104,161 +369,26 @@ func (s *RecordStream) writerExit(err error) {
 	s.snd.done = true
 	s.notifySendLocked()
 	s.smu.Unlock()
+	switch {
+	case final != nil:
+		s.sendFinal(final, !w.broken)
+	case reset && err != nil:
+		s.qs.CancelWrite(resetCode(writerCode(err)))
+	}
 	s.maybeEnd()
 }
 
-// pass takes all queued work and writes it. It reports whether the loop
-// should pass again at once (only while closing: until the FIN is
-// written) and whether the FIN was written. Work queued during a pass
-// rings the doorbell (pass clears the notified flags before it writes),
-// so the loop need not look again before it sleeps.
-func (s *RecordStream) pass(w *writer) (more, fin bool, err error) {
-	now := time.Now()
-	w.lingerUntil = time.Time{}
-
-	// Take pending records.
-	s.smu.Lock()
-	if s.snd.err != nil {
-		err := s.snd.err
-		s.smu.Unlock()
-		return false, false, err
-	}
-	s.snd.notified = false
-	closing := s.snd.closing
-	take := false
-	if n := len(s.snd.segs); n > 0 {
-		lingering := s.set.flushDelay > 0 && !s.snd.flushReq && !closing && n == 1 &&
-			s.snd.segs[0].count < s.set.maxBatchRecords && s.snd.segs[0].bytes < s.batchBytes &&
-			now.Sub(s.snd.pendAt) < s.set.flushDelay
-		if lingering {
-			w.lingerUntil = s.snd.pendAt.Add(s.set.flushDelay)
-		} else {
-			take = true
-			w.cur = s.snd.segs
-			s.snd.segs, w.spare = w.spare[:0], nil
-			last := w.cur[len(w.cur)-1]
-			s.snd.writingSeq = last.first + uint64(last.count) - 1
-			s.publishSendLocked()
+// sendFinal writes an abort's ERROR frame if the stream is between
+// frames, marks it reliable so that the reset delivers it
+// (RESET_STREAM_AT), and resets both directions with its code. The Write
+// is bounded by the deadline the abort set.
+func (s *RecordStream) sendFinal(f *frames.ErrorFrame, clean bool) {
+	if clean {
+		if _, err := s.qs.Write(f.Append(nil)); err == nil {
+			s.qs.SetReliableBoundary()
 		}
 	}
-	if take || len(s.snd.segs) == 0 {
-		s.snd.flushReq = false
-	}
-	s.smu.Unlock()
-
-	// Take pending acks and rejections.
-	s.rmu.Lock()
-	s.rcv.notified = false
-	ack := s.rcv.applied
-	ackDue := ack > s.rcv.ackSent
-	since := s.rcv.ackSince
-	errs := s.rcv.errFrames
-	s.rcv.errFrames = w.errs[:0]
-	s.rmu.Unlock()
-
-	ctl := w.ctl[:0]
-	for i := range errs {
-		ctl = errs[i].Append(ctl)
-	}
-	w.errs = errs
-	if len(errs) > 0 {
-		s.ctr.outFrames[kindError].Add(uint64(len(errs)))
-	}
-	piggy := false
-	ackSent := false
-	w.ackUntil = time.Time{}
-	if ackDue {
-		switch {
-		case take && s.piggyback:
-			piggy, ackSent = true, true
-		case s.piggyback && s.set.ackDelay > 0 && !closing &&
-			now.Sub(w.lastBatch) < s.set.ackDelay && now.Sub(since) < s.set.ackDelay:
-			// The other direction is busy: hold the ack for a batch.
-			w.ackUntil = since.Add(s.set.ackDelay)
-		default:
-			ctl = frames.AppendAck(ctl, ack)
-			ackSent = true
-			s.ctr.acksSoloOut.Add(1)
-			s.ctr.frameOut(kindAck)
-		}
-	}
-	if take && s.set.hooks != nil && s.set.hooks.unknownFrames {
-		ctl = frames.AppendHeader(ctl, 0x21, 6)
-		ctl = append(ctl, "future"...)
-		s.ctr.frameOut(kindUnknown)
-	}
-	w.ctl = ctl
-	if len(ctl) > 0 {
-		if _, err := s.qs.Write(ctl); err != nil {
-			return false, false, s.streamErr(err)
-		}
-	}
-
-	if take {
-		for i, sg := range w.cur {
-			h := frames.BatchHeader{FirstSeq: sg.first, Count: sg.count}
-			if i == 0 && piggy {
-				h.HasAck, h.Ack = true, ack
-			}
-			start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
-			frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
-			if _, err := s.qs.Write(sg.buf[start:]); err != nil {
-				return false, false, s.streamErr(err)
-			}
-			s.conn.putSegBuf(sg.pooled)
-			w.cur[i].buf, w.cur[i].pooled = nil, nil
-		}
-		nb := uint64(len(w.cur))
-		s.ctr.outBatches.Add(nb)
-		s.ctr.outFrames[kindBatch].Add(nb)
-		if piggy {
-			s.ctr.acksPiggyOut.Add(1)
-		}
-		w.lastBatch = now
-		last := w.cur[len(w.cur)-1]
-		flushed := last.first + uint64(last.count) - 1
-		s.smu.Lock()
-		s.snd.flushedSeq = flushed
-		s.ctr.flushedSeq.Store(flushed)
-		s.stampFlushMarksLocked(flushed)
-		notifyLocked(&s.snd.flushWait)
-		s.smu.Unlock()
-		if cap(w.cur) <= 64 {
-			w.spare = w.cur[:0]
-		}
-		w.cur = nil
-	}
-	if take || ackSent || len(errs) > 0 {
-		s.ctr.touch(now)
-	}
-
-	if ackSent {
-		s.rmu.Lock()
-		if ack > s.rcv.ackSent {
-			s.rcv.ackSent = ack
-		}
-		if s.rcv.applied > s.rcv.ackSent {
-			s.rcv.ackSince = now
-		}
-		s.rmu.Unlock()
-	}
-
-	if closing {
-		s.smu.Lock()
-		empty := len(s.snd.segs) == 0
-		s.smu.Unlock()
-		s.rmu.Lock()
-		acksDone := s.rcv.applied == s.rcv.ackSent && len(s.rcv.errFrames) == 0
-		s.rmu.Unlock()
-		if empty && acksDone {
-			if err := s.qs.Close(); err != nil {
-				return false, false, s.streamErr(err)
-			}
-			return false, true, nil
-		}
-		return true, false, nil
-	}
-	return false, false, nil
+	resetStream(s.qs, f.Code)
 }
 
 // stampFlushMarksLocked records now as the flush time of the Barriers
@@ -276,24 +406,16 @@ func (s *RecordStream) stampFlushMarksLocked(flushed uint64) {
 	}
 }
 
-// codeOfErr returns the code a stream error carries, CodeInternal for
-// errors without one.
-func codeOfErr(err error) ErrorCode {
-	var se *StreamError
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	var ce *ConnError
-	if errors.As(err, &ce) {
-		return ce.Code
-	}
-	return CodeInternal
-}
-
 // wakeWriter rings the writer loop's doorbell without blocking.
 func (s *RecordStream) wakeWriter() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// writerCode is the code the writer resets its stream with when it fails.
+func writerCode(err error) ErrorCode {
+	code, _ := codeOf(err, CodeInternal)
+	return code
 }

@@ -31,8 +31,8 @@
 //	-name NAME         agent name, in the metadata and the records (hostname)
 //	-idle-timeout D    QUIC idle timeout: how long a silent collector takes
 //	                   to count as gone (30s)
-//	-min-backoff D     first reconnection delay (100ms), doubling up to
-//	-max-backoff D     (10s), with jitter
+//	-min-backoff D     first reconnection delay (quicrecord.DefaultMinBackoff, 100ms), doubling up to
+//	-max-backoff D     (quicrecord.DefaultMaxBackoff, 10s), with jitter
 //	-progress D        progress line on stderr (1s; 0: none)
 //	-checkpoint D      state file update interval (250ms)
 //	-drain-timeout D   how long to wait at exit for the collector (30s)

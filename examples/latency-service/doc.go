@@ -32,7 +32,7 @@
 //	-reply-size B  reply size, at least 16 (64)
 //	-spin          spin instead of nanosleep for the last millisecond
 //	-linger D      Config.FlushDelay on both sides (0)
-//	-ack-delay D   Config.AckDelay (0: 250µs; negative: never wait)
+//	-ack-delay D   Config.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: never wait)
 //	-progress D    progress interval on stderr (1s; 0: none)
 //
 // # When to call Barrier

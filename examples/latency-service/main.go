@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.replySize, "reply-size", 64, "reply size in bytes (at least 16)")
 	fs.BoolVar(&o.spin, "spin", false, "pace by spinning for the last millisecond before each request (most precise, but it keeps a core busy and slows the network polling of this process; default: nanosleep)")
 	fs.DurationVar(&o.linger, "linger", 0, "Config.FlushDelay on both sides: lingering for fuller batches adds up to this much per direction")
-	fs.DurationVar(&o.ackDelay, "ack-delay", 0, "Config.AckDelay (0: the library default, 250µs; negative: acks never wait for a batch)")
+	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.AckDelay (0: the library default, %v; negative: acks never wait for a batch)", quicrecord.DefaultAckDelay))
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress lines on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -288,7 +288,7 @@ func progress(every time.Duration, start time.Time, sent, replies *atomic.Int64,
 func ackDelayText(d time.Duration) string {
 	switch {
 	case d == 0:
-		return "250µs (default)"
+		return quicrecord.DefaultAckDelay.String() + " (default)"
 	case d < 0:
 		return "off (acks leave at once)"
 	}

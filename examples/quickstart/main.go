@@ -55,10 +55,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.size, "size", 256, "record size in bytes (at least 8: each record carries its send time)")
 	fs.IntVar(&o.streams, "streams", 4, "record streams to open on the one connection")
 	fs.DurationVar(&o.linger, "linger", 0, "Config.FlushDelay: how long the writer lingers for more records before sending a batch that is not full")
-	fs.IntVar(&o.batchRecords, "batch-records", 0, "Config.MaxBatchRecords: records per BATCH frame (0: the library default, 4096)")
-	fs.IntVar(&o.batchBytes, "batch-bytes", 0, "Config.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, 64 KiB)")
-	fs.DurationVar(&o.ackDelay, "ack-delay", 0, "Config.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, 250µs; negative: never wait)")
-	fs.IntVar(&o.window, "window", 0, "Config.MaxInFlightRecords: records sent and not yet acknowledged, per stream and direction (0: the library default, 32768)")
+	fs.IntVar(&o.batchRecords, "batch-records", 0, fmt.Sprintf("Config.MaxBatchRecords: records per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchRecords))
+	fs.IntVar(&o.batchBytes, "batch-bytes", 0, fmt.Sprintf("Config.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchBytes))
+	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, %v; negative: never wait)", quicrecord.DefaultAckDelay))
+	fs.IntVar(&o.window, "window", 0, fmt.Sprintf("Config.MaxInFlightRecords: records sent and not yet acknowledged, per stream and direction (0: the library default, %d)", quicrecord.DefaultMaxInFlightRecords))
 	fs.IntVar(&o.sampleEvery, "sample-every", 64, "measure the ack latency of every Nth record")
 	fs.DurationVar(&o.progress, "progress", 500*time.Millisecond, "interval of the progress lines on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
@@ -152,7 +152,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "recordmux quickstart: %d records of %d B on %s of one QUIC connection, both directions\n", o.records, o.size, count.Of(o.streams, "stream", "streams"))
 	fmt.Fprintf(stdout, "  listener %v, client %v; TLS 1.3 with an in-memory self-signed certificate the client pins\n", ln.Addr(), conn.LocalAddr())
 	fmt.Fprintf(stdout, "  config: linger %v, batch ≤ %s records / %s bytes, ack delay %s, window %s records\n\n",
-		o.linger, orDefault(o.batchRecords, "4096"), orDefault(o.batchBytes, "65536"), ackDelayText(o.ackDelay), orDefault(o.window, "32768"))
+		o.linger, orDefault(o.batchRecords, quicrecord.DefaultMaxBatchRecords), orDefault(o.batchBytes, quicrecord.DefaultMaxBatchBytes), ackDelayText(o.ackDelay), orDefault(o.window, quicrecord.DefaultMaxInFlightRecords))
 
 	// Open the streams. The client tells the server in the stream's
 	// metadata how many records to send back.
@@ -385,9 +385,9 @@ func share(total, n, k int) int {
 	return s
 }
 
-func orDefault(v int, def string) string {
+func orDefault(v, def int) string {
 	if v == 0 {
-		return def
+		return strconv.Itoa(def)
 	}
 	return strconv.Itoa(v)
 }
@@ -395,7 +395,7 @@ func orDefault(v int, def string) string {
 func ackDelayText(d time.Duration) string {
 	switch {
 	case d == 0:
-		return "250µs (default)"
+		return quicrecord.DefaultAckDelay.String() + " (default)"
 	case d < 0:
 		return "off (acks leave at once)"
 	}

@@ -3,8 +3,11 @@
 // blacks a link out for a while or cuts it for good; [Jitter], a seeded
 // latency function that makes one-way delays vary (and so reorders
 // packets); a [Checker] that verifies what a record stream delivered
-// against what was sent; and [Seed], which picks and logs the seed of a
-// simulated test so that a failure can be replayed.
+// against what was sent; [Seed], which picks and logs the seed of a
+// simulated test so that a failure can be replayed; and the builders every
+// simulated test uses to join quic-go endpoints over simnet: [Net] (a
+// network whose endpoints are closed with the test), [Transport], [Listen]
+// and [Connect].
 //
 // # Usage
 //
@@ -18,6 +21,13 @@
 //	// receiver: c.Delivered(rec.Seq, rec.Data); c.Applied(rec.Seq)
 //	// sender:   c.Acked(snapshot.Out.AckedSeq); c.BarrierOK(target)
 //	require.NoError(t, c.Verify(true))
+//
+// Joining two endpoints, inside a synctest bubble:
+//
+//	n := simtest.NewNet(t, router, simtest.Latency(10*time.Millisecond))
+//	cconn, sconn := n.Endpoint(simtest.ClientAddr), n.Endpoint(simtest.ServerAddr)
+//	n.Start()
+//	client, server := simtest.Connect(t, simtest.Endpoints{Client: cconn, Server: sconn, ...})
 //
 // # Replaying
 //

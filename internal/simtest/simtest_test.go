@@ -1,13 +1,19 @@
 package simtest
 
 import (
+	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/testutils/simnet"
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/internal/tlsutil"
 )
 
 func TestCheckerHappyPath(t *testing.T) {
@@ -161,4 +167,40 @@ func TestJitterRange(t *testing.T) {
 	require.Equal(t, 35*time.Millisecond, hi.Round(time.Millisecond))
 	require.GreaterOrEqual(t, lo, 5*time.Millisecond)
 	require.LessOrEqual(t, hi, 35*time.Millisecond)
+}
+
+// TestConnect: Connect joins a client and a server over a Net with the
+// given latency; Conn finds an endpoint by address; everything is closed
+// at the end of the test (synctest.Test fails on a leaked goroutine).
+func TestConnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const latency = 5 * time.Millisecond
+		n := NewNet(t, nil, Latency(latency))
+		cconn, sconn := n.Endpoint(ClientAddr), n.Endpoint(ServerAddr)
+		n.Start()
+		require.Same(t, sconn, n.Conn(ServerAddr))
+		require.Nil(t, n.Conn(Client2Addr))
+
+		cert, err := tlsutil.SelfSigned("localhost")
+		require.NoError(t, err)
+		stls := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"simtest"}}
+		ctls := tlsutil.PinnedClientConfig(cert, "simtest")
+		qconf := &quic.Config{DisablePathMTUDiscovery: true}
+		client, server := Connect(t, Endpoints{Client: cconn, Server: sconn, ClientTLS: ctls, ServerTLS: stls, ClientQUIC: qconf, ServerQUIC: qconf})
+		require.Equal(t, ServerAddr.String(), client.RemoteAddr().String())
+
+		ctx := context.Background()
+		str, err := client.OpenStreamSync(ctx)
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = str.Write([]byte("ping"))
+		require.NoError(t, err)
+		acc, err := server.AcceptStream(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(acc, buf)
+		require.NoError(t, err)
+		require.Equal(t, "ping", string(buf))
+		require.Equal(t, latency, time.Since(start), "one way, in virtual time")
+	})
 }

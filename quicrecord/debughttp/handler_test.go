@@ -39,8 +39,8 @@ func fakeSnapshots() fakeSource {
 			Version: 2, State: quicrecord.StateOpen, RemoteAddr: "192.0.2.1:4433",
 			OpenedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), LastActivity: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC),
 		}
-		s.In = quicrecord.InStats{Records: 10 * backlog, BacklogRecords: backlog, Batches: 3}
-		s.Out = quicrecord.OutStats{Records: 7, InFlightRecords: inflight, Batches: 1}
+		s.In = quicrecord.InStats{TrafficTotals: quicrecord.TrafficTotals{Records: 10 * backlog, Batches: 3}, BacklogRecords: backlog}
+		s.Out = quicrecord.OutStats{TrafficTotals: quicrecord.TrafficTotals{Records: 7, Batches: 1}, InFlightRecords: inflight}
 		s.Barrier = quicrecord.BarrierStats{Calls: 2, AckWaitTotal: 3 * time.Millisecond, AckWaitMax: 2 * time.Millisecond}
 		return s
 	}

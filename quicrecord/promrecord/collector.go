@@ -78,9 +78,9 @@ type Collector struct {
 	// state allocates neither (counts are too large to be map values
 	// without an allocation each).
 	last, next             map[quicrecord.StreamKey]int
-	lastCounts, nextCounts []counts
+	lastCounts, nextCounts []quicrecord.Counters
 	// retired sums the last counts of streams that have left the source.
-	retired counts
+	retired quicrecord.Counters
 }
 
 // NewCollector returns a Collector for src.
@@ -159,62 +159,6 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// counts are the counters of one stream, or a sum of them.
-type counts struct {
-	recordsOut, recordsIn   uint64
-	bytesOut, bytesIn       uint64
-	batchesOut, batchesIn   uint64
-	framesOut, framesIn     quicrecord.FrameCounts
-	acks                    quicrecord.AckStats
-	barriers                uint64
-	flushWaitNs, ackWaitNs  uint64
-	rejectedIn, rejectedOut uint64
-	violations              uint64
-}
-
-func countsOf(s *quicrecord.RecordSnapshot) counts {
-	return counts{
-		recordsOut: s.Out.Records, recordsIn: s.In.Records,
-		bytesOut: s.Out.Bytes, bytesIn: s.In.Bytes,
-		batchesOut: s.Out.Batches, batchesIn: s.In.Batches,
-		framesOut: s.FramesOut, framesIn: s.FramesIn,
-		acks:        s.Acks,
-		barriers:    s.Barrier.Calls,
-		flushWaitNs: uint64(s.Barrier.FlushWaitTotal), ackWaitNs: uint64(s.Barrier.AckWaitTotal),
-		rejectedIn: s.Errors.RejectedIn, rejectedOut: s.Errors.RejectedOut,
-		violations: s.Errors.ProtocolViolations,
-	}
-}
-
-func (c *counts) add(o *counts) {
-	c.recordsOut += o.recordsOut
-	c.recordsIn += o.recordsIn
-	c.bytesOut += o.bytesOut
-	c.bytesIn += o.bytesIn
-	c.batchesOut += o.batchesOut
-	c.batchesIn += o.batchesIn
-	addFrames(&c.framesOut, &o.framesOut)
-	addFrames(&c.framesIn, &o.framesIn)
-	c.acks.PiggybackedOut += o.acks.PiggybackedOut
-	c.acks.StandaloneOut += o.acks.StandaloneOut
-	c.acks.PiggybackedIn += o.acks.PiggybackedIn
-	c.acks.StandaloneIn += o.acks.StandaloneIn
-	c.barriers += o.barriers
-	c.flushWaitNs += o.flushWaitNs
-	c.ackWaitNs += o.ackWaitNs
-	c.rejectedIn += o.rejectedIn
-	c.rejectedOut += o.rejectedOut
-	c.violations += o.violations
-}
-
-func addFrames(dst, src *quicrecord.FrameCounts) {
-	dst.Hello += src.Hello
-	dst.Batch += src.Batch
-	dst.Ack += src.Ack
-	dst.Error += src.Error
-	dst.Unknown += src.Unknown
-}
-
 // Collect takes the source's snapshots and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if es, ok := c.src.(EndedSource); ok {
@@ -223,12 +167,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		// no scrape counts it twice and the counters never go down.
 		ended := es.EndedDiagnostics()
 		snaps := c.src.Snapshots()
-		var total counts
+		total := ended.Counters
 		for i := range snaps {
-			cs := countsOf(&snaps[i])
-			total.add(&cs)
+			cs := snaps[i].Counters()
+			total.Add(&cs)
 		}
-		total.add(countsOfSummary(&ended))
 		c.emit(ch, snaps, &total)
 		return
 	}
@@ -236,43 +179,28 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	c.mu.Lock()
 	seen, seenCounts := c.next, c.nextCounts[:0]
-	var total counts
+	var total quicrecord.Counters
 	for i := range snaps {
-		seenCounts = append(seenCounts, countsOf(&snaps[i]))
+		seenCounts = append(seenCounts, snaps[i].Counters())
 		seen[snaps[i].Key()] = i
-		total.add(&seenCounts[i])
+		total.Add(&seenCounts[i])
 	}
 	for k, i := range c.last {
 		if _, ok := seen[k]; !ok {
-			c.retired.add(&c.lastCounts[i])
+			c.retired.Add(&c.lastCounts[i])
 		}
 	}
 	clear(c.last)
 	c.last, c.next = seen, c.last
 	c.lastCounts, c.nextCounts = seenCounts, c.lastCounts
-	total.add(&c.retired)
+	total.Add(&c.retired)
 	c.mu.Unlock()
 	c.emit(ch, snaps, &total)
 }
 
-// countsOfSummary returns the counters of a summary.
-func countsOfSummary(d *quicrecord.DiagnosticsSummary) *counts {
-	return &counts{
-		recordsOut: d.Out.Records, recordsIn: d.In.Records,
-		bytesOut: d.Out.Bytes, bytesIn: d.In.Bytes,
-		batchesOut: d.Out.Batches, batchesIn: d.In.Batches,
-		framesOut: d.FramesOut, framesIn: d.FramesIn,
-		acks:        d.Acks,
-		barriers:    d.Barrier.Calls,
-		flushWaitNs: uint64(d.Barrier.FlushWaitTotal), ackWaitNs: uint64(d.Barrier.AckWaitTotal),
-		rejectedIn: d.Errors.RejectedIn, rejectedOut: d.Errors.RejectedOut,
-		violations: d.Errors.ProtocolViolations,
-	}
-}
-
 // emit sends the metrics of one scrape: the counters in total, the gauges
 // and per-stream series of the live snapshots.
-func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *counts) {
+func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *quicrecord.Counters) {
 	sum := quicrecord.Summarize(snaps, &quicrecord.DiagnosticsOptions{TopN: -1})
 	d := &c.d
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
@@ -281,32 +209,32 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
-	counter(d.records, total.recordsOut, "out")
-	counter(d.records, total.recordsIn, "in")
-	counter(d.bytes, total.bytesOut, "out")
-	counter(d.bytes, total.bytesIn, "in")
-	counter(d.batches, total.batchesOut, "out")
-	counter(d.batches, total.batchesIn, "in")
+	counter(d.records, total.Out.Records, "out")
+	counter(d.records, total.In.Records, "in")
+	counter(d.bytes, total.Out.Bytes, "out")
+	counter(d.bytes, total.In.Bytes, "in")
+	counter(d.batches, total.Out.Batches, "out")
+	counter(d.batches, total.In.Batches, "in")
 	for _, f := range []struct {
 		dir string
 		c   *quicrecord.FrameCounts
-	}{{"out", &total.framesOut}, {"in", &total.framesIn}} {
+	}{{"out", &total.FramesOut}, {"in", &total.FramesIn}} {
 		counter(d.frames, f.c.Hello, f.dir, "hello")
 		counter(d.frames, f.c.Batch, f.dir, "batch")
 		counter(d.frames, f.c.Ack, f.dir, "ack")
 		counter(d.frames, f.c.Error, f.dir, "error")
 		counter(d.frames, f.c.Unknown, f.dir, "unknown")
 	}
-	counter(d.acks, total.acks.PiggybackedOut, "out", "piggybacked")
-	counter(d.acks, total.acks.StandaloneOut, "out", "standalone")
-	counter(d.acks, total.acks.PiggybackedIn, "in", "piggybacked")
-	counter(d.acks, total.acks.StandaloneIn, "in", "standalone")
-	counter(d.barriers, total.barriers)
-	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.flushWaitNs)/1e9, "flush")
-	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.ackWaitNs)/1e9, "ack")
-	counter(d.rejections, total.rejectedOut, "out")
-	counter(d.rejections, total.rejectedIn, "in")
-	counter(d.violations, total.violations)
+	counter(d.acks, total.Acks.PiggybackedOut, "out", "piggybacked")
+	counter(d.acks, total.Acks.StandaloneOut, "out", "standalone")
+	counter(d.acks, total.Acks.PiggybackedIn, "in", "piggybacked")
+	counter(d.acks, total.Acks.StandaloneIn, "in", "standalone")
+	counter(d.barriers, total.Barrier.Calls)
+	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.Barrier.FlushWaitTotal)/1e9, "flush")
+	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.Barrier.AckWaitTotal)/1e9, "ack")
+	counter(d.rejections, total.Errors.RejectedOut, "out")
+	counter(d.rejections, total.Errors.RejectedIn, "in")
+	counter(d.violations, total.Errors.ProtocolViolations)
 
 	gauge(d.streams, float64(sum.Streams.Open), "open")
 	gauge(d.streams, float64(sum.Streams.Closed), "closed")

@@ -3,14 +3,12 @@ package promrecord_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/testutils/simnet"
 	"github.com/stretchr/testify/require"
 
+	"github.com/recordmux/recordmux/internal/simtest"
 	"github.com/recordmux/recordmux/internal/tlsutil"
 	"github.com/recordmux/recordmux/quicrecord"
 )
@@ -22,18 +20,11 @@ type simPair struct {
 	ln             *quicrecord.Listener
 }
 
-var (
-	clientAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.1"), Port: 9001}
-	serverAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.2"), Port: 9002}
-)
-
 func newSimPair(t *testing.T, latency time.Duration) *simPair {
 	t.Helper()
-	n := &simnet.Simnet{Router: &simnet.PerfectRouter{}}
-	settings := simnet.NodeBiDiLinkSettings{Latency: latency}
-	cconn := n.NewEndpoint(clientAddr, settings)
-	sconn := n.NewEndpoint(serverAddr, settings)
-	require.NoError(t, n.Start())
+	n := simtest.NewNet(t, nil, simtest.Latency(latency))
+	cconn, sconn := n.Endpoint(simtest.ClientAddr), n.Endpoint(simtest.ServerAddr)
+	n.Start()
 
 	cert, err := tlsutil.SelfSigned("localhost")
 	require.NoError(t, err)
@@ -42,14 +33,10 @@ func newSimPair(t *testing.T, latency time.Duration) *simPair {
 	qconf := quicrecord.DefaultQUICConfig()
 	qconf.DisablePathMTUDiscovery = true
 
-	str := &quic.Transport{Conn: sconn}
-	ctr := &quic.Transport{Conn: cconn}
-	ql, err := str.Listen(stls, qconf)
-	require.NoError(t, err)
-	ln := quicrecord.NewListener(ql, nil)
+	ln := quicrecord.NewListener(simtest.Listen(t, sconn, stls, qconf), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	qc, err := ctr.Dial(ctx, serverAddr, ctls, qconf)
+	qc, err := simtest.Transport(t, cconn).Dial(ctx, simtest.ServerAddr, ctls, qconf)
 	require.NoError(t, err)
 	client, err := quicrecord.NewConn(qc, nil)
 	require.NoError(t, err)
@@ -59,11 +46,6 @@ func newSimPair(t *testing.T, latency time.Duration) *simPair {
 		_ = client.Close()
 		_ = server.Close()
 		_ = ln.Close()
-		_ = ctr.Close()
-		_ = str.Close()
-		_ = cconn.Close()
-		_ = sconn.Close()
-		_ = n.Close()
 	})
 	return &simPair{client: client, server: server, ln: ln}
 }

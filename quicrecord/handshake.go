@@ -1,0 +1,494 @@
+package quicrecord
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
+
+	"github.com/recordmux/recordmux/frames"
+)
+
+// The HELLO exchange of docs/PROTOCOL.md §5.1, both sides. The opener
+// (openStream) writes its HELLO and reads the reply; the acceptor
+// (handshake) reads the opener's HELLO, decides, and replies or refuses.
+// Both are short scripts over the helpers below; every failure is a typed
+// error (*StreamError, *ConnError, or a context's end), and the QUIC
+// stream of a failed exchange is reset.
+
+// resumeOpen describes the resumption of a stream: its key, and the
+// records its opener still holds (first up to last; last < first when
+// none).
+type resumeOpen struct {
+	key         []byte
+	first, last uint64
+	// onAck is installed on the stream before its loops start.
+	onAck func(uint64)
+}
+
+// exchange is what one side learned from the peer's HELLO.
+type exchange struct {
+	fr      *frames.Reader // reads the peer's frames; the stream's reader from now on
+	peer    frames.Hello
+	unknown uint64 // frames of unknown types before the peer's HELLO
+	neg     Negotiated
+}
+
+// openStream opens a stream and runs the opener's side of the exchange.
+// ro is nil for a plain stream.
+func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpen) (*RecordStream, error) {
+	if c.ctx.Err() != nil {
+		return nil, c.connErr()
+	}
+	set := c.set.forOpen(opts, ro != nil)
+	h, err := openerHello(set, opts, ro)
+	if err != nil {
+		return nil, err
+	}
+	qs, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, c.openFailed(ctx, err)
+	}
+	// Until the exchange is over, ctx's end resets the stream.
+	stop := context.AfterFunc(ctx, func() { resetStream(qs, CodeCancelled) })
+	x, sendBase, err := openerExchange(qs, set, &h, ro)
+	if err == nil && !stop() {
+		err = ctxError(ctx)
+	}
+	if err != nil {
+		return nil, c.abandonOpen(ctx, qs, stop, err)
+	}
+	s := newStream(c, set, qs, x.fr, x.neg, streamInfo{
+		role: RoleOpener, scope: opts.Scope, dataID: opts.DataID, metadata: opts.Metadata,
+		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
+	})
+	s.setBases(sendBase, 0)
+	if ro != nil {
+		s.onAck = ro.onAck
+		if x.neg.Features.Has(FeatureResume) {
+			s.resumeKey = ro.key
+		}
+	}
+	s.countHellos(x.unknown)
+	if err := c.launch(s); err != nil {
+		return nil, err
+	}
+	if opts.Context != nil {
+		s.stopCtx = context.AfterFunc(opts.Context, func() {
+			_ = s.CloseWithError(CodeCancelled, "stream context done")
+		})
+	}
+	return s, nil
+}
+
+// forOpen returns the settings of a stream this side opens: capped by
+// the stream's options, and offering resumption only for a resumable
+// stream (whether or not this side accepts resumed streams itself).
+func (s *settings) forOpen(opts StreamOptions, resumable bool) *settings {
+	disable := opts.DisableFeatures
+	if !resumable {
+		disable |= FeatureResume
+	}
+	set := s.narrow(opts.MaxProtocolVersion, disable)
+	if resumable && !set.features.Has(FeatureResume) && !opts.DisableFeatures.Has(FeatureResume) {
+		withResume := *set
+		withResume.features |= FeatureResume
+		set = &withResume
+	}
+	return set
+}
+
+// openerHello returns the opener's HELLO, checked against the limits the
+// acceptor would refuse it for.
+func openerHello(set *settings, opts StreamOptions, ro *resumeOpen) (frames.Hello, error) {
+	h := set.localHello()
+	h.Scope, h.DataID, h.Metadata = opts.Scope, opts.DataID, opts.Metadata
+	if ro != nil {
+		h.Extensions = append(h.Extensions,
+			frames.Extension{ID: frames.ExtResumeKey, Value: ro.key},
+			frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, ro.first)})
+	}
+	return h, checkOptions(&h)
+}
+
+// openerExchange writes the opener's HELLO h, reads the acceptor's reply
+// and negotiates. For a resumable stream that the acceptor resumes it
+// also returns the acceptor's position: the sequence number the stream's
+// records follow.
+func openerExchange(qs *quic.Stream, set *settings, h *frames.Hello, ro *resumeOpen) (exchange, uint64, error) {
+	deadline := time.Now().Add(set.helloTimeout)
+	if err := writeHello(qs, h, deadline); err != nil {
+		return exchange{}, 0, err
+	}
+	x, err := readPeerHello(qs, set, deadline, RoleOpener)
+	if err != nil || ro == nil || !x.neg.Features.Has(FeatureResume) {
+		return x, 0, err
+	}
+	sendBase, err := replyPosition(&x.peer, ro)
+	return x, sendBase, err
+}
+
+// openFailed converts the failure to open a QUIC stream.
+func (c *Conn) openFailed(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctxError(ctx)
+	case c.ctx.Err() != nil:
+		return c.connErr()
+	}
+	return typedErr(convertQUICError(err, 0))
+}
+
+// abandonOpen ends the QUIC stream of a failed exchange and returns the
+// error OpenRecordStream reports. A failure this side detected is sent to
+// the acceptor (ERROR and a reset with its code); after the acceptor's
+// own refusal or reset the stream is reset with CodeCancelled. If ctx
+// ended, its AfterFunc has reset the stream already.
+func (c *Conn) abandonOpen(ctx context.Context, qs *quic.Stream, stop func() bool, err error) error {
+	if !stop() && ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	err = typedErr(err)
+	var se *StreamError
+	if errors.As(err, &se) && !se.Remote {
+		endStream(qs, se.Code, se.Reason)
+	} else {
+		resetStream(qs, CodeCancelled)
+	}
+	if se != nil {
+		se.StreamID = qs.StreamID()
+	}
+	if c.ctx.Err() != nil {
+		return c.connErr()
+	}
+	return err
+}
+
+// typedErr returns err if it is a *StreamError, a *ConnError or a
+// context's end, and otherwise a local *StreamError with CodeInternal
+// that wraps it.
+func typedErr(err error) error {
+	var se *StreamError
+	var ce *ConnError
+	if errors.As(err, &se) || errors.As(err, &ce) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &StreamError{Code: CodeInternal, Reason: err.Error(), Err: err}
+}
+
+// replyPosition reads the acceptor's last applied sequence number from its
+// resume reply and checks it against what the opener sent.
+func replyPosition(reply *frames.Hello, ro *resumeOpen) (uint64, error) {
+	v, ok := reply.Extension(frames.ExtResumePosition)
+	if !ok {
+		return 0, &StreamError{Code: CodeProtocolViolation, Reason: "resume reply without a position"}
+	}
+	a, ok := parsePosition(v)
+	if !ok {
+		return 0, errBadPosition()
+	}
+	if sent := max(ro.last, ro.first-1); a > sent {
+		return 0, &StreamError{Code: CodeAckOutOfRange, Reason: fmt.Sprintf("acceptor claims record %d applied; the last sent was %d", a, sent)}
+	}
+	return a, nil
+}
+
+// parsePosition parses the value of a resume position extension: one
+// varint that fills it.
+func parsePosition(v []byte) (uint64, bool) {
+	a, n, err := quicvarint.Parse(v)
+	return a, err == nil && n == len(v)
+}
+
+func errBadPosition() error {
+	return &StreamError{Code: CodeFrameEncoding, Reason: "malformed resume position"}
+}
+
+// checkOptions validates what the acceptor would refuse, so the caller
+// gets a clear local error instead: a *StreamError with the code the
+// acceptor would send (FRAME_ENCODING for a field over its limit,
+// FRAME_TOO_LARGE for a HELLO over MaxHelloSize).
+func checkOptions(h *frames.Hello) error {
+	invalid := func(format string, args ...any) error {
+		return &StreamError{Code: CodeFrameEncoding, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case len(h.Scope) > frames.MaxScopeLen:
+		return invalid("scope of %d bytes exceeds %d", len(h.Scope), frames.MaxScopeLen)
+	case len(h.Metadata) > frames.MaxMetadataEntries:
+		return invalid("%d metadata entries exceed %d", len(h.Metadata), frames.MaxMetadataEntries)
+	}
+	for k, v := range h.Metadata {
+		if len(k) > frames.MaxMetadataKeyLen || len(v) > frames.MaxMetadataValueLen {
+			return invalid("metadata entry %q exceeds the size limits", k)
+		}
+	}
+	if n := h.Len(); n > frames.MaxHelloSize {
+		return &StreamError{Code: CodeFrameTooLarge, Reason: fmt.Sprintf("stream description of %d bytes exceeds %d", n, frames.MaxHelloSize)}
+	}
+	return nil
+}
+
+// writeHello writes a HELLO, within deadline.
+func writeHello(qs *quic.Stream, h *frames.Hello, deadline time.Time) error {
+	_ = qs.SetWriteDeadline(deadline)
+	if _, err := qs.Write(h.Append(nil)); err != nil {
+		return helloIOErr(err, qs.StreamID())
+	}
+	_ = qs.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+// readPeerHello reads the peer's HELLO, within deadline, and negotiates.
+func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role) (exchange, error) {
+	_ = qs.SetReadDeadline(deadline)
+	x := exchange{fr: frames.NewReader(qs, frames.MaxHelloSize)}
+	var err error
+	if x.peer, x.unknown, err = readHello(x.fr, role, qs.StreamID()); err != nil {
+		return x, err
+	}
+	_ = qs.SetReadDeadline(time.Time{})
+	x.neg, err = negotiate(set, &x.peer, role)
+	return x, err
+}
+
+// readHello reads frames until the peer's HELLO, skipping unknown types.
+// An opener also accepts an ERROR frame: the acceptor's refusal.
+func readHello(fr *frames.Reader, role Role, id quic.StreamID) (frames.Hello, uint64, error) {
+	var unknown uint64
+	for {
+		t, payload, err := fr.ReadFrame()
+		if err != nil {
+			return frames.Hello{}, unknown, helloIOErr(err, id)
+		}
+		switch t {
+		case frames.TypeHello:
+			h, _, err := frames.ParseHello(payload)
+			if err != nil {
+				return frames.Hello{}, unknown, codecErr(err)
+			}
+			return h, unknown, nil
+		case frames.TypeError:
+			if role == RoleOpener {
+				f, _, err := frames.ParseError(payload)
+				if err != nil {
+					return frames.Hello{}, unknown, codecErr(err)
+				}
+				return frames.Hello{}, unknown, &StreamError{Code: f.Code, Reason: f.Reason, Remote: true}
+			}
+			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: "ERROR before HELLO"}
+		case frames.TypeBatch, frames.TypeAck:
+			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: t.String() + " before HELLO"}
+		default:
+			unknown++
+		}
+	}
+}
+
+func codecErr(err error) error {
+	var fe *frames.Error
+	if errors.As(err, &fe) {
+		return &StreamError{Code: fe.Code, Reason: fe.Reason, Err: err}
+	}
+	return err
+}
+
+// helloIOErr converts the failure to read or write a HELLO: a timeout is
+// CodeHelloTimeout; the peer's direction ending (FIN) before its HELLO is
+// CodeProtocolViolation (PROTOCOL.md §5.1); a malformed frame has its
+// codec code; QUIC errors are converted.
+func helloIOErr(err error, id quic.StreamID) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return &StreamError{Code: CodeHelloTimeout, Reason: "no HELLO within the hello timeout", Err: err}
+	case err == io.EOF:
+		return &StreamError{Code: CodeProtocolViolation, Reason: "stream ended before HELLO"}
+	case errors.Is(err, frames.ErrFrameEncoding) || errors.Is(err, frames.ErrFrameTooLarge):
+		return codecErr(err)
+	}
+	return convertQUICError(err, id)
+}
+
+// resetCode converts an ErrorCode for quic-go.
+func resetCode(c ErrorCode) quic.StreamErrorCode { return quic.StreamErrorCode(c) }
+
+// resetStream resets both directions of qs with code.
+func resetStream(qs *quic.Stream, code ErrorCode) {
+	qs.CancelWrite(resetCode(code))
+	qs.CancelRead(resetCode(code))
+}
+
+// endStream sends ERROR(seq 0, code, reason) if qs takes it without
+// blocking, marks it reliable so that the reset delivers it
+// (RESET_STREAM_AT), and resets both directions with code. It is for a
+// stream nothing else writes to: before its writer loop starts, or after
+// the loop ended. It reports whether the frame was queued.
+func endStream(qs *quic.Stream, code ErrorCode, reason string) bool {
+	f := frames.ErrorFrame{Code: code, Reason: reason}
+	sent := qs.TryWriteAll(f.Append(nil)) == nil
+	if sent {
+		qs.SetReliableBoundary()
+	}
+	resetStream(qs, code)
+	return sent
+}
+
+// countHellos counts the HELLO exchange in the stream's diagnostics: one
+// HELLO each way, and the unknown frames before the peer's.
+func (s *RecordStream) countHellos(unknown uint64) {
+	s.ctr.frameOut(kindHello)
+	s.ctr.frameIn(kindHello)
+	s.ctr.inFrames[kindUnknown].Add(unknown)
+}
+
+// handshake runs the acceptor's side of the exchange for a stream the
+// peer opened, and queues the stream for AcceptRecordStream.
+func (c *Conn) handshake(qs *quic.Stream) {
+	defer c.wg.Done()
+	info := RecordAcceptInfo{StreamID: qs.StreamID(), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
+	s, err := c.acceptExchange(qs, &info)
+	if err != nil {
+		c.refuse(qs, &info, err)
+		return
+	}
+	if err := c.launch(s); err != nil {
+		return
+	}
+	select {
+	case c.acceptQ <- s:
+	case <-c.ctx.Done():
+		_ = s.CloseWithError(CodeCancelled, "connection closed before the stream was accepted")
+	}
+}
+
+// acceptExchange reads the opener's HELLO, negotiates, asks the accept
+// handler, takes the stream's resume key over, and replies with this
+// side's HELLO.
+func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordStream, error) {
+	deadline := time.Now().Add(c.set.helloTimeout)
+	x, err := readPeerHello(qs, c.set, deadline, RoleAcceptor)
+	info.Scope, info.DataID, info.Metadata = x.peer.Scope, x.peer.DataID, x.peer.Metadata
+	if err != nil {
+		return nil, err
+	}
+	info.Negotiated = x.neg
+	resumeFirst, err := resumeRequest(&x, info)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.authorize(info); err != nil {
+		return nil, err
+	}
+	s := newStream(c, c.set, qs, x.fr, x.neg, streamInfo{
+		role: RoleAcceptor, scope: x.peer.Scope, dataID: x.peer.DataID, metadata: x.peer.Metadata,
+		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
+	})
+	reply := c.set.localHello()
+	if info.ResumeKey != nil {
+		applied, err := c.takeResumeKey(s, info, resumeFirst, deadline)
+		if err != nil {
+			return nil, err
+		}
+		reply.Extensions = append(reply.Extensions, frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, applied)})
+	}
+	if err := writeHello(qs, &reply, deadline); err != nil {
+		if s.rsm != nil {
+			c.set.resume.release(s.rsm, s, false)
+		}
+		return nil, err
+	}
+	s.countHellos(x.unknown)
+	return s, nil
+}
+
+// resumeRequest reads the resume key and position of an opener's HELLO
+// when resumption is effective: it sets info.ResumeKey and returns the
+// first record the opener holds. A plain stream leaves info alone.
+func resumeRequest(x *exchange, info *RecordAcceptInfo) (uint64, error) {
+	if !x.neg.Features.Has(FeatureResume) {
+		return 0, nil
+	}
+	key, ok := x.peer.Extension(frames.ExtResumeKey)
+	if !ok {
+		return 0, nil
+	}
+	if len(key) == 0 || len(key) > MaxResumeKeyLen {
+		return 0, &StreamError{Code: CodeFrameEncoding, Reason: "resume key of invalid length"}
+	}
+	pos, _ := x.peer.Extension(frames.ExtResumePosition)
+	first, ok := parsePosition(pos)
+	if !ok || first == 0 {
+		return 0, errBadPosition()
+	}
+	info.ResumeKey = bytes.Clone(key)
+	return first, nil
+}
+
+// authorize asks the accept handler; its error refuses the stream with
+// the error's code (see codeOf).
+func (c *Conn) authorize(info *RecordAcceptInfo) error {
+	handler := c.set.acceptHandler
+	if fn := c.handler.Load(); fn != nil {
+		handler = *fn
+	}
+	if handler == nil {
+		return nil
+	}
+	if err := handler(*info); err != nil {
+		code, reason := codeOf(err, CodeRefused)
+		return &StreamError{Code: code, Reason: reason, Err: err}
+	}
+	return nil
+}
+
+// takeResumeKey makes s the owner of its resume key in the store (waiting,
+// until deadline, for the records a previous stream of the key delivered
+// to be applied) and returns the last applied sequence number, which the
+// stream's records in this direction follow.
+func (c *Conn) takeResumeKey(s *RecordStream, info *RecordAcceptInfo, first uint64, deadline time.Time) (uint64, error) {
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	rsm, applied, err := c.set.resume.acquire(ctx, ResumeKeyInfo{
+		Key: info.ResumeKey, Peer: peerIdentity(c.qc.ConnectionState()), Scope: info.Scope, DataID: info.DataID,
+	}, first, s)
+	if err != nil {
+		return 0, err
+	}
+	s.rsm, s.store, s.resumeKey = rsm, c.set.resume, info.ResumeKey
+	s.setBases(0, applied)
+	return applied, nil
+}
+
+// refuse ends a stream the peer opened that this side does not take: it
+// sends the opener the refusal (unless the opener gave up first), counts
+// it, logs it and tells Config.OnStreamRefused.
+func (c *Conn) refuse(qs *quic.Stream, info *RecordAcceptInfo, err error) {
+	se := asStreamError(err, CodeRefused)
+	se.StreamID = qs.StreamID()
+	if se.Remote {
+		// The opener gave up; nothing to tell it.
+		resetStream(qs, se.Code)
+	} else {
+		endStream(qs, se.Code, se.Reason)
+	}
+	c.refused.Add(1)
+	if c.set.logger != nil {
+		level := slog.LevelDebug
+		if isViolation(se.Code) && !se.Remote {
+			level = slog.LevelWarn
+		}
+		c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se)
+	}
+	if c.set.onRefused != nil {
+		c.set.onRefused(*info, se)
+	}
+}
