@@ -9,17 +9,20 @@ import (
 // Type is a frame type, the first varint of every frame.
 type Type uint64
 
-// Frame types of protocol versions 1 and 2.
+// Frame types of protocol versions 1 and 2. WINDOW is sent only on
+// streams that negotiated [FeatureWindowUpdate]; a receiver that does not
+// know it skips it like any unknown type.
 const (
-	TypeHello Type = 0x01
-	TypeBatch Type = 0x02
-	TypeAck   Type = 0x03
-	TypeError Type = 0x04
+	TypeHello  Type = 0x01
+	TypeBatch  Type = 0x02
+	TypeAck    Type = 0x03
+	TypeError  Type = 0x04
+	TypeWindow Type = 0x05
 )
 
 // Known reports whether t is a frame type this package parses. A receiver
 // skips every other type by its length (see [Reader.ReadFrame]).
-func (t Type) Known() bool { return t >= TypeHello && t <= TypeError }
+func (t Type) Known() bool { return t >= TypeHello && t <= TypeWindow }
 
 // IsReserved reports whether t is one of the reserved types 0x1f*N+0x21
 // that no version will ever assign. Senders may put them on the wire to
@@ -37,6 +40,8 @@ func (t Type) String() string {
 		return "ACK"
 	case TypeError:
 		return "ERROR"
+	case TypeWindow:
+		return "WINDOW"
 	}
 	return "UNKNOWN(0x" + strconv.FormatUint(uint64(t), 16) + ")"
 }
@@ -76,6 +81,9 @@ const (
 	FeaturePiggybackAck Features = 1 << 0
 	// FeatureResume allows a stream to be resumed on a new connection.
 	FeatureResume Features = 1 << 1
+	// FeatureWindowUpdate lets a receiver announce a smaller (or again a
+	// larger) receive window than its HELLO's with WINDOW frames.
+	FeatureWindowUpdate Features = 1 << 2
 )
 
 // Has reports whether every bit of g is in f.
@@ -100,6 +108,10 @@ func (f Features) String() string {
 	if f.Has(FeatureResume) {
 		add("resume")
 		f &^= FeatureResume
+	}
+	if f.Has(FeatureWindowUpdate) {
+		add("window-update")
+		f &^= FeatureWindowUpdate
 	}
 	if f != 0 {
 		add("0x" + strconv.FormatUint(uint64(f), 16))

@@ -208,6 +208,21 @@ func checkAck(t testing.TB, payload []byte) {
 	}, true)
 }
 
+func checkWindow(t testing.TB, payload []byte) {
+	w, n, err := frames.ParseWindow(payload)
+	if err != nil {
+		requireParseError(t, err, n, frames.CodeFrameEncoding)
+		return
+	}
+	require.Equal(t, len(payload), n)
+	require.NotZero(t, w.Records)
+	require.NotZero(t, w.Bytes)
+	requireCanonical(t, frames.TypeWindow, payload, w.Append(nil), w.Len(), func(p []byte) ([]byte, error) {
+		w2, _, err := frames.ParseWindow(p)
+		return w2.Append(nil), err
+	}, true)
+}
+
 func checkError(t testing.TB, payload []byte) {
 	e, n, err := frames.ParseError(payload)
 	if err != nil {
@@ -254,6 +269,19 @@ func FuzzAck(f *testing.F) {
 	f.Add(unhex(f, "4005"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		checkAck(t, payload)
+	})
+}
+
+func FuzzWindow(f *testing.F) {
+	for _, p := range goldenPayloads(f, frames.TypeWindow) {
+		f.Add(p)
+	}
+	f.Add(unhex(f, "00 01"))     // zero records
+	f.Add(unhex(f, "4001 4000")) // non-minimal, zero bytes
+	f.Add(unhex(f, "01 01 00"))  // trailing byte
+	f.Add(unhex(f, "ffffffffffffffff ffffffffffffffff"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkWindow(t, payload)
 	})
 }
 
@@ -522,6 +550,8 @@ func FuzzReader(f *testing.F) {
 					_, _, err = frames.ParseAck(fr.payload)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(fr.payload)
+				case frames.TypeWindow:
+					_, _, err = frames.ParseWindow(fr.payload)
 				}
 				if _, ok := err.(*frames.Error); err != nil && !ok && untyped == nil {
 					untyped = err
@@ -540,6 +570,8 @@ func FuzzReader(f *testing.F) {
 				checkAck(t, fr.payload)
 			case frames.TypeError:
 				checkError(t, fr.payload)
+			case frames.TypeWindow:
+				checkWindow(t, fr.payload)
 			}
 		}
 	})

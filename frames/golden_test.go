@@ -23,6 +23,7 @@ var goldenHex = []struct{ name, hex string }{
 	{"ack", "03 02 43e8"},
 	{"error-record", "04 0c 07 4100 08 626164206a736f6e"},
 	{"error-stream", "04 0d 00 05 0a 312d3220767320332d34"},
+	{"window", "05 06 4400 80100000"},
 	{"reserved", "21 03 000102"},
 }
 
@@ -81,6 +82,7 @@ var goldenValues = map[string]any{
 		Code:   frames.CodeVersionMismatch,
 		Reason: "1-2 vs 3-4",
 	},
+	"window":   frames.WindowFrame{Records: 1024, Bytes: 1 << 20},
 	"reserved": goldenUnknown{typ: 0x21, payload: []byte{0, 1, 2}},
 }
 
@@ -151,6 +153,14 @@ func TestGolden(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, len(payload), n)
 				require.Equal(t, v, got)
+			case frames.WindowFrame:
+				require.Equal(t, frames.TypeWindow, typ)
+				require.Equal(t, want, v.Append(nil))
+				require.Equal(t, len(want), v.Len())
+				got, n, err := frames.ParseWindow(payload)
+				require.NoError(t, err)
+				require.Equal(t, len(payload), n)
+				require.Equal(t, v, got)
 			case goldenUnknown:
 				require.Equal(t, v.typ, typ)
 				require.False(t, typ.Known())
@@ -214,7 +224,8 @@ func TestTypeNames(t *testing.T) {
 		{frames.TypeBatch, "BATCH", true, false},
 		{frames.TypeAck, "ACK", true, false},
 		{frames.TypeError, "ERROR", true, false},
-		{0x05, "UNKNOWN(0x5)", false, false},
+		{frames.TypeWindow, "WINDOW", true, false},
+		{0x06, "UNKNOWN(0x6)", false, false},
 		{0x20, "UNKNOWN(0x20)", false, false},
 		{0x21, "UNKNOWN(0x21)", false, true},
 		{0x40, "UNKNOWN(0x40)", false, true},
