@@ -43,7 +43,8 @@ type WindowParams struct {
 	// InitRecords and InitBytes are the first window; 0 means 256 records
 	// and 256 KiB.
 	InitRecords, InitBytes int64
-	// Fixed switches adaptation off: the window is the caps.
+	// Fixed switches adaptation off: the window is the caps. The window
+	// still measures (Stats, BatchRecords and BatchBytes work).
 	Fixed bool
 }
 
@@ -189,9 +190,6 @@ func (w *Window) Bytes() int64 { return int64(w.bytes.win) }
 // OnBatch records that a batch starting at sequence number first was
 // created at now.
 func (w *Window) OnBatch(first uint64, now time.Time) {
-	if w.p.Fixed {
-		return
-	}
 	if w.n == len(w.stamps) {
 		if w.n == maxStamps {
 			return
@@ -224,7 +222,7 @@ func (w *Window) OnBlocked() { w.roundLimited = true }
 // OnAck takes a new cumulative ack: every record up to seq is applied,
 // and ackedBytes record bytes in all.
 func (w *Window) OnAck(seq, ackedBytes uint64, now time.Time) {
-	if seq <= w.ackedRecs || w.p.Fixed {
+	if seq <= w.ackedRecs {
 		w.ackedRecs, w.ackedBytes = max(w.ackedRecs, seq), max(w.ackedBytes, ackedBytes)
 		return
 	}
@@ -244,7 +242,7 @@ func (w *Window) OnAck(seq, ackedBytes uint64, now time.Time) {
 // whole window has drained at the new, slower rate.
 func (w *Window) queueing(now time.Time) bool {
 	limit := w.minDelay + w.effTarget()
-	if w.minDelay == 0 || w.lastDelay <= limit {
+	if w.p.Fixed || w.minDelay == 0 || w.lastDelay <= limit {
 		w.aboveSince = time.Time{}
 		return false
 	}
@@ -294,6 +292,12 @@ func (w *Window) endRound(now time.Time) {
 		d.rate[w.rounds%rateRounds] = d.roundRate
 	}
 	switch {
+	case w.p.Fixed:
+		// Measure only: the minimum delay over its window.
+		if w.minDelay == 0 || w.roundMin <= w.minDelay || now.Sub(w.minDelayAt) > MinDelayWindow {
+			w.minDelay, w.minDelayAt = w.roundMin, now
+		}
+		w.queueDelay = w.roundMin - w.minDelay
 	case w.mode == modeProbe:
 		w.minDelay, w.minDelayAt = w.roundMin, now
 		w.recs.win, w.bytes.win = w.recs.probeSaved, w.bytes.probeSaved

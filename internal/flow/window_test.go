@@ -149,6 +149,14 @@ func TestWindowFixed(t *testing.T) {
 	require.Equal(t, int64(1000), w.Records())
 	w.SetCaps(500, 1<<10)
 	require.Equal(t, [2]int64{500, 1 << 10}, [2]int64{w.Records(), w.Bytes()})
+
+	// It still measures: a path model shows its delay and rate.
+	m := newPathModel(NewWindow(WindowParams{MaxRecords: 64, MaxBytes: 1 << 30, Fixed: true}, 0, 0), 10*time.Millisecond, constRate(100_000))
+	m.run(time.Second)
+	st := m.w.Stats()
+	require.Equal(t, int64(64), st.Records)
+	require.InDelta(t, 10*time.Millisecond, st.MinDelay, float64(time.Millisecond))
+	require.InDelta(t, 64/0.0106, st.RecordsPerSec, 600, "64 records per round trip plus service")
 }
 
 // TestWindowCapsAndFloor checks the window never leaves [floor, cap], and
