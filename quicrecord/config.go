@@ -7,6 +7,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/flow"
 )
 
 // Config tunes connections and record streams. The zero value, and a nil
@@ -45,9 +46,29 @@ type Config struct {
 	// 1ms; a negative value disables waiting.
 	AckDelay time.Duration
 
+	// QueueDelayTarget is the queueing delay a stream's adaptive windows
+	// aim at: how long a record may wait, beyond the shortest Send→applied
+	// time the stream measures (the round trip plus the application's
+	// time for one batch), in the sender's own batches, in QUIC, on the
+	// network and in the receiver's apply backlog. The sender keeps in
+	// flight what its measured delivery rate needs for that time and not
+	// more (see [RecordStream.Send]); the receiver shrinks the window it
+	// announces when its application keeps a standing backlog longer than
+	// twice the target. Smaller means lower latency under load and, below
+	// what the path's jitter needs, less throughput. 0 means
+	// [DefaultQueueDelayTarget] (2ms).
+	QueueDelayTarget time.Duration
+	// FixedWindow switches the adaptive windows off: the sender keeps up
+	// to MaxInFlightRecords / MaxInFlightBytes in flight (or the peer's
+	// window, if smaller), and the receiver announces its
+	// MaxApplyBacklogRecords / MaxApplyBacklogBytes and never less. For
+	// bulk transfers where queueing delay does not matter, and to compare.
+	FixedWindow bool
+
 	// MaxInFlightRecords caps records sent but not yet acknowledged as
-	// applied; Send blocks at the cap. The peer's announced window lowers
-	// it further. 0 means [DefaultMaxInFlightRecords] (32768).
+	// applied: the adaptive window never exceeds it, and a FixedWindow is
+	// it. Send blocks at the cap. The peer's announced window lowers it
+	// further. 0 means [DefaultMaxInFlightRecords] (32768).
 	MaxInFlightRecords int
 	// MaxInFlightBytes caps the record bytes sent but not yet
 	// acknowledged. 0 means [DefaultMaxInFlightBytes] (8 MiB).
@@ -116,6 +137,7 @@ type Config struct {
 
 // The defaults of the Config fields, used when a field is zero.
 const (
+	DefaultQueueDelayTarget       = flow.DefaultTarget
 	DefaultMaxBatchRecords        = 4096
 	DefaultMaxBatchBytes          = 64 << 10
 	DefaultAckDelay               = 250 * time.Microsecond
@@ -151,6 +173,8 @@ type settings struct {
 	maxBatchBytes    int
 	flushDelay       time.Duration
 	ackDelay         time.Duration
+	queueTarget      time.Duration
+	fixedWindow      bool
 	maxInFlightRecs  int
 	maxInFlightBytes int
 	maxBacklogRecs   int
@@ -183,6 +207,8 @@ func (c *Config) settings() *settings {
 		maxBatchRecords:  orDefault(c.MaxBatchRecords, DefaultMaxBatchRecords),
 		maxBatchBytes:    orDefault(c.MaxBatchBytes, DefaultMaxBatchBytes),
 		flushDelay:       max(c.FlushDelay, 0),
+		queueTarget:      orDefault(c.QueueDelayTarget, DefaultQueueDelayTarget),
+		fixedWindow:      c.FixedWindow,
 		maxInFlightRecs:  orDefault(c.MaxInFlightRecords, DefaultMaxInFlightRecords),
 		maxInFlightBytes: orDefault(c.MaxInFlightBytes, DefaultMaxInFlightBytes),
 		maxBacklogRecs:   orDefault(c.MaxApplyBacklogRecords, DefaultMaxApplyBacklogRecords),

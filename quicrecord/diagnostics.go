@@ -45,6 +45,10 @@ type DiagnosticsSummary struct {
 	// applied (gauge); BacklogPeak the largest peak of any one stream.
 	Backlog     Volume `json:"backlog"`
 	BacklogPeak Volume `json:"backlog_peak"`
+	// Window totals the streams' send windows and delivery rates, with
+	// the smallest estimated minimum ack delay and the largest queueing
+	// delay of any one stream (gauges).
+	Window WindowTotals `json:"window"`
 	// TopBacklog lists the streams with the largest apply backlog in
 	// records, largest first; TopInFlight those with the most records in
 	// flight. Streams with none are left out, so the lists may be shorter
@@ -75,6 +79,29 @@ type VersionCount struct {
 type Volume struct {
 	Records uint64 `json:"records"`
 	Bytes   uint64 `json:"bytes"`
+}
+
+// WindowTotals summarise the windows of a set of streams: the sums of
+// their send windows and delivery rates, the smallest estimated minimum
+// ack delay (0 if none was measured) and the largest queueing delay.
+type WindowTotals struct {
+	Records       uint64        `json:"records"`
+	Bytes         uint64        `json:"bytes"`
+	RecordsPerSec uint64        `json:"records_per_sec"`
+	BytesPerSec   uint64        `json:"bytes_per_sec"`
+	MinAckDelay   time.Duration `json:"min_ack_delay_ns"`
+	QueueDelayMax time.Duration `json:"queue_delay_max_ns"`
+}
+
+func (t *WindowTotals) add(w *WindowStats) {
+	t.Records += w.Records
+	t.Bytes += w.Bytes
+	t.RecordsPerSec += w.RecordsPerSec
+	t.BytesPerSec += w.BytesPerSec
+	if w.MinAckDelay > 0 && (t.MinAckDelay == 0 || w.MinAckDelay < t.MinAckDelay) {
+		t.MinAckDelay = w.MinAckDelay
+	}
+	t.QueueDelayMax = max(t.QueueDelayMax, w.QueueDelay)
 }
 
 // StreamLoad names a stream and an amount it holds: its apply backlog in
@@ -231,6 +258,7 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 	d.Backlog.Bytes += s.In.BacklogBytes
 	d.BacklogPeak.Records = max(d.BacklogPeak.Records, s.In.BacklogPeakRecords)
 	d.BacklogPeak.Bytes = max(d.BacklogPeak.Bytes, s.In.BacklogPeakBytes)
+	d.Window.add(&s.Window)
 
 	if sm.topN > 0 {
 		d.TopBacklog = pushTop(d.TopBacklog, sm.topN, id, s.In.BacklogRecords, s.In.BacklogBytes)
@@ -297,7 +325,7 @@ func loadBefore(a, b *StreamLoad) bool {
 //	                       records       bytes     batches   rec/batch    rejected
 //	out                      25000    4.77 MiB          96       260.4           0
 //	in                       62000    11.8 MiB         238       260.5          10
-//	frames                   hello       batch         ack       error     unknown
+//	frames                   hello       batch         ack       error      window
 //	out                          3          96          83          10           0
 //	in                           3         238          36           0           0
 //	acks               piggybacked  standalone   piggyback
@@ -309,7 +337,10 @@ func loadBefore(a, b *StreamLoad) bool {
 //	queues                 records       bytes   peak recs  peak bytes
 //	in-flight                 3000     586 KiB           -           -
 //	apply backlog             2000     391 KiB        2916     570 KiB
+//	send window            records       bytes       rec/s   min delay   max queue
+//	total                      768     768 KiB       41250       412µs      2.11ms
 //	violations                   0
+//	unknown frames in            0
 //	top apply backlog      records       bytes
 //	  1                       2000     391 KiB  scope="audit" conn=2 stream=0 data=7 acceptor
 //	top in-flight          records       bytes
@@ -340,12 +371,12 @@ func (d DiagnosticsSummary) String() string {
 	t.row("in", num(d.In.Records), bytesIEC(d.In.Bytes), num(d.In.Batches),
 		perBatch(d.In), num(d.Errors.RejectedOut))
 
-	t.row("frames", "hello", "batch", "ack", "error", "unknown")
+	t.row("frames", "hello", "batch", "ack", "error", "window")
 	for _, f := range []struct {
 		label string
 		c     *FrameCounts
 	}{{"out", &d.FramesOut}, {"in", &d.FramesIn}} {
-		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Unknown))
+		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Window))
 	}
 
 	a := d.Acks
@@ -363,7 +394,12 @@ func (d DiagnosticsSummary) String() string {
 	t.row("apply backlog", num(d.Backlog.Records), bytesIEC(d.Backlog.Bytes),
 		num(d.BacklogPeak.Records), bytesIEC(d.BacklogPeak.Bytes))
 
+	w := d.Window
+	t.row("send window", "records", "bytes", "rec/s", "min delay", "max queue")
+	t.row("total", num(w.Records), bytesIEC(w.Bytes), num(w.RecordsPerSec), durOrDash(w.MinAckDelay), dur(w.QueueDelayMax))
+
 	t.row("violations", num(d.Errors.ProtocolViolations))
+	t.row("unknown frames in", num(d.FramesIn.Unknown))
 
 	t.top("top apply backlog", d.TopBacklog)
 	t.top("top in-flight", d.TopInFlight)
@@ -415,6 +451,13 @@ func percent(a, b uint64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*ratio(a, b))
+}
+
+func durOrDash(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return dur(d)
 }
 
 func meanOrDash(d time.Duration, n uint64) string {

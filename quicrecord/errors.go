@@ -51,10 +51,15 @@ const (
 	// FeatureResume lets a stream resume on a new connection (protocol
 	// version 2 and later).
 	FeatureResume = frames.FeatureResume
+	// FeatureWindowUpdate lets a receiver announce a smaller (or again a
+	// larger) window than its HELLO's, with WINDOW frames: how a slow
+	// application makes its producer's Send block (protocol version 2 and
+	// later).
+	FeatureWindowUpdate = frames.FeatureWindowUpdate
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64

@@ -90,6 +90,7 @@ type RecordSnapshot struct {
 	Acks      AckStats       `json:"acks"`
 	Barrier   BarrierStats   `json:"barrier"`
 	Errors    ErrorStats     `json:"errors"`
+	Window    WindowStats    `json:"window"`
 }
 
 // Key returns the stream's key in its registries.
@@ -225,17 +226,21 @@ type FrameCounts struct {
 	Batch   uint64 `json:"batch"`
 	Ack     uint64 `json:"ack"`
 	Error   uint64 `json:"error"`
+	Window  uint64 `json:"window"`
 	Unknown uint64 `json:"unknown"` // frame types this side does not know, skipped
 }
 
 // Total is the number of frames of every type.
-func (f FrameCounts) Total() uint64 { return f.Hello + f.Batch + f.Ack + f.Error + f.Unknown }
+func (f FrameCounts) Total() uint64 {
+	return f.Hello + f.Batch + f.Ack + f.Error + f.Window + f.Unknown
+}
 
 func (f *FrameCounts) add(o *FrameCounts) {
 	f.Hello += o.Hello
 	f.Batch += o.Batch
 	f.Ack += o.Ack
 	f.Error += o.Error
+	f.Window += o.Window
 	f.Unknown += o.Unknown
 }
 
@@ -320,6 +325,93 @@ type barrierJSON struct {
 	AckWaitTotal   string `json:"ack_wait_total"`
 	AckWaitMax     string `json:"ack_wait_max"`
 	AckWaitMean    string `json:"ack_wait_mean"`
+}
+
+// WindowStats describe a stream's windows and what its sender measures of
+// its path (gauges: the values at the snapshot). With adaptation on (the
+// default) the send window follows the measurements, see
+// Config.QueueDelayTarget; with Config.FixedWindow it is the caps, and the
+// measurements are still shown.
+type WindowStats struct {
+	// Records and Bytes are the send window: the most records and record
+	// bytes Send lets be in flight now, within Config.MaxInFlightRecords
+	// and MaxInFlightBytes and the peer's window.
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`
+	// PeerRecords and PeerBytes are the window the peer announced last:
+	// its HELLO's, or its latest WINDOW frame.
+	PeerRecords uint64 `json:"peer_records"`
+	PeerBytes   uint64 `json:"peer_bytes"`
+	// AnnouncedRecords and AnnouncedBytes are the window this side
+	// announces to the peer now.
+	AnnouncedRecords uint64 `json:"announced_records"`
+	AnnouncedBytes   uint64 `json:"announced_bytes"`
+	// MinAckDelay is the estimated minimum Send→applied-ack delay: the
+	// round trip plus the peer's time for one batch, the floor the
+	// queueing delay is measured above (the smallest in the last 10 s,
+	// refreshed by a short probe when older); 0 until measured.
+	MinAckDelay time.Duration `json:"min_ack_delay"`
+	// QueueDelay is the last round's smallest Send→ack delay above
+	// MinAckDelay: the queueing the window holds near the target.
+	QueueDelay time.Duration `json:"queue_delay"`
+	// RecordsPerSec and BytesPerSec are the delivery rate: records and
+	// record bytes the peer applied per second (the largest of the last
+	// rounds).
+	RecordsPerSec uint64 `json:"records_per_sec"`
+	BytesPerSec   uint64 `json:"bytes_per_sec"`
+}
+
+// windowJSON is the JSON form of WindowStats: durations as Go duration
+// strings.
+type windowJSON struct {
+	Records          uint64 `json:"records"`
+	Bytes            uint64 `json:"bytes"`
+	PeerRecords      uint64 `json:"peer_records"`
+	PeerBytes        uint64 `json:"peer_bytes"`
+	AnnouncedRecords uint64 `json:"announced_records"`
+	AnnouncedBytes   uint64 `json:"announced_bytes"`
+	MinAckDelay      string `json:"min_ack_delay"`
+	QueueDelay       string `json:"queue_delay"`
+	RecordsPerSec    uint64 `json:"records_per_sec"`
+	BytesPerSec      uint64 `json:"bytes_per_sec"`
+}
+
+// MarshalJSON writes the delays as Go duration strings ("1.5ms").
+func (w WindowStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(windowJSON{
+		Records: w.Records, Bytes: w.Bytes, PeerRecords: w.PeerRecords, PeerBytes: w.PeerBytes,
+		AnnouncedRecords: w.AnnouncedRecords, AnnouncedBytes: w.AnnouncedBytes,
+		MinAckDelay: w.MinAckDelay.String(), QueueDelay: w.QueueDelay.String(),
+		RecordsPerSec: w.RecordsPerSec, BytesPerSec: w.BytesPerSec,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (w *WindowStats) UnmarshalJSON(data []byte) error {
+	var j windowJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	out := WindowStats{
+		Records: j.Records, Bytes: j.Bytes, PeerRecords: j.PeerRecords, PeerBytes: j.PeerBytes,
+		AnnouncedRecords: j.AnnouncedRecords, AnnouncedBytes: j.AnnouncedBytes,
+		RecordsPerSec: j.RecordsPerSec, BytesPerSec: j.BytesPerSec,
+	}
+	for _, f := range []struct {
+		dst *time.Duration
+		src string
+	}{{&out.MinAckDelay, j.MinAckDelay}, {&out.QueueDelay, j.QueueDelay}} {
+		if f.src == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.src)
+		if err != nil {
+			return fmt.Errorf("quicrecord: window stats: %w", err)
+		}
+		*f.dst = d
+	}
+	*w = out
+	return nil
 }
 
 // MarshalJSON writes durations as Go duration strings ("1.5ms"), which
@@ -441,12 +533,19 @@ func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
 	snap.Errors = ErrorStats{
 		RejectedIn: c.rejectedIn.Load(), RejectedOut: c.rejectedOut.Load(), ProtocolViolations: c.violations.Load(),
 	}
+	snap.Window = WindowStats{
+		Records: c.winRecs.Load(), Bytes: c.winBytes.Load(),
+		PeerRecords: c.peerWinRecs.Load(), PeerBytes: c.peerWinBytes.Load(),
+		AnnouncedRecords: c.annRecs.Load(), AnnouncedBytes: c.annBytes.Load(),
+		MinAckDelay: time.Duration(c.minDelayNs.Load()), QueueDelay: time.Duration(max(c.queueDelayNs.Load(), 0)),
+		RecordsPerSec: c.rateRecs.Load(), BytesPerSec: c.rateBytes.Load(),
+	}
 }
 
 func frameCounts(a *[numFrameKinds]atomic.Uint64) FrameCounts {
 	return FrameCounts{
 		Hello: a[kindHello].Load(), Batch: a[kindBatch].Load(), Ack: a[kindAck].Load(),
-		Error: a[kindError].Load(), Unknown: a[kindUnknown].Load(),
+		Error: a[kindError].Load(), Window: a[kindWindow].Load(), Unknown: a[kindUnknown].Load(),
 	}
 }
 

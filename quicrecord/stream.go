@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/flow"
 )
 
 // Role says which side opened a stream.
@@ -68,7 +69,7 @@ type RecordStream struct {
 	piggyback   bool
 	maxSendRec  int // largest record Send accepts
 	batchBytes  int // encoded record bytes per BATCH
-	windowRecs  int
+	windowRecs  int // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
 	log         *slog.Logger
 
@@ -183,6 +184,10 @@ type sendState struct {
 	// records were handed to QUIC, which splits the Barrier's time into
 	// flush-wait and ack-wait.
 	flushMarks []flushMark
+	// win is the adaptive in-flight window (see adapt.go): Send stamps
+	// batches in it and enforces it, the reader feeds it acks and the
+	// peer's WINDOW frames.
+	win *flow.Window
 }
 
 // flushMark is the flush time of the Barriers waiting for target.
@@ -222,14 +227,24 @@ type recvState struct {
 	err  error // terminal error of the receive direction
 	done bool  // the reader loop has finished
 	wait waitq // notified when records are queued or delivery ends
+
+	// backlog is the window this side announces (see adapt.go); marks
+	// are the batches the application has started on and not finished,
+	// with how long each waited for it; windowDue says the writer owes
+	// the peer a WINDOW frame.
+	backlog   *flow.Backlog
+	marks     []applyMark
+	windowDue bool
 }
 
 // inBatch is a received batch in a receive buffer of its own.
 type inBatch struct {
-	buf    []byte  // the encoded records, in a buffer the batch owns
-	pooled *[]byte // the pool handle of buf, nil if it is not pooled
-	it     frames.RecordIter
-	last   uint64
+	buf     []byte  // the encoded records, in a buffer the batch owns
+	pooled  *[]byte // the pool handle of buf, nil if it is not pooled
+	it      frames.RecordIter
+	last    uint64
+	arrived time.Time // when the reader queued it
+	started bool      // some of its records were delivered
 }
 
 func notifyLocked(ch *chan struct{}) {
@@ -258,6 +273,9 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 	s.ctr.outRecords.Store(sendBase)
 	s.ctr.flushedSeq.Store(sendBase)
 	s.ctr.appliedSeq.Store(recvBase)
+	if s.snd.win != nil {
+		s.snd.win.Rebase(sendBase)
+	}
 }
 
 // ResumeKey returns the key of a resumable stream, nil for others.
@@ -284,6 +302,7 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg N
 	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.WindowRecords))
 	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.WindowBytes))
 	s.snd.nextSeq = 1
+	s.initWindows()
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())
 	fr.SetDirect(frames.TypeBatch, directMinBatch, s.directBuf)

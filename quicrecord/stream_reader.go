@@ -33,16 +33,19 @@ func (s *RecordStream) readFrames() error {
 			return s.readFailed(err)
 		}
 		s.ctr.frameIn(kindOf(f.Type))
-		s.ctr.touch(time.Now())
+		now := time.Now()
+		s.ctr.touch(now)
 		switch f.Type {
 		case frames.TypeBatch:
-			if err = s.handleBatch(&f); err != nil {
+			if err = s.handleBatch(&f, now); err != nil {
 				s.dropDirect(&f)
 			}
 		case frames.TypeAck:
 			err = s.handleAck(f.Payload)
 		case frames.TypeError:
 			err = s.handleError(f.Payload)
+		case frames.TypeWindow:
+			err = s.handleWindow(f.Payload)
 		case frames.TypeHello:
 			err = s.protocolError(CodeUnexpectedFrame, "second HELLO", nil)
 		default:
@@ -184,7 +187,7 @@ func (s *RecordStream) dropDirect(f *frames.Frame) {
 // the frame reader's buffer, copied before it is kept, unless the frame
 // was read directly into a receive buffer of its own, which is kept; on
 // error the caller gives that back.
-func (s *RecordStream) handleBatch(f *frames.Frame) error {
+func (s *RecordStream) handleBatch(f *frames.Frame, now time.Time) error {
 	b, _, err := frames.ParseBatch(f.Payload, uint64(s.set.maxRecordSize))
 	if err != nil {
 		return s.frameError(err)
@@ -241,7 +244,7 @@ func (s *RecordStream) handleBatch(f *frames.Frame) error {
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
+	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/flow"
 )
 
 // Receive buffers: a batch's records wait in a buffer of their own. A
@@ -73,6 +74,7 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 	for {
 		if s.queuedLocked() && s.deliverableLocked() {
 			b := &s.rcv.q[s.rcv.qHead]
+			s.startBatchLocked(b)
 			seq, data, _ := b.it.Next()
 			if seq == b.last {
 				s.popBatchLocked()
@@ -210,6 +212,7 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	}
 	s.ctr.backlogRec.Store(s.rcv.received - seq)
 	s.ctr.backlogBytes.Store(s.rcv.recvBytes - s.rcv.applBytes)
+	s.appliedLocked(seq)
 	notifyLocked(&s.rcv.readerWait)
 	wake := !s.rcv.notified
 	s.rcv.notified = true
@@ -229,6 +232,9 @@ type ackWork struct {
 	// errs are the rejections to send, in order. The writer owns the
 	// slice from now on, and hands it back as the spare of a later pass.
 	errs []frames.ErrorFrame
+	// window is the WINDOW frame owed to the peer, if windowDue.
+	window    frames.WindowFrame
+	windowDue bool
 }
 
 // takeAckWork hands the writer the pending ack and rejections, putting
@@ -238,6 +244,7 @@ func (s *RecordStream) takeAckWork(spare []frames.ErrorFrame) ackWork {
 	s.rmu.Lock()
 	s.rcv.notified = false
 	a := ackWork{ack: s.rcv.applied, due: s.rcv.applied > s.rcv.ackSent, since: s.rcv.ackSince, errs: s.rcv.errFrames}
+	a.window, a.windowDue = s.takeWindowLocked()
 	s.rcv.errFrames = spare
 	s.rmu.Unlock()
 	return a
@@ -289,22 +296,43 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 		if err != nil {
 			return err
 		}
-		for {
-			seq, data, ok := b.it.Next()
-			if !ok {
-				break
-			}
-			if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
-				code, reason := codeOf(ferr, CodeRejected)
-				if err := s.Reject(seq, code, reason); err != nil {
-					return err
-				}
-			}
+		if err := s.applyBatch(&b, fn); err != nil {
+			return err
 		}
 		if err := s.Ack(b.last); err != nil {
 			return err
 		}
 		s.conn.putRecvBuf(b.pooled)
+	}
+}
+
+// applyBatch calls fn for each record of b and rejects those it fails.
+// Within a long batch it acks every flow.BatchTime of applying (checked
+// every 16 records), so that a slow application's acks, and the window
+// they open, come in a steady stream rather than once per batch.
+func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
+	n := 0
+	lastAck := time.Now()
+	for {
+		seq, data, ok := b.it.Next()
+		if !ok {
+			return nil
+		}
+		if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
+			code, reason := codeOf(ferr, CodeRejected)
+			if err := s.Reject(seq, code, reason); err != nil {
+				return err
+			}
+		}
+		if n++; n%16 != 0 || seq == b.last {
+			continue
+		}
+		if now := time.Now(); now.Sub(lastAck) >= flow.BatchTime {
+			if err := s.Ack(seq); err != nil {
+				return err
+			}
+			lastAck = now
+		}
 	}
 }
 
@@ -314,6 +342,7 @@ func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 	s.rmu.Lock()
 	for {
 		if s.queuedLocked() && s.deliverableLocked() {
+			s.startBatchLocked(&s.rcv.q[s.rcv.qHead])
 			b := s.rcv.q[s.rcv.qHead]
 			s.popBatchLocked()
 			s.rcv.delivered = b.last

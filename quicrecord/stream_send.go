@@ -37,9 +37,7 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 			s.smu.Unlock()
 			return 0, context.Cause(s.ctx)
 		}
-		inflight := s.snd.nextSeq - 1 - s.snd.ackedSeq
-		if inflight == 0 || (inflight < uint64(s.windowRecs) &&
-			s.snd.sentBytes-s.snd.ackedBytes+uint64(len(data)) <= uint64(s.windowBytes)) {
+		if s.roomLocked(len(data)) {
 			break
 		}
 		if err := sleepLocked(ctx, &s.smu, &s.snd.wait, s.ctx.Done()); err != nil {
@@ -51,12 +49,14 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 	s.snd.nextSeq++
 	rl := frames.RecordLen(len(data))
 	n := len(s.snd.segs)
-	if n == 0 || s.snd.segs[n-1].count >= s.set.maxBatchRecords || s.snd.segs[n-1].bytes+rl > s.batchBytes {
+	if maxRecs, maxBytes := s.batchLimitsLocked(); n == 0 || s.snd.segs[n-1].count >= maxRecs || s.snd.segs[n-1].bytes+rl > maxBytes {
+		now := time.Now()
 		if n == 0 && s.set.flushDelay > 0 {
-			s.snd.pendAt = time.Now()
+			s.snd.pendAt = now
 		}
 		buf, pooled := s.conn.segBuf(hdrReserve + max(rl, s.batchBytes))
 		s.snd.segs = append(s.snd.segs, segment{buf: buf, pooled: pooled, first: seq})
+		s.snd.win.OnBatch(seq, now)
 		n++
 	}
 	sg := &s.snd.segs[n-1]
@@ -320,6 +320,7 @@ func (s *RecordStream) ackUpdate(a uint64) (ErrorCode, string) {
 	s.snd.ackedBytes = s.snd.cum.pop(int(a - s.snd.ackedSeq))
 	s.snd.ackedSeq = a
 	s.publishSendLocked()
+	s.windowAckLocked(time.Now())
 	s.snd.wait.notify()
 	return 0, ""
 }

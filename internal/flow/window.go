@@ -169,6 +169,13 @@ func newDim(initial, floor, cap, defInit, defFloor int64) dim {
 	return d
 }
 
+// Rebase moves the window, before its first batch, to a stream whose
+// records start after base (a resumed stream continues its key's sequence
+// numbers).
+func (w *Window) Rebase(base uint64) {
+	w.ackedRecs = base
+}
+
 // SetCaps changes the hard caps (for example when the peer announces a new
 // receive window); the window is clamped to them at once.
 func (w *Window) SetCaps(maxRecords, maxBytes int64) {
