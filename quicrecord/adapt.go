@@ -8,7 +8,7 @@ import (
 	"github.com/recordmux/recordmux/internal/flow"
 )
 
-// The adaptive windows. The sender's in-flight window (sendState.win, a
+// The adaptive windows, and batches bounded in time. The sender's in-flight window (sendState.win, a
 // flow.Window guarded by smu) is fed by Send, which stamps each batch it
 // starts and reports when the window is full, and by the reader, which
 // hands it every new ack and the peer's WINDOW frames. The receiver's
@@ -36,6 +36,7 @@ func (s *RecordStream) initWindows() {
 		MaxBytes:   int64(s.windowBytes),
 		Fixed:      s.set.fixedWindow,
 	}, s.snd.ackedSeq, s.snd.ackedBytes)
+	s.batchLimit.Store(int64(s.batchBytes))
 	s.rcv.backlog = flow.NewBacklog(flow.BacklogParams{
 		Target:     target,
 		MaxRecords: int64(s.set.maxBacklogRecs),
@@ -67,20 +68,32 @@ func (s *RecordStream) roomLocked(n int) bool {
 	return false
 }
 
-// batchLimitsLocked returns how many records and encoded bytes a batch
-// Send fills may hold: the configured limits, lowered to what the
-// measured delivery rate carries in flow.BatchTime, so that a batch adds
-// little queueing and an ack riding behind it waits little. Called with
-// smu held.
-func (s *RecordStream) batchLimitsLocked() (records, bytes int) {
-	records, bytes = s.set.maxBatchRecords, s.batchBytes
-	if r := s.snd.win.BatchRecords(); r > 0 && r < int64(records) {
-		records = int(r)
+// batchTime is how long a batch should take to hand to QUIC: the writer
+// sizes batches (see noteWrite) so that an ack or rejection produced
+// while it writes waits at most about this long behind data, and so that
+// a batch adds little queueing.
+const batchTime = time.Millisecond
+
+// minBatchBytes is the smallest batch the time bound shrinks a batch to.
+const minBatchBytes = 8 << 10
+
+// noteWrite takes the duration of one BATCH Write of n bytes: the writer
+// keeps a moving average of how fast its Writes move bytes (on a path
+// limited by its bandwidth, QUIC's Write blocks while the data is sent),
+// and bounds the batches Send fills to batchTime of that rate, between
+// minBatchBytes and the configured batch size. Called by the writer loop.
+func (s *RecordStream) noteWrite(w *writer, n int, took time.Duration) {
+	if n < minBatchBytes || took <= 0 {
+		return // too small to say how fast the path is
 	}
-	if b := s.snd.win.BatchBytes(); b > 0 && b < int64(bytes) {
-		bytes = int(b)
+	rate := float64(n) / took.Seconds()
+	if w.writeRate == 0 {
+		w.writeRate = rate
+	} else {
+		w.writeRate += (rate - w.writeRate) / 8
 	}
-	return records, bytes
+	limit := int64(w.writeRate * batchTime.Seconds())
+	s.batchLimit.Store(min(max(limit, minBatchBytes), int64(s.batchBytes)))
 }
 
 // windowAckLocked hands the window a new cumulative ack. Called by the

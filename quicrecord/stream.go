@@ -71,6 +71,10 @@ type RecordStream struct {
 	batchBytes  int // encoded record bytes per BATCH
 	windowRecs  int // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
+	// batchLimit is the encoded record bytes a batch Send fills may hold:
+	// batchBytes, lowered by the writer loop to about batchTime of what
+	// its Writes move (see noteWrite).
+	batchLimit atomic.Int64
 	log         *slog.Logger
 
 	ctx    context.Context

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
-	"github.com/recordmux/recordmux/internal/flow"
 )
 
 // Receive buffers: a batch's records wait in a buffer of their own. A
@@ -307,7 +306,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 }
 
 // applyBatch calls fn for each record of b and rejects those it fails.
-// Within a long batch it acks every flow.BatchTime of applying (checked
+// Within a long batch it acks every batchTime of applying (checked
 // every 16 records), so that a slow application's acks, and the window
 // they open, come in a steady stream rather than once per batch.
 func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
@@ -327,7 +326,7 @@ func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
 		if n++; n%16 != 0 || seq == b.last {
 			continue
 		}
-		if now := time.Now(); now.Sub(lastAck) >= flow.BatchTime {
+		if now := time.Now(); now.Sub(lastAck) >= batchTime {
 			if err := s.Ack(seq); err != nil {
 				return err
 			}

@@ -49,7 +49,7 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 	s.snd.nextSeq++
 	rl := frames.RecordLen(len(data))
 	n := len(s.snd.segs)
-	if maxRecs, maxBytes := s.batchLimitsLocked(); n == 0 || s.snd.segs[n-1].count >= maxRecs || s.snd.segs[n-1].bytes+rl > maxBytes {
+	if n == 0 || s.snd.segs[n-1].count >= s.set.maxBatchRecords || s.snd.segs[n-1].bytes+rl > int(s.batchLimit.Load()) {
 		now := time.Now()
 		if n == 0 && s.set.flushDelay > 0 {
 			s.snd.pendAt = now

@@ -25,6 +25,8 @@ type writer struct {
 	// broken is set when a Write or the FIN failed: the stream may end
 	// inside a frame, so no ERROR frame can follow.
 	broken bool
+
+	writeRate float64 // moving average of the bytes per second BATCH Writes move
 }
 
 // passNext says what the writer loop does after a pass.
@@ -267,9 +269,11 @@ func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.
 		}
 		start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
 		frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
+		t0 := time.Now()
 		if err := s.write(w, sg.buf[start:]); err != nil {
 			return err
 		}
+		s.noteWrite(w, len(sg.buf)-start, time.Since(t0))
 		s.conn.putSegBuf(sg.pooled)
 		w.cur[i].buf, w.cur[i].pooled = nil, nil
 		s.ctr.outBatches.Add(1)

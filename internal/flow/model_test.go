@@ -16,6 +16,7 @@ type pathModel struct {
 	rate     func(now time.Duration) float64 // records per second the consumer applies
 	size     int                             // bytes per record
 	maxBatch int                             // records per batch
+	linkRate float64                         // records per second of the path, if it is the bottleneck (0: not)
 	w        *Window
 	rx       *Backlog // nil: the receiver announces nothing
 	caps     [2]int64 // the sender's caps before any announcement
@@ -92,8 +93,9 @@ func (m *pathModel) send() {
 			return
 		}
 		k := min(room, int64(m.maxBatch))
-		if b := m.w.BatchRecords(); b > 0 {
-			k = min(k, b)
+		if m.linkRate > 0 {
+			// The writer bounds a batch to a millisecond of the link.
+			k = min(k, max(1, int64(m.linkRate/1000)))
 		}
 		first := m.nextSeq
 		m.w.OnBatch(first, epoch.Add(m.now))

@@ -13,9 +13,6 @@ const DefaultTarget = 2 * time.Millisecond
 // the window probes for a new one.
 const MinDelayWindow = 10 * time.Second
 
-// minBatchBytes is the smallest batch [Window.BatchBytes] suggests.
-const minBatchBytes = 1 << 10
-
 // restartVelocity is the steady growth step's multiplier at which the
 // window goes back to startup's doubling.
 const restartVelocity = 8
@@ -44,7 +41,7 @@ type WindowParams struct {
 	// and 256 KiB.
 	InitRecords, InitBytes int64
 	// Fixed switches adaptation off: the window is the caps. The window
-	// still measures (Stats, BatchRecords and BatchBytes work).
+	// still measures (see Stats).
 	Fixed bool
 }
 
@@ -149,7 +146,6 @@ func NewWindow(p WindowParams, base, baseBytes uint64) *Window {
 	}
 	w.recs = newDim(p.InitRecords, p.MinRecords, p.MaxRecords, 256, 16)
 	w.bytes = newDim(p.InitBytes, p.MinBytes, p.MaxBytes, 256<<10, 16<<10)
-	w.recs.batchMin, w.bytes.batchMin = 1, minBatchBytes
 	if p.Fixed {
 		w.recs.win, w.bytes.win = w.recs.max, w.bytes.max
 	}
@@ -322,12 +318,8 @@ func (w *Window) endRound(now time.Time) {
 	w.nextRound()
 }
 
-// effTarget is the queueing-delay target in force: the configured one,
-// but at least two batch times, since a batch's own delivery time reads as
-// queueing to the batch behind it.
-func (w *Window) effTarget() time.Duration {
-	return max(w.target, 2*w.recs.batchTime(), 2*w.bytes.batchTime())
-}
+// effTarget is the queueing-delay target in force.
+func (w *Window) effTarget() time.Duration { return w.target }
 
 // adjust moves the window by the round's queueing delay.
 func (w *Window) adjust() {
@@ -430,39 +422,6 @@ func (w *Window) nextRound() {
 			w.roundEnd = last
 		}
 	}
-}
-
-// BatchTime is how long a batch should take to deliver at the measured
-// rate: [Window.BatchRecords] and [Window.BatchBytes] size batches so, and
-// so bound both the queueing a batch adds and how long an ack riding
-// behind it waits.
-const BatchTime = time.Millisecond
-
-// BatchRecords is the most records a batch should hold: the measured
-// delivery rate times [BatchTime], at least the floor; 0 while no rate is
-// known (no limit).
-func (w *Window) BatchRecords() int64 { return w.recs.batch() }
-
-// BatchBytes is the most record bytes a batch should hold, like
-// [Window.BatchRecords].
-func (w *Window) BatchBytes() int64 { return w.bytes.batch() }
-
-func (d *dim) batch() int64 {
-	r := d.maxRate()
-	if r == 0 {
-		return 0
-	}
-	return int64(math.Max(r*BatchTime.Seconds(), d.batchMin))
-}
-
-// batchTime is how long a batch of the current size takes at the
-// measured rate: BatchTime, unless the smallest batch takes longer.
-func (d *dim) batchTime() time.Duration {
-	r := d.maxRate()
-	if r == 0 {
-		return BatchTime
-	}
-	return max(BatchTime, time.Duration(d.batchMin/r*float64(time.Second)))
 }
 
 // WindowStats is a snapshot of a Window's model.

@@ -17,12 +17,13 @@ func bigCaps() WindowParams { return WindowParams{MaxRecords: 1 << 20, MaxBytes:
 
 // bestStatic runs the model with each static window and returns the best
 // throughput.
-func bestStatic(t *testing.T, rtt time.Duration, rate func(time.Duration) float64, end time.Duration) float64 {
+func bestStatic(t *testing.T, rtt time.Duration, rate func(time.Duration) float64, link float64, end time.Duration) float64 {
 	var best float64
 	for _, win := range []int64{64, 256, 1024, 4096, 16384, 65536} {
 		p := bigCaps()
 		p.MaxRecords, p.Fixed = win, true
 		m := newPathModel(NewWindow(p, 0, 0), rtt, rate)
+		m.linkRate = link
 		m.run(end)
 		tp := m.throughput(end/2, end)
 		t.Logf("static %6d: %8.0f records/s, p99 %v", win, tp, m.latencyQuantile(0.99, end/2, end))
@@ -40,16 +41,22 @@ func TestWindowModelPaths(t *testing.T) {
 		name string
 		rtt  time.Duration
 		rate float64 // records per second the bottleneck applies
+		link bool    // the bottleneck is the link (batches are a millisecond of it)
 	}{
-		{"loopback", 100 * time.Microsecond, 1_000_000},
-		{"lan", time.Millisecond, 200_000},
-		{"rtt20ms-50mbit", 20 * time.Millisecond, 50e6 / 8 / 256},
-		{"rtt100ms-50mbit", 100 * time.Millisecond, 50e6 / 8 / 256},
+		{"loopback", 100 * time.Microsecond, 1_000_000, false},
+		{"lan", time.Millisecond, 200_000, false},
+		{"rtt20ms-50mbit", 20 * time.Millisecond, 50e6 / 8 / 256, true},
+		{"rtt100ms-50mbit", 100 * time.Millisecond, 50e6 / 8 / 256, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			end := max(200*tc.rtt, 2*time.Second)
-			best := bestStatic(t, tc.rtt, constRate(tc.rate), end)
+			link := 0.0
+			if tc.link {
+				link = tc.rate
+			}
+			best := bestStatic(t, tc.rtt, constRate(tc.rate), link, end)
 			m := newPathModel(NewWindow(bigCaps(), 0, 0), tc.rtt, constRate(tc.rate))
+			m.linkRate = link
 			m.run(end)
 			tp := m.throughput(end/2, end)
 			p99 := m.latencyQuantile(0.99, end/2, end)
