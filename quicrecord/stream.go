@@ -71,11 +71,19 @@ type RecordStream struct {
 	batchBytes  int // encoded record bytes per BATCH
 	windowRecs  int // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
+	// flushWatch counts the Flush and Barrier calls waiting for records to
+	// be written: while there are none, the writer records each batch as
+	// written without taking smu, and takes it once per pass. ackRung is
+	// set when Ack or Reject leaves work for the writer and cleared when
+	// the writer takes it: the writer looks for acks between batches only
+	// then.
+	flushWatch atomic.Int32
+	ackRung    atomic.Bool
 	// batchLimit is the encoded record bytes a batch Send fills may hold:
 	// batchBytes, lowered by the writer loop to about batchTime of what
 	// its Writes move (see noteWrite).
 	batchLimit atomic.Int64
-	log         *slog.Logger
+	log        *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc

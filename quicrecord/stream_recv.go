@@ -215,6 +215,7 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	notifyLocked(&s.rcv.readerWait)
 	wake := !s.rcv.notified
 	s.rcv.notified = true
+	s.ackRung.Store(true)
 	s.rmu.Unlock()
 	if wake {
 		s.wakeWriter()
@@ -242,6 +243,7 @@ type ackWork struct {
 func (s *RecordStream) takeAckWork(spare []frames.ErrorFrame) ackWork {
 	s.rmu.Lock()
 	s.rcv.notified = false
+	s.ackRung.Store(false)
 	a := ackWork{ack: s.rcv.applied, due: s.rcv.applied > s.rcv.ackSent, since: s.rcv.ackSince, errs: s.rcv.errFrames}
 	a.window, a.windowDue = s.takeWindowLocked()
 	s.rcv.errFrames = spare

@@ -100,13 +100,17 @@ func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 		ch := waitChan(&s.snd.flushWait)
 		s.smu.Unlock()
 		s.wakeWriter()
+		s.flushWatch.Add(1)
 		select {
 		case <-ch:
 		case <-s.ctx.Done():
+			s.flushWatch.Add(-1)
 			return context.Cause(s.ctx)
 		case <-ctx.Done():
+			s.flushWatch.Add(-1)
 			return ctxError(ctx)
 		}
+		s.flushWatch.Add(-1)
 		s.smu.Lock()
 	}
 	s.smu.Unlock()
@@ -145,7 +149,7 @@ func (s *RecordStream) waitAckedLocked(ctx context.Context, target uint64) error
 			// it can come.
 			return s.snd.err
 		}
-		if err := sleepLocked(ctx, &s.smu, &s.snd.wait, s.ctx.Done()); err != nil {
+		if err := sleepLockedFor(ctx, &s.smu, &s.snd.wait, s.ctx.Done(), target); err != nil {
 			return err
 		}
 	}
@@ -214,6 +218,7 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 // addFlushMarkLocked registers a Barrier waiting for target to be
 // written. Called with smu held.
 func (s *RecordStream) addFlushMarkLocked(target uint64) {
+	s.flushWatch.Add(1)
 	for i := range s.snd.flushMarks {
 		if s.snd.flushMarks[i].target == target {
 			s.snd.flushMarks[i].refs++
@@ -233,6 +238,7 @@ func (s *RecordStream) takeFlushMarkLocked(target uint64) time.Time {
 			continue
 		}
 		at := m.at
+		s.flushWatch.Add(-1)
 		if m.refs--; m.refs == 0 {
 			s.snd.flushMarks = slices.Delete(s.snd.flushMarks, i, i+1)
 		}
@@ -321,7 +327,9 @@ func (s *RecordStream) ackUpdate(a uint64) (ErrorCode, string) {
 	s.snd.ackedSeq = a
 	s.publishSendLocked()
 	s.windowAckLocked(time.Now())
-	s.snd.wait.notify()
+	// Send's window waiters wake for any ack, Barrier and WaitAcked only
+	// for one that reaches their target.
+	s.snd.wait.notifyUpTo(a)
 	return 0, ""
 }
 

@@ -26,7 +26,8 @@ type writer struct {
 	// inside a frame, so no ERROR frame can follow.
 	broken bool
 
-	writeRate float64 // moving average of the bytes per second BATCH Writes move
+	writeRate float64   // moving average of the bytes per second BATCH Writes move
+	lastAck   time.Time // when the last ack was written
 }
 
 // passNext says what the writer loop does after a pass.
@@ -131,6 +132,7 @@ func (s *RecordStream) pass(w *writer) (passNext, error) {
 	}
 	if plan == ackStandalone {
 		s.ackWritten(acks.ack, now)
+		w.lastAck = now
 	}
 	if take {
 		if err := s.writeBatches(w, plan == ackPiggybacked, acks.ack, now); err != nil {
@@ -281,12 +283,15 @@ func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.
 		if piggy {
 			s.ctr.acksPiggyOut.Add(1)
 			s.ackWritten(ack, now)
+			w.lastAck = time.Now()
 		}
-		s.flushed(sg.first + uint64(sg.count) - 1)
+		s.batchWritten(sg.first + uint64(sg.count) - 1)
 		if err := s.abortWaiting(); err != nil {
 			return err
 		}
 	}
+	last := w.cur[len(w.cur)-1]
+	s.flushed(last.first + uint64(last.count) - 1)
 	w.lastBatch = now
 	if cap(w.cur) <= 64 {
 		w.spare = w.cur[:0]
@@ -296,11 +301,21 @@ func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.
 }
 
 // ackBetween takes, between two batches of a pass, what the receive side
-// produced since the pass began: a WINDOW and rejections are written at
-// once, and a new ack rides in the next batch (or, without piggybacking,
-// leaves in an ACK frame now). It reports whether the next batch carries
-// an ack, and which.
+// produced since the pass began, once batchTime has passed since an ack
+// last left: a WINDOW and rejections are written at once, and a new ack
+// rides in the next batch (or, without piggybacking, leaves in an ACK
+// frame now). So nothing waits behind more than about batchTime of data,
+// and a long pass does not turn into an ack per batch, each of which
+// wakes the peer's sender. It reports whether the next batch carries an
+// ack, and which.
 func (s *RecordStream) ackBetween(w *writer) (piggy bool, ack uint64, err error) {
+	if !s.ackRung.Load() {
+		return false, 0, nil
+	}
+	now := time.Now()
+	if now.Sub(w.lastAck) < batchTime {
+		return false, 0, nil
+	}
 	a := s.takeAckWork(w.errs[:0])
 	w.errs = a.errs
 	plan := ackNone
@@ -314,7 +329,8 @@ func (s *RecordStream) ackBetween(w *writer) (piggy bool, ack uint64, err error)
 		return false, 0, err
 	}
 	if plan == ackStandalone {
-		s.ackWritten(a.ack, time.Now())
+		s.ackWritten(a.ack, now)
+		w.lastAck = now
 	}
 	return plan == ackPiggybacked, a.ack, nil
 }
@@ -338,6 +354,19 @@ func (s *RecordStream) abortWaiting() error {
 		return errAborting
 	}
 	return nil
+}
+
+// batchWritten records that the records up to seq, the end of one batch,
+// were handed to QUIC: at once for the snapshots' FlushedSeq, and, while
+// a Flush or Barrier waits, for them too (see flushed); otherwise they
+// learn it from the flushed call at the end of the pass, which saves the
+// lock per batch.
+func (s *RecordStream) batchWritten(seq uint64) {
+	if s.flushWatch.Load() > 0 {
+		s.flushed(seq)
+		return
+	}
+	s.ctr.flushedSeq.Store(seq)
 }
 
 // flushed records that the records up to seq were handed to QUIC: Flush
