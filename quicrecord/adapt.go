@@ -99,6 +99,7 @@ func (s *RecordStream) noteWrite(w *writer, n int, took time.Duration) {
 // windowAckLocked hands the window a new cumulative ack. Called by the
 // reader with smu held, after the send state took the ack.
 func (s *RecordStream) windowAckLocked(now time.Time) {
+	s.snd.win.OnLoss(s.conn.qc.ConnectionStats().PacketsLost)
 	s.snd.win.OnAck(s.snd.ackedSeq, s.snd.ackedBytes, now)
 	s.publishWindowLocked()
 }

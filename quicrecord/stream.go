@@ -96,6 +96,10 @@ type RecordStream struct {
 
 	fr *frames.Reader // owned by the reader loop (by the handshake before it)
 
+	// applyEvery is how many records Apply applies between looks at the
+	// clock (see applyBatch); owned by the one goroutine in Apply.
+	applyEvery int
+
 	// readerErr is set, once, when the reader loop stops: why no more
 	// frames (and so no more acks) will arrive.
 	readerErr atomic.Pointer[error]
@@ -314,6 +318,7 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg N
 	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.WindowRecords))
 	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.WindowBytes))
 	s.snd.nextSeq = 1
+	s.applyEvery = 16
 	s.initWindows()
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())

@@ -308,12 +308,15 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 }
 
 // applyBatch calls fn for each record of b and rejects those it fails.
-// Within a long batch it acks every batchTime of applying (checked
-// every 16 records), so that a slow application's acks, and the window
-// they open, come in a steady stream rather than once per batch.
+// Within a long batch it acks every batchTime of applying, so that a
+// slow application's acks, and the window they open, come in a steady
+// stream rather than once per batch. It looks at the clock every few
+// records, as few as keep the looks about a quarter of batchTime apart.
 func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
-	n := 0
 	lastAck := time.Now()
+	lastLook := lastAck
+	every, n := s.applyEvery, 0
+	defer func() { s.applyEvery = every }()
 	for {
 		seq, data, ok := b.it.Next()
 		if !ok {
@@ -325,10 +328,19 @@ func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
 				return err
 			}
 		}
-		if n++; n%16 != 0 || seq == b.last {
+		if n++; n < every || seq == b.last {
 			continue
 		}
-		if now := time.Now(); now.Sub(lastAck) >= batchTime {
+		n = 0
+		now := time.Now()
+		switch since := now.Sub(lastLook); {
+		case since > batchTime/4 && every > 1:
+			every /= 2
+		case since < batchTime/16 && every < 64:
+			every *= 2
+		}
+		lastLook = now
+		if now.Sub(lastAck) >= batchTime {
 			if err := s.Ack(seq); err != nil {
 				return err
 			}

@@ -15,7 +15,14 @@ const MinDelayWindow = 10 * time.Second
 
 // restartVelocity is the steady growth step's multiplier at which the
 // window goes back to startup's doubling.
-const restartVelocity = 8
+const restartVelocity = 4
+
+// lossRounds is how many rounds after a loss the window keeps its loss
+// headroom (see effTarget).
+const lossRounds = 8
+
+// standingRounds is how many round minima a standing queue must show.
+const standingRounds = 3
 
 // rateRounds is the length of the delivery-rate filter, in rounds.
 const rateRounds = 8
@@ -124,6 +131,11 @@ type Window struct {
 	roundLimited bool          // Send found the window full during the round
 	aboveSince   time.Time     // since when every delay sample exceeded minDelay+target; zero: not so
 	aboveMin     time.Duration // the smallest of those samples
+	persistent   bool          // the round ended early on a persistent queue
+	losses       uint64        // the path's packet losses, as last told (OnLoss)
+	roundLosses  uint64        // losses when the round began
+	lossy        int           // rounds to go with loss headroom
+	recent       [standingRounds]time.Duration
 	rounds       uint64
 
 	minDelay   time.Duration // windowed minimum delay; 0 until the first round
@@ -238,8 +250,9 @@ func (w *Window) OnAck(seq, ackedBytes uint64, now time.Time) {
 	}
 }
 
-// queueing reports whether every delay sample for two target round trips
-// showed a standing queue (CoDel's test); then the round ends early with
+// queueing reports whether every delay sample for three target round
+// trips showed a standing queue (CoDel's test); then the round ends early
+// with
 // those samples' minimum, so that a window far too large for a consumer
 // that slowed down shrinks within a few round trips instead of after a
 // whole window has drained at the new, slower rate.
@@ -254,10 +267,11 @@ func (w *Window) queueing(now time.Time) bool {
 		return false
 	}
 	w.aboveMin = min(w.aboveMin, w.lastDelay)
-	if now.Sub(w.aboveSince) < 2*limit {
+	if now.Sub(w.aboveSince) < 3*limit {
 		return false
 	}
 	w.roundMin, w.aboveSince = w.aboveMin, time.Time{}
+	w.persistent = true
 	return true
 }
 
@@ -291,6 +305,12 @@ func (w *Window) sample(st stamp, seq, ackedBytes uint64, now time.Time) {
 // window.
 func (w *Window) endRound(now time.Time) {
 	w.rounds++
+	if w.losses > w.roundLosses {
+		w.lossy = lossRounds
+	} else if w.lossy > 0 {
+		w.lossy--
+	}
+	w.roundLosses = w.losses
 	for _, d := range []*dim{&w.recs, &w.bytes} {
 		d.rate[w.rounds%rateRounds] = d.roundRate
 	}
@@ -318,21 +338,57 @@ func (w *Window) endRound(now time.Time) {
 	w.nextRound()
 }
 
-// effTarget is the queueing-delay target in force.
-func (w *Window) effTarget() time.Duration { return w.target }
+// effTarget is the queueing-delay target in force: the configured one,
+// or on a path that lost packets in the last lossRounds rounds half the
+// minimum delay, if longer. A loss stalls every ack behind the lost
+// packet for about a round trip; a window with no room beyond the pipe
+// then runs dry and the path idles, so a lossy path gets that much more
+// room, as BBR's window gain gives every path.
+func (w *Window) effTarget() time.Duration {
+	if w.lossy > 0 {
+		return max(w.target, w.minDelay/2)
+	}
+	return w.target
+}
+
+// OnLoss tells the window the path's packet losses so far (a cumulative
+// count, such as quic-go's ConnectionStats.PacketsLost): a round in which
+// it grew is a loss round, whose delays a retransmission inflated.
+func (w *Window) OnLoss(total uint64) { w.losses = total }
+
+// standing returns the delay a standing queue is judged by: the smallest
+// of the last standingRounds round minima, so that one or two rounds
+// inflated by a loss (every ack behind a lost packet waits for its
+// retransmission) do not read as a queue; or the round's own minimum when
+// the early test (queueing) already saw it persist.
+func (w *Window) standing() time.Duration {
+	w.recent[w.rounds%standingRounds] = w.roundMin
+	if w.persistent {
+		w.persistent = false
+		return w.roundMin
+	}
+	m := w.roundMin
+	for _, d := range w.recent {
+		if d > 0 && d < m {
+			m = d
+		}
+	}
+	return m
+}
 
 // adjust moves the window by the round's queueing delay.
 func (w *Window) adjust() {
 	target := w.effTarget()
 	q := w.roundMin - w.minDelay
 	w.queueDelay = q
+	standing := w.standing()
 	switch {
-	case q > target:
+	case standing-w.minDelay > target:
 		// A standing queue: shrink in proportion, so that the same rate
 		// meets the target, but not below what the rate the round
 		// delivered needs at the target delay (the queue drains at that
 		// rate), and forget the faster past.
-		f := float64(w.minDelay+target) / float64(w.roundMin)
+		f := float64(w.minDelay+target) / float64(standing)
 		rtt := (w.minDelay + target).Seconds()
 		for _, d := range []*dim{&w.recs, &w.bytes} {
 			d.win = math.Max(d.win*f, d.roundRate*rtt)
@@ -352,15 +408,19 @@ func (w *Window) adjust() {
 		// velocity, which doubles for every round that still shows no
 		// queue at all (as Copa does), so that the window follows a path
 		// or consumer that sped up within a few round trips and creeps
-		// up by half the target per round on a full path.
+		// up by half the target per round on a full path; but at least a
+		// sixteenth, since on a long round trip half the target of the
+		// rate is a sliver of the window and a queueing delay read within
+		// its noise would otherwise hold a half-empty pipe for seconds.
 		step := target.Seconds() / 2 * w.velocity
-		w.recs.win += math.Max(1, w.recs.maxRate()*step)
-		w.bytes.win += math.Max(1, w.bytes.maxRate()*step)
+		for _, d := range []*dim{&w.recs, &w.bytes} {
+			d.win += math.Max(d.win/16, d.maxRate()*step)
+		}
 		switch {
 		case q >= target/4:
 			w.velocity = 1
 		case w.velocity >= restartVelocity:
-			// Three rounds in a row without any queue: far more room
+			// Two rounds in a row without any queue: far more room
 			// than the window uses. Search exponentially again.
 			w.mode, w.startupBest, w.startupFlat, w.velocity = modeStartup, 0, 0, 1
 		default:
