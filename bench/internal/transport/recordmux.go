@@ -32,12 +32,14 @@ type RecordmuxOptions struct {
 // (NewListener and NewConn over the same quic.Transport setup as the
 // other QUIC transports, OpenRecordStream, Send, WaitAcked, Apply): one
 // QUIC stream per record stream. Its variants differ in configuration
-// only: "recordmux" keeps the default Config, "recordmux-wN" sets
-// MaxInFlightRecords and MaxApplyBacklogRecords to N.
+// only: "recordmux" keeps the default Config (adaptive windows),
+// "recordmux-wN" a fixed window of N records (FixedWindow, with
+// MaxInFlightRecords and MaxApplyBacklogRecords N).
 type Recordmux struct {
 	name   string
 	opts   RecordmuxOptions
 	tuning Tuning
+	fixed  bool
 }
 
 func newRecordmux(o RecordmuxOptions) Recordmux { return Recordmux{name: "recordmux", opts: o} }
@@ -45,7 +47,7 @@ func newRecordmux(o RecordmuxOptions) Recordmux { return Recordmux{name: "record
 // newRecordmuxFixed is recordmux with MaxInFlightRecords and
 // MaxApplyBacklogRecords both window.
 func newRecordmuxFixed(o RecordmuxOptions, window int) Recordmux {
-	return Recordmux{name: fmt.Sprintf("recordmux-w%d", window), opts: o, tuning: Tuning{WindowRecords: window}}
+	return Recordmux{name: fmt.Sprintf("recordmux-w%d", window), opts: o, tuning: Tuning{WindowRecords: window}, fixed: true}
 }
 
 // Name returns "recordmux" or "recordmux-wN".
@@ -53,10 +55,10 @@ func (r Recordmux) Name() string { return r.name }
 
 // Describe says what the transport is.
 func (r Recordmux) Describe() string {
-	if w := r.tuning.WindowRecords; w > 0 {
-		return fmt.Sprintf("recordmux, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
+	if w := r.tuning.WindowRecords; r.fixed && w > 0 {
+		return fmt.Sprintf("recordmux, a fixed window: FixedWindow, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
 	}
-	return "recordmux (quicrecord), default Config, one QUIC stream per stream"
+	return "recordmux (quicrecord), default Config (adaptive windows), one QUIC stream per stream"
 }
 
 // QUIC returns true.
@@ -76,6 +78,7 @@ func (r Recordmux) config(n Network) *quicrecord.Config {
 		MaxApplyBacklogRecords: r.tuning.WindowRecords,
 		MaxInFlightBytes:       r.tuning.WindowBytes,
 		MaxApplyBacklogBytes:   r.tuning.WindowBytes,
+		FixedWindow:            r.fixed,
 	}
 }
 
