@@ -44,7 +44,7 @@ type Options struct {
 
 // PerStreamSeries is the number of series each stream adds when
 // Options.PerStream is set.
-const PerStreamSeries = 6
+const PerStreamSeries = 9
 
 // Collector is a prometheus.Collector for the record streams of a
 // [Source]. Create it with [NewCollector] and register it with a
