@@ -380,6 +380,21 @@ func TestAdaptiveAcksDoNotQueueBehindData(t *testing.T) {
 	})
 }
 
+// windowRawStream opens a stream from a raw peer announcing hello over
+// simnet and returns the raw peer and the library's stream. It must run
+// inside a synctest bubble.
+func windowRawStream(t *testing.T, hello *frames.Hello) (*rawPeer, *RecordStream) {
+	ctx := context.Background()
+	rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)
+	conn, err := NewConn(qs, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	str, err := rawConn.OpenStreamSync(ctx)
+	require.NoError(t, err)
+	raw := newRawPeer(t, str)
+	return raw, raw.handshake(ctx, conn, hello)
+}
+
 // TestWindowFrames plays a peer that negotiates window-update: each
 // WINDOW it sends caps what the library keeps in flight, in records and
 // in bytes, until the next one; a WINDOW on a stream without the feature,
@@ -393,14 +408,7 @@ func TestWindowFrames(t *testing.T) {
 	t.Run("honoured", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
-			rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)
-			conn, err := NewConn(qs, nil)
-			require.NoError(t, err)
-			defer conn.Close()
-			str, err := rawConn.OpenStreamSync(ctx)
-			require.NoError(t, err)
-			raw := newRawPeer(t, str)
-			s := raw.handshake(ctx, conn, windowHello())
+			raw, s := windowRawStream(t, windowHello())
 			require.True(t, s.Negotiated().Features.Has(FeatureWindowUpdate))
 			sendUntilBlocked := func() uint64 {
 				sctx, cancel := context.WithTimeout(ctx, simRTT)
@@ -435,15 +443,7 @@ func TestWindowFrames(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ctx := context.Background()
-				rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)
-				conn, err := NewConn(qs, nil)
-				require.NoError(t, err)
-				defer conn.Close()
-				str, err := rawConn.OpenStreamSync(ctx)
-				require.NoError(t, err)
-				raw := newRawPeer(t, str)
-				s := raw.handshake(ctx, conn, tc.hello)
+				raw, s := windowRawStream(t, tc.hello)
 				raw.write(tc.frame)
 				raw.expectRefusal(tc.code)
 				<-s.Context().Done()

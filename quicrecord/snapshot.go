@@ -397,20 +397,33 @@ func (w *WindowStats) UnmarshalJSON(data []byte) error {
 		AnnouncedRecords: j.AnnouncedRecords, AnnouncedBytes: j.AnnouncedBytes,
 		RecordsPerSec: j.RecordsPerSec, BytesPerSec: j.BytesPerSec,
 	}
-	for _, f := range []struct {
-		dst *time.Duration
-		src string
-	}{{&out.MinAckDelay, j.MinAckDelay}, {&out.QueueDelay, j.QueueDelay}} {
+	if err := parseDurations("window stats", []durationField{{&out.MinAckDelay, j.MinAckDelay}, {&out.QueueDelay, j.QueueDelay}}); err != nil {
+		return err
+	}
+	*w = out
+	return nil
+}
+
+// durationField is a duration to read from its JSON string form.
+type durationField struct {
+	dst *time.Duration
+	src string
+}
+
+// parseDurations reads the Go duration strings of fields into their
+// destinations; an empty string leaves its destination alone. what names
+// the value in an error.
+func parseDurations(what string, fields []durationField) error {
+	for _, f := range fields {
 		if f.src == "" {
 			continue
 		}
 		d, err := time.ParseDuration(f.src)
 		if err != nil {
-			return fmt.Errorf("quicrecord: window stats: %w", err)
+			return fmt.Errorf("quicrecord: %s: %w", what, err)
 		}
 		*f.dst = d
 	}
-	*w = out
 	return nil
 }
 
@@ -434,21 +447,11 @@ func (b *BarrierStats) UnmarshalJSON(data []byte) error {
 	}
 	var out BarrierStats
 	out.Calls = j.Calls
-	for _, f := range []struct {
-		dst *time.Duration
-		src string
-	}{
+	if err := parseDurations("barrier stats", []durationField{
 		{&out.FlushWaitTotal, j.FlushWaitTotal}, {&out.FlushWaitMax, j.FlushWaitMax},
 		{&out.AckWaitTotal, j.AckWaitTotal}, {&out.AckWaitMax, j.AckWaitMax},
-	} {
-		if f.src == "" {
-			continue
-		}
-		d, err := time.ParseDuration(f.src)
-		if err != nil {
-			return fmt.Errorf("quicrecord: barrier stats: %w", err)
-		}
-		*f.dst = d
+	}); err != nil {
+		return err
 	}
 	*b = out
 	return nil
