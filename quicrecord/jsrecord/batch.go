@@ -30,13 +30,21 @@ const (
 // already published the same records is refused this way.
 const errCodeBatchDuplicate jetstream.ErrorCode = 10201
 
-// batch is one atomic batch of consecutive records of one key.
+// batch is one atomic batch of consecutive records of one key. It is
+// owned by the Serve call that collects it, and by its commit while that
+// runs.
 type batch struct {
 	name  string   // the key in hex
 	claim uint64   // stream sequence of the claim the batch is fenced on
 	first uint64   // sequence number of recs[0]
 	recs  [][]byte // record payloads, first, first+1, …
+
+	id  string    // JetStream batch ID, set by stage
+	msg *nats.Msg // the message being sent, while the batch holds a token
 }
+
+// last returns the sequence number of the batch's last record.
+func (b *batch) last() uint64 { return b.first + uint64(len(b.recs)) - 1 }
 
 // batchAck is JetStream's reply to a batch commit.
 type batchAck struct {
@@ -47,57 +55,91 @@ type batchAck struct {
 	Error  *jetstream.APIError `json:"error,omitempty"`
 }
 
-// publish publishes b as one atomic batch and waits for JetStream to
-// confirm it: every record is stored, or none is. The first message
-// carries the fence, an expected last sequence of the key's claim subject
-// equal to b.claim; JetStream checks it when it commits the batch, so a
-// batch of a collector whose claim was superseded is refused whole.
-// Records get their deduplication ID (key:seq) and [HeaderSeq].
+// A batch is published in two steps. stage sends every record but the
+// last, without waiting; commit sends the last one, which commits the
+// batch, and waits for JetStream's verdict: every record stored, or none.
+// Between the two, a stream's previous batch can still be committing, so
+// the records of the next one travel while JetStream works on the last.
 //
-// A nil error means JetStream stored the batch. Otherwise nothing can be
-// assumed: the batch may have been stored after all (a lost reply), which
-// the next claim of the key reads back; an error wrapping ErrFenced means
-// JetStream refused it on the fence.
-func (s *Sink) publish(ctx context.Context, b *batch) error {
+// The first message carries the fence, an expected last sequence of the
+// key's claim subject equal to b.claim; JetStream checks it when it
+// commits the batch, so a batch of a collector whose claim was superseded
+// is refused whole. Records get their deduplication ID (key:seq) and
+// [HeaderSeq].
+//
+// A batch holds one of the sink's MaxInflightBatches tokens from stage
+// until commit returns (or release, for a batch that is never committed).
+
+// stage takes a token and sends all records of b but the last.
+func (s *Sink) stage(ctx context.Context, b *batch) error {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	defer func() { <-s.sem }()
 	s.ctr.inflight.Add(1)
-	defer s.ctr.inflight.Add(-1)
-
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	id := nuid.Next()
-	subj := recordSubject(s.prefix, b.name)
-	var reply *nats.Msg
-	for i, data := range b.recs {
-		seq := b.first + uint64(i)
-		m := &nats.Msg{Subject: subj, Data: data, Header: make(nats.Header, 8)}
-		m.Header.Set(hdrBatchID, id)
-		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
-		m.Header.Set(jetstream.MsgIDHeader, msgID(b.name, seq))
-		m.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
-		if i == 0 {
-			m.Header.Set(hdrExpectStream, s.stream)
-			m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(b.claim, 10))
-			m.Header.Set(hdrExpectSubj, claimSubject(s.prefix, b.name))
-		}
-		if i < len(b.recs)-1 {
-			if err := s.nc.PublishMsg(m); err != nil {
-				return fmt.Errorf("jsrecord: publish: %w", err)
-			}
-			continue
-		}
-		m.Header.Set(hdrBatchCommit, "1")
-		var err error
-		if reply, err = s.nc.RequestMsgWithContext(ctx, m); err != nil {
-			return fmt.Errorf("jsrecord: batch commit: %w", err)
+	b.id = nuid.Next()
+	// One message and header map serve the whole batch: PublishMsg
+	// encodes them before it returns.
+	b.msg = &nats.Msg{Subject: recordSubject(s.prefix, b.name), Header: make(nats.Header, 8)}
+	b.msg.Header.Set(hdrBatchID, b.id)
+	for i := range len(b.recs) - 1 {
+		if err := s.nc.PublishMsg(s.batchMsg(b, i)); err != nil {
+			s.release(b)
+			return fmt.Errorf("jsrecord: publish: %w", err)
 		}
 	}
-	return checkBatchAck(reply.Data, id, len(b.recs))
+	return nil
+}
+
+// batchMsg returns b's message for record i.
+func (s *Sink) batchMsg(b *batch, i int) *nats.Msg {
+	m, seq := b.msg, b.first+uint64(i)
+	m.Data = b.recs[i]
+	m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+	m.Header.Set(jetstream.MsgIDHeader, msgID(b.name, seq))
+	m.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
+	if i == 0 {
+		m.Header.Set(hdrExpectStream, s.stream)
+		m.Header.Set(hdrExpectSubjSeq, strconv.FormatUint(b.claim, 10))
+		m.Header.Set(hdrExpectSubj, claimSubject(s.prefix, b.name))
+	} else {
+		m.Header.Del(hdrExpectStream)
+		m.Header.Del(hdrExpectSubjSeq)
+		m.Header.Del(hdrExpectSubj)
+	}
+	if i == len(b.recs)-1 {
+		m.Header.Set(hdrBatchCommit, "1")
+	}
+	return m
+}
+
+// commit sends b's last record, which commits the batch, and waits (at
+// most Config.Timeout) for JetStream's verdict. nil means JetStream stored
+// the batch. Otherwise nothing can be assumed: the batch may have been
+// stored after all (a lost reply), which the key's next claim reads back;
+// an error wrapping ErrFenced means JetStream refused it because another
+// collector holds the key.
+func (s *Sink) commit(ctx context.Context, b *batch) error {
+	defer s.release(b)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	reply, err := s.nc.RequestMsgWithContext(ctx, s.batchMsg(b, len(b.recs)-1))
+	if err != nil {
+		return fmt.Errorf("jsrecord: batch commit: %w", err)
+	}
+	return checkBatchAck(reply.Data, b.id, len(b.recs))
+}
+
+// release gives back b's token. A batch staged and never committed is
+// dropped by JetStream after its batch timeout (10 s by default).
+func (s *Sink) release(b *batch) {
+	if b.msg == nil {
+		return
+	}
+	b.msg = nil
+	s.ctr.inflight.Add(-1)
+	<-s.sem
 }
 
 // checkBatchAck checks JetStream's reply to the commit of batch id of n

@@ -28,7 +28,8 @@ type Config struct {
 	// values need that limit raised.
 	MaxBatch int
 	// MaxInflightBatches caps the batches this sink publishes at once, over
-	// all its streams; further batches wait. The server refuses more than
+	// all its streams (a stream has up to two: one committing, the next
+	// being sent); further batches wait. The server refuses more than
 	// 50 uncommitted atomic batches per stream (max_batch_inflight_per_stream),
 	// so keep the sum over the collectors sharing a stream below that. 0
 	// means 16.

@@ -77,9 +77,11 @@
 // message checked against the same subject is still being committed
 // (error 10164), so per-record fences cannot be pipelined there; within an
 // atomic batch one check covers every record. A stream's batches are
-// therefore committed one after another, each up to MaxBatch records,
-// while the agent keeps sending into its window; streams of different
-// keys commit in parallel, up to Config.MaxInflightBatches per sink.
+// therefore committed one after another, each up to MaxBatch records;
+// while one commits, the next is collected from what the agent keeps
+// sending into its window, and its records are sent as soon as it is full
+// or the commit returned. Streams of different keys commit in parallel,
+// up to Config.MaxInflightBatches batches per sink.
 //
 // A batch that fails or is not confirmed within Config.Timeout is never
 // acknowledged: Serve resets the stream with [CodeUnavailable] (or
@@ -124,7 +126,12 @@
 //     Config.MaxInflightBatches, summed over the collectors of a stream,
 //     and Config.MaxBatch within them, or raise the server's limits.
 //   - A stream's batches commit one at a time, so one key's throughput is
-//     MaxBatch records per commit round trip.
+//     at most MaxBatch records per commit round trip.
+//   - On a single-replica file stream JetStream writes each record twice
+//     (it stages an atomic batch in a file store of its own before
+//     committing it), and its stream loop is one goroutine per stream: on
+//     small machines that, not the network, bounds the records per
+//     second (see the collector's BenchmarkSinks).
 //   - Identity binding uses the same client identity as
 //     quicrecord.ResumeKeyInfo.Peer; connections without a verified
 //     client certificate all share the identity "".

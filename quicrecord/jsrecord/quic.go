@@ -84,14 +84,16 @@ func peerOf(cs tls.ConnectionState) string {
 }
 
 // Serve applies the records of an accepted resumable stream: it takes what
-// has arrived (up to Config.MaxBatch records), publishes it as one atomic
-// batch fenced on this collector's claim of the key, and acknowledges the
-// batch's last record once JetStream confirmed the batch; then the next.
-// Acknowledgements are therefore in order and only for confirmed records.
+// has arrived (up to Config.MaxBatch records) as one atomic batch fenced on
+// this collector's claim of the key, publishes it, and acknowledges the
+// batch's last record once JetStream confirmed the batch. While a batch
+// commits, the next one is collected and its records sent; it is committed
+// when the previous one is confirmed. Acknowledgements are therefore in
+// order and only for confirmed records.
 //
 // A batch that fails or times out is never acknowledged: Serve resets the
-// stream with CodeUnavailable (with CodeSuperseded when the fence refused
-// it: another collector holds the key now) and returns the error. The
+// stream with CodeUnavailable (with CodeSuperseded when JetStream refused
+// it because another collector holds the key) and returns the error. The
 // opener's ResumableStream keeps the records, reconnects, and resumes
 // right after what JetStream holds. Serve returns nil when the opener
 // finished the stream, and closes rs in every case.
@@ -108,16 +110,54 @@ func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
 		_ = rs.CloseWithError(CodeSuperseded, ErrNoClaim.Error())
 		return ErrNoClaim
 	}
-	b := &batch{name: name, claim: claim, recs: make([][]byte, 0, s.maxBatch)}
+	p := &pipe{s: s, rs: rs}
+	p.next = &batch{name: name, claim: claim, recs: make([][]byte, 0, s.maxBatch)}
+	p.spare = &batch{name: name, claim: claim, recs: make([][]byte, 0, s.maxBatch)}
+	return p.run(ctx)
+}
+
+// pipe is the publishing pipeline of one stream: at most one batch
+// committing (cur) while the next is collected and staged. Owned by the
+// Serve call; cur's commit runs on a goroutine of its own, which Serve
+// always waits for.
+type pipe struct {
+	s           *Sink
+	rs          *quicrecord.RecordStream
+	next, spare *batch
+	cur         *commitCall
+}
+
+// commitCall is a batch commit in progress.
+type commitCall struct {
+	b    *batch
+	err  error           // set before done is closed
+	done chan struct{}   // closed when the commit returned
+	wake context.Context // cancelled when the commit returned
+}
+
+func (p *pipe) run(ctx context.Context) error {
 	for {
-		recvErr := s.collect(ctx, rs, b)
-		if len(b.recs) > 0 {
-			if err := s.commit(ctx, rs, b); err != nil {
-				return err
+		recvErr := p.collect(ctx)
+		if len(p.next.recs) > 0 {
+			if err := p.s.stage(ctx, p.next); err != nil {
+				if serr := p.settle(); serr != nil {
+					return serr
+				}
+				return p.failed(p.next, err)
 			}
 		}
+		if err := p.settle(); err != nil {
+			p.s.release(p.next) // staged, never committed
+			return err
+		}
+		if len(p.next.recs) > 0 {
+			p.startCommit(ctx)
+		}
 		if recvErr != nil {
-			_ = rs.Close()
+			if err := p.settle(); err != nil {
+				return err
+			}
+			_ = p.rs.Close()
 			if errors.Is(recvErr, io.EOF) {
 				return nil
 			}
@@ -126,45 +166,78 @@ func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
 	}
 }
 
-// collect fills b with the records that have arrived: it waits for one,
-// then takes what is queued without waiting, up to the batch limit. A
-// receive error is returned with the records taken before it.
-func (s *Sink) collect(ctx context.Context, rs *quicrecord.RecordStream, b *batch) error {
+// collect fills p.next with the records that have arrived, up to the
+// batch limit. With no batch committing, it waits for one record and takes
+// what is queued behind it; while a batch commits, it keeps taking records
+// as they arrive until that commit returns, so the next batch is as full
+// as the time allows. A receive error is returned with the records taken
+// before it.
+func (p *pipe) collect(ctx context.Context) error {
+	b := p.next
 	b.recs = b.recs[:0]
-	r, err := rs.Recv(ctx)
-	if err != nil {
-		return err
+	wait := ctx // how long to wait for the first record
+	more, stop := context.WithCancel(ctx)
+	stop() // how long to wait for the others: not at all
+	if p.cur != nil {
+		wait, more = p.cur.wake, p.cur.wake
 	}
-	b.first = r.Seq
-	b.recs = append(b.recs, r.Data)
-	now, stop := context.WithCancel(ctx)
-	stop() // done: Recv returns only what has arrived
-	for len(b.recs) < s.maxBatch {
-		r, err := rs.Recv(now)
+	for len(b.recs) < p.s.maxBatch {
+		w := more
+		if len(b.recs) == 0 {
+			w = wait
+		}
+		r, err := p.rs.Recv(w)
 		if err != nil {
-			if ctx.Err() == nil && now.Err() != nil && errors.Is(err, context.Canceled) {
-				return nil // nothing more has arrived
+			if ctx.Err() == nil && w.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // nothing more for now, or the commit returned
 			}
 			return err
+		}
+		if len(b.recs) == 0 {
+			b.first = r.Seq
 		}
 		b.recs = append(b.recs, r.Data)
 	}
 	return nil
 }
 
-// commit publishes b and acknowledges it, or resets the stream.
-func (s *Sink) commit(ctx context.Context, rs *quicrecord.RecordStream, b *batch) error {
-	last := b.first + uint64(len(b.recs)) - 1
-	err := s.publish(ctx, b)
-	if err == nil {
-		s.ctr.batches.Add(1)
-		s.ctr.records.Add(uint64(len(b.recs)))
-		// An error here means the stream failed meanwhile; the ack still
-		// counts for the resume state of a stream taking over on this
-		// collector.
-		_ = rs.Ack(last)
+// startCommit commits p.next on a goroutine of its own and makes it cur.
+func (p *pipe) startCommit(ctx context.Context) {
+	c := &commitCall{b: p.next, done: make(chan struct{})}
+	wake, cancel := context.WithCancel(ctx)
+	c.wake = wake
+	go func() {
+		c.err = p.s.commit(ctx, c.b)
+		cancel()
+		close(c.done)
+	}()
+	p.cur, p.next, p.spare = c, p.spare, nil
+}
+
+// settle waits for the batch committing, if any, and acknowledges it, or
+// resets the stream if it failed.
+func (p *pipe) settle() error {
+	c := p.cur
+	if c == nil {
 		return nil
 	}
+	<-c.done
+	p.cur, p.spare = nil, c.b
+	if c.err != nil {
+		return p.failed(c.b, c.err)
+	}
+	p.s.ctr.batches.Add(1)
+	p.s.ctr.records.Add(uint64(len(c.b.recs)))
+	// An error here means the stream failed meanwhile; the ack still
+	// counts for the resume state of a stream taking over on this
+	// collector.
+	_ = p.rs.Ack(c.b.last())
+	return nil
+}
+
+// failed resets the stream after batch b was not confirmed.
+func (p *pipe) failed(b *batch, err error) error {
+	s := p.s
 	code := CodeUnavailable
 	var ae *jetstream.APIError
 	switch {
@@ -179,8 +252,8 @@ func (s *Sink) commit(ctx context.Context, rs *quicrecord.RecordStream, b *batch
 	}
 	if s.log != nil {
 		s.log.Warn("jsrecord: batch not confirmed; the stream is reset and nothing of it acknowledged",
-			"key", b.name, "first", b.first, "last", last, "err", err)
+			"key", b.name, "first", b.first, "last", b.last(), "err", err)
 	}
-	_ = rs.CloseWithError(code, fmt.Sprintf("records %d..%d not confirmed: %v", b.first, last, err))
-	return fmt.Errorf("jsrecord: records %d..%d of %s: %w", b.first, last, b.name, err)
+	_ = p.rs.CloseWithError(code, fmt.Sprintf("records %d..%d not confirmed: %v", b.first, b.last(), err))
+	return fmt.Errorf("jsrecord: records %d..%d of %s: %w", b.first, b.last(), b.name, err)
 }
