@@ -2,6 +2,7 @@ package jsrecord
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -121,7 +122,7 @@ func (s *Sink) claimKey(ctx context.Context, name, peer string) (uint64, bool, e
 	wait := 20 * time.Millisecond
 	for {
 		last, known, err := s.tryClaim(ctx, name, peer)
-		if err == nil || errorsIsFinal(err) {
+		if err == nil || isFinal(err) {
 			return last, known, err
 		}
 		if s.log != nil {
@@ -166,7 +167,8 @@ func (s *Sink) tryClaim(ctx context.Context, name, peer string) (uint64, bool, e
 	return last, found || old.seq != 0, nil
 }
 
-func errorsIsFinal(err error) bool { return err == ErrBoundToOtherPeer }
+// isFinal reports claim errors that retrying cannot fix.
+func isFinal(err error) bool { return errors.Is(err, ErrBoundToOtherPeer) }
 
 // keyLocked returns the state of a key, creating it.
 func (s *Sink) keyLocked(name string) *keyState {
