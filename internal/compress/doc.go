@@ -88,9 +88,10 @@
 //
 // # Limitations
 //
-// The zstd library writes a line to standard error (println) on some
-// malformed frames; a hostile peer can cause one such line per stream it
-// ends that way. The CPU costs behind Auto's cost model are constants
-// measured on one machine class, not measured at run time. S2 and zstd
-// are the only codecs; there are no dictionaries.
+// Auto's cost model uses CPU costs measured once on one machine class,
+// not at run time, and needs the link rate from its caller; without it
+// Auto is S2. The back-off counts batches, not time: on a slow stream
+// (ten batches a second) that turns compressible after a long
+// incompressible stretch, up to 256 batches, 25 seconds, go uncompressed
+// before the next probe. S2 and zstd are the only codecs; there are no dictionaries.
 package compress
