@@ -35,12 +35,10 @@
 //
 // # Lifetimes
 //
-// A payload returned by [Reader.ReadFrame] or [Reader.Next], and anything
-// parsed from it without a copy (a [Batch], its records, [Extension]
-// values), aliases the Reader's buffer and is valid only until the next
-// read, unless the Reader read it directly into a buffer of the caller's
-// ([Reader.SetDirect]), which [Frame.Direct] reports.
-// [ParseHello] and [ParseError] copy their strings.
+// A payload returned by [Reader.ReadFrame], and anything parsed from it
+// without a copy (a [Batch], its records, [Extension] values), aliases
+// the Reader's buffer and is valid only until the next read. [ParseHello]
+// and [ParseError] copy their strings.
 //
 // # Safety against hostile input
 //

@@ -349,7 +349,7 @@ func FuzzBatchRecords(f *testing.F) {
 		}
 
 		// The same frame through a Reader, in chunks taken from lens.
-		r := frames.NewReaderSize(&chunkReader{data: frame, sizes: lens}, 16, uint64(len(payload)))
+		r := frames.NewReader(&chunkReader{data: frame, sizes: lens}, uint64(len(payload)))
 		typ, got, err := r.ReadFrame()
 		require.NoError(t, err)
 		require.Equal(t, frames.TypeBatch, typ)
@@ -365,8 +365,8 @@ const fuzzMaxFrame = 4 << 10
 // fuzzReaderSlack is what FuzzReader lets a Reader allocate on top of
 // fuzzMaxFrame over a whole input, however long: the Reader and the
 // test's chunkReader (under 200 bytes); the Reader's initial buffer
-// (DefaultReaderBuffer, 4 KiB), which it replaces once by a buffer of
-// fuzzMaxFrame+MaxHeaderLen bytes (MidReaderBuffer is larger than that
+// (wire.DefaultBuffer, 4 KiB), which it replaces once by a buffer of
+// fuzzMaxFrame+MaxHeaderLen bytes (wire.MidBuffer is larger than that
 // limit, so there is no intermediate step) that the allocator's size classes round
 // up by at most 12.5% (0.5 KiB); and the one error that ends the input (an
 // *Error and its formatted reason, under 0.5 KiB). That is about 5 KiB; 8
@@ -399,8 +399,8 @@ func parseAllowance(typ frames.Type, payload []byte) uint64 {
 // stream ends in io.EOF or a typed error, and that the Reader allocates at
 // most fuzzMaxFrame+fuzzReaderSlack bytes whatever the input. Then it
 // feeds every payload to the matching parser (the checks of the round-trip
-// targets) and bounds what the parsers allocate by parseAllowance. A
-// Reader with direct reads of BATCH payloads must return the same frames.
+// targets) and bounds what the parsers allocate by parseAllowance. The
+// Reader's direct reads are fuzzed in package internal/wire.
 func FuzzReader(f *testing.F) {
 	var golden []byte
 	for _, g := range goldenHex {
@@ -440,8 +440,6 @@ func FuzzReader(f *testing.F) {
 					violation = "unknown type with a payload"
 				case typ.Known() && payload == nil:
 					violation = "known type without a payload"
-				case r.BufferSize() > fuzzMaxFrame+frames.MaxHeaderLen:
-					violation = "buffer above the maximum frame size"
 				}
 				if violation != "" {
 					return
@@ -477,28 +475,6 @@ func FuzzReader(f *testing.F) {
 			}
 			if typ.Known() {
 				all = append(all, frame{typ, bytes.Clone(payload)})
-			}
-		}
-
-		// Pass 2b: with direct reads of BATCH payloads, the same frames
-		// and the same end; alloc is asked for no more than the maximum.
-		rd := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 64, fuzzMaxFrame)
-		rd.SetDirect(frames.TypeBatch, 32, func(n int) ([]byte, any) {
-			require.LessOrEqual(t, n, fuzzMaxFrame)
-			return make([]byte, n), nil
-		})
-		for i := 0; ; {
-			typ, payload, err := rd.ReadFrame()
-			if err != nil {
-				require.Equal(t, endErr, err, "direct reads ended differently")
-				require.Equal(t, len(all), i, "direct reads returned fewer frames")
-				break
-			}
-			if typ.Known() {
-				require.Less(t, i, len(all), "direct reads returned more frames")
-				require.Equal(t, all[i].typ, typ)
-				require.Equal(t, all[i].payload, payload)
-				i++
 			}
 		}
 

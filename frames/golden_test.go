@@ -174,7 +174,7 @@ func TestGoldenStream(t *testing.T) {
 		stream = append(stream, unhex(t, g.hex)...)
 	}
 	for _, sizes := range [][]byte{nil, {1}, {2, 5, 3}} {
-		r := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 16, 1<<10)
+		r := frames.NewReader(&chunkReader{data: stream, sizes: sizes}, 1<<10)
 		for _, g := range goldenHex {
 			wantType, wantPayload := splitFrame(t, unhex(t, g.hex))
 			typ, payload, err := r.ReadFrame()

@@ -14,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/wire"
 )
 
 // The HELLO exchange of docs/PROTOCOL.md §5.1, both sides. The opener
@@ -35,7 +36,7 @@ type resumeOpen struct {
 
 // exchange is what one side learned from the peer's HELLO.
 type exchange struct {
-	fr      *frames.Reader // reads the peer's frames; the stream's reader from now on
+	fr      *wire.Reader // reads the peer's frames; the stream's reader from now on
 	peer    frames.Hello
 	unknown uint64 // frames of unknown types before the peer's HELLO
 	neg     Negotiated
@@ -250,7 +251,7 @@ func writeHello(qs *quic.Stream, h *frames.Hello, deadline time.Time) error {
 // readPeerHello reads the peer's HELLO, within deadline, and negotiates.
 func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role) (exchange, error) {
 	_ = qs.SetReadDeadline(deadline)
-	x := exchange{fr: frames.NewReader(qs, frames.MaxHelloSize)}
+	x := exchange{fr: newFrameReader(qs)}
 	var err error
 	if x.peer, x.unknown, err = readHello(x.fr, role, qs.StreamID()); err != nil {
 		return x, err
@@ -262,10 +263,11 @@ func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role
 
 // readHello reads frames until the peer's HELLO, skipping unknown types.
 // An opener also accepts an ERROR frame: the acceptor's refusal.
-func readHello(fr *frames.Reader, role Role, id quic.StreamID) (frames.Hello, uint64, error) {
+func readHello(fr *wire.Reader, role Role, id quic.StreamID) (frames.Hello, uint64, error) {
 	var unknown uint64
 	for {
-		t, payload, err := fr.ReadFrame()
+		f, err := fr.Next()
+		t, payload := frames.Type(f.Type), f.Payload
 		if err != nil {
 			return frames.Hello{}, unknown, helloIOErr(err, id)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/wire"
 )
 
 // Role says which side opened a stream.
@@ -81,7 +82,7 @@ type RecordStream struct {
 	writerDone chan struct{}
 	readerDone chan struct{}
 
-	fr *frames.Reader // owned by the reader loop (by the handshake before it)
+	fr *wire.Reader // owned by the reader loop (by the handshake before it)
 
 	// readerErr is set, once, when the reader loop stops: why no more
 	// frames (and so no more acks) will arrive.
@@ -264,7 +265,7 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
 
 // newStream builds a negotiated stream; start launches its loops.
-func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
+func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	s := &RecordStream{
 		conn:       c,
 		qs:         qs,
@@ -286,7 +287,7 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg N
 	s.snd.nextSeq = 1
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())
-	fr.SetDirect(frames.TypeBatch, directMinBatch, s.directBuf)
+	fr.SetDirect(uint64(frames.TypeBatch), directMinBatch, s.directBuf)
 	if set.logger != nil {
 		s.log = set.logger.With("stream", s.id, "role", info.role.String(), "scope", info.scope)
 	}
