@@ -313,7 +313,7 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 	require.Equal(t, uint64(1), snap.Errors.ProtocolViolations)
 	require.Equal(t, tc.received, snap.In.Records, "nothing of the bad frame was applied")
 	require.Equal(t, tc.acked, snap.Out.AckedSeq, "no ack of the bad frame was applied")
-	require.Equal(t, StateFailed, snap.Identity.State)
+	require.Equal(t, StateFailed, snap.Status.State)
 	require.NoError(t, s.Close())
 	checkOtherStreamWorks(t, conn, rawConn)
 }

@@ -14,33 +14,32 @@ import (
 	"github.com/recordmux/recordmux/registry"
 )
 
-// StreamKey identifies a record stream in a registry.
-type StreamKey struct {
-	Scope string
-	// Conn numbers the stream's connection within its listener (from 1);
-	// 0 for a connection made by Dial or NewConn.
-	Conn     uint64
-	StreamID quic.StreamID
-	DataID   uint64
+// streamKey identifies a record stream in a registry: scope, connection
+// number within its listener (0 when dialed), stream ID and data ID.
+type streamKey struct {
+	scope  string
+	conn   uint64
+	id     StreamID
+	dataID uint64
 }
 
-func compareKeys(a, b StreamKey) int {
+func compareKeys(a, b streamKey) int {
 	return cmp.Or(
-		cmp.Compare(a.Scope, b.Scope),
-		cmp.Compare(a.Conn, b.Conn),
-		cmp.Compare(a.StreamID, b.StreamID),
-		cmp.Compare(a.DataID, b.DataID),
+		cmp.Compare(a.scope, b.scope),
+		cmp.Compare(a.conn, b.conn),
+		cmp.Compare(a.id, b.id),
+		cmp.Compare(a.dataID, b.dataID),
 	)
 }
 
-type streamRegistry = registry.Registry[StreamKey, *RecordStream]
+type streamRegistry = registry.Registry[streamKey, *RecordStream]
 
 // newStreamRegistry returns a registry whose detached streams are folded
 // into ended.
 func newStreamRegistry(shards int, ended *endedTotals) *streamRegistry {
-	return registry.New(compareKeys, &registry.Options[StreamKey, *RecordStream]{
+	return registry.New(compareKeys, &registry.Options[streamKey, *RecordStream]{
 		Shards: shards,
-		OnDetach: func(_ StreamKey, s *RecordStream, _ error) {
+		OnDetach: func(_ streamKey, s *RecordStream, _ error) {
 			snap := s.Snapshot() // frozen: the stream ended before it detached
 			ended.add(&snap)
 		},
@@ -74,7 +73,7 @@ type RecordAcceptInfo struct {
 	Scope      string
 	DataID     uint64
 	Metadata   map[string]string
-	StreamID   quic.StreamID
+	StreamID   StreamID
 	RemoteAddr net.Addr
 	// Negotiated is the outcome of the capability negotiation; zero when
 	// the stream was refused before it completed.
@@ -271,8 +270,8 @@ func (c *Conn) launch(s *RecordStream) error {
 	return nil
 }
 
-func (s *RecordStream) key() StreamKey {
-	return StreamKey{Scope: s.info.scope, Conn: s.conn.id, StreamID: s.id, DataID: s.info.dataID}
+func (s *RecordStream) key() streamKey {
+	return streamKey{scope: s.info.scope, conn: s.conn.id, id: s.id, dataID: s.info.dataID}
 }
 
 // RefusedStreams counts the streams the peer opened that this side

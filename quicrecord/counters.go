@@ -73,8 +73,8 @@ type counters struct {
 	barrierFlushMax atomic.Uint64
 	barrierAckNs    atomic.Uint64
 	barrierAckMax   atomic.Uint64
-	rejectedIn      atomic.Uint64 // reader: our records the peer rejected
-	rejectedOut     atomic.Uint64 // Reject: peer records we rejected
+	rejectedByPeer  atomic.Uint64 // reader: our records the peer rejected
+	rejectedLocally atomic.Uint64 // Reject: peer records we rejected
 	violations      atomic.Uint64 // reader or writer: protocol violations detected here
 }
 

@@ -121,8 +121,8 @@ func TestDiagDetachOnStreamEnd(t *testing.T) {
 					synctest.Wait()    // detaches run on context.AfterFunc goroutines
 					r.requireDetachedOnce(t, p, o, a)
 					r.requireLive(t, p, o2, a2)
-					require.NotEqual(t, StateOpen, o.Snapshot().Identity.State)
-					require.NotEqual(t, StateOpen, a.Snapshot().Identity.State)
+					require.NotEqual(t, StateOpen, o.Snapshot().Status.State)
+					require.NotEqual(t, StateOpen, a.Snapshot().Status.State)
 
 					// Closing what already ended detaches nothing again.
 					require.NoError(t, o.Close())
@@ -166,7 +166,7 @@ func TestDiagDetachOnConnEnd(t *testing.T) {
 				}
 				require.Empty(t, p.client.Snapshots())
 				require.Empty(t, p.server.Snapshots())
-				require.Equal(t, []StreamKey{oa.key()}, keysOf(r.sl.ln.Snapshots()), "only the other connection's stream remains")
+				require.Equal(t, []streamKey{oa.key()}, keysOf(r.sl.ln.Snapshots()), "only the other connection's stream remains")
 				r.requireLive(t, other, oo, oa)
 			})
 		})

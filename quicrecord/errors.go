@@ -74,7 +74,7 @@ type StreamError struct {
 	Reason string
 	Remote bool
 	// StreamID is the QUIC stream, when known.
-	StreamID quic.StreamID
+	StreamID StreamID
 	// Err is the underlying cause, such as a *frames.Error for a
 	// malformed frame; may be nil.
 	Err error
@@ -307,7 +307,7 @@ func ctxError(ctx context.Context) error {
 
 // convertQUICError maps a quic-go error seen on a stream operation to this
 // package's typed errors.
-func convertQUICError(err error, id quic.StreamID) error {
+func convertQUICError(err error, id StreamID) error {
 	var se *quic.StreamError
 	if errors.As(err, &se) {
 		reason := "stream reset"

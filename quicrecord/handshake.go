@@ -164,7 +164,7 @@ func (c *Conn) abandonOpen(ctx context.Context, qs *quic.Stream, stop func() boo
 		resetStream(qs, CodeCancelled)
 	}
 	if se != nil {
-		se.StreamID = qs.StreamID()
+		se.StreamID = streamID(qs)
 	}
 	if c.ctx.Err() != nil {
 		return c.connErr()
@@ -242,7 +242,7 @@ func checkOptions(h *frames.Hello) error {
 func writeHello(qs *quic.Stream, h *frames.Hello, deadline time.Time) error {
 	_ = qs.SetWriteDeadline(deadline)
 	if _, err := qs.Write(h.Append(nil)); err != nil {
-		return helloIOErr(err, qs.StreamID())
+		return helloIOErr(err, streamID(qs))
 	}
 	_ = qs.SetWriteDeadline(time.Time{})
 	return nil
@@ -253,7 +253,7 @@ func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role
 	_ = qs.SetReadDeadline(deadline)
 	x := exchange{fr: newFrameReader(qs)}
 	var err error
-	if x.peer, x.unknown, err = readHello(x.fr, role, qs.StreamID()); err != nil {
+	if x.peer, x.unknown, err = readHello(x.fr, role, streamID(qs)); err != nil {
 		return x, err
 	}
 	_ = qs.SetReadDeadline(time.Time{})
@@ -263,7 +263,7 @@ func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role
 
 // readHello reads frames until the peer's HELLO, skipping unknown types.
 // An opener also accepts an ERROR frame: the acceptor's refusal.
-func readHello(fr *wire.Reader, role Role, id quic.StreamID) (frames.Hello, uint64, error) {
+func readHello(fr *wire.Reader, role Role, id StreamID) (frames.Hello, uint64, error) {
 	var unknown uint64
 	for {
 		f, err := fr.Next()
@@ -307,7 +307,7 @@ func codecErr(err error) error {
 // CodeHelloTimeout; the peer's direction ending (FIN) before its HELLO is
 // CodeProtocolViolation (PROTOCOL.md §5.1); a malformed frame has its
 // codec code; QUIC errors are converted.
-func helloIOErr(err error, id quic.StreamID) error {
+func helloIOErr(err error, id StreamID) error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
@@ -356,7 +356,7 @@ func (s *RecordStream) countHellos(unknown uint64) {
 // peer opened, and queues the stream for AcceptRecordStream.
 func (c *Conn) handshake(qs *quic.Stream) {
 	defer c.wg.Done()
-	info := RecordAcceptInfo{StreamID: qs.StreamID(), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
+	info := RecordAcceptInfo{StreamID: streamID(qs), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
 	s, err := c.acceptExchange(qs, &info)
 	if err != nil {
 		c.refuse(qs, &info, err)
@@ -475,7 +475,7 @@ func (c *Conn) takeResumeKey(s *RecordStream, info *RecordAcceptInfo, first uint
 // it, logs it and tells Config.OnStreamRefused.
 func (c *Conn) refuse(qs *quic.Stream, info *RecordAcceptInfo, err error) {
 	se := asStreamError(err, CodeRefused)
-	se.StreamID = qs.StreamID()
+	se.StreamID = streamID(qs)
 	if se.Remote {
 		// The opener gave up; nothing to tell it.
 		resetStream(qs, se.Code)

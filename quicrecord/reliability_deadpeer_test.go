@@ -122,7 +122,7 @@ func TestReliabilityDeadPeer(t *testing.T) {
 				synctest.Wait()
 				_, err = tx.Send(ctx, []byte("late"))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-				require.Equal(t, StateFailed, tx.Snapshot().Identity.State)
+				require.Equal(t, StateFailed, tx.Snapshot().Status.State)
 			})
 		})
 	}

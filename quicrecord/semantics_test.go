@@ -122,8 +122,8 @@ func TestBarrierReportsRejections(t *testing.T) {
 		mu.Lock()
 		require.Equal(t, []uint64{3, 5, 12}, handled)
 		mu.Unlock()
-		require.Equal(t, uint64(3), tx.Snapshot().Errors.RejectedIn)
-		require.Equal(t, uint64(3), rx.Snapshot().Errors.RejectedOut)
+		require.Equal(t, uint64(3), tx.Snapshot().Errors.RejectedByPeer)
+		require.Equal(t, uint64(3), rx.Snapshot().Errors.RejectedLocally)
 		require.Equal(t, uint64(20), tx.Snapshot().Out.AckedSeq)
 		cancel()
 		require.ErrorIs(t, <-applyDone, context.Canceled)
@@ -300,8 +300,8 @@ func TestCloseGracefulEachSide(t *testing.T) {
 					_, err = peer.Recv(context.Background())
 					require.ErrorIs(t, err, io.EOF)
 					require.NoError(t, peer.Close())
-					require.Equal(t, StateClosed, c.Snapshot().Identity.State)
-					require.Equal(t, StateClosed, peer.Snapshot().Identity.State)
+					require.Equal(t, StateClosed, c.Snapshot().Status.State)
+					require.Equal(t, StateClosed, peer.Snapshot().Status.State)
 				})
 			})
 		}
@@ -345,7 +345,7 @@ func TestCloseWithErrorEachSide(t *testing.T) {
 				_, err = peer.Send(context.Background(), []byte("x"))
 				require.ErrorAs(t, err, &se)
 				require.Equal(t, code, se.Code)
-				require.Equal(t, StateFailed, peer.Snapshot().Identity.State)
+				require.Equal(t, StateFailed, peer.Snapshot().Status.State)
 
 				_, err = c.Send(context.Background(), []byte("x"))
 				require.ErrorAs(t, err, &se)
@@ -400,7 +400,7 @@ func TestConnCloseEndsStreams(t *testing.T) {
 		synctest.Wait() // detach runs on context.AfterFunc's goroutine
 		require.Empty(t, p.client.Snapshots())
 		require.Empty(t, p.server.Snapshots())
-		require.Equal(t, StateFailed, o.Snapshot().Identity.State)
+		require.Equal(t, StateFailed, o.Snapshot().Status.State)
 	})
 }
 

@@ -34,6 +34,12 @@ func (r Role) String() string {
 	return "unknown"
 }
 
+// StreamID identifies a record stream within its connection: the ID of
+// the QUIC stream that carries it (RFC 9000 §2.1), so its two low bits
+// say which side opened it and whether it is bidirectional (always, for a
+// record stream).
+type StreamID uint64
+
 // Record is one record of a stream: its sequence number in the sender's
 // direction and its bytes.
 type Record struct {
@@ -62,7 +68,7 @@ type RecordStream struct {
 	conn *Conn
 	qs   *quic.Stream
 	set  *settings
-	id   quic.StreamID
+	id   StreamID
 	info streamInfo
 	neg  Negotiated
 	// Effective send limits, fixed at negotiation.
@@ -270,7 +276,7 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 		conn:       c,
 		qs:         qs,
 		set:        set,
-		id:         qs.StreamID(),
+		id:         streamID(qs),
 		info:       info,
 		neg:        neg,
 		piggyback:  neg.PiggybackAcks(),
@@ -311,8 +317,8 @@ func (s *RecordStream) start() {
 // by either side, failed, or its connection gone. context.Cause tells why.
 func (s *RecordStream) Context() context.Context { return s.ctx }
 
-// StreamID returns the QUIC stream ID.
-func (s *RecordStream) StreamID() quic.StreamID { return s.id }
+// StreamID returns the stream's ID: the ID of its QUIC stream.
+func (s *RecordStream) StreamID() StreamID { return s.id }
 
 // Negotiated returns the outcome of the stream's capability negotiation.
 func (s *RecordStream) Negotiated() Negotiated { return s.neg }
@@ -576,3 +582,6 @@ func (s *RecordStream) streamErr(err error) error {
 	}
 	return convertQUICError(err, s.id)
 }
+
+// streamID returns the ID of a QUIC stream.
+func streamID(qs *quic.Stream) StreamID { return StreamID(qs.StreamID()) }

@@ -309,7 +309,7 @@ func (s *RecordStream) handleError(payload []byte) error {
 	if code != 0 {
 		return s.protocolError(code, reason, nil)
 	}
-	s.ctr.rejectedIn.Add(1)
+	s.ctr.rejectedByPeer.Add(1)
 	if fn := s.onReject.Load(); fn != nil {
 		(*fn)(re)
 	}

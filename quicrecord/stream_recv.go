@@ -202,7 +202,7 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	if rej != nil {
 		rej.Reason = frames.TruncateReason(rej.Reason)
 		s.rcv.errFrames = append(s.rcv.errFrames, *rej)
-		s.ctr.rejectedOut.Add(1)
+		s.ctr.rejectedLocally.Add(1)
 	}
 	s.ctr.appliedSeq.Store(seq)
 	if s.rsm != nil {
