@@ -130,7 +130,7 @@ func TestDiagCountersAgreeWithTraffic(t *testing.T) {
 				applying.Go(func() {
 					_ = sd.s.Apply(applyCtx, func(r Record) error {
 						if rejectEvery > 0 && r.Seq%uint64(rejectEvery) == 0 {
-							return &RecordError{Code: CodeApplicationMin + 7, Reason: "bad record"}
+							return &ApplicationError{Code: CodeApplicationMin + 7, Reason: "bad record"}
 						}
 						return nil
 					})

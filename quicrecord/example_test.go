@@ -75,7 +75,7 @@ func ExampleConfig_acceptHandler() {
 	ln, clientTLS := loopback(&quicrecord.Config{
 		AcceptHandler: func(info quicrecord.RecordAcceptInfo) error {
 			if info.Scope != "allowed" {
-				return &quicrecord.StreamError{Code: quicrecord.CodeApplicationMin + 3, Reason: "scope not allowed"}
+				return &quicrecord.ApplicationError{Code: quicrecord.CodeApplicationMin + 3, Reason: "scope not allowed"}
 			}
 			return nil
 		},

@@ -436,7 +436,7 @@ func resumeRequest(x *exchange, info *RecordAcceptInfo) (uint64, error) {
 }
 
 // authorize asks the accept handler; its error refuses the stream with
-// the error's code (see codeOf).
+// the code callbackCode gives it.
 func (c *Conn) authorize(info *RecordAcceptInfo) error {
 	handler := c.set.acceptHandler
 	if fn := c.handler.Load(); fn != nil {
@@ -446,7 +446,7 @@ func (c *Conn) authorize(info *RecordAcceptInfo) error {
 		return nil
 	}
 	if err := handler(*info); err != nil {
-		code, reason := codeOf(err, CodeRefused)
+		code, reason := callbackCode(err, CodeRefused, reasonRefused)
 		return &StreamError{Code: code, Reason: reason, Err: err}
 	}
 	return nil

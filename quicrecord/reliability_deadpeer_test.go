@@ -192,9 +192,16 @@ func TestReliabilityPeerErrorReachesBarrier(t *testing.T) {
 				var be *BarrierError
 				require.ErrorAs(t, err, &be)
 				require.Zero(t, be.Acked)
-				require.ErrorIs(t, err, &StreamError{Code: code}, "Barrier carries the peer's code: %v", err)
+				require.Equal(t, code, CodeOf(err), "Barrier carries the peer's code: %v", err)
 				err = <-blocked
-				require.ErrorIs(t, err, &StreamError{Code: code}, "Send carries the peer's code: %v", err)
+				require.Equal(t, code, CodeOf(err), "Send carries the peer's code: %v", err)
+				if how == "conn CloseWithError" {
+					var ce *ConnError
+					require.ErrorAs(t, err, &ce, "a connection's code is a *ConnError's")
+					require.NotErrorIs(t, err, &StreamError{Code: code}, "and matches no stream sentinel")
+				} else {
+					require.ErrorIs(t, err, &StreamError{Code: code})
+				}
 				require.Equal(t, simRTT/2, time.Since(start))
 			})
 		})

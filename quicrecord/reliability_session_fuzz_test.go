@@ -181,7 +181,7 @@ func (s *fuzzSession) step(op byte, arg int) {
 
 // barrierResult checks what Barrier returned for target.
 func (s *fuzzSession) barrierResult(target uint64, err error) {
-	var re *RecordError
+	var re *RejectedError
 	var be *BarrierError
 	switch {
 	case err == nil:
@@ -189,8 +189,7 @@ func (s *fuzzSession) barrierResult(target uint64, err error) {
 	case errors.As(err, &re):
 		// Rejections are reported once every record up to target was
 		// applied: the Barrier itself completed.
-		require.True(s.t, re.Remote)
-		require.Equal(s.t, CodeApplicationMin+1, re.Code)
+		require.Equal(s.t, CodeApplicationMin+1, re.Records[0].Code)
 		s.chk.BarrierOK(target)
 	case errors.As(err, &be):
 		require.Equal(s.t, target, be.Target)

@@ -208,7 +208,7 @@ func TestReliabilityMutualTLSRequired(t *testing.T) {
 // errForbidden and authorizeByCert are the authorization rule of
 // TestReliabilityAuthorize: a stream's scope must start with its client's
 // verified certificate name, and scope "admin" is closed to everyone.
-var errForbidden = &StreamError{Code: CodeApplicationMin + 3, Reason: "forbidden scope"}
+var errForbidden = &ApplicationError{Code: CodeApplicationMin + 3, Reason: "forbidden scope"}
 
 func authorizeByCert(info RecordAcceptInfo) error {
 	if len(info.TLS.VerifiedChains) == 0 || len(info.TLS.PeerCertificates) == 0 {

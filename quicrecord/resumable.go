@@ -39,8 +39,7 @@ type ResumeOptions struct {
 	OnEvent func(ResumeEvent)
 	// OnReject, if set, is called for every record the acceptor rejects,
 	// on the reader goroutine of the connection's stream; it must not
-	// block or close the stream. A rejected record counts as applied for
-	// Barrier.
+	// block or close the stream. Barrier reports the rejections too.
 	OnReject func(*RecordError)
 }
 
@@ -152,6 +151,7 @@ type ResumableStream struct {
 	stats     ResumeStats
 	downSince time.Time // zero while connected
 	wait      chan struct{}
+	rejects   rejectLog // rejections not yet reported by a Barrier, from every connection
 }
 
 // DialResumable dials addr and opens a resumable stream on it, returning
@@ -221,7 +221,7 @@ func (r *ResumableStream) notifyLocked() { notifyLocked(&r.wait) }
 // room or ctx is done.
 func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) > r.set.maxRecordSize {
-		return 0, &RecordError{Code: CodeRecordTooLarge, Reason: fmt.Sprintf("%d bytes exceeds the maximum record size of %d", len(data), r.set.maxRecordSize)}
+		return 0, errTooLarge(len(data), r.set.maxRecordSize)
 	}
 	r.mu.Lock()
 	for {
@@ -295,16 +295,36 @@ func (r *ResumableStream) waitLocked(ctx context.Context, done func() bool) erro
 }
 
 // Barrier waits until the acceptor applied every record sent before the
-// call, across reconnections, or ctx is done. Rejections by the acceptor
-// count as applied here; learn of them with ResumeOptions.OnReject.
+// call, across reconnections, or ctx is done. It reports the acceptor's
+// rejections as [RecordStream.Barrier] does: a *[RejectedError] for the
+// records of its range that were rejected, on whichever connection, each
+// reported to exactly one Barrier. A rejection whose ERROR frame was lost
+// with its connection is not reported (the record counts as applied:
+// the acceptor's resume position covers it).
 func (r *ResumableStream) Barrier(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	target := r.log.next - 1
+	r.rejects.wait(target)
 	if err := r.waitLocked(ctx, func() bool { return r.acked >= target }); err != nil {
+		r.rejects.abandon(target)
 		return &BarrierError{Target: target, Acked: r.acked, Err: err}
 	}
+	if rerr := r.rejects.take(target); rerr != nil {
+		return rerr
+	}
 	return nil
+}
+
+// onReject is installed on every connection's stream: it keeps the
+// rejection for Barrier and tells ResumeOptions.OnReject.
+func (r *ResumableStream) onReject(re *RecordError) {
+	r.mu.Lock()
+	r.rejects.add(*re)
+	r.mu.Unlock()
+	if r.opts.OnReject != nil {
+		r.opts.OnReject(re)
+	}
 }
 
 // Close waits (at most Config.CloseTimeout) until every record is applied,
@@ -319,6 +339,10 @@ func (r *ResumableStream) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.closeTimeout)
 	defer cancel()
 	err := r.Barrier(ctx)
+	var rejected *RejectedError
+	if errors.As(err, &rejected) {
+		err = nil // every record was applied; Barrier reports rejections
+	}
 	// The connection loop ends the stream gracefully once everything is
 	// applied; give it until the timeout, then stop it.
 	select {
@@ -404,8 +428,8 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	}
 	r.mu.Unlock()
 	s, err := conn.openStream(ctx, r.opts.Stream, ro)
-	if err == nil && r.opts.OnReject != nil {
-		s.SetRejectHandler(r.opts.OnReject)
+	if err == nil {
+		s.SetRejectHandler(r.onReject)
 	}
 	if err != nil {
 		_ = conn.Close()

@@ -145,7 +145,7 @@ func TestFailoverDialMovesPastRefusingAcceptor(t *testing.T) {
 	refusing := &Config{ResumeStore: store, AcceptHandler: func(RecordAcceptInfo) error {
 		refusals.Add(1)
 		// An application code: retryable for the opener, unlike CodeRefused.
-		return &StreamError{Code: CodeApplicationMin + 7, Reason: "shared store unavailable"}
+		return &ApplicationError{Code: CodeApplicationMin + 7, Reason: "shared store unavailable"}
 	}}
 	sink := &fleetSink{}
 	a := startMember(t, "127.0.0.1:0", stls, cfg, sink)

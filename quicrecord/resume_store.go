@@ -137,7 +137,7 @@ func (st *ResumeStore) acquire(ctx context.Context, info ResumeKeyInfo, first ui
 			a, found, err := st.load(ctx, info)
 			switch {
 			case err != nil:
-				return nil, 0, &StreamError{Code: CodeResumeUnknown, Reason: "resume state lookup failed: " + err.Error(), Err: err}
+				return nil, 0, &StreamError{Code: CodeResumeUnknown, Reason: "resume state lookup failed", Err: err}
 			case found:
 				applied = a
 			case first > 1:

@@ -91,7 +91,7 @@ func TestBarrierReportsRejections(t *testing.T) {
 			applyDone <- rx.Apply(ctx, func(r Record) error {
 				switch r.Seq {
 				case 3:
-					return &RecordError{Code: CodeApplicationMin + 7, Reason: "bad record three"}
+					return fmt.Errorf("row 3: %w", &ApplicationError{Code: CodeApplicationMin + 7, Reason: "bad record three"})
 				case 5, 12:
 					return errors.New("cannot apply")
 				}
@@ -100,22 +100,27 @@ func TestBarrierReportsRejections(t *testing.T) {
 		}()
 		send(t, tx, 10)
 		err := tx.Barrier(context.Background())
+		var rej *RejectedError
+		require.ErrorAs(t, err, &rej)
+		require.Equal(t, &RejectedError{Count: 2, Records: []RecordError{
+			{Seq: 3, Code: CodeApplicationMin + 7, Reason: "bad record three"},
+			{Seq: 5, Code: CodeRejected, Reason: "rejected by the application"},
+		}}, rej, "record 5 was rejected too; its error's text stayed on the receiver")
+		require.Equal(t, "quicrecord: record 3 rejected by the peer: APPLICATION(0x107): bad record three (and 1 more)", err.Error())
 		var re *RecordError
 		require.ErrorAs(t, err, &re)
-		require.Equal(t, uint64(3), re.Seq)
-		require.Equal(t, CodeApplicationMin+7, re.Code)
-		require.Equal(t, "quicrecord: record 3 rejected: APPLICATION(0x107): bad record three (and 1 more)", re.Error())
-		require.True(t, re.Remote)
-		require.Equal(t, 1, re.More, "record 5 was rejected too")
+		require.Equal(t, uint64(3), re.Seq, "errors.As finds the first rejection")
 		require.ErrorIs(t, err, &RecordError{Code: CodeApplicationMin + 7})
+		require.ErrorIs(t, err, ErrRecordRejected)
+		require.Equal(t, CodeApplicationMin+7, CodeOf(err))
 
 		// Each rejection is reported once: the next barrier covers 11..15.
 		send(t, tx, 5)
 		err = tx.Barrier(context.Background())
-		require.ErrorAs(t, err, &re)
-		require.Equal(t, uint64(12), re.Seq)
+		require.ErrorAs(t, err, &rej)
+		require.Equal(t, 1, rej.Count)
+		require.Equal(t, uint64(12), rej.Records[0].Seq)
 		require.ErrorIs(t, err, ErrRecordRejected)
-		require.Zero(t, re.More)
 		send(t, tx, 5)
 		require.NoError(t, tx.Barrier(context.Background()))
 
@@ -135,15 +140,21 @@ func TestAckAndRejectValidation(t *testing.T) {
 		p := newSimPair(t, nil, nil, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{})
 		send(t, tx, 3)
-		require.ErrorIs(t, rx.Ack(1), ErrLocalAckOutOfRange, "nothing delivered yet")
-		_, err := rx.Recv(context.Background())
+		err := rx.Ack(42)
+		require.ErrorIs(t, err, ErrNotDelivered, "nothing delivered yet")
+		require.EqualError(t, err, "quicrecord: Ack(42): the last record delivered is 0")
+		_, err = rx.Recv(context.Background())
 		require.NoError(t, err)
 		_, err = rx.Recv(context.Background())
 		require.NoError(t, err)
 		require.NoError(t, rx.Ack(1))
 		require.NoError(t, rx.Ack(1), "acking again is a no-op")
-		require.ErrorIs(t, rx.Reject(1, CodeRejected, "late"), ErrAlreadyConsumed)
-		require.ErrorIs(t, rx.Reject(3, CodeRejected, "not delivered"), ErrLocalAckOutOfRange)
+		err = rx.Reject(1, CodeRejected, "late")
+		require.ErrorIs(t, err, ErrAlreadyApplied)
+		require.EqualError(t, err, "quicrecord: Reject(1): record 1 was already applied (acked or rejected); the last applied is 1")
+		err = rx.Reject(3, CodeRejected, "not delivered")
+		require.ErrorIs(t, err, ErrNotDelivered)
+		require.EqualError(t, err, "quicrecord: Reject(3): the last record delivered is 2")
 		require.NoError(t, rx.Reject(2, CodeRejected, "fine"))
 		require.Equal(t, uint64(2), rx.Snapshot().In.AppliedSeq)
 	})
@@ -484,4 +495,70 @@ func TestWaitAcked(t *testing.T) {
 		require.ErrorAs(t, tx.WaitAcked(ctx, 5), &be)
 		require.Equal(t, uint64(3), be.Acked)
 	})
+}
+
+// TestConcurrentBarriersShareRejections: each rejection is reported to
+// exactly one of several concurrent Barriers, the first that returns
+// covering it. Acked in two steps, each Barrier gets its own range's;
+// acked at once, whichever returns first may take both, and no rejection
+// is lost or reported twice.
+func TestConcurrentBarriersShareRejections(t *testing.T) {
+	for _, stepwise := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stepwise=%v", stepwise), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				p := newSimPair(t, nil, nil, nil, simRTT/2)
+				tx, rx := p.openPair(t, false, StreamOptions{})
+				results := make(chan struct {
+					target uint64
+					err    error
+				}, 2)
+				barrier := func(target uint64) {
+					go func() {
+						results <- struct {
+							target uint64
+							err    error
+						}{target, tx.Barrier(ctx)}
+					}()
+					synctest.Wait()
+				}
+				send(t, tx, 5)
+				barrier(5)
+				send(t, tx, 5)
+				barrier(10)
+				for seq := uint64(1); seq <= 10; seq++ {
+					r, err := rx.Recv(ctx)
+					require.NoError(t, err)
+					if r.Seq == 2 || r.Seq == 7 {
+						require.NoError(t, rx.Reject(r.Seq, CodeRejected, "no"))
+					}
+					if stepwise && r.Seq == 5 {
+						require.NoError(t, rx.Ack(5))
+						time.Sleep(simRTT) // the ack reaches the sender, the first Barrier returns
+					}
+				}
+				require.NoError(t, rx.Ack(10))
+				reported := map[uint64]uint64{} // seq -> the Barrier that reported it
+				for range 2 {
+					r := <-results
+					var rej *RejectedError
+					if r.err == nil {
+						continue
+					}
+					require.ErrorAs(t, r.err, &rej)
+					require.Equal(t, len(rej.Records), rej.Count)
+					for _, re := range rej.Records {
+						require.LessOrEqual(t, re.Seq, r.target, "a Barrier reports only its range")
+						_, dup := reported[re.Seq]
+						require.False(t, dup, "record %d reported twice", re.Seq)
+						reported[re.Seq] = r.target
+					}
+				}
+				require.Len(t, reported, 2, "no rejection is lost")
+				if stepwise {
+					require.Equal(t, map[uint64]uint64{2: 5, 7: 10}, reported)
+				}
+			})
+		})
+	}
 }

@@ -167,9 +167,8 @@ type sendState struct {
 	ackedBytes uint64 // record bytes acked, cumulative
 	cum        seqRing
 
-	lastReject     uint64         // highest seq the peer rejected
-	rejects        []*RecordError // rejections not yet reported by a Barrier, in seq order
-	rejectOverflow int            // rejections dropped from rejects because it was full
+	lastReject uint64    // highest seq the peer rejected
+	rejects    rejectLog // rejections not yet reported by a Barrier
 
 	err     error // terminal error of the send direction; nil while usable
 	started bool  // the writer loop was started

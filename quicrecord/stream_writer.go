@@ -416,6 +416,5 @@ func (s *RecordStream) wakeWriter() {
 
 // writerCode is the code the writer resets its stream with when it fails.
 func writerCode(err error) ErrorCode {
-	code, _ := codeOf(err, CodeInternal)
-	return code
+	return streamCode(err, CodeInternal)
 }

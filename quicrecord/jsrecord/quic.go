@@ -52,19 +52,19 @@ func (s *Sink) LoadApplied(ctx context.Context, info quicrecord.ResumeKeyInfo) (
 // CodeSuperseded, so the new stream resumes through a new claim.
 func (s *Sink) AcceptHandler(info quicrecord.RecordAcceptInfo) error {
 	if info.ResumeKey == nil {
-		return &quicrecord.StreamError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
+		return &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
 	}
 	name, peer := KeyName(info.ResumeKey), peerOf(info.TLS)
 	if bound, ok := s.boundPeer(name); ok && bound != peer {
-		return &quicrecord.StreamError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
+		return &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
 	}
 	c, err := s.readClaim(context.Background(), name)
 	if err != nil {
 		s.ctr.refused.Add(1)
-		return &quicrecord.StreamError{Code: CodeUnavailable, Reason: "jsrecord: JetStream unavailable: " + err.Error(), Err: err}
+		return fmt.Errorf("%w: %w", &quicrecord.ApplicationError{Code: CodeUnavailable, Reason: "jsrecord: JetStream unavailable: " + err.Error()}, err)
 	}
 	if c.seq != 0 && c.Peer != peer {
-		return &quicrecord.StreamError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
+		return &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
 	}
 	s.supersede(name)
 	return nil
