@@ -130,10 +130,10 @@ func hostileCases() []hostileCase {
 		}},
 		{name: "seq gap", code: CodeSequenceGap, after: func(r *rawPeer) { r.write(batch(2, "a")) }},
 		{name: "seq repeat", code: CodeSequenceGap, received: 2, after: func(r *rawPeer) { r.write(batch(1, "a", "b")); r.write(batch(2, "c")) }},
-		{name: "frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{MaxRecordSize: 4096, MaxBatchBytes: 4096}, after: func(r *rawPeer) {
+		{name: "frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{Stream: StreamConfig{MaxRecordSize: 4096, MaxBatchBytes: 4096}}, after: func(r *rawPeer) {
 			r.write(frames.AppendHeader(nil, frames.TypeBatch, 1<<20))
 		}},
-		{name: "unknown frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{MaxRecordSize: 4096, MaxBatchBytes: 4096}, after: func(r *rawPeer) {
+		{name: "unknown frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{Stream: StreamConfig{MaxRecordSize: 4096, MaxBatchBytes: 4096}}, after: func(r *rawPeer) {
 			r.write(frames.AppendHeader(nil, 0x21, 1<<20))
 		}},
 		{name: "record count beyond the records", code: CodeFrameEncoding, after: func(r *rawPeer) {
@@ -148,10 +148,10 @@ func hostileCases() []hostileCase {
 			b := []byte{0, 1, 1, 1, 'x', 0}
 			r.write(append(frames.AppendHeader(nil, frames.TypeBatch, len(b)), b...))
 		}},
-		{name: "record larger than the max", code: CodeRecordTooLarge, cfg: &Config{MaxRecordSize: 100, MaxBatchBytes: 4096}, after: func(r *rawPeer) {
+		{name: "record larger than the max", code: CodeRecordTooLarge, cfg: &Config{Stream: StreamConfig{MaxRecordSize: 100, MaxBatchBytes: 4096}}, after: func(r *rawPeer) {
 			r.write(batch(1, string(make([]byte, 101))))
 		}},
-		{name: "window exceeded", code: CodeWindowExceeded, cfg: &Config{MaxApplyBacklogRecords: 2}, after: func(r *rawPeer) {
+		{name: "window exceeded", code: CodeWindowExceeded, cfg: &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 2}}, after: func(r *rawPeer) {
 			r.write(batch(1, "a", "b", "c"))
 		}},
 		{name: "second HELLO", code: CodeUnexpectedFrame, after: func(r *rawPeer) { r.write(rawHello().Append(nil)) }},
@@ -210,7 +210,7 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 		c := *tc.cfg
 		cfg = &c
 	}
-	cfg.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) {
+	cfg.OnStreamRefused = func(_ *AcceptInfo, err *StreamError) {
 		mu.Lock()
 		refused = append(refused, err)
 		mu.Unlock()

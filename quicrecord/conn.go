@@ -46,16 +46,26 @@ func newStreamRegistry(shards int, ended *endedTotals) *streamRegistry {
 	})
 }
 
-// StreamOptions describe a stream to open. They travel to the acceptor in
-// the opener's HELLO.
+// StreamOptions describe a stream to open. Scope, DataID and Metadata
+// travel to the acceptor in the opener's HELLO; Config stays on this side.
 type StreamOptions struct {
 	// Scope is an application namespace, at most 1 KiB.
 	Scope string
-	// DataID identifies the data the stream carries.
+	// DataID is a number of the application's choosing that identifies
+	// the data the stream carries (a tenant, a table, a shard). It is
+	// opaque to the library: the acceptor sees it in AcceptInfo, both
+	// sides in RecordStream.DataID and in snapshots, and it orders
+	// streams of the same scope and stream ID in listings.
 	DataID uint64
 	// Metadata is a small description: at most 64 entries, keys up to 256
 	// bytes, values up to 4 KiB, and the whole HELLO within 16 KiB.
 	Metadata map[string]string
+	// Config overrides, for this stream, the fields it sets of the
+	// connection's Config.Stream (see [StreamConfig] for the resolution
+	// order). nil: the connection's settings. OpenRecordStream returns a
+	// *ConfigError, naming "StreamOptions.Config.<field>", for an invalid
+	// one.
+	Config *StreamConfig
 	// Context, if non-nil, bounds the stream's life: when it is done the
 	// stream is reset with CodeCancelled and the peer sees that code.
 	Context context.Context
@@ -67,9 +77,10 @@ type StreamOptions struct {
 	DisableFeatures    Features
 }
 
-// RecordAcceptInfo describes a stream the peer opened, for the accept
-// handler and for [Config.OnStreamRefused].
-type RecordAcceptInfo struct {
+// AcceptInfo describes a stream the peer opened, for
+// [Config.AcceptHandler] and [Config.OnStreamRefused].
+type AcceptInfo struct {
+	// Scope, DataID and Metadata are the opener's StreamOptions.
 	Scope      string
 	DataID     uint64
 	Metadata   map[string]string
@@ -101,7 +112,6 @@ type Conn struct {
 
 	streams *streamRegistry
 	ended   endedTotals // streams that detached from streams
-	handler atomic.Pointer[func(RecordAcceptInfo) error]
 	acceptQ chan *RecordStream
 
 	// wg counts every goroutine of the connection: the accept loop,
@@ -146,9 +156,14 @@ func (c *Conn) putSegBuf(p *[]byte) {
 // ignored. The connection should have been set up with
 // EnableStreamResetPartialDelivery so that ERROR frames survive resets;
 // without it, a peer may see only the code of a reset, not its reason.
-// The Conn owns qc from now on: closing the Conn closes qc.
+// The Conn owns qc from now on: closing the Conn closes qc. An invalid
+// cfg is a *ConfigError, and qc is left alone.
 func NewConn(qc *quic.Conn, cfg *Config) (*Conn, error) {
-	return newConn(qc, cfg.settings(), nil, 0, nil), nil
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	return newConn(qc, set, nil, 0, nil), nil
 }
 
 func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func()) *Conn {
@@ -187,24 +202,6 @@ func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
 // LocalAddr returns the local address.
 func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
 
-// SetAcceptHandler installs fn to decide on each stream the peer opens,
-// after negotiation and before the stream is queued for
-// AcceptRecordStream. It replaces Config.AcceptHandler for this
-// connection; streams that completed their handshake before the call were
-// decided without it, so use Config.AcceptHandler when every stream must
-// be authorized. A non-nil error refuses the stream: the opener gets
-// a *StreamError with the error's code (a *StreamError's or
-// *RecordError's Code, CodeRefused otherwise) and its message as reason.
-// fn runs on the stream's handshake goroutine and may block for a short
-// while; nil removes the handler.
-func (c *Conn) SetAcceptHandler(fn func(RecordAcceptInfo) error) {
-	if fn == nil {
-		c.handler.Store(nil)
-		return
-	}
-	c.handler.Store(&fn)
-}
-
 // Close closes the connection with CodeNoError. See CloseWithError.
 func (c *Conn) Close() error { return c.CloseWithError(CodeNoError, "") }
 
@@ -239,6 +236,7 @@ func (c *Conn) connErr() error {
 // acceptor's code ([ErrRefused], [ErrVersionMismatch], or an application
 // code). ctx bounds the open only; see StreamOptions.Context for the
 // stream's lifetime. Config.HelloTimeout bounds the wait for the reply.
+// An invalid opts.Config is a *ConfigError, and nothing is sent.
 //
 // Every failure is typed: a *StreamError (Remote unset for one this side
 // detected, such as options over the protocol's limits, a malformed or

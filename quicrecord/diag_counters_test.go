@@ -245,7 +245,7 @@ func TestDiagCountersAgreeWithTraffic(t *testing.T) {
 		require.Equal(t, cd.Acks.StandaloneOut, sd.Acks.StandaloneIn)
 		require.Equal(t, cd.Errors.RejectedLocally, sd.Errors.RejectedByPeer)
 		require.Equal(t, cd.Errors.RejectedByPeer, sd.Errors.RejectedLocally)
-		require.Equal(t, diag.StreamCounts{Total: streams, Open: streams, ByVersion: []diag.VersionCount{{Version: MaxVersion, Streams: streams}}}, cd.Streams)
+		require.Equal(t, diag.StreamCounts{Total: streams, Open: streams, ByVersion: []diag.VersionCount{{Version: HighestProtocolVersion, Streams: streams}}}, cd.Streams)
 		require.Empty(t, cd.TopBacklog, "nothing waits to be applied")
 		require.Empty(t, cd.TopInFlight, "nothing is in flight")
 	})

@@ -38,7 +38,7 @@ func newSimListener(t testing.TB, clientCfg, serverCfg *Config, latency time.Dur
 	n.Start()
 	stls, ctls := tlsPair(t)
 	ql := simtest.Listen(t, sconn, withALPN(stls), simQUICConfig(serverCfg))
-	sl := &simListener{t: t, ln: NewListener(ql, serverCfg), clientTr: simtest.Transport(t, cconn), clientTLS: withALPN(ctls), clientCfg: clientCfg}
+	sl := &simListener{t: t, ln: newTestListener(t, ql, serverCfg), clientTr: simtest.Transport(t, cconn), clientTLS: withALPN(ctls), clientCfg: clientCfg}
 	t.Cleanup(func() { _ = sl.ln.Close() })
 	return sl
 }

@@ -91,7 +91,7 @@ func TestDiagLogLifecycle(t *testing.T) {
 			require.Equal(t, float64(c.s.StreamID()), open[0]["stream"], c.name)
 			require.Equal(t, c.role, open[0]["role"], c.name)
 			require.Equal(t, "logged", open[0]["scope"], c.name)
-			require.Equal(t, float64(MaxVersion), open[0]["version"], c.name)
+			require.Equal(t, float64(HighestProtocolVersion), open[0]["version"], c.name)
 
 			ended := c.log.records(t, "record stream ended")
 			require.Len(t, ended, 1, c.name)

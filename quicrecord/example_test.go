@@ -68,16 +68,20 @@ func ExampleRecordStream_Barrier() {
 	// all applied, acked seq 3
 }
 
-// The accept handler refuses streams by scope; the opener gets a typed
-// error with the code the handler chose.
+// The accept handler decides on each stream by scope: it refuses unknown
+// scopes (the opener gets a typed error with the code the handler chose)
+// and gives a bulk stream settings of its own.
 func ExampleConfig_acceptHandler() {
 	ctx := context.Background()
 	ln, clientTLS := loopback(&quicrecord.Config{
-		AcceptHandler: func(info quicrecord.RecordAcceptInfo) error {
-			if info.Scope != "allowed" {
-				return &quicrecord.ApplicationError{Code: quicrecord.CodeApplicationMin + 3, Reason: "scope not allowed"}
+		AcceptHandler: func(_ context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
+			switch info.Scope {
+			case "events":
+				return nil, nil // the connection's settings
+			case "bulk":
+				return &quicrecord.StreamConfig{MaxApplyBacklogBytes: 64 << 20, MaxRecordSize: 16 << 20}, nil
 			}
-			return nil
+			return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeApplicationMin + 3, Reason: "scope not allowed"}
 		},
 	})
 	defer ln.Close()
@@ -88,12 +92,22 @@ func ExampleConfig_acceptHandler() {
 		panic(err)
 	}
 	defer conn.Close()
+	// Both sides allow 16 MiB records on the bulk stream; other streams
+	// keep the default of 1 MiB.
+	bulk, err := conn.OpenRecordStream(ctx, quicrecord.StreamOptions{
+		Scope: "bulk", Config: &quicrecord.StreamConfig{MaxRecordSize: 16 << 20},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("bulk: records up to", bulk.MaxRecordSize()>>20, "MiB")
 	_, err = conn.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "forbidden"})
 	var se *quicrecord.StreamError
 	if errors.As(err, &se) {
 		fmt.Println("refused:", se.Code, se.Reason, "remote:", se.Remote)
 	}
 	// Output:
+	// bulk: records up to 16 MiB
 	// refused: APPLICATION(0x103) scope not allowed remote: true
 }
 

@@ -48,7 +48,10 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if c.ctx.Err() != nil {
 		return nil, c.connErr()
 	}
-	set := c.set.forOpen(opts, ro != nil)
+	set, err := c.set.forOpen(opts, ro != nil)
+	if err != nil {
+		return nil, err
+	}
 	h, err := openerHello(set, opts, ro)
 	if err != nil {
 		return nil, err
@@ -89,10 +92,15 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	return s, nil
 }
 
-// forOpen returns the settings of a stream this side opens: capped by
-// the stream's options, and offering resumption only for a resumable
-// stream (whether or not this side accepts resumed streams itself).
-func (s *settings) forOpen(opts StreamOptions, resumable bool) *settings {
+// forOpen returns the settings of a stream this side opens: its
+// StreamConfig over the connection's, capped by the stream's options, and
+// offering resumption only for a resumable stream (whether or not this
+// side accepts resumed streams itself).
+func (s *settings) forOpen(opts StreamOptions, resumable bool) (*settings, error) {
+	s, err := s.withStream(opts.Config, "StreamOptions.Config.")
+	if err != nil {
+		return nil, err
+	}
 	disable := opts.DisableFeatures
 	if !resumable {
 		disable |= FeatureResume
@@ -103,7 +111,7 @@ func (s *settings) forOpen(opts StreamOptions, resumable bool) *settings {
 		withResume.features |= FeatureResume
 		set = &withResume
 	}
-	return set
+	return set, nil
 }
 
 // openerHello returns the opener's HELLO, checked against the limits the
@@ -356,7 +364,7 @@ func (s *RecordStream) countHellos(unknown uint64) {
 // peer opened, and queues the stream for AcceptRecordStream.
 func (c *Conn) handshake(qs *quic.Stream) {
 	defer c.wg.Done()
-	info := RecordAcceptInfo{StreamID: streamID(qs), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
+	info := AcceptInfo{StreamID: streamID(qs), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
 	s, err := c.acceptExchange(qs, &info)
 	if err != nil {
 		c.refuse(qs, &info, err)
@@ -375,7 +383,7 @@ func (c *Conn) handshake(qs *quic.Stream) {
 // acceptExchange reads the opener's HELLO, negotiates, asks the accept
 // handler, takes the stream's resume key over, and replies with this
 // side's HELLO.
-func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordStream, error) {
+func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream, error) {
 	deadline := time.Now().Add(c.set.helloTimeout)
 	x, err := readPeerHello(qs, c.set, deadline, RoleAcceptor)
 	info.Scope, info.DataID, info.Metadata = x.peer.Scope, x.peer.DataID, x.peer.Metadata
@@ -387,14 +395,15 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordS
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(info); err != nil {
+	set, err := c.authorize(info, deadline)
+	if err != nil {
 		return nil, err
 	}
-	s := newStream(c, c.set, qs, x.fr, x.neg, streamInfo{
+	s := newStream(c, set, qs, x.fr, x.neg, streamInfo{
 		role: RoleAcceptor, scope: x.peer.Scope, dataID: x.peer.DataID, metadata: x.peer.Metadata,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
-	reply := c.set.localHello()
+	reply := set.localHello()
 	if info.ResumeKey != nil {
 		applied, err := c.takeResumeKey(s, info, resumeFirst, deadline)
 		if err != nil {
@@ -415,7 +424,7 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordS
 // resumeRequest reads the resume key and position of an opener's HELLO
 // when resumption is effective: it sets info.ResumeKey and returns the
 // first record the opener holds. A plain stream leaves info alone.
-func resumeRequest(x *exchange, info *RecordAcceptInfo) (uint64, error) {
+func resumeRequest(x *exchange, info *AcceptInfo) (uint64, error) {
 	if !x.neg.Features.Has(FeatureResume) {
 		return 0, nil
 	}
@@ -435,28 +444,33 @@ func resumeRequest(x *exchange, info *RecordAcceptInfo) (uint64, error) {
 	return first, nil
 }
 
-// authorize asks the accept handler; its error refuses the stream with
-// the code callbackCode gives it.
-func (c *Conn) authorize(info *RecordAcceptInfo) error {
-	handler := c.set.acceptHandler
-	if fn := c.handler.Load(); fn != nil {
-		handler = *fn
+// authorize asks the accept handler, until deadline, and returns the
+// stream's settings: the StreamConfig it returned over the connection's.
+// Its error refuses the stream with the code callbackCode gives it; an
+// invalid StreamConfig refuses it with CodeInternal.
+func (c *Conn) authorize(info *AcceptInfo, deadline time.Time) (*settings, error) {
+	if c.set.acceptHandler == nil {
+		return c.set, nil
 	}
-	if handler == nil {
-		return nil
-	}
-	if err := handler(*info); err != nil {
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	sc, err := c.set.acceptHandler(ctx, info)
+	if err != nil {
 		code, reason := callbackCode(err, CodeRefused, reasonRefused)
-		return &StreamError{Code: code, Reason: reason, Err: err}
+		return nil, &StreamError{Code: code, Reason: reason, Err: err}
 	}
-	return nil
+	set, err := c.set.withStream(sc, "AcceptHandler StreamConfig.")
+	if err != nil {
+		return nil, &StreamError{Code: CodeInternal, Reason: "the acceptor chose invalid stream settings", Err: err}
+	}
+	return set, nil
 }
 
 // takeResumeKey makes s the owner of its resume key in the store (waiting,
 // until deadline, for the records a previous stream of the key delivered
 // to be applied) and returns the last applied sequence number, which the
 // stream's records in this direction follow.
-func (c *Conn) takeResumeKey(s *RecordStream, info *RecordAcceptInfo, first uint64, deadline time.Time) (uint64, error) {
+func (c *Conn) takeResumeKey(s *RecordStream, info *AcceptInfo, first uint64, deadline time.Time) (uint64, error) {
 	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
 	rsm, applied, err := c.set.resume.acquire(ctx, ResumeKeyInfo{
@@ -473,7 +487,7 @@ func (c *Conn) takeResumeKey(s *RecordStream, info *RecordAcceptInfo, first uint
 // refuse ends a stream the peer opened that this side does not take: it
 // sends the opener the refusal (unless the opener gave up first), counts
 // it, logs it and tells Config.OnStreamRefused.
-func (c *Conn) refuse(qs *quic.Stream, info *RecordAcceptInfo, err error) {
+func (c *Conn) refuse(qs *quic.Stream, info *AcceptInfo, err error) {
 	se := asStreamError(err, CodeRefused)
 	se.StreamID = streamID(qs)
 	if se.Remote {
@@ -488,9 +502,9 @@ func (c *Conn) refuse(qs *quic.Stream, info *RecordAcceptInfo, err error) {
 		if isViolation(se.Code) && !se.Remote {
 			level = slog.LevelWarn
 		}
-		c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se)
+		c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se, "cause", se.Err)
 	}
 	if c.set.onRefused != nil {
-		c.set.onRefused(*info, se)
+		c.set.onRefused(info, se)
 	}
 }

@@ -24,7 +24,7 @@ func TestHelloTimeout(t *testing.T) {
 				cfg := &Config{HelloTimeout: 3 * time.Second}
 				rawConn, qs := newSimQUIC(t, nil, cfg, nil, simRTT/2)
 				refused := make(chan *StreamError, 10)
-				cfg.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refused <- err }
+				cfg.OnStreamRefused = func(_ *AcceptInfo, err *StreamError) { refused <- err }
 				conn, err := NewConn(qs, cfg)
 				require.NoError(t, err)
 				defer conn.Close()

@@ -45,8 +45,13 @@ func withALPN(tlsConf *tls.Config) *tls.Config {
 }
 
 // Listen listens for QUIC connections on the UDP address addr. When
-// tlsConf names no ALPN, [ALPN] is used. The Listener owns the socket.
+// tlsConf names no ALPN, [ALPN] is used. The Listener owns the socket. An
+// invalid cfg is a *ConfigError.
 func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("quicrecord: listen: %w", err)
@@ -62,7 +67,7 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 		_ = pc.Close()
 		return nil, fmt.Errorf("quicrecord: listen: %w", err)
 	}
-	l := NewListener(ql, cfg)
+	l := newListener(ql, set)
 	l.cleanup = func() {
 		_ = tr.Close()
 		_ = pc.Close()
@@ -72,11 +77,19 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 
 // NewListener wraps a quic-go listener the caller set up, for example on
 // a quic.Transport of its own. Closing the Listener closes ql but not its
-// transport.
-func NewListener(ql *quic.Listener, cfg *Config) *Listener {
+// transport. An invalid cfg is a *ConfigError, and ql is left alone.
+func NewListener(ql *quic.Listener, cfg *Config) (*Listener, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	return newListener(ql, set), nil
+}
+
+func newListener(ql *quic.Listener, set *settings) *Listener {
 	l := &Listener{
 		ql:    ql,
-		set:   cfg.settings(),
+		set:   set,
 		conns: make(map[*Conn]func() bool),
 	}
 	l.streams = newStreamRegistry(0, &l.ended)
@@ -147,7 +160,12 @@ func (l *Listener) Close() error {
 // is used; a server that speaks another protocol fails the handshake. The
 // local socket is bound to the loopback interface when addr is a loopback
 // address, and to all interfaces otherwise; it is closed with the Conn.
+// An invalid cfg is a *ConfigError.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
 	ra, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("quicrecord: dial: %w", err)
@@ -173,7 +191,7 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 		}
 		return nil, dialError(err)
 	}
-	return newConn(qc, cfg.settings(), nil, 0, cleanup), nil
+	return newConn(qc, set, nil, 0, cleanup), nil
 }
 
 // ErrALPNMismatch is returned by Dial when the server does not speak the

@@ -47,8 +47,8 @@ func TestReliabilitySlowConsumer(t *testing.T) {
 			backlogBytes  = 64 << 10
 			runFor        = 30 * time.Second
 		)
-		ccfg := &Config{MaxInFlightRecords: inFlightRecs, MaxInFlightBytes: inFlightBytes}
-		scfg := &Config{MaxApplyBacklogRecords: backlogRecs, MaxApplyBacklogBytes: backlogBytes}
+		ccfg := &Config{Stream: StreamConfig{MaxInFlightRecords: inFlightRecs, MaxInFlightBytes: inFlightBytes}}
+		scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: backlogRecs, MaxApplyBacklogBytes: backlogBytes}}
 		p := newSimPair(t, ccfg, scfg, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{Scope: "slow", DataID: 5})
 		chk := simtest.NewChecker(5)
@@ -144,7 +144,7 @@ func TestReliabilityStalledConsumerReset(t *testing.T) {
 		q.MaxConnectionReceiveWindow = 3 << 19
 		q.InitialStreamReceiveWindow = 1<<20 + 64<<10
 		q.MaxStreamReceiveWindow = 1<<20 + 64<<10
-		scfg := &Config{QUIC: q, MaxApplyBacklogBytes: 1 << 20}
+		scfg := &Config{QUIC: q, Stream: StreamConfig{MaxApplyBacklogBytes: 1 << 20}}
 		p := newSimPair(t, nil, scfg, nil, simRTT/2)
 		ctx := context.Background()
 		tx, rx := p.openPair(t, false, StreamOptions{Scope: "stalled", DataID: 1})

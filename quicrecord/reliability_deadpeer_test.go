@@ -164,7 +164,7 @@ func TestReliabilityPeerErrorReachesBarrier(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				scfg := &Config{MaxApplyBacklogRecords: 50}
+				scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 50}}
 				p := newSimPair(t, nil, scfg, nil, simRTT/2)
 				tx, rx := p.openPair(t, false, StreamOptions{})
 				send(t, tx, 50)
@@ -220,7 +220,7 @@ func TestReliabilityResetWithFullBacklogReachesBarrier(t *testing.T) {
 		t.Run(fmt.Sprintf("backlogFull=%v", backlogFull), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				bcfg := &Config{MaxApplyBacklogRecords: 20}
+				bcfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 20}}
 				p := newSimPair(t, nil, bcfg, nil, simRTT/2)
 				a, b := p.openPair(t, false, StreamOptions{})
 				n := 10

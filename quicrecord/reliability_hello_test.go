@@ -31,7 +31,7 @@ func TestReliabilitySlowHelloOtherConns(t *testing.T) {
 		n.Start()
 		stls, ctls := tlsPair(t)
 		refused := make(chan *StreamError, 2)
-		scfg := &Config{HelloTimeout: helloTimeout, OnStreamRefused: func(_ RecordAcceptInfo, err *StreamError) { refused <- err }}
+		scfg := &Config{HelloTimeout: helloTimeout, OnStreamRefused: func(_ *AcceptInfo, err *StreamError) { refused <- err }}
 		srv := listenSim(t, sconn, stls, scfg)
 		conns := make(chan *Conn, 2)
 		go func() {

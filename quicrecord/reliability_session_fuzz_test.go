@@ -83,8 +83,8 @@ type fuzzSession struct {
 }
 
 func runSession(t *testing.T, ops []byte) {
-	ccfg := &Config{MaxInFlightRecords: sessInFlightRecs, MaxInFlightBytes: sessInFlightBytes}
-	scfg := &Config{MaxApplyBacklogRecords: sessBacklogRecs, MaxApplyBacklogBytes: sessBacklogBytes}
+	ccfg := &Config{Stream: StreamConfig{MaxInFlightRecords: sessInFlightRecs, MaxInFlightBytes: sessInFlightBytes}}
+	scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: sessBacklogRecs, MaxApplyBacklogBytes: sessBacklogBytes}}
 	p := newSimPair(t, ccfg, scfg, nil, 5*time.Millisecond)
 	tx, rx := p.openPair(t, false, StreamOptions{Scope: "session", DataID: 9})
 	s := &fuzzSession{t: t, tx: tx, rx: rx, chk: simtest.NewChecker(9)}

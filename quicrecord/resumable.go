@@ -52,29 +52,29 @@ const (
 // ResumeEventKind says what happened to a resumable stream.
 type ResumeEventKind uint8
 
-// Event kinds.
+// Resume event kinds.
 const (
-	// EventConnected: a connection was established and the stream opened
+	// ResumeConnected: a connection was established and the stream opened
 	// (or reopened) on it.
-	EventConnected ResumeEventKind = iota + 1
-	// EventDisconnected: the current connection or stream was lost.
-	EventDisconnected
-	// EventUnavailable: the acceptor does not offer resumption; the stream
+	ResumeConnected ResumeEventKind = iota + 1
+	// ResumeDisconnected: the current connection or stream was lost.
+	ResumeDisconnected
+	// ResumeUnavailable: the acceptor does not offer resumption; the stream
 	// works until its connection is lost, which then ends it.
-	EventUnavailable
-	// EventFailed: the stream ended for good; Err says why.
-	EventFailed
+	ResumeUnavailable
+	// ResumeFailed: the stream ended for good; Err says why.
+	ResumeFailed
 )
 
 func (k ResumeEventKind) String() string {
 	switch k {
-	case EventConnected:
+	case ResumeConnected:
 		return "connected"
-	case EventDisconnected:
+	case ResumeDisconnected:
 		return "disconnected"
-	case EventUnavailable:
+	case ResumeUnavailable:
 		return "resume-unavailable"
-	case EventFailed:
+	case ResumeFailed:
 		return "failed"
 	}
 	return "unknown"
@@ -167,22 +167,26 @@ func DialResumable(ctx context.Context, addr string, tlsConf *tls.Config, cfg *C
 // NewResumableStream opens a resumable stream on connections made by dial,
 // which is called again after every lost connection; the stream closes the
 // connections it dials. It returns once the first connection is up and the
-// stream open, or with the error of the first attempt.
+// stream open, or with the error of the first attempt. cfg is the Config
+// dial's connections are made with (its settings and opts.Stream.Config
+// bound the stream's memory and records); an invalid cfg or opts is a
+// *ConfigError.
 func NewResumableStream(ctx context.Context, dial func(ctx context.Context) (*Conn, error), cfg *Config, opts ResumeOptions) (*ResumableStream, error) {
+	set, err := resumeSettings(cfg, &opts)
+	if err != nil {
+		return nil, err
+	}
 	key := opts.Key
 	if key == nil {
 		key = make([]byte, 16)
 		_, _ = rand.Read(key)
-	}
-	if len(key) == 0 || len(key) > MaxResumeKeyLen {
-		return nil, fmt.Errorf("quicrecord: resume key of %d bytes; want 1 to %d", len(key), MaxResumeKeyLen)
 	}
 	first := max(opts.FirstSeq, 1)
 	r := &ResumableStream{
 		key:  append([]byte(nil), key...),
 		dial: dial,
 		opts: opts,
-		set:  cfg.settings(),
+		set:  set,
 		log:  newRetainLog(first),
 		done: make(chan struct{}),
 	}
@@ -397,7 +401,7 @@ func (r *ResumableStream) fail(err error) {
 	r.notifyLocked()
 	r.mu.Unlock()
 	r.cancel(err)
-	r.event(EventFailed, err)
+	r.event(ResumeFailed, err)
 }
 
 // onAck is installed on every connection's stream.
@@ -482,9 +486,9 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 	defer close(r.done)
 	for {
-		r.event(EventConnected, nil)
+		r.event(ResumeConnected, nil)
 		if r.noResume {
-			r.event(EventUnavailable, nil)
+			r.event(ResumeUnavailable, nil)
 		}
 		err := r.serve(conn, s)
 		_ = conn.Close()
@@ -497,7 +501,7 @@ func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 		noResume := r.noResume
 		first, last := r.acked+1, r.written
 		r.mu.Unlock()
-		r.event(EventDisconnected, err)
+		r.event(ResumeDisconnected, err)
 		if noResume {
 			r.fail(&ResumeError{Key: r.Key(), FirstUnknown: first, LastUnknown: last, Err: err})
 			return
@@ -609,4 +613,29 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// resumeSettings validates cfg and opts and returns the settings of the
+// resumable stream's streams.
+func resumeSettings(cfg *Config, opts *ResumeOptions) (*settings, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	if set, err = set.withStream(opts.Stream.Config, "ResumeOptions.Stream.Config."); err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.Key != nil && (len(opts.Key) == 0 || len(opts.Key) > MaxResumeKeyLen):
+		return nil, &ConfigError{Field: "ResumeOptions.Key", Value: fmt.Sprintf("%d bytes", len(opts.Key)),
+			Reason: fmt.Sprintf("must be nil (random) or 1 to %d bytes", MaxResumeKeyLen)}
+	case opts.MinBackoff < 0:
+		return nil, notNegative("ResumeOptions.MinBackoff", opts.MinBackoff)
+	case opts.MaxBackoff < 0:
+		return nil, notNegative("ResumeOptions.MaxBackoff", opts.MaxBackoff)
+	case opts.MaxBackoff != 0 && opts.MaxBackoff < opts.MinBackoff:
+		return nil, &ConfigError{Field: "ResumeOptions.MaxBackoff", Value: opts.MaxBackoff,
+			Reason: fmt.Sprintf("below ResumeOptions.MinBackoff (%v)", opts.MinBackoff)}
+	}
+	return set, nil
 }

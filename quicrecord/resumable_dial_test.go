@@ -142,10 +142,10 @@ func TestFailoverDialMovesPastRefusingAcceptor(t *testing.T) {
 	store := NewResumeStore(ResumeStoreConfig{})
 	cfg := &Config{ResumeStore: store}
 	var refusals atomic.Int64
-	refusing := &Config{ResumeStore: store, AcceptHandler: func(RecordAcceptInfo) error {
+	refusing := &Config{ResumeStore: store, AcceptHandler: func(context.Context, *AcceptInfo) (*StreamConfig, error) {
 		refusals.Add(1)
 		// An application code: retryable for the opener, unlike CodeRefused.
-		return &ApplicationError{Code: CodeApplicationMin + 7, Reason: "shared store unavailable"}
+		return nil, &ApplicationError{Code: CodeApplicationMin + 7, Reason: "shared store unavailable"}
 	}}
 	sink := &fleetSink{}
 	a := startMember(t, "127.0.0.1:0", stls, cfg, sink)

@@ -73,7 +73,7 @@ func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS
 	scfg := &Config{QUIC: resumeQUIC(), ResumeStore: rig.store}
 	rig.ccfg = &Config{QUIC: resumeQUIC()}
 	rig.ctr = simtest.Transport(t, cconn)
-	rig.ln = NewListener(simtest.Listen(t, sconn, serverTLS, scfg.quicConfig()), scfg)
+	rig.ln = newTestListener(t, simtest.Listen(t, sconn, serverTLS, scfg.quicConfig()), scfg)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	wg.Go(func() { rig.serve(ctx, &wg) })
@@ -151,7 +151,7 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 			emu.Lock()
 			events = append(events, e.Kind)
 			emu.Unlock()
-			if e.Kind == EventConnected {
+			if e.Kind == ResumeConnected {
 				connected <- struct{}{}
 			}
 		}})
@@ -208,8 +208,8 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 		require.Less(t, snap.Stats.Disconnected, 5*3*time.Second)
 		t.Logf("resume stats: %+v", snap.Stats)
 		emu.Lock()
-		require.Equal(t, 6, countKind(events, EventConnected))
-		require.Equal(t, 5, countKind(events, EventDisconnected))
+		require.Equal(t, 6, countKind(events, ResumeConnected))
+		require.Equal(t, 5, countKind(events, ResumeDisconnected))
 		emu.Unlock()
 		time.Sleep(100 * time.Millisecond) // the FIN reaches the acceptor
 		synctest.Wait()
@@ -315,8 +315,8 @@ func TestResumeUnavailable(t *testing.T) {
 			return NewConn(qc, nil)
 		}, nil, ResumeOptions{OnEvent: func(e ResumeEvent) { events <- e }})
 		require.NoError(t, err)
-		require.Equal(t, EventConnected, (<-events).Kind)
-		require.Equal(t, EventUnavailable, (<-events).Kind)
+		require.Equal(t, ResumeConnected, (<-events).Kind)
+		require.Equal(t, ResumeUnavailable, (<-events).Kind)
 		require.False(t, rs.Snapshot().ResumeAvailable)
 		a, err := server.AcceptRecordStream(context.Background())
 		require.NoError(t, err)

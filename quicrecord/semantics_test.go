@@ -227,8 +227,8 @@ func TestPiggybackCounters(t *testing.T) {
 
 func TestBackpressureReceiverNeverAcks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := &Config{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20}
-		rcfg := &Config{MaxApplyBacklogRecords: 60, MaxApplyBacklogBytes: 1 << 20}
+		cfg := &Config{Stream: StreamConfig{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20}}
+		rcfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 60, MaxApplyBacklogBytes: 1 << 20}}
 		p := newSimPair(t, cfg, rcfg, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -269,7 +269,7 @@ func TestBackpressureReceiverNeverAcks(t *testing.T) {
 
 func TestBackpressureBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := &Config{MaxInFlightBytes: 10_000}
+		cfg := &Config{Stream: StreamConfig{MaxInFlightBytes: 10_000}}
 		p := newSimPair(t, cfg, nil, nil, simRTT/2)
 		tx, _ := p.openPair(t, false, StreamOptions{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

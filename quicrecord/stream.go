@@ -287,8 +287,8 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 	pl := neg.PeerLimits
 	s.maxSendRec = int(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8))
 	s.batchBytes = int(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve))
-	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.WindowRecords))
-	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.WindowBytes))
+	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
+	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
 	s.snd.nextSeq = 1
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())

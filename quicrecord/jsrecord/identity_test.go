@@ -58,11 +58,11 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 				pl.mu.Unlock()
 				return sink.LoadApplied(ctx, info)
 			}})
-		qcfg.AcceptHandler = func(info quicrecord.RecordAcceptInfo) error {
+		qcfg.AcceptHandler = func(ctx context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
 			pl.mu.Lock()
 			pl.handled = append(pl.handled, peerOf(info.TLS))
 			pl.mu.Unlock()
-			return sink.AcceptHandler(info)
+			return sink.AcceptHandler(ctx, info)
 		}
 		collectors[i] = startCollector(t, nc, stls, nil, qcfg)
 		sink = collectors[i].sink
