@@ -39,6 +39,14 @@ type Config struct {
 	// stateless resets.
 	StatelessResetKey *quic.StatelessResetKey
 
+	// HandshakeTimeout bounds the QUIC handshake of Dial and of the
+	// connections Listen accepts: it fails when no packet comes from the
+	// peer for this long, or when it has not completed in twice this long
+	// (quic-go's HandshakeIdleTimeout). Dial then returns a *DialError
+	// matching [ErrHandshakeTimeout]. 0 means QUIC.HandshakeIdleTimeout
+	// when set, else [DefaultHandshakeTimeout] (5s, quic-go's default).
+	HandshakeTimeout time.Duration
+
 	// Stream holds the connection's defaults for the settings of each
 	// stream (see [StreamConfig]).
 	Stream StreamConfig
@@ -114,6 +122,7 @@ const (
 	DefaultMaxApplyBacklogBytes   = 8 << 20
 	DefaultMaxRecordSize          = 1 << 20
 	DefaultHelloTimeout           = 10 * time.Second
+	DefaultHandshakeTimeout       = 5 * time.Second
 	DefaultCloseTimeout           = 10 * time.Second
 	DefaultAcceptBacklog          = 128
 )
@@ -173,6 +182,8 @@ func (c *Config) Validate() error {
 		return err
 	}
 	switch {
+	case c.HandshakeTimeout < 0:
+		return notNegative("Config.HandshakeTimeout", c.HandshakeTimeout)
 	case c.HelloTimeout < 0:
 		return notNegative("Config.HelloTimeout", c.HelloTimeout)
 	case c.AcceptBacklog < 0:
@@ -322,10 +333,13 @@ func (c *Config) resetKey() *quic.StatelessResetKey {
 }
 
 func (c *Config) quicConfig() *quic.Config {
+	var q *quic.Config
 	if c == nil || c.QUIC == nil {
-		return DefaultQUICConfig()
+		q = DefaultQUICConfig()
+	} else {
+		q = c.QUIC.Clone()
+		q.EnableStreamResetPartialDelivery = true
 	}
-	q := c.QUIC.Clone()
-	q.EnableStreamResetPartialDelivery = true
+	q.HandshakeIdleTimeout = c.handshakeTimeout()
 	return q
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 	"unicode/utf8"
 
 	"github.com/quic-go/quic-go"
@@ -67,7 +68,8 @@ func TestErrorMatrix(t *testing.T) {
 		"net.ErrClosed": net.ErrClosed, "os.ErrDeadlineExceeded": os.ErrDeadlineExceeded,
 		"ErrClosed": ErrClosed, "ErrRecordRejected": ErrRecordRejected, "ErrConnClosedByPeer": ErrConnClosedByPeer,
 		"ErrRecordTooLarge": ErrRecordTooLarge, "ErrNotDelivered": ErrNotDelivered, "ErrAlreadyApplied": ErrAlreadyApplied,
-		"ErrNotSent": ErrNotSent, "ErrConcurrentReceive": ErrConcurrentReceive,
+		"ErrNotSent": ErrNotSent, "ErrConcurrentReceive": ErrConcurrentReceive, "ErrInvalidConfig": ErrInvalidConfig,
+		"ErrHandshakeTimeout": ErrHandshakeTimeout, "ErrNoCertificate": ErrNoCertificate, "ErrALPNMismatch": ErrALPNMismatch,
 	}
 	for _, se := range streamSentinels {
 		targets["stream "+se.Code.String()] = se
@@ -104,6 +106,13 @@ func TestErrorMatrix(t *testing.T) {
 		{"WaitAcked unsent", misuse(ErrNotSent, "WaitAcked(9)"), []string{"ErrNotSent"}},
 		{"concurrent Recv", misuse(ErrConcurrentReceive, "Recv"), []string{"ErrConcurrentReceive"}},
 		{"application error", &ApplicationError{Code: CodeApplicationMin}, nil},
+		{"invalid config", &ConfigError{Field: "Config.AcceptBacklog", Value: -1, Reason: "must be 0 (default) or positive"}, []string{"ErrInvalidConfig"}},
+		{"dial: handshake timeout", &DialError{Network: "udp", Addr: "127.0.0.1:1", Err: dialCause(context.Background(), &quic.IdleTimeoutError{}, time.Second)},
+			[]string{"ErrHandshakeTimeout", "os.ErrDeadlineExceeded"}},
+		{"dial: ALPN", &DialError{Network: "udp", Addr: "127.0.0.1:1", Err: dialCause(context.Background(), &quic.TransportError{ErrorCode: alertNoApplicationProtocol, Remote: true}, time.Second)},
+			[]string{"ErrALPNMismatch"}},
+		{"dial: TLS", &DialError{Network: "udp", Addr: "127.0.0.1:1", Err: dialCause(context.Background(), &quic.TransportError{ErrorCode: 0x12a}, time.Second)}, nil},
+		{"no certificate", fmt.Errorf("%w: Listen", ErrNoCertificate), []string{"ErrNoCertificate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for name, target := range targets {

@@ -46,11 +46,16 @@ func withALPN(tlsConf *tls.Config) *tls.Config {
 
 // Listen listens for QUIC connections on the UDP address addr. When
 // tlsConf names no ALPN, [ALPN] is used. The Listener owns the socket. An
-// invalid cfg is a *ConfigError.
+// invalid cfg is a *ConfigError, and a tlsConf that is nil or has no
+// certificate (no Certificates, GetCertificate or GetConfigForClient)
+// fails at once with [ErrNoCertificate], as every handshake would.
 func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 	set, err := cfg.settings()
 	if err != nil {
 		return nil, err
+	}
+	if tlsConf == nil || (len(tlsConf.Certificates) == 0 && tlsConf.GetCertificate == nil && tlsConf.GetConfigForClient == nil) {
+		return nil, fmt.Errorf("%w: Listen needs a tls.Config with Certificates, GetCertificate or GetConfigForClient (package identity makes one)", ErrNoCertificate)
 	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -153,59 +158,4 @@ func (l *Listener) Close() error {
 		l.cleanup()
 	}
 	return err
-}
-
-// Dial connects to a recordmux listener at addr and returns the connection
-// once the QUIC handshake is complete. When tlsConf names no ALPN, [ALPN]
-// is used; a server that speaks another protocol fails the handshake. The
-// local socket is bound to the loopback interface when addr is a loopback
-// address, and to all interfaces otherwise; it is closed with the Conn.
-// An invalid cfg is a *ConfigError.
-func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	set, err := cfg.settings()
-	if err != nil {
-		return nil, err
-	}
-	ra, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("quicrecord: dial: %w", err)
-	}
-	la := &net.UDPAddr{}
-	if ra.IP.IsLoopback() {
-		la.IP = ra.IP
-	}
-	pc, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return nil, fmt.Errorf("quicrecord: dial: %w", err)
-	}
-	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.resetKey()}
-	cleanup := sync.OnceFunc(func() {
-		_ = tr.Close()
-		_ = pc.Close()
-	})
-	qc, err := tr.Dial(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
-	if err != nil {
-		cleanup()
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
-		return nil, dialError(err)
-	}
-	return newConn(qc, set, nil, 0, cleanup), nil
-}
-
-// ErrALPNMismatch is returned by Dial when the server does not speak the
-// application protocol the client asked for (TLS alert
-// no_application_protocol).
-var ErrALPNMismatch = errors.New("quicrecord: the server does not speak the requested application protocol (ALPN mismatch)")
-
-// alertNoApplicationProtocol is TLS alert 120 as a QUIC CRYPTO_ERROR.
-const alertNoApplicationProtocol = quic.TransportErrorCode(0x100 + 120)
-
-func dialError(err error) error {
-	var te *quic.TransportError
-	if errors.As(err, &te) && te.ErrorCode == alertNoApplicationProtocol {
-		return fmt.Errorf("%w: %w", ErrALPNMismatch, err)
-	}
-	return convertQUICError(err, 0)
 }

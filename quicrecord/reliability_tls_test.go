@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -343,6 +344,7 @@ func TestReliabilityALPNMismatch(t *testing.T) {
 			_, err = Dial(ctx, ln.Addr().String(), ctls, nil)
 			require.ErrorIs(t, err, ErrALPNMismatch)
 			require.Contains(t, err.Error(), "ALPN")
+			require.NotErrorIs(t, err, net.ErrClosed, "the connection never opened")
 			require.Less(t, time.Since(start), 2*time.Second, "it fails at the handshake, not at a timeout")
 			var te *quic.TransportError
 			require.ErrorAs(t, err, &te)
