@@ -314,7 +314,7 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 	require.Equal(t, tc.received, snap.In.Records, "nothing of the bad frame was applied")
 	require.Equal(t, tc.acked, snap.Out.AckedSeq, "no ack of the bad frame was applied")
 	require.Equal(t, StateFailed, snap.Status.State)
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	checkOtherStreamWorks(t, conn, rawConn)
 }
 
@@ -333,8 +333,8 @@ func checkOtherStreamWorks(t *testing.T, conn *Conn, rawConn *quic.Conn) {
 	}()
 	send(t, o, 5)
 	require.NoError(t, o.Barrier(ctx))
-	require.NoError(t, o.Close())
-	require.NoError(t, a.Close())
+	require.NoError(t, o.Close(context.Background()))
+	require.NoError(t, a.Close(context.Background()))
 }
 
 // TestPeerResetMidFrame: a peer that resets its stream in the middle of a
@@ -367,7 +367,7 @@ func TestPeerResetMidFrame(t *testing.T) {
 		require.True(t, se.Remote)
 		require.LessOrEqual(t, time.Since(start), simRTT/2)
 		require.Equal(t, uint64(1), s.Snapshot().In.Records)
-		require.NoError(t, s.Close())
+		require.NoError(t, s.Close(context.Background()))
 		checkOtherStreamWorks(t, conn, rawConn)
 	})
 }

@@ -2,12 +2,13 @@ package quicrecord
 
 import (
 	"context"
-	"github.com/recordmux/recordmux/quicrecord/diag"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // TestBarrierTimeSplit checks, in virtual time over a simulated link, how

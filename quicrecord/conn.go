@@ -35,13 +35,16 @@ func compareKeys(a, b streamKey) int {
 type streamRegistry = registry.Registry[streamKey, *RecordStream]
 
 // newStreamRegistry returns a registry whose detached streams are folded
-// into ended.
-func newStreamRegistry(shards int, ended *endedTotals) *streamRegistry {
+// into ended; detached, if not nil, is told of each.
+func newStreamRegistry(shards int, ended *endedTotals, detached func()) *streamRegistry {
 	return registry.New(compareKeys, &registry.Options[streamKey, *RecordStream]{
 		Shards: shards,
 		OnDetach: func(_ streamKey, s *RecordStream, _ error) {
 			snap := s.Snapshot() // frozen: the stream ended before it detached
 			ended.add(&snap)
+			if detached != nil {
+				detached()
+			}
 		},
 	})
 }
@@ -66,9 +69,6 @@ type StreamOptions struct {
 	// *ConfigError, naming "StreamOptions.Config.<field>", for an invalid
 	// one.
 	Config *StreamConfig
-	// Context, if non-nil, bounds the stream's life: when it is done the
-	// stream is reset with CodeCancelled and the peer sees that code.
-	Context context.Context
 	// MaxProtocolVersion, if non-zero, caps the protocol version of this
 	// stream below the connection's Config, and DisableFeatures switches
 	// features off for it. One connection can so carry streams of
@@ -121,6 +121,13 @@ type Conn struct {
 	cleanup   func() // closes a transport this package created; may be nil
 
 	refused atomic.Uint64 // streams this side refused
+	// draining is set by Listener.Shutdown: streams the peer opens are
+	// refused from now on.
+	draining atomic.Bool
+	// idleMu guards idle, closed when a stream detaches while Shutdown
+	// waits for the connection to have none.
+	idleMu sync.Mutex
+	idle   chan struct{}
 
 	// segPool recycles the send buffers of all streams of the
 	// connection: each holds one BATCH of the default size. Buffers of
@@ -176,13 +183,11 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		cleanup: cleanup,
 		segSize: hdrReserve + set.maxBatchBytes,
 	}
-	c.streams = newStreamRegistry(1, &c.ended)
+	c.streams = newStreamRegistry(1, &c.ended, c.streamDetached)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.stopQC = context.AfterFunc(qc.Context(), func() {
 		c.cancel(convertQUICError(context.Cause(qc.Context()), 0))
-		if c.cleanup != nil {
-			c.cleanup()
-		}
+		c.release()
 	})
 	c.wg.Add(1)
 	go c.acceptLoop()
@@ -215,11 +220,50 @@ func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
 		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		c.wg.Wait()
 		c.stopQC()
-		if c.cleanup != nil {
-			c.cleanup()
-		}
+		c.release()
 	})
 	return nil
+}
+
+// release releases what the connection holds outside itself once quic-go
+// closed it: the transport Dial made, or its place in its Listener. It
+// may run twice (a local close and quic-go's end); both steps are
+// idempotent.
+func (c *Conn) release() {
+	if c.cleanup != nil {
+		c.cleanup()
+	}
+	if c.ln != nil {
+		c.ln.forget(c)
+	}
+}
+
+// streamDetached wakes a waitIdle.
+func (c *Conn) streamDetached() {
+	c.idleMu.Lock()
+	notifyLocked(&c.idle)
+	c.idleMu.Unlock()
+}
+
+// waitIdle waits until the connection has no registered stream, it
+// ended, or ctx ended (ctx's error).
+func (c *Conn) waitIdle(ctx context.Context) error {
+	for {
+		c.idleMu.Lock()
+		if c.streams.Len() == 0 {
+			c.idleMu.Unlock()
+			return nil
+		}
+		ch := waitChan(&c.idle)
+		c.idleMu.Unlock()
+		select {
+		case <-ch:
+		case <-c.ctx.Done():
+			return nil
+		case <-ctx.Done():
+			return ctxError(ctx)
+		}
+	}
 }
 
 // connErr returns the error for an operation on an ended connection.
@@ -234,8 +278,9 @@ func (c *Conn) connErr() error {
 // acceptor replied with its HELLO, so a refused stream never counts as
 // open: a refusal comes back as a *StreamError with Remote set and the
 // acceptor's code ([ErrRefused], [ErrVersionMismatch], or an application
-// code). ctx bounds the open only; see StreamOptions.Context for the
-// stream's lifetime. Config.HelloTimeout bounds the wait for the reply.
+// code). ctx bounds the open only: the stream lives until it is closed,
+// fails, or its connection ends (see [RecordStream]).
+// Config.HelloTimeout bounds the wait for the reply.
 // An invalid opts.Config is a *ConfigError, and nothing is sent.
 //
 // Every failure is typed: a *StreamError (Remote unset for one this side

@@ -1,13 +1,14 @@
 package quicrecord
 
 import (
-	"github.com/recordmux/recordmux/quicrecord/diag"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // fillNumbers sets every number field of v (walked by reflection, so a

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/recordmux/recordmux/quicrecord/diag"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // TestDiagSnapshotFrozenAfterEnd: once a stream ended, however it ended,
@@ -23,7 +24,7 @@ func TestDiagSnapshotFrozenAfterEnd(t *testing.T) {
 		state StreamState
 		end   func(t *testing.T, p *pair, s, peer *RecordStream)
 	}{
-		{"Close", StateClosed, func(t *testing.T, _ *pair, s, _ *RecordStream) { require.NoError(t, s.Close()) }},
+		{"Close", StateClosed, func(t *testing.T, _ *pair, s, _ *RecordStream) { require.NoError(t, s.Close(context.Background())) }},
 		{"CloseWithError", StateFailed, func(t *testing.T, _ *pair, s, _ *RecordStream) {
 			require.NoError(t, s.CloseWithError(CodeApplicationMin, "bye"))
 		}},

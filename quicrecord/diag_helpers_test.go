@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"github.com/recordmux/recordmux/quicrecord/diag"
 	"regexp"
 	"runtime/pprof"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/internal/simtest"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 	"github.com/recordmux/recordmux/registry"
 )
 

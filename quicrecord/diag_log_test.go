@@ -74,9 +74,9 @@ func TestDiagLogLifecycle(t *testing.T) {
 		o, a := p.openPair(t, false, StreamOptions{Scope: "logged", DataID: 3})
 		send(t, o, 3)
 		require.NoError(t, o.Flush(context.Background()))
-		require.NoError(t, o.Close())
+		require.NoError(t, o.Close(context.Background()))
 		time.Sleep(simRTT)
-		require.NoError(t, a.Close())
+		require.NoError(t, a.Close(context.Background()))
 		synctest.Wait()
 
 		for _, c := range []struct {

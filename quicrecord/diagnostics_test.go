@@ -3,7 +3,6 @@ package quicrecord
 import (
 	"context"
 	"encoding/json"
-	"github.com/recordmux/recordmux/quicrecord/diag"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // randomSnapshots returns n snapshots with random counters, states,

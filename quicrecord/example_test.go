@@ -34,7 +34,7 @@ func ExampleRecordStream_Barrier() {
 		defer close(done)
 		conn, _ := ln.Accept(ctx)
 		s, _ := conn.AcceptRecordStream(ctx)
-		defer s.Close()
+		defer s.Close(context.Background())
 		_ = s.Apply(ctx, func(r quicrecord.Record) error {
 			fmt.Printf("server applied %d: %s\n", r.Seq, r.Data)
 			return nil
@@ -59,7 +59,7 @@ func ExampleRecordStream_Barrier() {
 		panic(err)
 	}
 	fmt.Println("all applied, acked seq", s.AckedSeq())
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	<-done
 	// Output:
 	// server applied 1: one
@@ -125,7 +125,7 @@ func ExampleRecordStream_Reject() {
 		if err != nil {
 			return
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		for {
 			r, err := s.Recv(ctx)
 			if err != nil {
@@ -157,7 +157,7 @@ func ExampleRecordStream_Reject() {
 	if err := s.Barrier(ctx); errors.As(err, &re) {
 		fmt.Printf("record %d rejected: %s (%v)\n", re.Seq, re.Reason, errors.Is(err, quicrecord.ErrRecordRejected))
 	}
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	// Output:
 	// record 2 rejected: cannot parse (true)
 }
@@ -178,7 +178,7 @@ func ExampleDialResumable() {
 		if err != nil {
 			return
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		_ = s.Apply(ctx, func(r quicrecord.Record) error {
 			applied <- r.Seq
 			return nil
@@ -201,7 +201,7 @@ func ExampleDialResumable() {
 		panic(err)
 	}
 	fmt.Println("applied:", <-applied, <-applied, <-applied, "resume available:", rs.Snapshot().ResumeAvailable)
-	_ = rs.Close()
+	_ = rs.Close(context.Background())
 	// Output:
 	// applied: 1 2 3 resume available: true
 }

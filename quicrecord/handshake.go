@@ -84,11 +84,6 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if err := c.launch(s); err != nil {
 		return nil, err
 	}
-	if opts.Context != nil {
-		s.stopCtx = context.AfterFunc(opts.Context, func() {
-			_ = s.CloseWithError(CodeCancelled, "stream context done")
-		})
-	}
 	return s, nil
 }
 
@@ -391,6 +386,9 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 		return nil, err
 	}
 	info.Negotiated = x.neg
+	if c.draining.Load() {
+		return nil, &StreamError{Code: CodeRefused, Reason: "the listener is shutting down"}
+	}
 	resumeFirst, err := resumeRequest(&x, info)
 	if err != nil {
 		return nil, err

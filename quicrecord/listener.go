@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -15,6 +16,9 @@ import (
 
 // Listener accepts QUIC connections carrying record streams. Its registry
 // spans the streams of every connection it accepted.
+//
+// Like quic-go's Listener, Close stops accepting and leaves the
+// connections already accepted alone; Shutdown also ends them, gracefully.
 type Listener struct {
 	ql      *quic.Listener
 	set     *settings
@@ -24,10 +28,13 @@ type Listener struct {
 
 	nextConn atomic.Uint64
 
-	// mu guards conns and closed.
+	// mu guards conns, closed and cleaned.
 	mu     sync.Mutex
-	conns  map[*Conn]func() bool // live connections and the stop func of their watch
+	conns  map[*Conn]struct{} // accepted connections that have not ended
 	closed bool
+	// cleaned is set once cleanup ran: after Close, when the last
+	// accepted connection ended.
+	cleaned bool
 }
 
 // withALPN returns tlsConf with the recordmux ALPN set when it names none.
@@ -95,16 +102,17 @@ func newListener(ql *quic.Listener, set *settings) *Listener {
 	l := &Listener{
 		ql:    ql,
 		set:   set,
-		conns: make(map[*Conn]func() bool),
+		conns: make(map[*Conn]struct{}),
 	}
-	l.streams = newStreamRegistry(0, &l.ended)
+	l.streams = newStreamRegistry(0, &l.ended, nil)
 	return l
 }
 
 // Addr returns the listening address.
 func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
 
-// Accept waits for the next connection.
+// Accept waits for the next connection. After Close or Shutdown it
+// returns ErrClosed.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	qc, err := l.ql.Accept(ctx)
 	if err != nil {
@@ -123,19 +131,37 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 		_ = c.Close()
 		return nil, ErrClosed
 	}
-	l.conns[c] = context.AfterFunc(c.ctx, func() { l.forget(c) })
+	l.conns[c] = struct{}{}
 	l.mu.Unlock()
+	if c.ctx.Err() != nil {
+		l.forget(c) // it ended before it was listed
+	}
 	return c, nil
 }
 
+// forget drops a connection that ended; once the Listener is closed and
+// the last one ended, the transport Listen created is closed. Called by
+// the connection when it ends.
 func (l *Listener) forget(c *Conn) {
 	l.mu.Lock()
 	delete(l.conns, c)
+	clean := l.closed && len(l.conns) == 0 && !l.cleaned && l.cleanup != nil
+	if clean {
+		l.cleaned = true
+	}
 	l.mu.Unlock()
+	if clean {
+		l.cleanup()
+	}
 }
 
-// Close stops accepting and closes every connection the Listener
-// accepted. When it returns, their goroutines have ended.
+// Close stops accepting: Accept returns ErrClosed, connections whose
+// handshake completed but that Accept has not returned are closed, and
+// handshakes in progress are refused. Like quic-go's Listener.Close, it
+// leaves the connections already accepted alone: they and their streams
+// go on until they are closed or end (a Listener made by Listen keeps its
+// socket open until then). Use Shutdown to end them too. Close is
+// idempotent.
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -143,19 +169,50 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	l.closed = true
-	conns := make([]*Conn, 0, len(l.conns))
-	for c, stop := range l.conns {
-		stop()
-		conns = append(conns, c)
-	}
-	clear(l.conns)
 	l.mu.Unlock()
 	err := l.ql.Close()
-	for c := range slices.Values(conns) {
-		_ = c.Close()
+	for {
+		// Connections queued in quic-go before the close: Accept
+		// returns them at once now, then ErrServerClosed.
+		qc, aerr := l.ql.Accept(context.Background())
+		if aerr != nil {
+			break
+		}
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
 	}
-	if l.cleanup != nil {
-		l.cleanup()
-	}
+	l.forget(nil) // clean up now if no connection is left
 	return err
+}
+
+// Shutdown stops accepting, as Close does, then ends every connection the
+// Listener accepted, gracefully: each is closed with CodeNoError once it
+// has no stream left (streams its peer opens from now on are refused with
+// CodeRefused), or when ctx ends, whichever comes first. quic-go has no
+// counterpart; it is net/http's Server.Shutdown for record streams. It
+// returns nil when every connection ended on its own, and ctx's cause
+// when ctx ended first and the remaining ones were closed. When it
+// returns, the connections' goroutines have ended.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	_ = l.Close()
+	l.mu.Lock()
+	conns := slices.Collect(maps.Keys(l.conns))
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.draining.Store(true)
+	}
+	var wg sync.WaitGroup
+	var cut atomic.Bool
+	for _, c := range conns {
+		wg.Go(func() {
+			if c.waitIdle(ctx) != nil {
+				cut.Store(true)
+			}
+			_ = c.Close()
+		})
+	}
+	wg.Wait()
+	if cut.Load() {
+		return ctxError(ctx)
+	}
+	return nil
 }

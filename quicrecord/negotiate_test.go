@@ -136,8 +136,8 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	require.Zero(t, sa.FramesIn.Unknown)
 	require.Zero(t, so.Errors.ProtocolViolations)
 	require.Zero(t, sa.Errors.ProtocolViolations)
-	require.NoError(t, o.Close())
-	require.NoError(t, a.Close())
+	require.NoError(t, o.Close(context.Background()))
+	require.NoError(t, a.Close(context.Background()))
 }
 
 // runFutureCell pairs this library with a future peer, in either role.
@@ -219,7 +219,7 @@ func runFutureCell(t *testing.T, op, ac peerProfile, both bool) {
 	}
 	stopApply()
 	got := <-applied
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	fp.finish()
 	if libSends {
 		require.Equal(t, uint64(matrixRecords), fp.received, "every record reached the future peer")

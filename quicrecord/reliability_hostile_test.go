@@ -137,7 +137,7 @@ func runAllocCase(t *testing.T, tc allocCase) uint64 {
 		runtime.ReadMemStats(&after)
 		total = after.TotalAlloc - before.TotalAlloc
 		if s != nil {
-			require.NoError(t, s.Close())
+			require.NoError(t, s.Close(context.Background()))
 		}
 		checkOtherStreamWorks(t, conn, rawConn)
 	})
@@ -247,7 +247,7 @@ func runHostileStream(t *testing.T, data []byte) {
 		}
 	}
 	require.NoError(t, ctx.Err(), "Apply returned at the deadline: the stream hung")
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	str.CancelRead(quic.StreamErrorCode(CodeCancelled))
 	checkOtherStreamWorks(t, conn, rawConn)
 }

@@ -95,8 +95,8 @@ func runSession(t *testing.T, ops []byte) {
 		}
 	}
 	s.finish()
-	_ = tx.Close()
-	_ = rx.Close()
+	_ = tx.Close(context.Background())
+	_ = rx.Close(context.Background())
 }
 
 func (s *fuzzSession) ctx(d time.Duration) (context.Context, context.CancelFunc) {
@@ -159,7 +159,7 @@ func (s *fuzzSession) step(op byte, arg int) {
 		s.barrierResult(sent, err)
 	case sessOpClose:
 		if s.reset == 0 && !s.closed {
-			require.NoError(t, s.tx.Close())
+			require.NoError(t, s.tx.Close(context.Background()))
 			s.closed = true
 		}
 	case sessOpReset:

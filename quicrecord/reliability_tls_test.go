@@ -118,7 +118,7 @@ func startMTLSServer(ctx context.Context, t *testing.T, sc *simServerArgs) *mtls
 					}
 					s.wg.Go(func() {
 						_ = rs.Apply(ctx, func(Record) error { s.applied.Add(1); return nil })
-						_ = rs.Close()
+						_ = rs.Close(context.Background())
 					})
 				}
 			})
@@ -177,7 +177,7 @@ func TestReliabilityMutualTLSRequired(t *testing.T) {
 							require.NoError(t, err)
 						}
 						err = s.Barrier(ctx)
-						require.NoError(t, s.Close())
+						require.NoError(t, s.Close(context.Background()))
 					}
 				}
 				elapsed := time.Since(start)
@@ -276,7 +276,7 @@ func TestReliabilityAuthorize(t *testing.T) {
 					require.NoError(t, err)
 				}
 				require.NoError(t, s.Barrier(ctx))
-				require.NoError(t, s.Close())
+				require.NoError(t, s.Close(context.Background()))
 				applied += 5
 				continue
 			}

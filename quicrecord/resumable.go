@@ -147,6 +147,7 @@ type ResumableStream struct {
 	curConn   *Conn
 	err       error // terminal
 	closing   bool
+	closeCtx  context.Context // the bound of Close, once called
 	noResume  bool
 	stats     ResumeStats
 	downSince time.Time // zero while connected
@@ -331,17 +332,26 @@ func (r *ResumableStream) onReject(re *RecordError) {
 	}
 }
 
-// Close waits (at most Config.CloseTimeout) until every record is applied,
-// ends the stream gracefully so the acceptor forgets its key, and closes
-// the connection. It returns the stream's error if it had failed, or a
-// *BarrierError if records were still unacknowledged at the timeout.
-func (r *ResumableStream) Close() error {
+// Close waits until every record is applied, ends the stream gracefully
+// so the acceptor forgets its key, and closes the connection, bounded by
+// ctx and by the stream's CloseTimeout, whichever ends first. It returns
+// the stream's error if it had failed, or a *BarrierError if records were
+// still unacknowledged when the bound ended; rejections are reported by
+// Barrier, not by Close (call Barrier first to learn of them). Close
+// after Close does nothing and returns nil.
+func (r *ResumableStream) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.set.closeTimeout)
+	defer cancel()
 	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		<-r.done
+		return nil
+	}
 	r.closing = true
+	r.closeCtx = ctx
 	r.notifyLocked()
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), r.set.closeTimeout)
-	defer cancel()
 	err := r.Barrier(ctx)
 	var rejected *RejectedError
 	if errors.As(err, &rejected) {
@@ -569,12 +579,12 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		}
 		if r.ctx.Err() != nil {
 			r.mu.Unlock()
-			_ = s.Close()
+			_ = s.Close(r.closeContext())
 			return context.Cause(r.ctx)
 		}
 		if err := s.ctx.Err(); err != nil {
 			r.mu.Unlock()
-			_ = s.Close()
+			_ = s.Close(r.closeContext()) // ended already: nothing to flush
 			return context.Cause(s.ctx)
 		}
 		if cur.seq < r.acked+1 {
@@ -600,7 +610,7 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		replay := seq <= r.written
 		r.mu.Unlock()
 		if _, err := s.Send(r.ctx, rec); err != nil {
-			_ = s.Close()
+			_ = s.Close(r.closeContext())
 			return err
 		}
 		r.mu.Lock()
@@ -638,4 +648,16 @@ func resumeSettings(cfg *Config, opts *ResumeOptions) (*settings, error) {
 			Reason: fmt.Sprintf("below ResumeOptions.MinBackoff (%v)", opts.MinBackoff)}
 	}
 	return set, nil
+}
+
+// closeContext bounds the flush of a connection's stream that the loop
+// leaves: Close's bound once Close was called, else none (the stream's
+// CloseTimeout still applies).
+func (r *ResumableStream) closeContext() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closeCtx == nil {
+		return context.Background()
+	}
+	return r.closeCtx
 }

@@ -63,7 +63,7 @@ func startMember(t *testing.T, addr string, stls *tls.Config, cfg *Config, sink 
 						return
 					}
 					m.wg.Go(func() {
-						defer s.Close()
+						defer s.Close(context.Background())
 						_ = s.Apply(ctx, func(r Record) error { sink.add(r.Seq); return nil })
 					})
 				}
@@ -76,7 +76,9 @@ func startMember(t *testing.T, addr string, stls *tls.Config, cfg *Config, sink 
 
 func (m *fleetMember) close() {
 	m.stop()
-	_ = m.ln.Close()
+	now, stop := context.WithCancel(context.Background())
+	stop()
+	_ = m.ln.Shutdown(now) // the member goes away with its connections
 	m.wg.Wait()
 }
 
@@ -131,7 +133,7 @@ func TestFailoverDialSkipsUnreachableAndReturns(t *testing.T) {
 	b.close()
 	waitConnects(t, rs, 2)
 	sendAndBarrier(t, rs, 501, 1000)
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	sink.requireExactlyOnce(t, 1000)
 	st := rs.Snapshot().Stats
 	require.Equal(t, uint64(1), st.Resumes)
@@ -163,7 +165,7 @@ func TestFailoverDialMovesPastRefusingAcceptor(t *testing.T) {
 	a.close()
 	waitConnects(t, rs, 2)
 	sendAndBarrier(t, rs, 301, 600)
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	sink.requireExactlyOnce(t, 600)
 	require.Equal(t, int64(1), refusals.Load(), "the refusing acceptor is tried once, then skipped")
 	require.Zero(t, r.ln.Diagnostics().Streams.Total+r.ln.EndedDiagnostics().Streams.Total)

@@ -101,7 +101,7 @@ func (rig *resumeRig) serve(ctx context.Context, wg *sync.WaitGroup) {
 				rig.streams++
 				rig.mu.Unlock()
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					key := string(s.ResumeKey())
 					_ = s.Apply(ctx, func(r Record) error {
 						rig.mu.Lock()
@@ -190,7 +190,7 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 		checker.BarrierOK(n)
 		require.NoError(t, checker.Verify(true))
 		snap := rs.Snapshot()
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
 		require.Equal(t, uint64(n), rig.applied[string(rs.Key())])
@@ -255,7 +255,7 @@ func TestResumeTTLExpiry(t *testing.T) {
 		require.Equal(t, uint64(15), re.LastUnknown, "records handed to the lost connection are in doubt")
 		_, err = rs.Send(ctx, []byte("x"))
 		require.ErrorAs(t, err, &re)
-		require.Error(t, rs.Close())
+		require.Error(t, rs.Close(context.Background()))
 	})
 }
 
@@ -286,7 +286,7 @@ func TestResumeDurableHook(t *testing.T) {
 			}
 		}
 		require.NoError(t, rs.Barrier(ctx))
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 		require.Equal(t, int32(2), loads.Load(), "asked at the first open and after the expiry")
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
@@ -325,7 +325,7 @@ func TestResumeUnavailable(t *testing.T) {
 		_, err = rs.Send(context.Background(), []byte("works"))
 		require.NoError(t, err)
 		require.NoError(t, rs.Barrier(context.Background()))
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 	})
 }
 
@@ -366,7 +366,7 @@ func TestResumeHijack(t *testing.T) {
 		_, err = rs.Send(context.Background(), []byte("still alice"))
 		require.NoError(t, err)
 		require.NoError(t, rs.Barrier(context.Background()))
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 		rig.mu.Lock()
 		require.Equal(t, uint64(11), rig.applied["alice-stream"])
 		rig.mu.Unlock()
@@ -384,7 +384,7 @@ func TestResumeKeysUnguessable(t *testing.T) {
 			require.Len(t, rs.Key(), 16)
 			require.False(t, seen[string(rs.Key())])
 			seen[string(rs.Key())] = true
-			require.NoError(t, rs.Close())
+			require.NoError(t, rs.Close(context.Background()))
 		}
 	})
 }
@@ -421,7 +421,7 @@ func TestResumeRestartedOpenerBehind(t *testing.T) {
 		require.NoError(t, second.Barrier(ctx))
 		snap := second.Snapshot()
 		require.Equal(t, uint64(50), snap.Stats.DuplicatesDropped, "records 101..150 were applied before the restart")
-		require.NoError(t, second.Close())
+		require.NoError(t, second.Close(context.Background()))
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
 		require.Equal(t, uint64(200), rig.applied["agent-1"])

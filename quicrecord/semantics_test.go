@@ -299,7 +299,7 @@ func TestCloseGracefulEachSide(t *testing.T) {
 						c, peer = a, o
 					}
 					send(t, c, 5)
-					require.NoError(t, c.Close())
+					require.NoError(t, c.Close(context.Background()))
 					require.ErrorIs(t, context.Cause(c.Context()), net.ErrClosed)
 					_, err := c.Send(context.Background(), []byte("x"))
 					require.ErrorIs(t, err, net.ErrClosed)
@@ -310,7 +310,7 @@ func TestCloseGracefulEachSide(t *testing.T) {
 					}
 					_, err = peer.Recv(context.Background())
 					require.ErrorIs(t, err, io.EOF)
-					require.NoError(t, peer.Close())
+					require.NoError(t, peer.Close(context.Background()))
 					require.Equal(t, StateClosed, c.Snapshot().Status.State)
 					require.Equal(t, StateClosed, peer.Snapshot().Status.State)
 				})
@@ -361,20 +361,25 @@ func TestCloseWithErrorEachSide(t *testing.T) {
 				_, err = c.Send(context.Background(), []byte("x"))
 				require.ErrorAs(t, err, &se)
 				require.False(t, se.Remote)
-				require.NoError(t, peer.Close())
+				require.NoError(t, peer.Close(context.Background()))
 			})
 		})
 	}
 }
 
+// TestStreamContextCancelResets: a stream bounded by a context with the
+// context.AfterFunc pattern RecordStream documents is reset with
+// CodeCancelled when the context ends, and the peer sees the code.
 func TestStreamContextCancelResets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, nil, nil, nil, simRTT/2)
 		ctx, cancel := context.WithCancel(context.Background())
 		octx, ocancel := context.WithTimeout(context.Background(), time.Second)
 		defer ocancel()
-		o, err := p.client.OpenRecordStream(octx, StreamOptions{Context: ctx})
+		o, err := p.client.OpenRecordStream(octx, StreamOptions{})
 		require.NoError(t, err)
+		stop := context.AfterFunc(ctx, func() { _ = o.CloseWithError(CodeCancelled, "stream context done") })
+		defer stop()
 		a, err := p.server.AcceptRecordStream(octx)
 		require.NoError(t, err)
 		cancel()
@@ -385,8 +390,8 @@ func TestStreamContextCancelResets(t *testing.T) {
 		require.True(t, se.Remote)
 		synctest.Wait()
 		require.ErrorIs(t, context.Cause(o.Context()), ErrCancelled)
-		require.NoError(t, o.Close())
-		require.NoError(t, a.Close())
+		require.NoError(t, o.Close(context.Background()))
+		require.NoError(t, a.Close(context.Background()))
 	})
 }
 
@@ -431,7 +436,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					var next uint64 = 1
 					err := s.Apply(ctx, func(r Record) error {
 						if r.Seq != next || string(r.Data) != fmt.Sprintf("%d/%d", s.DataID(), r.Seq) {
@@ -463,7 +468,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 				if err := s.Barrier(ctx); err != nil {
 					t.Error(err)
 				}
-				_ = s.Close()
+				_ = s.Close(context.Background())
 			})
 		}
 		wg.Wait()

@@ -61,9 +61,22 @@ type Record struct {
 // order, and [RecordStream.Ack] and [RecordStream.Reject] tell the peer
 // what was applied.
 //
-// All methods are safe for concurrent use. Always Close a stream: its two
-// goroutines live until then (or until the stream fails or its connection
-// ends).
+// All methods are safe for concurrent use, with one rule for the receive
+// side: one receiver at a time. Recv and Apply fail with
+// [ErrConcurrentReceive] while another Recv or Apply of the stream runs,
+// so that records are delivered, applied and acked in order; call Ack and
+// Reject in the order the records were applied, from the receiving
+// goroutine or one it hands them to in order. Send, Flush, Barrier and
+// the others may be called from any goroutine. Concurrent Barriers share
+// the peer's rejections: each is reported to the first Barrier that
+// returns covering it.
+//
+// A stream lives until Close or CloseWithError, until it fails, or until
+// its connection ends; its two goroutines live as long. To bound it by a
+// context, close it when the context ends:
+//
+//	stop := context.AfterFunc(ctx, func() { _ = s.CloseWithError(quicrecord.CodeCancelled, "done") })
+//	defer stop()
 type RecordStream struct {
 	conn *Conn
 	qs   *quic.Stream
@@ -102,8 +115,8 @@ type RecordStream struct {
 	ctr       counters
 	final     atomic.Pointer[RecordSnapshot] // the frozen snapshot, once done
 	onReject  atomic.Pointer[func(*RecordError)]
-	closeOnce sync.Once
-	stopCtx   func() bool // stops the StreamOptions.Context watch; nil if none
+	closeOnce sync.Once   // the first Close or CloseWithError
+	receiving atomic.Bool // a Recv or Apply runs (see RecordStream)
 
 	// Resumption; all set before the loops start and never changed.
 	resumeKey []byte             // the key of a resumable stream; nil otherwise
@@ -366,24 +379,31 @@ func (s *RecordStream) SetRejectHandler(fn func(*RecordError)) {
 	s.onReject.Store(&fn)
 }
 
-// Close ends the stream gracefully. Records already sent are handed to
-// QUIC, pending acks go out, and the send direction is finished with a
-// FIN, so the peer's Recv returns io.EOF after the last record. Records
-// from the peer that were not received yet are discarded and the peer
-// learns it with a STOP_SENDING of CodeNoError. Close waits at most
-// Config.CloseTimeout for the flush; after that it resets the stream with
-// CodeCancelled. When Close returns, the stream's goroutines have ended.
-// Close is idempotent and returns nil unless the flush failed.
-func (s *RecordStream) Close() error {
+// Close ends the stream gracefully, bounded by ctx and by the stream's
+// CloseTimeout, whichever ends first. Records already sent are handed to
+// QUIC, pending acks and rejections go out, and the send direction is
+// finished with a FIN, so the peer's Recv returns io.EOF after the last
+// record. Close does not wait for the peer to apply the records; call
+// Barrier first for that.
+//
+// Close also stops receiving: records from the peer that Recv or Apply
+// has not returned are discarded and never acked, later ones are refused
+// (STOP_SENDING with CodeNoError), and the peer's pending Barrier fails.
+// To finish sending but keep receiving and acking, use CloseWrite.
+//
+// If the flush cannot complete in time (the peer does not read), Close
+// resets the stream with CodeCancelled and returns a *StreamError with
+// that code wrapping os.ErrDeadlineExceeded, or ctx's cause if ctx ended
+// first. When Close returns, the stream's goroutines have ended. Close
+// after Close or CloseWithError does nothing and returns nil, so a
+// deferred Close is always safe.
+func (s *RecordStream) Close(ctx context.Context) error {
 	var err error
-	s.closeOnce.Do(func() { err = s.close() })
+	s.closeOnce.Do(func() { err = s.close(ctx) })
 	return err
 }
 
-func (s *RecordStream) close() error {
-	if s.stopCtx != nil {
-		s.stopCtx()
-	}
+func (s *RecordStream) close(ctx context.Context) error {
 	s.smu.Lock()
 	s.snd.closing = true
 	s.snd.flushReq = true
@@ -392,19 +412,36 @@ func (s *RecordStream) close() error {
 	var err error
 	if !writerDone {
 		s.wakeWriter()
-		t := time.NewTimer(s.set.closeTimeout)
-		select {
-		case <-s.writerDone:
-		case <-t.C:
-			err = &StreamError{Code: CodeCancelled, Reason: "close timed out flushing", StreamID: s.id, Err: os.ErrDeadlineExceeded}
-			s.qs.CancelWrite(resetCode(CodeCancelled))
-		}
-		t.Stop()
+		err = s.awaitWriter(ctx)
 	}
 	s.qs.CancelRead(resetCode(CodeNoError))
 	s.end(ErrClosed)
 	s.waitLoops()
 	return err
+}
+
+// awaitWriter waits until the writer loop ended, ctx ended, or the close
+// timeout passed. In the last two cases it resets the send direction with
+// CodeCancelled and returns why.
+func (s *RecordStream) awaitWriter(ctx context.Context) error {
+	select {
+	case <-s.writerDone:
+		return nil // done already: a done ctx does not undo it
+	default:
+	}
+	t := time.NewTimer(s.set.closeTimeout)
+	defer t.Stop()
+	var cause error
+	select {
+	case <-s.writerDone:
+		return nil
+	case <-t.C:
+		cause = os.ErrDeadlineExceeded
+	case <-ctx.Done():
+		cause = ctxError(ctx)
+	}
+	s.qs.CancelWrite(resetCode(CodeCancelled))
+	return &StreamError{Code: CodeCancelled, Reason: "close cut short flushing", StreamID: s.id, Err: cause}
 }
 
 // finish closes the stream after the peer acknowledged the end: it writes
@@ -421,7 +458,7 @@ func (s *RecordStream) finish(ctx context.Context) error {
 	case <-s.readerDone:
 	case <-ctx.Done():
 	}
-	return s.Close()
+	return s.Close(context.WithoutCancel(ctx))
 }
 
 // waitLoops returns when both loops have returned.
@@ -439,15 +476,19 @@ func (s *RecordStream) waitLoops() {
 // handed to QUIC are dropped. The peer's pending and future calls fail
 // with a *StreamError carrying code; local ones fail at once with one
 // that has Remote == false. When CloseWithError returns, the stream's
-// goroutines have ended.
+// goroutines have ended. After Close or an earlier CloseWithError it
+// sends nothing and returns ErrClosed: the code can no longer reach the
+// peer.
 func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
+	closed := true
 	s.closeOnce.Do(func() {
-		if s.stopCtx != nil {
-			s.stopCtx()
-		}
+		closed = false
 		s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id}, true)
 		s.waitLoops()
 	})
+	if closed {
+		return ErrClosed
+	}
 	return nil
 }
 

@@ -68,7 +68,14 @@ func (c *Conn) putRecvBuf(p *[]byte) {
 // acknowledge it: call [RecordStream.Ack] (or Reject) once it is applied,
 // or use [RecordStream.Apply], which does both. Records received and not
 // acknowledged count against the apply backlog.
+//
+// A stream has one receiver at a time: Recv returns an error matching
+// [ErrConcurrentReceive] while another Recv or Apply of the stream runs.
 func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
+	if !s.receiving.CompareAndSwap(false, true) {
+		return Record{}, misuse(ErrConcurrentReceive, "Recv: another Recv or Apply of stream %d is running", s.id)
+	}
+	defer s.receiving.Store(false)
 	s.rmu.Lock()
 	for {
 		if s.queuedLocked() && s.deliverableLocked() {
@@ -281,7 +288,15 @@ func (s *RecordStream) acksDrained() bool {
 //
 // The Data of the record passed to fn is valid only until fn returns: Apply
 // reuses its buffers. Copy what must be kept.
+//
+// Apply is the stream's one receiver while it runs: another Apply or a
+// Recv (fn's included) fails with [ErrConcurrentReceive], and so does
+// Apply while another receiver runs.
 func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
+	if !s.receiving.CompareAndSwap(false, true) {
+		return misuse(ErrConcurrentReceive, "Apply: another Recv or Apply of stream %d is running", s.id)
+	}
+	defer s.receiving.Store(false)
 	for {
 		// A batch already queued is returned even if ctx is done (see
 		// takeBatch), so check ctx between batches: a busy stream must

@@ -130,7 +130,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("open stream %d: %w", i, err)
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		streams = append(streams, s)
 		// The client applies replies; their acks ride back in the
 		// headers of later requests.
@@ -206,7 +206,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	stopProgress()
 	diag := conn.Diagnostics()
 	for _, s := range streams {
-		_ = s.Close()
+		_ = s.Close(context.Background())
 	}
 	appliers.Wait()
 	if err := errors.Join(sendErr, drainErr); err != nil {
@@ -246,7 +246,7 @@ func serve(ctx context.Context, ln *quicrecord.Listener, replySize int, wg *sync
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					reply := make([]byte, replySize)
 					_ = s.Apply(ctx, func(r quicrecord.Record) error {
 						copy(reply, r.Data[:headerLen]) // request number and schedule

@@ -171,7 +171,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("open stream %d: %w", i, err)
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		cs = append(cs, clientStream{s, send, reply})
 	}
 
@@ -202,7 +202,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	}
 	// The server sides finish when they see the client's FIN.
 	for _, c := range cs {
-		_ = c.s.Close()
+		_ = c.s.Close(context.Background())
 	}
 	cancel()
 	servers.Wait()
@@ -246,7 +246,7 @@ func serve(ctx context.Context, ln *quicrecord.Listener, o options, start time.T
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					reply, _ := strconv.Atoi(s.Metadata()["reply-records"])
 					r := &result{}
 					_ = exchange(ctx, s, reply, -1, o, start, m, r, nil, nil)

@@ -224,10 +224,10 @@ func TestHandlerLiveListener(t *testing.T) {
 
 	s, err := client.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "live", DataID: 42})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	peer, err := server.AcceptRecordStream(ctx)
 	require.NoError(t, err)
-	defer peer.Close()
+	defer peer.Close(context.Background())
 	go func() { _ = peer.Apply(ctx, func(quicrecord.Record) error { return nil }) }()
 	for range 25 {
 		_, err := s.Send(ctx, []byte("0123456789"))

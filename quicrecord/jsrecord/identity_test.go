@@ -73,7 +73,7 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 	rs, err := quicrecord.DialResumable(ctx, a.addr(), owner, nil, agentOpts(key))
 	require.NoError(t, err)
 	require.NoError(t, sendRange(ctx, rs, 1, 100))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 
 	for _, c := range []*collector{a, b} {
 		_, err := quicrecord.DialResumable(ctx, c.addr(), other, nil, agentOpts(key))
@@ -88,7 +88,7 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 	rs, err = quicrecord.DialResumable(ctx, b.addr(), owner, nil, opts)
 	require.NoError(t, err)
 	require.NoError(t, sendRange(ctx, rs, 101, 200))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), 200)
 
 	// The sink's own view of a connection's identity is quicrecord's.

@@ -160,7 +160,7 @@ func (p *pipe) run(ctx context.Context) error {
 			if err := p.settle(); err != nil {
 				return err
 			}
-			_ = p.rs.Close()
+			_ = p.rs.Close(context.WithoutCancel(ctx))
 			if errors.Is(recvErr, io.EOF) {
 				return nil
 			}

@@ -1,6 +1,7 @@
 package promrecord_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -156,7 +157,7 @@ func TestCollectorMonotonic(t *testing.T) {
 		require.Equal(t, float64(2), m[`recordmux_streams{state="open"}`])
 		frames := m[`recordmux_frames_total{direction="out",type="batch"}`]
 
-		require.NoError(t, a.Close())
+		require.NoError(t, a.Close(context.Background()))
 		time.Sleep(20 * time.Millisecond)
 		synctest.Wait()
 		require.Len(t, p.client.Snapshots(), 1, "stream a detached")
@@ -237,8 +238,8 @@ func TestCollectorCountsShortLivedStreams(t *testing.T) {
 			c, s := p.open(t, quicrecord.StreamOptions{Scope: "short", DataID: uint64(i)})
 			applyAll(t, s)
 			sendN(t, c, 10*(i+1), 7)
-			require.NoError(t, c.Close())
-			require.NoError(t, s.Close())
+			require.NoError(t, c.Close(context.Background()))
+			require.NoError(t, s.Close(context.Background()))
 		}
 		time.Sleep(20 * time.Millisecond)
 		synctest.Wait()

@@ -160,7 +160,7 @@ func (s rmSender) WaitApplied(ctx context.Context, seq uint64) error { return s.
 
 func (s rmSender) Applied() uint64 { return s.s.AckedSeq() }
 
-func (s rmSender) Close() error { return s.s.Close() }
+func (s rmSender) Close() error { return s.s.Close(context.Background()) }
 
 // rmReceiver is the receiving end of a record stream.
 type rmReceiver struct{ s *quicrecord.RecordStream }
@@ -174,7 +174,7 @@ func (r rmReceiver) Recv(ctx context.Context) (uint64, []byte, error) {
 // within AckDelay, or leaves at once when this direction is idle.
 func (r rmReceiver) Ack(seq uint64) error { return r.s.Ack(seq) }
 
-func (r rmReceiver) Close() error { return r.s.Close() }
+func (r rmReceiver) Close() error { return r.s.Close(context.Background()) }
 
 // Apply uses RecordStream.Apply, which acknowledges once per received
 // batch.
