@@ -87,6 +87,14 @@ func TestZeroAllocs(t *testing.T) {
 			}
 			buf = b.Append(buf[:0])
 		}},
+		{"AppendDone+ParseDone", func() {
+			buf = frames.AppendDone(buf[:0], 1<<40)
+			seq, _, err := frames.ParseDone(buf[2:])
+			if err != nil {
+				panic(err)
+			}
+			sink += int(seq)
+		}},
 		{"AppendAck+ParseAck", func() {
 			buf = frames.AppendAck(buf[:0], 1<<40)
 			seq, _, err := frames.ParseAck(buf[2:])

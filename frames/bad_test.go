@@ -70,6 +70,16 @@ func ack(h string) func(testing.TB) error {
 	}
 }
 
+func done(h string) func(testing.TB) error {
+	return func(t testing.TB) error {
+		b := unhex(t, h)
+		return measured(t, maxErrAlloc, func() error {
+			_, _, err := frames.ParseDone(b)
+			return err
+		})
+	}
+}
+
 func errorFrame(payload func(testing.TB) []byte) func(testing.TB) error {
 	return func(t testing.TB) error {
 		b := payload(t)
@@ -230,6 +240,10 @@ var badCases = []badCase{
 	{"ack/truncated", ack("43"), frames.CodeFrameEncoding},
 	{"ack/8-byte truncated", ack("c0 00 00 00 00 00 00"), frames.CodeFrameEncoding},
 	{"ack/trailing byte", ack("05 00"), frames.CodeFrameEncoding},
+	{"done/empty", done(""), frames.CodeFrameEncoding},
+	{"done/truncated", done("43"), frames.CodeFrameEncoding},
+	{"done/8-byte truncated", done("c0 00 00 00 00 00 00"), frames.CodeFrameEncoding},
+	{"done/trailing byte", done("05 00"), frames.CodeFrameEncoding},
 
 	// ERROR payloads.
 	{"error/empty", errorFrame(hexPayload("")), frames.CodeFrameEncoding},
@@ -297,6 +311,8 @@ func TestLimitsAccepted(t *testing.T) {
 		{"batch/non-minimal varints", batch("4000 4001 c000000000000001 4000", 1<<10)},
 		{"ack/2^62-1", ack("ffffffffffffffff")},
 		{"ack/0", ack("00")},
+		{"done/2^62-1", done("ffffffffffffffff")},
+		{"done/0", done("00")},
 		{"error/reason of 1024 bytes", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLen))},
 		{"hello/MaxHelloSize", hello(helloOfSize(frames.MaxHelloSize))},
 		{"hello/min frame size", hello(helloPayload(func(h *frames.Hello) { h.MaxFrameSize = frames.MinFrameSize }))},
@@ -345,6 +361,8 @@ func TestTruncatedPayload(t *testing.T) {
 					_, _, err = frames.ParseBatch(p, 1<<10)
 				case frames.TypeAck:
 					_, _, err = frames.ParseAck(p)
+				case frames.TypeDone:
+					_, _, err = frames.ParseDone(p)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(p)
 				}

@@ -208,6 +208,19 @@ func checkAck(t testing.TB, payload []byte) {
 	}, true)
 }
 
+func checkDone(t testing.TB, payload []byte) {
+	last, n, err := frames.ParseDone(payload)
+	if err != nil {
+		requireParseError(t, err, n, frames.CodeFrameEncoding)
+		return
+	}
+	require.Equal(t, len(payload), n)
+	requireCanonical(t, frames.TypeDone, payload, frames.AppendDone(nil, last), frames.DoneLen(last), func(p []byte) ([]byte, error) {
+		last2, _, err := frames.ParseDone(p)
+		return frames.AppendDone(nil, last2), err
+	}, true)
+}
+
 func checkError(t testing.TB, payload []byte) {
 	e, n, err := frames.ParseError(payload)
 	if err != nil {
@@ -254,6 +267,17 @@ func FuzzAck(f *testing.F) {
 	f.Add(unhex(f, "4005"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		checkAck(t, payload)
+	})
+}
+
+func FuzzDone(f *testing.F) {
+	for _, p := range goldenPayloads(f, frames.TypeDone) {
+		f.Add(p)
+	}
+	f.Add(unhex(f, "00"))
+	f.Add(unhex(f, "4005"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDone(t, payload)
 	})
 }
 
@@ -496,6 +520,8 @@ func FuzzReader(f *testing.F) {
 					_, _, err = frames.ParseBatch(fr.payload, fuzzMaxFrame)
 				case frames.TypeAck:
 					_, _, err = frames.ParseAck(fr.payload)
+				case frames.TypeDone:
+					_, _, err = frames.ParseDone(fr.payload)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(fr.payload)
 				}
@@ -514,6 +540,8 @@ func FuzzReader(f *testing.F) {
 				checkBatch(t, fr.payload, fuzzMaxFrame)
 			case frames.TypeAck:
 				checkAck(t, fr.payload)
+			case frames.TypeDone:
+				checkDone(t, fr.payload)
 			case frames.TypeError:
 				checkError(t, fr.payload)
 			}
