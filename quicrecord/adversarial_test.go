@@ -112,10 +112,23 @@ type hostileCase struct {
 	// which has sent records 1..3.
 	after func(r *rawPeer)
 	cfg   *Config
+	// halfClose makes the raw side announce FeatureHalfClose.
+	halfClose bool
 	// acked and received are what the recordmux side keeps from the
 	// valid frames before the violation.
 	acked, received uint64
 }
+
+// hello is the raw side's HELLO.
+func (tc *hostileCase) hello() *frames.Hello {
+	h := rawHello()
+	if tc.halfClose {
+		h.Features |= frames.FeatureHalfClose
+	}
+	return h
+}
+
+func doneFrame(last uint64) []byte { return frames.AppendDone(nil, last) }
 
 func hostileCases() []hostileCase {
 	return []hostileCase{
@@ -166,6 +179,20 @@ func hostileCases() []hostileCase {
 			r.write(full[:len(full)-2])
 			require.NoError(r.t, r.qs.Close())
 		}},
+		// PROTOCOL.md §4.7 and §8.4: DONE only with half-close, at the
+		// last record received, once, and no BATCH after it.
+		{name: "DONE without half-close", code: CodeUnexpectedFrame, after: func(r *rawPeer) { r.write(doneFrame(0)) }},
+		{name: "DONE before the last record", code: CodeSequenceGap, halfClose: true, received: 1, after: func(r *rawPeer) {
+			r.write(batch(1, "a"))
+			r.write(doneFrame(2))
+		}},
+		{name: "BATCH after DONE", code: CodeUnexpectedFrame, halfClose: true, received: 1, after: func(r *rawPeer) {
+			r.write(batch(1, "a"))
+			r.write(doneFrame(1))
+			r.write(batch(2, "b"))
+		}},
+		{name: "second DONE", code: CodeUnexpectedFrame, halfClose: true, after: func(r *rawPeer) { r.write(doneFrame(0)); r.write(doneFrame(0)) }},
+		{name: "DONE before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(doneFrame(0)) }},
 		{name: "BATCH before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(batch(1, "a")) }},
 		{name: "ACK before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(ackFrame(0)) }},
 		// PROTOCOL.md §5.1: a direction that ends (FIN) before its HELLO
@@ -267,11 +294,11 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 	}
 
 	if rawOpens {
-		h := rawHello()
+		h := tc.hello()
 		h.Scope = "hostile"
 		s = raw.handshake(ctx, conn, h)
 	} else {
-		raw.write(rawHello().Append(nil))
+		raw.write(tc.hello().Append(nil))
 		<-openDone
 		require.NoError(t, openErr)
 	}

@@ -15,6 +15,7 @@ const (
 	kindBatch
 	kindAck
 	kindError
+	kindDone
 	kindUnknown
 	numFrameKinds
 )
@@ -29,6 +30,8 @@ func kindOf(t frames.Type) frameKind {
 		return kindAck
 	case frames.TypeError:
 		return kindError
+	case frames.TypeDone:
+		return kindDone
 	}
 	return kindUnknown
 }

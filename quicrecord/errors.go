@@ -49,10 +49,14 @@ const (
 	// FeatureResume lets a stream resume on a new connection (protocol
 	// version 2 and later).
 	FeatureResume = frames.FeatureResume
+	// FeatureHalfClose lets a side end its records with a DONE frame and
+	// keep acking the peer's records (RecordStream.CloseWrite; protocol
+	// version 2 and later).
+	FeatureHalfClose = frames.FeatureHalfClose
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureHalfClose
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64

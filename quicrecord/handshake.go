@@ -290,7 +290,7 @@ func readHello(fr *wire.Reader, role Role, id StreamID) (frames.Hello, uint64, e
 				return frames.Hello{}, unknown, &StreamError{Code: f.Code, Reason: f.Reason, Remote: true}
 			}
 			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: "ERROR before HELLO"}
-		case frames.TypeBatch, frames.TypeAck:
+		case frames.TypeBatch, frames.TypeAck, frames.TypeDone:
 			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: t.String() + " before HELLO"}
 		default:
 			unknown++

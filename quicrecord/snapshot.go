@@ -200,7 +200,7 @@ func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
 func frameCounts(a *[numFrameKinds]atomic.Uint64) diag.FrameCounts {
 	return diag.FrameCounts{
 		Hello: a[kindHello].Load(), Batch: a[kindBatch].Load(), Ack: a[kindAck].Load(),
-		Error: a[kindError].Load(), Unknown: a[kindUnknown].Load(),
+		Error: a[kindError].Load(), Done: a[kindDone].Load(), Unknown: a[kindUnknown].Load(),
 	}
 }
 

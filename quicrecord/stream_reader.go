@@ -45,6 +45,8 @@ func (s *RecordStream) readFrames() error {
 			err = s.handleAck(f.Payload)
 		case frames.TypeError:
 			err = s.handleError(f.Payload)
+		case frames.TypeDone:
+			err = s.handleDone(f.Payload)
 		case frames.TypeHello:
 			err = s.protocolError(CodeUnexpectedFrame, "second HELLO", nil)
 		default:
@@ -114,14 +116,16 @@ func (s *RecordStream) readerExit(err error) {
 	if recvErr != nil && s.rcv.err == nil {
 		s.rcv.err = recvErr
 	}
-	s.rcv.eof = err == io.EOF
+	s.rcv.eof = s.rcv.eof || err == io.EOF
 	s.rcv.done = true
 	s.rcv.wait.notify()
 	s.rmu.Unlock()
-	// Wake Barrier waiters: no more acks will come.
+	// Wake Barrier waiters: no more acks will come. Wake the writer: a
+	// half-closed stream writes its FIN once the peer's direction ended.
 	s.smu.Lock()
 	s.snd.wait.notify()
 	s.smu.Unlock()
+	s.wakeWriter()
 	s.maybeEnd()
 }
 
@@ -223,6 +227,10 @@ func (s *RecordStream) handleBatch(f *wire.Frame) error {
 		s.rmu.Unlock()
 		return err
 	}
+	if s.rcv.eof {
+		s.rmu.Unlock()
+		return s.protocolError(CodeUnexpectedFrame, "BATCH after DONE", nil)
+	}
 	received := s.rcv.received
 	backlogRecs := received - s.rcv.applied + uint64(b.Count)
 	backlogBytes := s.rcv.recvBytes - s.rcv.applBytes + uint64(b.DataBytes)
@@ -292,6 +300,34 @@ func (s *RecordStream) handleAck(payload []byte) error {
 	if s.onAck != nil {
 		s.onAck(a)
 	}
+	return nil
+}
+
+// handleDone ends the peer's records: after its DONE only acks and
+// errors may come, and Recv and Apply end once the queue is empty. The
+// writer is woken, as a half-closed stream's FIN may now be due.
+func (s *RecordStream) handleDone(payload []byte) error {
+	if !s.halfClose {
+		return s.protocolError(CodeUnexpectedFrame, "DONE on a stream that did not negotiate half-close", nil)
+	}
+	last, _, err := frames.ParseDone(payload)
+	if err != nil {
+		return s.frameError(err)
+	}
+	s.rmu.Lock()
+	received, again := s.rcv.received, s.rcv.eof
+	if !again && last == received {
+		s.rcv.eof = true
+		s.rcv.wait.notify()
+	}
+	s.rmu.Unlock()
+	switch {
+	case again:
+		return s.protocolError(CodeUnexpectedFrame, "second DONE", nil)
+	case last != received:
+		return s.protocolError(CodeSequenceGap, fmt.Sprintf("DONE at seq %d, but the last record received is %d", last, received), nil)
+	}
+	s.wakeWriter()
 	return nil
 }
 

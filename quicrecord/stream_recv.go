@@ -268,6 +268,15 @@ func (s *RecordStream) ackWritten(ack uint64, now time.Time) {
 	s.rmu.Unlock()
 }
 
+// recvSettled reports whether the peer's records ended (its DONE or FIN
+// arrived) and every one of them was applied and the ack for it written:
+// a half-closed stream's condition for its FIN. Called by the writer loop.
+func (s *RecordStream) recvSettled() bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.rcv.eof && s.rcv.applied == s.rcv.received && s.rcv.ackSent == s.rcv.applied && len(s.rcv.errFrames) == 0
+}
+
 // acksDrained reports whether every ack and rejection was written, the
 // receive direction's condition for the FIN. Called by the writer loop.
 func (s *RecordStream) acksDrained() bool {

@@ -31,6 +31,10 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 			s.smu.Unlock()
 			return 0, ErrClosed
 		}
+		if s.snd.ending {
+			s.smu.Unlock()
+			return 0, misuse(ErrClosed, "Send after CloseWrite")
+		}
 		if s.ctx.Err() != nil {
 			// The stream or its connection ended; the loops have not
 			// recorded it yet.

@@ -68,23 +68,27 @@ func (t *TrafficTotals) add(o *TrafficTotals) {
 // refused during its handshake are not counted anywhere. The ERROR that
 // ends a stream (CloseWithError, a violation) is counted when the stream
 // hands it to its writer, before the stream's snapshot is frozen; the
-// writer drops it if the peer stops taking data within a second.
+// writer drops it if the peer stops taking data within a second. A
+// stream sends at most one DONE (its half-close); the summary table leaves
+// the column out for that reason, the JSON and Prometheus outputs have it.
 type FrameCounts struct {
 	Hello   uint64 `json:"hello"`
 	Batch   uint64 `json:"batch"`
 	Ack     uint64 `json:"ack"`
 	Error   uint64 `json:"error"`
+	Done    uint64 `json:"done"`
 	Unknown uint64 `json:"unknown"` // frame types this side does not know, skipped
 }
 
 // Total is the number of frames of every type.
-func (f FrameCounts) Total() uint64 { return f.Hello + f.Batch + f.Ack + f.Error + f.Unknown }
+func (f FrameCounts) Total() uint64 { return f.Hello + f.Batch + f.Ack + f.Error + f.Done + f.Unknown }
 
 func (f *FrameCounts) add(o *FrameCounts) {
 	f.Hello += o.Hello
 	f.Batch += o.Batch
 	f.Ack += o.Ack
 	f.Error += o.Error
+	f.Done += o.Done
 	f.Unknown += o.Unknown
 }
 

@@ -234,6 +234,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 		counter(d.frames, f.c.Batch, f.dir, "batch")
 		counter(d.frames, f.c.Ack, f.dir, "ack")
 		counter(d.frames, f.c.Error, f.dir, "error")
+		counter(d.frames, f.c.Done, f.dir, "done")
 		counter(d.frames, f.c.Unknown, f.dir, "unknown")
 	}
 	counter(d.acks, total.Acks.PiggybackedOut, "out", "piggybacked")

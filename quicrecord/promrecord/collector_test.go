@@ -112,7 +112,7 @@ recordmux_barriers_total 2
 		d := p.client.Diagnostics()
 		m := scrape(t, cc)
 		for dir, f := range map[string]diag.FrameCounts{"out": d.FramesOut, "in": d.FramesIn} {
-			for typ, v := range map[string]uint64{"hello": f.Hello, "batch": f.Batch, "ack": f.Ack, "error": f.Error, "unknown": f.Unknown} {
+			for typ, v := range map[string]uint64{"hello": f.Hello, "batch": f.Batch, "ack": f.Ack, "error": f.Error, "done": f.Done, "unknown": f.Unknown} {
 				require.Equal(t, float64(v), m[fmt.Sprintf(`recordmux_frames_total{direction=%q,type=%q}`, dir, typ)], "%s %s", dir, typ)
 			}
 		}

@@ -22,7 +22,7 @@
 //	recordmux_records_total{direction="out|in"}
 //	recordmux_record_bytes_total{direction}
 //	recordmux_batches_total{direction}
-//	recordmux_frames_total{direction, type="hello|batch|ack|error|unknown"}
+//	recordmux_frames_total{direction, type="hello|batch|ack|error|done|unknown"}
 //	recordmux_acks_total{direction, kind="piggybacked|standalone"}
 //	recordmux_barriers_total
 //	recordmux_barrier_wait_seconds_total{phase="flush|ack"}
