@@ -153,6 +153,10 @@ type ResumableStream struct {
 	downSince time.Time // zero while connected
 	wait      chan struct{}
 	rejects   rejectLog // rejections not yet reported by a Barrier, from every connection
+	// maxRecord is the largest record Send takes: the limit agreed with
+	// the acceptor of the current (or last) connection, the smaller of
+	// both sides' MaxRecordSize.
+	maxRecord int
 }
 
 // DialResumable dials addr and opens a resumable stream on it, returning
@@ -223,12 +227,15 @@ func (r *ResumableStream) notifyLocked() { notifyLocked(&r.wait) }
 
 // Send queues a copy of data and returns its sequence number. It blocks
 // while the in-flight window is full, connected or not, until there is
-// room or ctx is done.
+// room or ctx is done. A record above [ResumableStream.MaxRecordSize]
+// fails at once with an error matching [ErrRecordTooLarge].
 func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error) {
-	if len(data) > r.set.maxRecordSize {
-		return 0, errTooLarge(len(data), r.set.maxRecordSize)
-	}
 	r.mu.Lock()
+	if len(data) > r.maxRecord {
+		limit := r.maxRecord
+		r.mu.Unlock()
+		return 0, errTooLarge(len(data), limit)
+	}
 	for {
 		if r.err != nil {
 			err := r.err
@@ -414,6 +421,28 @@ func (r *ResumableStream) fail(err error) {
 	r.event(ResumeFailed, err)
 }
 
+// failInDoubt ends the stream for good with a *ResumeError naming the
+// records sent and not acknowledged.
+func (r *ResumableStream) failInDoubt(err error) {
+	r.mu.Lock()
+	re := &ResumeError{Key: r.Key(), FirstUnknown: r.acked + 1, LastUnknown: r.written, Err: err}
+	r.mu.Unlock()
+	r.fail(re)
+}
+
+// MaxRecordSize returns the largest record Send takes: the smaller of
+// this side's MaxRecordSize and the one the acceptor of the current (or,
+// while disconnected, the last) connection announced. A record above it
+// fails Send at once with an error matching [ErrRecordTooLarge], and the
+// stream goes on. Should a reconnection reach an acceptor with a smaller
+// limit than a record still held for resending, the stream ends with a
+// *ResumeError.
+func (r *ResumableStream) MaxRecordSize() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxRecord
+}
+
 // onAck is installed on every connection's stream.
 func (r *ResumableStream) onAck(a uint64) {
 	r.mu.Lock()
@@ -455,6 +484,7 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Connects++
+	r.maxRecord = s.MaxRecordSize()
 	if !s.Negotiated().Features.Has(FeatureResume) {
 		if ro.first > 1 || r.stats.Connects > 1 {
 			_ = s.CloseWithError(CodeResumeUnknown, "resumption unavailable")
@@ -611,6 +641,11 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		r.mu.Unlock()
 		if _, err := s.Send(r.ctx, rec); err != nil {
 			_ = s.Close(r.closeContext())
+			if errors.Is(err, ErrRecordTooLarge) {
+				// A record held from an earlier connection is above the
+				// limit of this one's acceptor: it cannot be sent again.
+				r.failInDoubt(err)
+			}
 			return err
 		}
 		r.mu.Lock()
