@@ -33,7 +33,7 @@ func Example() {
 			served <- err
 			return
 		}
-		defer s.Close(context.Background())
+		defer s.Close(ctx)
 		served <- s.Apply(ctx, func(r quicrecord.Record) error {
 			if string(r.Data) == "refund" {
 				return &quicrecord.ApplicationError{Code: quicrecord.CodeRejected, Reason: "refunds are not allowed"} // rejects it
@@ -67,7 +67,7 @@ func Example() {
 	case err != nil:
 		panic(err)
 	}
-	if err := s.Close(context.Background()); err != nil { // FIN after the last record
+	if err := s.Close(ctx); err != nil { // FIN after the last record
 		panic(err)
 	}
 	fmt.Println("server done:", <-served)
