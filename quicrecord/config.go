@@ -131,12 +131,13 @@ const (
 const MaxAckDelay = time.Millisecond
 
 // MaxRecordSizeLimit is the largest StreamConfig.MaxRecordSize and
-// MaxBatchBytes: 1 GiB less the room for a BATCH frame's headers.
-const MaxRecordSizeLimit = 1<<30 - frameOverhead
+// MaxBatchBytes: 1 GiB less 64 bytes of room for a BATCH frame's headers.
+const MaxRecordSizeLimit = 1<<30 - 64
 
 // frameOverhead is what the maximum frame size announced to peers adds to
-// the largest record or batch: room for the batch header.
-const frameOverhead = 64
+// the largest record or batch: room for the batch header. The largest
+// frame, MaxRecordSizeLimit plus it, is the frame reader's 1 GiB limit.
+const frameOverhead = 1<<30 - MaxRecordSizeLimit
 
 // The protocol versions this library speaks.
 const (

@@ -250,3 +250,29 @@ func TestRejectLog(t *testing.T) {
 		require.Zero(t, l.above)
 	})
 }
+
+// TestMisuseErrors: local mistakes name the call and the numbers, match
+// their sentinel, and leave the stream usable.
+func TestMisuseErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		p := newSimPair(t, nil, &Config{Stream: StreamConfig{MaxRecordSize: 1000}}, nil, simRTT/2)
+		o, a := p.openPair(t, false, StreamOptions{})
+		_, err := o.Send(ctx, make([]byte, 2000))
+		require.ErrorIs(t, err, ErrRecordTooLarge)
+		require.EqualError(t, err, "quicrecord: Send: record of 2000 bytes exceeds the stream's limit of 1000")
+		send(t, o, 4)
+		err = o.WaitAcked(ctx, 9)
+		require.ErrorIs(t, err, ErrNotSent)
+		require.EqualError(t, err, "quicrecord: WaitAcked(9): the last record sent is 4")
+		err = a.Ack(3)
+		require.ErrorIs(t, err, ErrNotDelivered)
+		require.EqualError(t, err, "quicrecord: Ack(3): the last record delivered is 0")
+		for range 4 {
+			_, err := a.Recv(ctx)
+			require.NoError(t, err)
+		}
+		require.NoError(t, a.Ack(4))
+		require.NoError(t, o.WaitAcked(ctx, 4), "the stream went on")
+	})
+}
