@@ -67,7 +67,7 @@ type failover struct {
 
 func (f *failover) dial(ctx context.Context) (*Conn, error) {
 	if len(f.addrs) == 0 {
-		return nil, errors.New("quicrecord: failover dial: no addresses")
+		return nil, &ConfigError{Field: "FailoverDial addrs", Value: "[]", Reason: "must name at least one acceptor"}
 	}
 	start := f.begin()
 	var errs []error
