@@ -23,6 +23,7 @@ var goldenHex = []struct{ name, hex string }{
 	{"ack", "03 02 43e8"},
 	{"error-record", "04 0c 07 4100 08 626164206a736f6e"},
 	{"error-stream", "04 0d 00 05 0a 312d3220767320332d34"},
+	{"done", "06 02 43e8"},
 	{"reserved", "21 03 000102"},
 }
 
@@ -38,6 +39,8 @@ type goldenUnknown struct {
 }
 
 type goldenAck uint64
+
+type goldenDone uint64
 
 // goldenValues are the frames the vectors encode.
 var goldenValues = map[string]any{
@@ -81,6 +84,7 @@ var goldenValues = map[string]any{
 		Code:   frames.CodeVersionMismatch,
 		Reason: "1-2 vs 3-4",
 	},
+	"done":     goldenDone(1000),
 	"reserved": goldenUnknown{typ: 0x21, payload: []byte{0, 1, 2}},
 }
 
@@ -143,6 +147,14 @@ func TestGolden(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, len(payload), n)
 				require.Equal(t, uint64(v), seq)
+			case goldenDone:
+				require.Equal(t, frames.TypeDone, typ)
+				require.Equal(t, want, frames.AppendDone(nil, uint64(v)))
+				require.Equal(t, len(want), frames.DoneLen(uint64(v)))
+				last, n, err := frames.ParseDone(payload)
+				require.NoError(t, err)
+				require.Equal(t, len(payload), n)
+				require.Equal(t, uint64(v), last)
 			case frames.ErrorFrame:
 				require.Equal(t, frames.TypeError, typ)
 				require.Equal(t, want, v.Append(nil))
@@ -174,7 +186,7 @@ func TestGoldenStream(t *testing.T) {
 		stream = append(stream, unhex(t, g.hex)...)
 	}
 	for _, sizes := range [][]byte{nil, {1}, {2, 5, 3}} {
-		r := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 16, 1<<10)
+		r := frames.NewReader(&chunkReader{data: stream, sizes: sizes}, 1<<10)
 		for _, g := range goldenHex {
 			wantType, wantPayload := splitFrame(t, unhex(t, g.hex))
 			typ, payload, err := r.ReadFrame()
@@ -215,6 +227,8 @@ func TestTypeNames(t *testing.T) {
 		{frames.TypeAck, "ACK", true, false},
 		{frames.TypeError, "ERROR", true, false},
 		{0x05, "UNKNOWN(0x5)", false, false},
+		{frames.TypeDone, "DONE", true, false},
+		{0x07, "UNKNOWN(0x7)", false, false},
 		{0x20, "UNKNOWN(0x20)", false, false},
 		{0x21, "UNKNOWN(0x21)", false, true},
 		{0x40, "UNKNOWN(0x40)", false, true},
@@ -268,6 +282,8 @@ func TestFeatures(t *testing.T) {
 		{frames.FeaturePiggybackAck, "piggyback-ack"},
 		{frames.FeatureResume, "resume"},
 		{frames.FeaturePiggybackAck | frames.FeatureResume, "piggyback-ack|resume"},
+		{frames.FeatureHalfClose, "half-close"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x04, "piggyback-ack|half-close|0x4"},
 		{frames.FeaturePiggybackAck | 0x30, "piggyback-ack|0x30"},
 		{0x80, "0x80"},
 	} {

@@ -139,7 +139,7 @@ func TestAbortReasonBusyViolation(t *testing.T) {
 					busyRounds++
 				}
 				requireLocalAbort(t, b, CodeUnexpectedFrame, "second HELLO")
-				require.NoError(t, b.s.Close())
+				require.NoError(t, b.s.Close(context.Background()))
 			})
 		})
 	}
@@ -217,7 +217,7 @@ func TestAbortReasonBusyCloseWithErrorLibraryPeer(t *testing.T) {
 				require.True(t, se.Remote)
 				<-a.Context().Done()
 				require.Equal(t, err, context.Cause(a.Context()))
-				require.NoError(t, a.Close())
+				require.NoError(t, a.Close(context.Background()))
 			})
 		})
 	}
@@ -250,7 +250,7 @@ func TestAbortReasonIdle(t *testing.T) {
 				require.Zero(t, after)
 				require.NoError(t, <-closed)
 				requireLocalAbort(t, b, tc.code, tc.reason)
-				require.NoError(t, b.s.Close())
+				require.NoError(t, b.s.Close(context.Background()))
 			})
 		})
 	}

@@ -15,6 +15,7 @@ const (
 	kindBatch
 	kindAck
 	kindError
+	kindDone
 	kindUnknown
 	numFrameKinds
 )
@@ -29,6 +30,8 @@ func kindOf(t frames.Type) frameKind {
 		return kindAck
 	case frames.TypeError:
 		return kindError
+	case frames.TypeDone:
+		return kindDone
 	}
 	return kindUnknown
 }
@@ -73,8 +76,8 @@ type counters struct {
 	barrierFlushMax atomic.Uint64
 	barrierAckNs    atomic.Uint64
 	barrierAckMax   atomic.Uint64
-	rejectedIn      atomic.Uint64 // reader: our records the peer rejected
-	rejectedOut     atomic.Uint64 // Reject: peer records we rejected
+	rejectedByPeer  atomic.Uint64 // reader: our records the peer rejected
+	rejectedLocally atomic.Uint64 // Reject: peer records we rejected
 	violations      atomic.Uint64 // reader or writer: protocol violations detected here
 }
 

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // DiagnosticsSummary is a point-in-time summary of a set of record
@@ -34,82 +34,48 @@ import (
 type DiagnosticsSummary struct {
 	// Streams counts the streams summarised by state and by protocol
 	// version.
-	Streams StreamCounts `json:"streams"`
+	Streams diag.StreamCounts `json:"streams"`
 	// Counters total the streams' counters (Out, In, FramesOut, FramesIn,
 	// Acks, Barrier, Errors): the sum of their [RecordSnapshot.Counters].
-	Counters
+	diag.Counters
 	// InFlight is what this side sent and the peers have not yet
 	// acknowledged as applied (gauge).
-	InFlight Volume `json:"in_flight"`
+	InFlight diag.Volume `json:"in_flight"`
 	// Backlog is what this side received and its application has not yet
 	// applied (gauge); BacklogPeak the largest peak of any one stream.
-	Backlog     Volume `json:"backlog"`
-	BacklogPeak Volume `json:"backlog_peak"`
+	Backlog     diag.Volume `json:"backlog"`
+	BacklogPeak diag.Volume `json:"backlog_peak"`
 	// TopBacklog lists the streams with the largest apply backlog in
 	// records, largest first; TopInFlight those with the most records in
 	// flight. Streams with none are left out, so the lists may be shorter
-	// than [DiagnosticsOptions.TopN]. Ties go to the smaller stream key.
+	// than diag.Options.TopN. Ties go to the smaller stream key.
 	TopBacklog  []StreamLoad `json:"top_backlog"`
 	TopInFlight []StreamLoad `json:"top_in_flight"`
-}
-
-// StreamCounts count streams by state and by negotiated protocol version.
-type StreamCounts struct {
-	Total  int `json:"total"`
-	Open   int `json:"open"`
-	Closed int `json:"closed"`
-	Failed int `json:"failed"`
-	// ByVersion has one entry per negotiated version present, in
-	// ascending version order.
-	ByVersion []VersionCount `json:"by_version"`
-}
-
-// VersionCount is the number of streams that negotiated one protocol
-// version.
-type VersionCount struct {
-	Version uint64 `json:"version"`
-	Streams int    `json:"streams"`
-}
-
-// Volume is an amount of records and their bytes.
-type Volume struct {
-	Records uint64 `json:"records"`
-	Bytes   uint64 `json:"bytes"`
 }
 
 // StreamLoad names a stream and an amount it holds: its apply backlog in
 // [DiagnosticsSummary.TopBacklog], its records in flight in
 // [DiagnosticsSummary.TopInFlight].
 type StreamLoad struct {
-	Scope    string        `json:"scope"`
-	Conn     uint64        `json:"conn"`
-	StreamID quic.StreamID `json:"stream_id"`
-	DataID   uint64        `json:"data_id"`
-	Role     Role          `json:"role"`
-	Records  uint64        `json:"records"`
-	Bytes    uint64        `json:"bytes"`
+	Scope    string   `json:"scope"`
+	Conn     uint64   `json:"conn"`
+	StreamID StreamID `json:"stream_id"`
+	DataID   uint64   `json:"data_id"`
+	Role     Role     `json:"role"`
+	Records  uint64   `json:"records"`
+	Bytes    uint64   `json:"bytes"`
 }
 
-// Key returns the stream's key in its registries.
-func (l StreamLoad) Key() StreamKey {
-	return StreamKey{Scope: l.Scope, Conn: l.Conn, StreamID: l.StreamID, DataID: l.DataID}
+func (l *StreamLoad) key() streamKey {
+	return streamKey{scope: l.Scope, conn: l.Conn, id: l.StreamID, dataID: l.DataID}
 }
 
-// DiagnosticsOptions tune [Summarize]. A nil *DiagnosticsOptions means the
-// defaults.
-type DiagnosticsOptions struct {
-	// TopN is how many streams each top list keeps. 0 means 5; a negative
-	// value means no top lists.
-	TopN int
-}
+// defaultTopN is the length of the top lists when diag.Options.TopN is 0.
+const defaultTopN = 5
 
-// DefaultTopN is the length of the top lists when DiagnosticsOptions.TopN
-// is 0.
-const DefaultTopN = 5
-
-func (o *DiagnosticsOptions) topN() int {
+func topN(o *diag.Options) int {
 	if o == nil || o.TopN == 0 {
-		return DefaultTopN
+		return defaultTopN
 	}
 	return max(o.TopN, 0)
 }
@@ -127,16 +93,16 @@ func (l *Listener) Diagnostics() DiagnosticsSummary { return diagnosticsOf(l.str
 // live streams skip the identity fields a summary does not use (the
 // remote address string, timestamps), so the pass allocates only the
 // registry copy and the result.
-func diagnosticsOf(r *streamRegistry, opts *DiagnosticsOptions) DiagnosticsSummary {
+func diagnosticsOf(r *streamRegistry, opts *diag.Options) DiagnosticsSummary {
 	sm := newSummarizer(opts)
 	var snap RecordSnapshot
-	r.Range(func(_ StreamKey, s *RecordStream) bool {
+	r.Range(func(_ streamKey, s *RecordStream) bool {
 		if f := s.freeze(); f != nil {
 			sm.add(f)
 			return true
 		}
 		snap = RecordSnapshot{}
-		s.fillState(&snap.Identity)
+		s.fillState(&snap.Identity, &snap.Status)
 		s.fillCounters(&snap)
 		sm.add(&snap)
 		return true
@@ -167,7 +133,7 @@ func (e *endedTotals) add(s *RecordSnapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sm == nil {
-		e.sm = newSummarizer(&DiagnosticsOptions{TopN: -1})
+		e.sm = newSummarizer(&diag.Options{TopN: -1})
 	}
 	e.sm.add(s)
 }
@@ -176,7 +142,7 @@ func (e *endedTotals) summary() DiagnosticsSummary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sm == nil {
-		return newSummarizer(&DiagnosticsOptions{TopN: -1}).result()
+		return newSummarizer(&diag.Options{TopN: -1}).result()
 	}
 	d := e.sm.result()
 	d.Streams.ByVersion = slices.Clone(d.Streams.ByVersion)
@@ -186,7 +152,7 @@ func (e *endedTotals) summary() DiagnosticsSummary {
 // Summarize computes the summary of snaps, for example the snapshots of
 // several connections together. [Conn.Diagnostics] is
 // Summarize(c.Snapshots(), nil), computed without the intermediate slice.
-func Summarize(snaps []RecordSnapshot, opts *DiagnosticsOptions) DiagnosticsSummary {
+func Summarize(snaps []RecordSnapshot, opts *diag.Options) DiagnosticsSummary {
 	sm := newSummarizer(opts)
 	for i := range snaps {
 		sm.add(&snaps[i])
@@ -200,9 +166,9 @@ type summarizer struct {
 	topN int
 }
 
-func newSummarizer(opts *DiagnosticsOptions) *summarizer {
-	sm := &summarizer{topN: opts.topN()}
-	sm.d.Streams.ByVersion = []VersionCount{}
+func newSummarizer(opts *diag.Options) *summarizer {
+	sm := &summarizer{topN: topN(opts)}
+	sm.d.Streams.ByVersion = []diag.VersionCount{}
 	sm.d.TopBacklog = make([]StreamLoad, 0, sm.topN)
 	sm.d.TopInFlight = make([]StreamLoad, 0, sm.topN)
 	return sm
@@ -212,7 +178,7 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 	d := &sm.d
 	id := &s.Identity
 	d.Streams.Total++
-	switch id.State {
+	switch s.Status.State {
 	case StateOpen:
 		d.Streams.Open++
 	case StateClosed:
@@ -241,13 +207,13 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 func (sm *summarizer) result() DiagnosticsSummary { return sm.d }
 
 // countVersion adds one stream of version v to vs, kept in version order.
-func countVersion(vs []VersionCount, v uint64) []VersionCount {
-	i, found := slices.BinarySearchFunc(vs, v, func(e VersionCount, v uint64) int { return cmp.Compare(e.Version, v) })
+func countVersion(vs []diag.VersionCount, v uint64) []diag.VersionCount {
+	i, found := slices.BinarySearchFunc(vs, v, func(e diag.VersionCount, v uint64) int { return cmp.Compare(e.Version, v) })
 	if found {
 		vs[i].Streams++
 		return vs
 	}
-	return slices.Insert(vs, i, VersionCount{Version: v, Streams: 1})
+	return slices.Insert(vs, i, diag.VersionCount{Version: v, Streams: 1})
 }
 
 // pushTop inserts a stream into top, a list of at most n kept in order:
@@ -282,7 +248,7 @@ func loadBefore(a, b *StreamLoad) bool {
 	if a.Bytes != b.Bytes {
 		return a.Bytes > b.Bytes
 	}
-	return compareKeys(a.Key(), b.Key()) < 0
+	return compareKeys(a.key(), b.key()) < 0
 }
 
 // String prints the summary as a fixed table, the same rows and columns
@@ -336,14 +302,14 @@ func (d DiagnosticsSummary) String() string {
 	// Rejections in a row's terms: of the records sent, how many the
 	// peers rejected; of those received, how many this side rejected.
 	t.row("out", num(d.Out.Records), bytesIEC(d.Out.Bytes), num(d.Out.Batches),
-		perBatch(d.Out), num(d.Errors.RejectedIn))
+		perBatch(d.Out), num(d.Errors.RejectedByPeer))
 	t.row("in", num(d.In.Records), bytesIEC(d.In.Bytes), num(d.In.Batches),
-		perBatch(d.In), num(d.Errors.RejectedOut))
+		perBatch(d.In), num(d.Errors.RejectedLocally))
 
 	t.row("frames", "hello", "batch", "ack", "error", "unknown")
 	for _, f := range []struct {
 		label string
-		c     *FrameCounts
+		c     *diag.FrameCounts
 	}{{"out", &d.FramesOut}, {"in", &d.FramesIn}} {
 		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Unknown))
 	}
@@ -403,7 +369,7 @@ func (t table) top(title string, loads []StreamLoad) {
 
 func num(v uint64) string { return fmt.Sprint(v) }
 
-func perBatch(t TrafficTotals) string {
+func perBatch(t diag.TrafficTotals) string {
 	if t.Batches == 0 {
 		return "-"
 	}
@@ -414,7 +380,7 @@ func percent(a, b uint64) string {
 	if b == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f%%", 100*ratio(a, b))
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
 }
 
 func meanOrDash(d time.Duration, n uint64) string {

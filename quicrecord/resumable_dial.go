@@ -23,7 +23,7 @@ const DefaultFailoverAttemptTimeout = 3 * time.Second
 //	rs, err := quicrecord.NewResumableStream(ctx, dial, cfg, opts)
 //
 // Each call tries every address at most once, each attempt bounded by
-// attemptTimeout (0 means [DefaultFailoverAttemptTimeout]) and by ctx, and
+// attemptTimeout (0 or negative means [DefaultFailoverAttemptTimeout]) and by ctx, and
 // returns the first connection made, or an error joining each address's
 // failure. The waiting between calls, with its backoff, stays with the
 // ResumableStream, which calls the function again after every lost
@@ -46,7 +46,7 @@ func FailoverDial(addrs []string, tlsConf *tls.Config, cfg *Config, attemptTimeo
 		addrs:   append([]string(nil), addrs...),
 		tls:     tlsConf,
 		cfg:     cfg,
-		timeout: orDefault(attemptTimeout, DefaultFailoverAttemptTimeout),
+		timeout: orDefault(max(attemptTimeout, 0), DefaultFailoverAttemptTimeout),
 	}
 	return f.dial
 }
@@ -67,7 +67,7 @@ type failover struct {
 
 func (f *failover) dial(ctx context.Context) (*Conn, error) {
 	if len(f.addrs) == 0 {
-		return nil, errors.New("quicrecord: failover dial: no addresses")
+		return nil, &ConfigError{Field: "FailoverDial addrs", Value: "[]", Reason: "must name at least one acceptor"}
 	}
 	start := f.begin()
 	var errs []error

@@ -63,7 +63,7 @@ func startMember(t *testing.T, addr string, stls *tls.Config, cfg *Config, sink 
 						return
 					}
 					m.wg.Go(func() {
-						defer s.Close()
+						defer s.Close(context.Background())
 						_ = s.Apply(ctx, func(r Record) error { sink.add(r.Seq); return nil })
 					})
 				}
@@ -76,7 +76,9 @@ func startMember(t *testing.T, addr string, stls *tls.Config, cfg *Config, sink 
 
 func (m *fleetMember) close() {
 	m.stop()
-	_ = m.ln.Close()
+	now, stop := context.WithCancel(context.Background())
+	stop()
+	_ = m.ln.Shutdown(now) // the member goes away with its connections
 	m.wg.Wait()
 }
 
@@ -131,7 +133,7 @@ func TestFailoverDialSkipsUnreachableAndReturns(t *testing.T) {
 	b.close()
 	waitConnects(t, rs, 2)
 	sendAndBarrier(t, rs, 501, 1000)
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	sink.requireExactlyOnce(t, 1000)
 	st := rs.Snapshot().Stats
 	require.Equal(t, uint64(1), st.Resumes)
@@ -142,10 +144,10 @@ func TestFailoverDialMovesPastRefusingAcceptor(t *testing.T) {
 	store := NewResumeStore(ResumeStoreConfig{})
 	cfg := &Config{ResumeStore: store}
 	var refusals atomic.Int64
-	refusing := &Config{ResumeStore: store, AcceptHandler: func(RecordAcceptInfo) error {
+	refusing := &Config{ResumeStore: store, AcceptHandler: func(context.Context, *AcceptInfo) (*StreamConfig, error) {
 		refusals.Add(1)
 		// An application code: retryable for the opener, unlike CodeRefused.
-		return &StreamError{Code: CodeApplicationMin + 7, Reason: "shared store unavailable"}
+		return nil, &ApplicationError{Code: CodeApplicationMin + 7, Reason: "shared store unavailable"}
 	}}
 	sink := &fleetSink{}
 	a := startMember(t, "127.0.0.1:0", stls, cfg, sink)
@@ -163,11 +165,14 @@ func TestFailoverDialMovesPastRefusingAcceptor(t *testing.T) {
 	a.close()
 	waitConnects(t, rs, 2)
 	sendAndBarrier(t, rs, 301, 600)
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	sink.requireExactlyOnce(t, 600)
 	require.Equal(t, int64(1), refusals.Load(), "the refusing acceptor is tried once, then skipped")
 	require.Zero(t, r.ln.Diagnostics().Streams.Total+r.ln.EndedDiagnostics().Streams.Total)
-	require.NotZero(t, b.ln.EndedDiagnostics().Streams.Total, "the stream ended on the third acceptor")
+	// The acceptor's end of the stream detaches once its Close returns,
+	// which can be a moment after the opener's Close.
+	require.Eventually(t, func() bool { return b.ln.EndedDiagnostics().Streams.Total > 0 }, 5*time.Second, time.Millisecond,
+		"the stream ended on the third acceptor")
 }
 
 func TestFailoverDialAllUnreachable(t *testing.T) {
@@ -181,5 +186,5 @@ func TestFailoverDialAllUnreachable(t *testing.T) {
 	require.NoError(t, ctx.Err(), "each attempt is bounded by the attempt timeout, not the caller's context")
 
 	_, err = FailoverDial(nil, ctls, nil, 0)(ctx)
-	require.Error(t, err)
+	require.ErrorIs(t, err, ErrInvalidConfig)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func benchSink(b *testing.B, sinkArgs []string) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "records/s")
-	if err := rs.Close(); err != nil {
+	if err := rs.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 }

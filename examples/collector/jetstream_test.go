@@ -118,7 +118,7 @@ func TestCollectorJetStreamEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendResumable(t, rs, 1, 2000)
-	if err := rs.Close(); err != nil {
+	if err := rs.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c.stop(t)
@@ -130,7 +130,7 @@ func TestCollectorJetStreamEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendResumable(t, rs, 2001, 3000)
-	if err := rs.Close(); err != nil {
+	if err := rs.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	requireSeqs(t, readJetStream(t, "nats://"+natsAddr, key), 3000)
@@ -187,7 +187,7 @@ func TestCollectorFleet(t *testing.T) {
 	if err := rs.Barrier(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := rs.Close(); err != nil {
+	if err := rs.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	requireSeqs(t, readJetStream(t, srv.ClientURL(), key), n)

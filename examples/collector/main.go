@@ -201,8 +201,12 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
-		cancel()
-		_ = ln.Close() // ends every connection; the stream loops return
+		cancel() // the stream loops return and close their streams
+		// Then every connection is closed once its streams are gone, or
+		// after a few seconds.
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = ln.Shutdown(sctx)
+		scancel()
 		wg.Wait()
 	}()
 	if o.debugAddr != "" {
@@ -286,7 +290,7 @@ func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream,
 		c.serveJetStream(ctx, s)
 		return
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	key := ""
 	if rk := s.ResumeKey(); rk != nil {
 		key = resumeKeyName(rk)

@@ -175,7 +175,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -187,7 +187,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendAll(t, s2, 1, 150)
-	if err := s2.Close(); err != nil {
+	if err := s2.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.Close()
@@ -250,7 +250,7 @@ func TestCollectorMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendAll(t, s, 1, 10)
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	_ = conn.Close()
 	p.stop(t)
 	if got := sinkSeqs(t, sink); len(got) != 10 {

@@ -339,7 +339,7 @@ func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		drainErr = rs.Barrier(dctx)
 		cancel()
 	}
-	closeErr := rs.Close()
+	closeErr := rs.Close(context.Background())
 	stopBG()
 	bgDone.Wait()
 	if err := checkpoint(); err != nil {

@@ -24,7 +24,7 @@
 //     back at the sender, for every 64th record (-sample-every), measured
 //     with RecordStream.WaitAcked. The senders run flat out, so this and
 //     the delivery latency are mostly queueing behind the in-flight
-//     window (Config.MaxInFlightRecords, -window), not network time; see
+//     window (Config.Stream.MaxInFlightRecords, -window), not network time; see
 //     examples/latency-service for latency under a paced load;
 //   - the client connection's diagnostics table
 //     (quicrecord.Conn.Diagnostics): records, bytes and batches each way,
@@ -36,11 +36,11 @@
 //	-records N        records in total, split over streams and directions (400000)
 //	-size B           record size in bytes, at least 8 (256)
 //	-streams N        record streams on the connection (4)
-//	-linger D         Config.FlushDelay (0: send as soon as the writer is free)
-//	-batch-records N  Config.MaxBatchRecords (0: quicrecord.DefaultMaxBatchRecords, 4096)
-//	-batch-bytes N    Config.MaxBatchBytes (0: quicrecord.DefaultMaxBatchBytes, 64 KiB)
-//	-ack-delay D      Config.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: acks never wait)
-//	-window N         Config.MaxInFlightRecords and MaxApplyBacklogRecords (0: their Default constants, 32768)
+//	-linger D         Config.Stream.FlushDelay (0: send as soon as the writer is free)
+//	-batch-records N  Config.Stream.MaxBatchRecords (0: quicrecord.DefaultMaxBatchRecords, 4096)
+//	-batch-bytes N    Config.Stream.MaxBatchBytes (0: quicrecord.DefaultMaxBatchBytes, 64 KiB)
+//	-ack-delay D      Config.Stream.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: acks never wait)
+//	-window N         Config.Stream.MaxInFlightRecords and MaxApplyBacklogRecords (0: their Default constants, 32768)
 //	-sample-every N   measure the ack latency of every Nth record (64)
 //	-progress D       progress interval on stderr (500ms; 0: none)
 //

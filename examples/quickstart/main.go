@@ -54,11 +54,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.records, "records", 400_000, "records to send in total, split evenly over the streams and both directions")
 	fs.IntVar(&o.size, "size", 256, "record size in bytes (at least 8: each record carries its send time)")
 	fs.IntVar(&o.streams, "streams", 4, "record streams to open on the one connection")
-	fs.DurationVar(&o.linger, "linger", 0, "Config.FlushDelay: how long the writer lingers for more records before sending a batch that is not full")
-	fs.IntVar(&o.batchRecords, "batch-records", 0, fmt.Sprintf("Config.MaxBatchRecords: records per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchRecords))
-	fs.IntVar(&o.batchBytes, "batch-bytes", 0, fmt.Sprintf("Config.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchBytes))
-	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, %v; negative: never wait)", quicrecord.DefaultAckDelay))
-	fs.IntVar(&o.window, "window", 0, fmt.Sprintf("Config.MaxInFlightRecords: records sent and not yet acknowledged, per stream and direction (0: the library default, %d)", quicrecord.DefaultMaxInFlightRecords))
+	fs.DurationVar(&o.linger, "linger", 0, "Config.Stream.FlushDelay: how long the writer lingers for more records before sending a batch that is not full")
+	fs.IntVar(&o.batchRecords, "batch-records", 0, fmt.Sprintf("Config.Stream.MaxBatchRecords: records per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchRecords))
+	fs.IntVar(&o.batchBytes, "batch-bytes", 0, fmt.Sprintf("Config.Stream.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchBytes))
+	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.Stream.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, %v; negative: never wait)", quicrecord.DefaultAckDelay))
+	fs.IntVar(&o.window, "window", 0, fmt.Sprintf("Config.Stream.MaxInFlightRecords: records sent and not yet acknowledged, per stream and direction (0: the library default, %d)", quicrecord.DefaultMaxInFlightRecords))
 	fs.IntVar(&o.sampleEvery, "sample-every", 64, "measure the ack latency of every Nth record")
 	fs.DurationVar(&o.progress, "progress", 500*time.Millisecond, "interval of the progress lines on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +109,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg := &quicrecord.Config{
+	cfg := &quicrecord.Config{Stream: quicrecord.StreamConfig{
 		FlushDelay:      o.linger,
 		MaxBatchRecords: o.batchRecords,
 		MaxBatchBytes:   o.batchBytes,
@@ -117,7 +117,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		// The apply backlog is announced as the peer's window, so set both.
 		MaxInFlightRecords:     o.window,
 		MaxApplyBacklogRecords: o.window,
-	}
+	}}
 	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
@@ -171,7 +171,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("open stream %d: %w", i, err)
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		cs = append(cs, clientStream{s, send, reply})
 	}
 
@@ -202,7 +202,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	}
 	// The server sides finish when they see the client's FIN.
 	for _, c := range cs {
-		_ = c.s.Close()
+		_ = c.s.Close(context.Background())
 	}
 	cancel()
 	servers.Wait()
@@ -246,7 +246,7 @@ func serve(ctx context.Context, ln *quicrecord.Listener, o options, start time.T
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					reply, _ := strconv.Atoi(s.Metadata()["reply-records"])
 					r := &result{}
 					_ = exchange(ctx, s, reply, -1, o, start, m, r, nil, nil)

@@ -28,7 +28,7 @@ func finish(t *testing.T, ctx context.Context, rs *quicrecord.ResumableStream, s
 	t.Helper()
 	require.NoError(t, <-sent)
 	require.NoError(t, rs.Barrier(ctx))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 }
 
 // TestR3CollectorKilledMidTransfer: an R3 cluster, two collectors and an
@@ -216,7 +216,7 @@ func fencingScenario(t *testing.T, holdB bool) Stats {
 	require.NoError(t, rs.Barrier(ctx))
 	require.NoError(t, sendRange(ctx, rs, 1501, 2000))
 	require.NoError(t, rs.Barrier(ctx))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	requireExactlyOnce(t, readBack(t, newJS(t, ncB), key), 2000)
 	st := a.sink.Snapshot()
 	require.Zero(t, st.Failed)
@@ -263,7 +263,7 @@ func TestJetStreamUnavailable(t *testing.T) {
 
 	startServer(t, dir, port)
 	require.NoError(t, rs.Barrier(ctx))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), 1000)
 	t.Logf("sink: %+v, agent: %+v", c.sink.Snapshot(), rs.Snapshot().Stats)
 }

@@ -185,7 +185,9 @@ func (c *collector) kill() {
 	c.once.Do(func() {
 		c.nc.Close()
 		c.cancel()
-		_ = c.ln.Close()
+		now, stop := context.WithCancel(context.Background())
+		stop()
+		_ = c.ln.Shutdown(now) // closes every connection at once
 		c.wg.Wait()
 	})
 }

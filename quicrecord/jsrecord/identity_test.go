@@ -58,11 +58,11 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 				pl.mu.Unlock()
 				return sink.LoadApplied(ctx, info)
 			}})
-		qcfg.AcceptHandler = func(info quicrecord.RecordAcceptInfo) error {
+		qcfg.AcceptHandler = func(ctx context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
 			pl.mu.Lock()
 			pl.handled = append(pl.handled, peerOf(info.TLS))
 			pl.mu.Unlock()
-			return sink.AcceptHandler(info)
+			return sink.AcceptHandler(ctx, info)
 		}
 		collectors[i] = startCollector(t, nc, stls, nil, qcfg)
 		sink = collectors[i].sink
@@ -73,7 +73,7 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 	rs, err := quicrecord.DialResumable(ctx, a.addr(), owner, nil, agentOpts(key))
 	require.NoError(t, err)
 	require.NoError(t, sendRange(ctx, rs, 1, 100))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 
 	for _, c := range []*collector{a, b} {
 		_, err := quicrecord.DialResumable(ctx, c.addr(), other, nil, agentOpts(key))
@@ -88,7 +88,7 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 	rs, err = quicrecord.DialResumable(ctx, b.addr(), owner, nil, opts)
 	require.NoError(t, err)
 	require.NoError(t, sendRange(ctx, rs, 101, 200))
-	require.NoError(t, rs.Close())
+	require.NoError(t, rs.Close(context.Background()))
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), 200)
 
 	// The sink's own view of a connection's identity is quicrecord's.

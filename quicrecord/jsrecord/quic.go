@@ -49,25 +49,28 @@ func (s *Sink) LoadApplied(ctx context.Context, info quicrecord.ResumeKeyInfo) (
 // the key's claim cannot be read from JetStream (CodeUnavailable, which a
 // ResumableStream retries with backoff, unlike a failure in LoadApplied).
 // Streams of the key already open on this collector are closed with
-// CodeSuperseded, so the new stream resumes through a new claim.
-func (s *Sink) AcceptHandler(info quicrecord.RecordAcceptInfo) error {
+// CodeSuperseded, so the new stream resumes through a new claim. It
+// keeps the connection's stream settings (a nil StreamConfig); a
+// collector that wants others calls it from its own handler. ctx bounds
+// the claim's read.
+func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
 	if info.ResumeKey == nil {
-		return &quicrecord.StreamError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
+		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
 	}
 	name, peer := KeyName(info.ResumeKey), peerOf(info.TLS)
 	if bound, ok := s.boundPeer(name); ok && bound != peer {
-		return &quicrecord.StreamError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
+		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
 	}
-	c, err := s.readClaim(context.Background(), name)
+	c, err := s.readClaim(ctx, name)
 	if err != nil {
 		s.ctr.refused.Add(1)
-		return &quicrecord.StreamError{Code: CodeUnavailable, Reason: "jsrecord: JetStream unavailable: " + err.Error(), Err: err}
+		return nil, fmt.Errorf("%w: %w", &quicrecord.ApplicationError{Code: CodeUnavailable, Reason: "jsrecord: JetStream unavailable: " + err.Error()}, err)
 	}
 	if c.seq != 0 && c.Peer != peer {
-		return &quicrecord.StreamError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
+		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
 	}
 	s.supersede(name)
-	return nil
+	return nil, nil
 }
 
 // peerOf is the client identity of a connection, computed as quicrecord
@@ -157,7 +160,7 @@ func (p *pipe) run(ctx context.Context) error {
 			if err := p.settle(); err != nil {
 				return err
 			}
-			_ = p.rs.Close()
+			_ = p.rs.Close(context.WithoutCancel(ctx))
 			if errors.Is(recvErr, io.EOF) {
 				return nil
 			}
