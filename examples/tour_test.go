@@ -33,10 +33,10 @@ func Example() {
 			served <- err
 			return
 		}
-		defer s.Close()
+		defer s.Close(ctx)
 		served <- s.Apply(ctx, func(r quicrecord.Record) error {
 			if string(r.Data) == "refund" {
-				return errors.New("refunds are not allowed") // rejects this record
+				return &quicrecord.ApplicationError{Code: quicrecord.CodeRejected, Reason: "refunds are not allowed"} // rejects it
 			}
 			fmt.Printf("applied %d: %s\n", r.Seq, r.Data)
 			return nil // acknowledged as applied
@@ -58,14 +58,16 @@ func Example() {
 			panic(err)
 		}
 	}
-	var rej *quicrecord.RecordError
+	var rej *quicrecord.RejectedError
 	switch err := s.Barrier(ctx); { // waits until the server applied all four
-	case errors.As(err, &rej):
-		fmt.Printf("rejected %d: %s\n", rej.Seq, rej.Reason)
+	case errors.As(err, &rej): // all applied, some by rejecting them
+		for _, r := range rej.Records {
+			fmt.Printf("rejected %d: %s\n", r.Seq, r.Reason)
+		}
 	case err != nil:
 		panic(err)
 	}
-	if err := s.Close(); err != nil { // FIN after the last record
+	if err := s.Close(ctx); err != nil { // FIN after the last record
 		panic(err)
 	}
 	fmt.Println("server done:", <-served)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/wire"
 )
 
 // maxErrAlloc bounds what a parser may allocate while rejecting input: the
@@ -64,6 +65,16 @@ func ack(h string) func(testing.TB) error {
 		b := unhex(t, h)
 		return measured(t, maxErrAlloc, func() error {
 			_, _, err := frames.ParseAck(b)
+			return err
+		})
+	}
+}
+
+func done(h string) func(testing.TB) error {
+	return func(t testing.TB) error {
+		b := unhex(t, h)
+		return measured(t, maxErrAlloc, func() error {
+			_, _, err := frames.ParseDone(b)
 			return err
 		})
 	}
@@ -229,6 +240,10 @@ var badCases = []badCase{
 	{"ack/truncated", ack("43"), frames.CodeFrameEncoding},
 	{"ack/8-byte truncated", ack("c0 00 00 00 00 00 00"), frames.CodeFrameEncoding},
 	{"ack/trailing byte", ack("05 00"), frames.CodeFrameEncoding},
+	{"done/empty", done(""), frames.CodeFrameEncoding},
+	{"done/truncated", done("43"), frames.CodeFrameEncoding},
+	{"done/8-byte truncated", done("c0 00 00 00 00 00 00"), frames.CodeFrameEncoding},
+	{"done/trailing byte", done("05 00"), frames.CodeFrameEncoding},
 
 	// ERROR payloads.
 	{"error/empty", errorFrame(hexPayload("")), frames.CodeFrameEncoding},
@@ -296,6 +311,8 @@ func TestLimitsAccepted(t *testing.T) {
 		{"batch/non-minimal varints", batch("4000 4001 c000000000000001 4000", 1<<10)},
 		{"ack/2^62-1", ack("ffffffffffffffff")},
 		{"ack/0", ack("00")},
+		{"done/2^62-1", done("ffffffffffffffff")},
+		{"done/0", done("00")},
 		{"error/reason of 1024 bytes", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLen))},
 		{"hello/MaxHelloSize", hello(helloOfSize(frames.MaxHelloSize))},
 		{"hello/min frame size", hello(helloPayload(func(h *frames.Hello) { h.MaxFrameSize = frames.MinFrameSize }))},
@@ -344,6 +361,8 @@ func TestTruncatedPayload(t *testing.T) {
 					_, _, err = frames.ParseBatch(p, 1<<10)
 				case frames.TypeAck:
 					_, _, err = frames.ParseAck(p)
+				case frames.TypeDone:
+					_, _, err = frames.ParseDone(p)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(p)
 				case frames.TypeWindow:
@@ -444,7 +463,7 @@ func TestReaderTooLargeBeforePayload(t *testing.T) {
 				header := unhex(t, tc.header)
 				// The Reader, its initial buffer and the error; nothing
 				// sized from the header.
-				const limit = frames.DefaultReaderBuffer + maxErrAlloc
+				const limit = wire.DefaultBuffer + maxErrAlloc
 				var err error
 				alloc := allocated(limit, func() {
 					r := frames.NewReader(&strictReader{t: t, data: header, chunk: chunk}, 1<<10)
@@ -458,141 +477,18 @@ func TestReaderTooLargeBeforePayload(t *testing.T) {
 	}
 }
 
-// TestReaderSkipsUnknown interleaves unknown and reserved frames, some
-// larger than the Reader's buffer, with known ones and reads them in
-// chunks of many sizes: unknown frames come back as a type with a nil
-// payload, in order, and are never buffered whole.
-func TestReaderSkipsUnknown(t *testing.T) {
-	const maxFrame = 4 << 10
-	const initial = 64
-	type frame struct {
-		typ     frames.Type
-		payload []byte
-	}
-	small := frames.AppendBatch(nil, frames.BatchHeader{FirstSeq: 1}, [][]byte{[]byte("abc"), []byte("de")})
-	want := []frame{
-		{0x21, bytes.Repeat([]byte{0xaa}, 3000)},
-		{frames.TypeAck, quicvarint.Append(nil, 9)},
-		{0x40, nil},
-		{0x1f*7 + 0x21, bytes.Repeat([]byte{0xbb}, 1000)},
-		{0x1e, bytes.Repeat([]byte{0xcc}, maxFrame)},
-		{frames.TypeBatch, small[2:]},
-		{1 << 40, []byte{1}},
-		{0x21, bytes.Repeat([]byte{0xdd}, initial)},
-		{0x21, bytes.Repeat([]byte{0xee}, initial-2)},
-		{frames.TypeAck, quicvarint.Append(nil, 10)},
-		{0x22, nil},
-	}
-	var stream []byte
-	for _, f := range want {
-		stream = frames.AppendHeader(stream, f.typ, len(f.payload))
-		stream = append(stream, f.payload...)
-	}
-	for _, sizes := range [][]byte{nil, {0}, {1, 2, 3}, {7, 13, 1}, {63}, {64}, {65}, {200, 255}} {
-		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
-			r := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, initial, maxFrame)
-			for i, f := range want {
-				typ, payload, err := r.ReadFrame()
-				require.NoError(t, err, "frame %d", i)
-				require.Equal(t, f.typ, typ, "frame %d", i)
-				if typ.Known() {
-					require.Equal(t, f.payload, payload, "frame %d", i)
-				} else {
-					require.Nil(t, payload, "frame %d", i)
-				}
-			}
-			_, _, err := r.ReadFrame()
-			require.Equal(t, io.EOF, err)
-			require.Equal(t, initial, r.BufferSize(), "the buffer grew for an unknown frame")
-		})
-	}
-}
-
-// TestReaderBuffer: the buffer starts at the initial size, is replaced
-// once by max+MaxHeaderLen when a frame does not fit, and a frame of
-// exactly the maximum with the longest header fits.
-func TestReaderBuffer(t *testing.T) {
-	const maxFrame = 1 << 10
-	payload := bytes.Repeat([]byte{0}, maxFrame)
-	payload[0], payload[1], payload[2] = 0, 1, 1 // BATCH: no ack, seq 1, one record
-	payload = append(payload[:3], quicvarint.Append(nil, maxFrame-5)...)
-	payload = append(payload, make([]byte, maxFrame-5)...)
-	require.Len(t, payload, maxFrame)
-	longest := append(unhex(t, "c000000000000002 c000000000000400"), payload...)
-	require.Len(t, longest, maxFrame+frames.MaxHeaderLen)
-
-	var stream []byte
-	stream = frames.AppendAck(stream, 1)
-	stream = append(stream, longest...)
-	stream = frames.AppendAck(stream, 2)
-	stream = append(stream, longest...)
-
-	for _, sizes := range [][]byte{nil, {1}, {100}} {
-		r := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 0, maxFrame)
-		require.Equal(t, uint64(maxFrame), r.MaxFrameSize())
-		require.Zero(t, r.BufferSize())
-		for i := range 2 {
-			typ, p, err := r.ReadFrame()
-			require.NoError(t, err)
-			require.Equal(t, frames.TypeAck, typ)
-			seq, _, err := frames.ParseAck(p)
-			require.NoError(t, err)
-			require.Equal(t, uint64(i+1), seq)
-			if i == 0 {
-				require.Equal(t, frames.MaxHeaderLen, r.BufferSize(), "initial size below MaxHeaderLen")
-			}
-			typ, p, err = r.ReadFrame()
-			require.NoError(t, err)
-			require.Equal(t, frames.TypeBatch, typ)
-			require.Equal(t, payload, p)
-			b, _, err := frames.ParseBatch(p, maxFrame)
-			require.NoError(t, err)
-			require.Equal(t, 1, b.Count)
-			require.Equal(t, maxFrame+frames.MaxHeaderLen, r.BufferSize())
-		}
-		_, _, err := r.ReadFrame()
-		require.Equal(t, io.EOF, err)
-	}
-}
-
+// TestReaderSetMaxFrameSize: a Reader takes frames up to the maximum it
+// was last given.
 func TestReaderSetMaxFrameSize(t *testing.T) {
-	var stream []byte
 	big := frames.AppendBatch(nil, frames.BatchHeader{FirstSeq: 1}, [][]byte{make([]byte, 2000)})
-	stream = append(stream, big...)
-	stream = append(stream, big...)
-	stream = append(stream, big...)
-	r := frames.NewReaderSize(&chunkReader{data: stream}, 16, 4<<10)
+	stream := append(append(append([]byte(nil), big...), big...), big...)
+	r := frames.NewReader(&chunkReader{data: stream}, 4<<10)
 	_, _, err := r.ReadFrame()
 	require.NoError(t, err)
-	require.Equal(t, 4<<10+frames.MaxHeaderLen, r.BufferSize())
-
 	r.SetMaxFrameSize(8 << 10)
-	require.Equal(t, uint64(8<<10), r.MaxFrameSize())
 	_, _, err = r.ReadFrame()
 	require.NoError(t, err)
-	require.Equal(t, 4<<10+frames.MaxHeaderLen, r.BufferSize(), "no frame needed a larger buffer")
-
 	r.SetMaxFrameSize(1 << 10)
 	_, _, err = r.ReadFrame()
 	requireCode(t, err, frames.CodeFrameTooLarge)
-}
-
-// TestReaderBufferSteps: with a large maximum, a frame that fits
-// MidReaderBuffer grows the buffer only to that size; a larger frame grows
-// it to the maximum; huge maxima are clamped.
-func TestReaderBufferSteps(t *testing.T) {
-	const maxFrame = 1 << 20
-	small := frames.AppendBatch(nil, frames.BatchHeader{FirstSeq: 1}, [][]byte{make([]byte, 10<<10)})
-	large := frames.AppendBatch(nil, frames.BatchHeader{FirstSeq: 2}, [][]byte{make([]byte, 200<<10)})
-	stream := append(append(append([]byte(nil), small...), small...), large...)
-	r := frames.NewReader(bytes.NewReader(stream), maxFrame)
-	for i, want := range []int{frames.MidReaderBuffer, frames.MidReaderBuffer, maxFrame + frames.MaxHeaderLen} {
-		typ, _, err := r.ReadFrame()
-		require.NoError(t, err)
-		require.Equal(t, frames.TypeBatch, typ)
-		require.Equal(t, want, r.BufferSize(), "frame %d", i)
-	}
-	require.Equal(t, uint64(frames.MaxReaderFrameSize), frames.NewReader(nil, 1<<62).MaxFrameSize())
-	r.SetMaxFrameSize(1 << 62)
-	require.Equal(t, uint64(frames.MaxReaderFrameSize), r.MaxFrameSize())
 }

@@ -31,6 +31,32 @@ func ParseAck(payload []byte) (seq uint64, n int, err error) {
 	return seq, n, nil
 }
 
+// DoneLen returns the encoded length of a DONE frame for lastSeq.
+func DoneLen(lastSeq uint64) int {
+	pl := quicvarint.Len(lastSeq)
+	return HeaderLen(TypeDone, pl) + pl
+}
+
+// AppendDone appends a DONE frame: the sender of the frame sends no more
+// records, and lastSeq is the last one it sent (0 if none). Its payload is
+// that one varint. Only [FeatureHalfClose] streams carry it.
+func AppendDone(b []byte, lastSeq uint64) []byte {
+	b = AppendHeader(b, TypeDone, quicvarint.Len(lastSeq))
+	return quicvarint.Append(b, lastSeq)
+}
+
+// ParseDone parses a DONE payload and returns the last sequence number of
+// the direction and the bytes consumed. It does not allocate.
+func ParseDone(payload []byte) (lastSeq uint64, n int, err error) {
+	p := parser{b: payload, t: TypeDone}
+	lastSeq = p.varint("last seq")
+	n, err = p.finish()
+	if err != nil {
+		return 0, 0, err
+	}
+	return lastSeq, n, nil
+}
+
 // ErrorFrame reports a failure to the peer. Seq 0 concerns the whole
 // stream; any other value names one record the sender of the frame failed
 // to apply.

@@ -9,14 +9,15 @@
 // Every frame is a type (varint), a payload length (varint) and the
 // payload. Encoders append to a caller's buffer and have an exact length
 // function: [AppendBatch] and [BatchLen], [AppendAck] and [AckLen],
-// [Hello.Append] and [Hello.Len], [ErrorFrame.Append] and [ErrorFrame.Len].
+// [AppendDone] and [DoneLen], [Hello.Append] and [Hello.Len],
+// [ErrorFrame.Append] and [ErrorFrame.Len].
 // A sender that keeps records pre-encoded ([AppendRecord]) writes the
 // header alone with [AppendBatchHeader].
 //
 // Parsers take a payload (the bytes after the frame header) and return the
 // frame and the bytes consumed: [ParseHello], [ParseBatch], [ParseAck],
-// [ParseError]. [ParseFrame] splits a whole frame off a buffer;
-// [Reader.ReadFrame] reads one from an io.Reader.
+// [ParseDone], [ParseError]. [ParseFrame] splits a whole frame off a
+// buffer; [Reader.ReadFrame] reads one from an io.Reader.
 //
 //	r := frames.NewReader(stream, maxFrameSize)
 //	for {
@@ -35,12 +36,10 @@
 //
 // # Lifetimes
 //
-// A payload returned by [Reader.ReadFrame] or [Reader.Next], and anything
-// parsed from it without a copy (a [Batch], its records, [Extension]
-// values), aliases the Reader's buffer and is valid only until the next
-// read, unless the Reader read it directly into a buffer of the caller's
-// ([Reader.SetDirect]), which [Frame.Direct] reports.
-// [ParseHello] and [ParseError] copy their strings.
+// A payload returned by [Reader.ReadFrame], and anything parsed from it
+// without a copy (a [Batch], its records, [Extension] values), aliases
+// the Reader's buffer and is valid only until the next read. [ParseHello]
+// and [ParseError] copy their strings.
 //
 // # Safety against hostile input
 //

@@ -208,18 +208,16 @@ func checkAck(t testing.TB, payload []byte) {
 	}, true)
 }
 
-func checkWindow(t testing.TB, payload []byte) {
-	w, n, err := frames.ParseWindow(payload)
+func checkDone(t testing.TB, payload []byte) {
+	last, n, err := frames.ParseDone(payload)
 	if err != nil {
 		requireParseError(t, err, n, frames.CodeFrameEncoding)
 		return
 	}
 	require.Equal(t, len(payload), n)
-	require.NotZero(t, w.Records)
-	require.NotZero(t, w.Bytes)
-	requireCanonical(t, frames.TypeWindow, payload, w.Append(nil), w.Len(), func(p []byte) ([]byte, error) {
-		w2, _, err := frames.ParseWindow(p)
-		return w2.Append(nil), err
+	requireCanonical(t, frames.TypeDone, payload, frames.AppendDone(nil, last), frames.DoneLen(last), func(p []byte) ([]byte, error) {
+		last2, _, err := frames.ParseDone(p)
+		return frames.AppendDone(nil, last2), err
 	}, true)
 }
 
@@ -272,6 +270,21 @@ func FuzzAck(f *testing.F) {
 	})
 }
 
+func checkWindow(t testing.TB, payload []byte) {
+	w, n, err := frames.ParseWindow(payload)
+	if err != nil {
+		requireParseError(t, err, n, frames.CodeFrameEncoding)
+		return
+	}
+	require.Equal(t, len(payload), n)
+	require.NotZero(t, w.Records)
+	require.NotZero(t, w.Bytes)
+	requireCanonical(t, frames.TypeWindow, payload, w.Append(nil), w.Len(), func(p []byte) ([]byte, error) {
+		w2, _, err := frames.ParseWindow(p)
+		return w2.Append(nil), err
+	}, true)
+}
+
 func FuzzWindow(f *testing.F) {
 	for _, p := range goldenPayloads(f, frames.TypeWindow) {
 		f.Add(p)
@@ -282,6 +295,17 @@ func FuzzWindow(f *testing.F) {
 	f.Add(unhex(f, "ffffffffffffffff ffffffffffffffff"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		checkWindow(t, payload)
+	})
+}
+
+func FuzzDone(f *testing.F) {
+	for _, p := range goldenPayloads(f, frames.TypeDone) {
+		f.Add(p)
+	}
+	f.Add(unhex(f, "00"))
+	f.Add(unhex(f, "4005"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDone(t, payload)
 	})
 }
 
@@ -377,7 +401,7 @@ func FuzzBatchRecords(f *testing.F) {
 		}
 
 		// The same frame through a Reader, in chunks taken from lens.
-		r := frames.NewReaderSize(&chunkReader{data: frame, sizes: lens}, 16, uint64(len(payload)))
+		r := frames.NewReader(&chunkReader{data: frame, sizes: lens}, uint64(len(payload)))
 		typ, got, err := r.ReadFrame()
 		require.NoError(t, err)
 		require.Equal(t, frames.TypeBatch, typ)
@@ -393,8 +417,8 @@ const fuzzMaxFrame = 4 << 10
 // fuzzReaderSlack is what FuzzReader lets a Reader allocate on top of
 // fuzzMaxFrame over a whole input, however long: the Reader and the
 // test's chunkReader (under 200 bytes); the Reader's initial buffer
-// (DefaultReaderBuffer, 4 KiB), which it replaces once by a buffer of
-// fuzzMaxFrame+MaxHeaderLen bytes (MidReaderBuffer is larger than that
+// (wire.DefaultBuffer, 4 KiB), which it replaces once by a buffer of
+// fuzzMaxFrame+MaxHeaderLen bytes (wire.MidBuffer is larger than that
 // limit, so there is no intermediate step) that the allocator's size classes round
 // up by at most 12.5% (0.5 KiB); and the one error that ends the input (an
 // *Error and its formatted reason, under 0.5 KiB). That is about 5 KiB; 8
@@ -427,8 +451,8 @@ func parseAllowance(typ frames.Type, payload []byte) uint64 {
 // stream ends in io.EOF or a typed error, and that the Reader allocates at
 // most fuzzMaxFrame+fuzzReaderSlack bytes whatever the input. Then it
 // feeds every payload to the matching parser (the checks of the round-trip
-// targets) and bounds what the parsers allocate by parseAllowance. A
-// Reader with direct reads of BATCH payloads must return the same frames.
+// targets) and bounds what the parsers allocate by parseAllowance. The
+// Reader's direct reads are fuzzed in package internal/wire.
 func FuzzReader(f *testing.F) {
 	var golden []byte
 	for _, g := range goldenHex {
@@ -468,8 +492,6 @@ func FuzzReader(f *testing.F) {
 					violation = "unknown type with a payload"
 				case typ.Known() && payload == nil:
 					violation = "known type without a payload"
-				case r.BufferSize() > fuzzMaxFrame+frames.MaxHeaderLen:
-					violation = "buffer above the maximum frame size"
 				}
 				if violation != "" {
 					return
@@ -508,28 +530,6 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 
-		// Pass 2b: with direct reads of BATCH payloads, the same frames
-		// and the same end; alloc is asked for no more than the maximum.
-		rd := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 64, fuzzMaxFrame)
-		rd.SetDirect(frames.TypeBatch, 32, func(n int) ([]byte, any) {
-			require.LessOrEqual(t, n, fuzzMaxFrame)
-			return make([]byte, n), nil
-		})
-		for i := 0; ; {
-			typ, payload, err := rd.ReadFrame()
-			if err != nil {
-				require.Equal(t, endErr, err, "direct reads ended differently")
-				require.Equal(t, len(all), i, "direct reads returned fewer frames")
-				break
-			}
-			if typ.Known() {
-				require.Less(t, i, len(all), "direct reads returned more frames")
-				require.Equal(t, all[i].typ, typ)
-				require.Equal(t, all[i].payload, payload)
-				i++
-			}
-		}
-
 		// Pass 3: every parser on its payloads, measured; then the full
 		// checks, unmeasured.
 		var allowance uint64
@@ -548,6 +548,8 @@ func FuzzReader(f *testing.F) {
 					_, _, err = frames.ParseBatch(fr.payload, fuzzMaxFrame)
 				case frames.TypeAck:
 					_, _, err = frames.ParseAck(fr.payload)
+				case frames.TypeDone:
+					_, _, err = frames.ParseDone(fr.payload)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(fr.payload)
 				case frames.TypeWindow:
@@ -568,6 +570,8 @@ func FuzzReader(f *testing.F) {
 				checkBatch(t, fr.payload, fuzzMaxFrame)
 			case frames.TypeAck:
 				checkAck(t, fr.payload)
+			case frames.TypeDone:
+				checkDone(t, fr.payload)
 			case frames.TypeError:
 				checkError(t, fr.payload)
 			case frames.TypeWindow:

@@ -24,6 +24,7 @@ var goldenHex = []struct{ name, hex string }{
 	{"error-record", "04 0c 07 4100 08 626164206a736f6e"},
 	{"error-stream", "04 0d 00 05 0a 312d3220767320332d34"},
 	{"window", "05 06 4400 80100000"},
+	{"done", "06 02 43e8"},
 	{"reserved", "21 03 000102"},
 }
 
@@ -39,6 +40,8 @@ type goldenUnknown struct {
 }
 
 type goldenAck uint64
+
+type goldenDone uint64
 
 // goldenValues are the frames the vectors encode.
 var goldenValues = map[string]any{
@@ -83,6 +86,7 @@ var goldenValues = map[string]any{
 		Reason: "1-2 vs 3-4",
 	},
 	"window":   frames.WindowFrame{Records: 1024, Bytes: 1 << 20},
+	"done":     goldenDone(1000),
 	"reserved": goldenUnknown{typ: 0x21, payload: []byte{0, 1, 2}},
 }
 
@@ -145,6 +149,14 @@ func TestGolden(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, len(payload), n)
 				require.Equal(t, uint64(v), seq)
+			case goldenDone:
+				require.Equal(t, frames.TypeDone, typ)
+				require.Equal(t, want, frames.AppendDone(nil, uint64(v)))
+				require.Equal(t, len(want), frames.DoneLen(uint64(v)))
+				last, n, err := frames.ParseDone(payload)
+				require.NoError(t, err)
+				require.Equal(t, len(payload), n)
+				require.Equal(t, uint64(v), last)
 			case frames.ErrorFrame:
 				require.Equal(t, frames.TypeError, typ)
 				require.Equal(t, want, v.Append(nil))
@@ -184,7 +196,7 @@ func TestGoldenStream(t *testing.T) {
 		stream = append(stream, unhex(t, g.hex)...)
 	}
 	for _, sizes := range [][]byte{nil, {1}, {2, 5, 3}} {
-		r := frames.NewReaderSize(&chunkReader{data: stream, sizes: sizes}, 16, 1<<10)
+		r := frames.NewReader(&chunkReader{data: stream, sizes: sizes}, 1<<10)
 		for _, g := range goldenHex {
 			wantType, wantPayload := splitFrame(t, unhex(t, g.hex))
 			typ, payload, err := r.ReadFrame()
@@ -225,7 +237,8 @@ func TestTypeNames(t *testing.T) {
 		{frames.TypeAck, "ACK", true, false},
 		{frames.TypeError, "ERROR", true, false},
 		{frames.TypeWindow, "WINDOW", true, false},
-		{0x06, "UNKNOWN(0x6)", false, false},
+		{frames.TypeDone, "DONE", true, false},
+		{0x07, "UNKNOWN(0x7)", false, false},
 		{0x20, "UNKNOWN(0x20)", false, false},
 		{0x21, "UNKNOWN(0x21)", false, true},
 		{0x40, "UNKNOWN(0x40)", false, true},
@@ -279,6 +292,10 @@ func TestFeatures(t *testing.T) {
 		{frames.FeaturePiggybackAck, "piggyback-ack"},
 		{frames.FeatureResume, "resume"},
 		{frames.FeaturePiggybackAck | frames.FeatureResume, "piggyback-ack|resume"},
+		{frames.FeatureHalfClose, "half-close"},
+		{frames.FeatureWindowUpdate, "window-update"},
+		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x10, "piggyback-ack|half-close|0x10"},
 		{frames.FeaturePiggybackAck | 0x30, "piggyback-ack|0x30"},
 		{0x80, "0x80"},
 	} {

@@ -53,7 +53,7 @@ func TestOverQuicrecord(t *testing.T) {
 			if err != nil {
 				return
 			}
-			defer s.Close()
+			defer s.Close(context.Background())
 			_ = s.Apply(ctx, func(quicrecord.Record) error { return nil })
 		}()
 
@@ -66,7 +66,7 @@ func TestOverQuicrecord(t *testing.T) {
 		_, err = s.Send(ctx, []byte("hello"))
 		require.NoError(t, err)
 		require.NoError(t, s.Barrier(ctx))
-		require.NoError(t, s.Close())
+		require.NoError(t, s.Close(context.Background()))
 
 		// A client the server does not pin: in TLS 1.3 its Dial may
 		// complete before the server checked its certificate, so the

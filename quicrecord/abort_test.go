@@ -39,7 +39,7 @@ func newBusyStream(t *testing.T, busy bool) *busyStream {
 	// A fixed window: the sender runs flat out with up to 8 MiB in
 	// flight, more than QUIC's stream window, so that a peer that stops
 	// reading leaves the writer blocked inside a Write.
-	conn, err := NewConn(qs, &Config{FixedWindow: true})
+	conn, err := NewConn(qs, &Config{Stream: StreamConfig{Window: WindowFixed}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	str, err := rawConn.OpenStreamSync(ctx)
@@ -142,7 +142,7 @@ func TestAbortReasonBusyViolation(t *testing.T) {
 					busyRounds++
 				}
 				requireLocalAbort(t, b, CodeUnexpectedFrame, "second HELLO")
-				require.NoError(t, b.s.Close())
+				require.NoError(t, b.s.Close(context.Background()))
 			})
 		})
 	}
@@ -220,7 +220,7 @@ func TestAbortReasonBusyCloseWithErrorLibraryPeer(t *testing.T) {
 				require.True(t, se.Remote)
 				<-a.Context().Done()
 				require.Equal(t, err, context.Cause(a.Context()))
-				require.NoError(t, a.Close())
+				require.NoError(t, a.Close(context.Background()))
 			})
 		})
 	}
@@ -253,7 +253,7 @@ func TestAbortReasonIdle(t *testing.T) {
 				require.Zero(t, after)
 				require.NoError(t, <-closed)
 				requireLocalAbort(t, b, tc.code, tc.reason)
-				require.NoError(t, b.s.Close())
+				require.NoError(t, b.s.Close(context.Background()))
 			})
 		})
 	}

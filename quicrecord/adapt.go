@@ -44,8 +44,8 @@ func (s *RecordStream) initWindows() {
 		// Without the feature the peer cannot be told of a smaller window.
 		Fixed: s.set.fixedWindow || !s.neg.Features.Has(FeatureWindowUpdate),
 	})
-	s.ctr.peerWinRecs.Store(s.neg.PeerLimits.WindowRecords)
-	s.ctr.peerWinBytes.Store(s.neg.PeerLimits.WindowBytes)
+	s.ctr.peerWinRecs.Store(s.neg.PeerLimits.MaxInFlightRecords)
+	s.ctr.peerWinBytes.Store(s.neg.PeerLimits.MaxInFlightBytes)
 	s.ctr.annRecs.Store(uint64(s.set.maxBacklogRecs))
 	s.ctr.annBytes.Store(uint64(s.set.maxBacklogBytes))
 	s.publishWindowLocked()
@@ -127,7 +127,7 @@ func (s *RecordStream) handleWindow(payload []byte) error {
 	if err != nil {
 		return s.frameError(err)
 	}
-	if pl := s.neg.PeerLimits; f.Records > pl.WindowRecords || f.Bytes > pl.WindowBytes {
+	if pl := s.neg.PeerLimits; f.Records > pl.MaxInFlightRecords || f.Bytes > pl.MaxInFlightBytes {
 		return s.protocolError(CodeProtocolViolation, "WINDOW above the limits of the peer's HELLO", nil)
 	}
 	s.smu.Lock()

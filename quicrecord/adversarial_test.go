@@ -112,10 +112,23 @@ type hostileCase struct {
 	// which has sent records 1..3.
 	after func(r *rawPeer)
 	cfg   *Config
+	// halfClose makes the raw side announce FeatureHalfClose.
+	halfClose bool
 	// acked and received are what the recordmux side keeps from the
 	// valid frames before the violation.
 	acked, received uint64
 }
+
+// hello is the raw side's HELLO.
+func (tc *hostileCase) hello() *frames.Hello {
+	h := rawHello()
+	if tc.halfClose {
+		h.Features |= frames.FeatureHalfClose
+	}
+	return h
+}
+
+func doneFrame(last uint64) []byte { return frames.AppendDone(nil, last) }
 
 func hostileCases() []hostileCase {
 	return []hostileCase{
@@ -130,10 +143,10 @@ func hostileCases() []hostileCase {
 		}},
 		{name: "seq gap", code: CodeSequenceGap, after: func(r *rawPeer) { r.write(batch(2, "a")) }},
 		{name: "seq repeat", code: CodeSequenceGap, received: 2, after: func(r *rawPeer) { r.write(batch(1, "a", "b")); r.write(batch(2, "c")) }},
-		{name: "frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{MaxRecordSize: 4096, MaxBatchBytes: 4096}, after: func(r *rawPeer) {
+		{name: "frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{Stream: StreamConfig{MaxRecordSize: 4096, MaxBatchBytes: 4096}}, after: func(r *rawPeer) {
 			r.write(frames.AppendHeader(nil, frames.TypeBatch, 1<<20))
 		}},
-		{name: "unknown frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{MaxRecordSize: 4096, MaxBatchBytes: 4096}, after: func(r *rawPeer) {
+		{name: "unknown frame longer than the max", code: CodeFrameTooLarge, cfg: &Config{Stream: StreamConfig{MaxRecordSize: 4096, MaxBatchBytes: 4096}}, after: func(r *rawPeer) {
 			r.write(frames.AppendHeader(nil, 0x21, 1<<20))
 		}},
 		{name: "record count beyond the records", code: CodeFrameEncoding, after: func(r *rawPeer) {
@@ -148,10 +161,10 @@ func hostileCases() []hostileCase {
 			b := []byte{0, 1, 1, 1, 'x', 0}
 			r.write(append(frames.AppendHeader(nil, frames.TypeBatch, len(b)), b...))
 		}},
-		{name: "record larger than the max", code: CodeRecordTooLarge, cfg: &Config{MaxRecordSize: 100, MaxBatchBytes: 4096}, after: func(r *rawPeer) {
+		{name: "record larger than the max", code: CodeRecordTooLarge, cfg: &Config{Stream: StreamConfig{MaxRecordSize: 100, MaxBatchBytes: 4096}}, after: func(r *rawPeer) {
 			r.write(batch(1, string(make([]byte, 101))))
 		}},
-		{name: "window exceeded", code: CodeWindowExceeded, cfg: &Config{MaxApplyBacklogRecords: 2}, after: func(r *rawPeer) {
+		{name: "window exceeded", code: CodeWindowExceeded, cfg: &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 2}}, after: func(r *rawPeer) {
 			r.write(batch(1, "a", "b", "c"))
 		}},
 		{name: "second HELLO", code: CodeUnexpectedFrame, after: func(r *rawPeer) { r.write(rawHello().Append(nil)) }},
@@ -166,6 +179,20 @@ func hostileCases() []hostileCase {
 			r.write(full[:len(full)-2])
 			require.NoError(r.t, r.qs.Close())
 		}},
+		// PROTOCOL.md §4.8 and §8.4: DONE only with half-close, at the
+		// last record received, once, and no BATCH after it.
+		{name: "DONE without half-close", code: CodeUnexpectedFrame, after: func(r *rawPeer) { r.write(doneFrame(0)) }},
+		{name: "DONE before the last record", code: CodeSequenceGap, halfClose: true, received: 1, after: func(r *rawPeer) {
+			r.write(batch(1, "a"))
+			r.write(doneFrame(2))
+		}},
+		{name: "BATCH after DONE", code: CodeUnexpectedFrame, halfClose: true, received: 1, after: func(r *rawPeer) {
+			r.write(batch(1, "a"))
+			r.write(doneFrame(1))
+			r.write(batch(2, "b"))
+		}},
+		{name: "second DONE", code: CodeUnexpectedFrame, halfClose: true, after: func(r *rawPeer) { r.write(doneFrame(0)); r.write(doneFrame(0)) }},
+		{name: "DONE before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(doneFrame(0)) }},
 		{name: "BATCH before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(batch(1, "a")) }},
 		{name: "ACK before HELLO", code: CodeUnexpectedFrame, before: func(r *rawPeer) { r.write(ackFrame(0)) }},
 		// PROTOCOL.md §5.1: a direction that ends (FIN) before its HELLO
@@ -210,7 +237,7 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 		c := *tc.cfg
 		cfg = &c
 	}
-	cfg.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) {
+	cfg.OnStreamRefused = func(_ *AcceptInfo, err *StreamError) {
 		mu.Lock()
 		refused = append(refused, err)
 		mu.Unlock()
@@ -267,11 +294,11 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 	}
 
 	if rawOpens {
-		h := rawHello()
+		h := tc.hello()
 		h.Scope = "hostile"
 		s = raw.handshake(ctx, conn, h)
 	} else {
-		raw.write(rawHello().Append(nil))
+		raw.write(tc.hello().Append(nil))
 		<-openDone
 		require.NoError(t, openErr)
 	}
@@ -313,8 +340,8 @@ func runHostile(t *testing.T, tc hostileCase, rawOpens bool) {
 	require.Equal(t, uint64(1), snap.Errors.ProtocolViolations)
 	require.Equal(t, tc.received, snap.In.Records, "nothing of the bad frame was applied")
 	require.Equal(t, tc.acked, snap.Out.AckedSeq, "no ack of the bad frame was applied")
-	require.Equal(t, StateFailed, snap.Identity.State)
-	require.NoError(t, s.Close())
+	require.Equal(t, StateFailed, snap.Status.State)
+	require.NoError(t, s.Close(context.Background()))
 	checkOtherStreamWorks(t, conn, rawConn)
 }
 
@@ -333,8 +360,8 @@ func checkOtherStreamWorks(t *testing.T, conn *Conn, rawConn *quic.Conn) {
 	}()
 	send(t, o, 5)
 	require.NoError(t, o.Barrier(ctx))
-	require.NoError(t, o.Close())
-	require.NoError(t, a.Close())
+	require.NoError(t, o.Close(context.Background()))
+	require.NoError(t, a.Close(context.Background()))
 }
 
 // TestPeerResetMidFrame: a peer that resets its stream in the middle of a
@@ -367,7 +394,7 @@ func TestPeerResetMidFrame(t *testing.T) {
 		require.True(t, se.Remote)
 		require.LessOrEqual(t, time.Since(start), simRTT/2)
 		require.Equal(t, uint64(1), s.Snapshot().In.Records)
-		require.NoError(t, s.Close())
+		require.NoError(t, s.Close(context.Background()))
 		checkOtherStreamWorks(t, conn, rawConn)
 	})
 }

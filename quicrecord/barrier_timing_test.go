@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // TestBarrierTimeSplit checks, in virtual time over a simulated link, how
@@ -19,7 +21,7 @@ func TestBarrierTimeSplit(t *testing.T) {
 		// took.
 		run func(t *testing.T, tx *RecordStream) time.Duration
 		// check tests the split of the one Barrier's time.
-		check func(t *testing.T, b BarrierStats, took time.Duration)
+		check func(t *testing.T, b diag.BarrierStats, took time.Duration)
 	}{
 		{
 			// An idle stream writes the record at once: in virtual time
@@ -31,7 +33,7 @@ func TestBarrierTimeSplit(t *testing.T) {
 				require.NoError(t, tx.Barrier(context.Background()))
 				return time.Since(start)
 			},
-			func(t *testing.T, b BarrierStats, took time.Duration) {
+			func(t *testing.T, b diag.BarrierStats, took time.Duration) {
 				require.Zero(t, b.FlushWaitTotal)
 				require.GreaterOrEqual(t, b.AckWaitTotal, simRTT)
 				require.Equal(t, took, b.AckWaitTotal)
@@ -50,7 +52,7 @@ func TestBarrierTimeSplit(t *testing.T) {
 				require.NoError(t, tx.Barrier(context.Background()))
 				return time.Since(start)
 			},
-			func(t *testing.T, b BarrierStats, took time.Duration) {
+			func(t *testing.T, b diag.BarrierStats, took time.Duration) {
 				require.Zero(t, b.FlushWaitTotal)
 				require.Equal(t, took, b.AckWaitTotal)
 			},
@@ -70,7 +72,7 @@ func TestBarrierTimeSplit(t *testing.T) {
 				require.NoError(t, tx.Barrier(context.Background()))
 				return time.Since(start)
 			},
-			func(t *testing.T, b BarrierStats, took time.Duration) {
+			func(t *testing.T, b diag.BarrierStats, took time.Duration) {
 				require.Greater(t, b.FlushWaitTotal, 2*simRTT)
 				require.GreaterOrEqual(t, b.AckWaitTotal, simRTT/2)
 				require.Less(t, b.AckWaitTotal, b.FlushWaitTotal)
@@ -135,7 +137,7 @@ func TestBarriersShareFlushMark(t *testing.T) {
 // window would not let build up (Send would block instead).
 func simApplied(t *testing.T) *RecordStream {
 	t.Helper()
-	p := newSimPair(t, &Config{FixedWindow: true}, nil, nil, simRTT/2)
+	p := newSimPair(t, &Config{Stream: StreamConfig{Window: WindowFixed}}, nil, nil, simRTT/2)
 	tx, rx := p.openPair(t, false, StreamOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

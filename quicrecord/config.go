@@ -1,6 +1,9 @@
 package quicrecord
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -10,10 +13,19 @@ import (
 	"github.com/recordmux/recordmux/internal/flow"
 )
 
-// Config tunes connections and record streams. The zero value, and a nil
-// *Config, mean the documented defaults. The library never modifies a
-// Config it is given and reads it only when a connection is created, so
-// one Config may be shared by many connections.
+// Config tunes connections. The zero value, and a nil *Config, mean the
+// documented defaults: zero means the default for every field, and a
+// negative value is an error except where a field says what it means.
+// [Config.Validate] checks a Config, and Listen, Dial, NewConn,
+// NewListener, DialResumable and NewResumableStream return its
+// *[ConfigError] for an invalid one. The library never modifies a Config
+// it is given and reads it only when a connection is created, so one
+// Config may be shared by many connections.
+//
+// Settings of one stream (batching, delays, windows, record size, close
+// timeout) are in Stream, the connection's defaults for them: an opener
+// overrides them per stream with StreamOptions.Config, an acceptor with
+// the *StreamConfig its AcceptHandler returns.
 type Config struct {
 	// QUIC is the quic-go configuration for Dial and Listen. nil means
 	// [DefaultQUICConfig]. The library clones it before changing anything
@@ -28,86 +40,37 @@ type Config struct {
 	// stateless resets.
 	StatelessResetKey *quic.StatelessResetKey
 
-	// MaxBatchRecords caps the records in one BATCH frame. 0 means
-	// [DefaultMaxBatchRecords] (4096).
-	MaxBatchRecords int
-	// MaxBatchBytes caps the encoded records in one BATCH frame; a single
-	// larger record is sent alone. 0 means [DefaultMaxBatchBytes] (64 KiB).
-	MaxBatchBytes int
-	// FlushDelay is how long the writer loop lingers for more records
-	// before sending a batch that is not full. 0 (the default) sends as
-	// soon as the loop is free: latency first. Flush and Barrier never
-	// wait for it.
-	FlushDelay time.Duration
-	// AckDelay is how long a pending ack waits for an outgoing batch to
-	// ride in while the stream is sending in the other direction. When
-	// that direction is idle the ack leaves at once as an ACK frame. 0
-	// means [DefaultAckDelay] (250µs); values above 1ms are treated as
-	// 1ms; a negative value disables waiting.
-	AckDelay time.Duration
+	// HandshakeTimeout bounds the QUIC handshake of Dial and of the
+	// connections Listen accepts: it fails when no packet comes from the
+	// peer for this long, or when it has not completed in twice this long
+	// (quic-go's HandshakeIdleTimeout). Dial then returns a *DialError
+	// matching [ErrHandshakeTimeout]. 0 means QUIC.HandshakeIdleTimeout
+	// when set, else [DefaultHandshakeTimeout] (5s, quic-go's default).
+	HandshakeTimeout time.Duration
 
-	// QueueDelayTarget is the queueing delay a stream's adaptive windows
-	// aim at: how long a record may wait, beyond the shortest Send→applied
-	// time the stream measures (the round trip plus the application's
-	// time for one batch), in the sender's own batches, in QUIC, on the
-	// network and in the receiver's apply backlog. The sender keeps in
-	// flight what its measured delivery rate needs for that time and not
-	// more (see [RecordStream.Send]); the receiver shrinks the window it
-	// announces when its application keeps a standing backlog longer than
-	// twice the target. Smaller means lower latency under load and, below
-	// what the path's jitter needs, less throughput. 0 means
-	// [DefaultQueueDelayTarget] (2ms).
-	QueueDelayTarget time.Duration
-	// FixedWindow switches the adaptive windows off: the sender keeps up
-	// to MaxInFlightRecords / MaxInFlightBytes in flight (or the peer's
-	// window, if smaller), and the receiver announces its
-	// MaxApplyBacklogRecords / MaxApplyBacklogBytes and never less. For
-	// bulk transfers where queueing delay does not matter, and to compare.
-	FixedWindow bool
-
-	// MaxInFlightRecords caps records sent but not yet acknowledged as
-	// applied: the adaptive window never exceeds it, and a FixedWindow is
-	// it. Send blocks at the cap. The peer's announced window lowers it
-	// further. 0 means [DefaultMaxInFlightRecords] (32768).
-	MaxInFlightRecords int
-	// MaxInFlightBytes caps the record bytes sent but not yet
-	// acknowledged. 0 means [DefaultMaxInFlightBytes] (8 MiB).
-	MaxInFlightBytes int
-	// MaxApplyBacklogRecords caps records received but not yet acked or
-	// rejected by the application. It is announced to the peer as its
-	// window; when the backlog is full the stream stops reading and QUIC
-	// flow control pushes back. 0 means [DefaultMaxApplyBacklogRecords]
-	// (32768).
-	MaxApplyBacklogRecords int
-	// MaxApplyBacklogBytes caps the record bytes of the apply backlog.
-	// 0 means [DefaultMaxApplyBacklogBytes] (8 MiB).
-	MaxApplyBacklogBytes int
-	// MaxRecordSize is the largest record accepted in either direction.
-	// 0 means [DefaultMaxRecordSize] (1 MiB). The maximum frame size
-	// announced to the peer follows from it.
-	MaxRecordSize int
+	// Stream holds the connection's defaults for the settings of each
+	// stream (see [StreamConfig]).
+	Stream StreamConfig
 
 	// HelloTimeout bounds the wait for the peer's HELLO on a new stream;
 	// a stream that sends none in time is reset with CodeHelloTimeout.
 	// 0 means [DefaultHelloTimeout] (10s).
 	HelloTimeout time.Duration
-	// CloseTimeout bounds how long [RecordStream.Close] waits for records
-	// already sent to be handed to QUIC before it resets the stream.
-	// 0 means [DefaultCloseTimeout] (10s).
-	CloseTimeout time.Duration
 	// AcceptBacklog caps streams that finished their handshake but were not
 	// yet returned by AcceptRecordStream; further streams wait. 0 means
 	// [DefaultAcceptBacklog] (128).
 	AcceptBacklog int
 
 	// MinProtocolVersion and MaxProtocolVersion narrow the protocol
-	// versions this side speaks; 0 means the library's own bounds (1 and 2).
-	// Values outside those bounds are clamped. Operators pin a mixed fleet
-	// with them.
+	// versions this side speaks, within [LowestProtocolVersion] and
+	// [HighestProtocolVersion]; 0 means that bound. Operators pin a mixed
+	// fleet with them. A value outside the library's range, or a minimum
+	// above the maximum, is an error.
 	MinProtocolVersion uint64
 	MaxProtocolVersion uint64
 	// DisableFeatures switches optional protocol features off; they are
 	// not announced, so the peer never uses them on this side's streams.
+	// Bits of features this library does not know are ignored.
 	DisableFeatures Features
 
 	// ResumeStore, if set, lets peers resume streams on this side (see
@@ -117,25 +80,39 @@ type Config struct {
 	ResumeStore *ResumeStore
 
 	// AcceptHandler, if set, decides on every stream a peer opens on a
-	// connection made with this Config, from its first stream on (see
-	// [Conn.SetAcceptHandler], which replaces it for one connection). Set
-	// it here rather than with SetAcceptHandler when authorization must
-	// cover streams that arrive right after the connection is accepted.
-	AcceptHandler func(RecordAcceptInfo) error
+	// connection made with this Config, after the version negotiation and
+	// before this side's HELLO reply, and chooses the stream's settings:
+	// the StreamConfig it returns overrides Config.Stream for the stream
+	// (nil: Config.Stream), and the limits it sets are the ones announced
+	// to the opener. A non-nil error refuses the stream instead: the
+	// opener gets a *StreamError with the code and reason of an
+	// *[ApplicationError] in the error's chain, or CodeRefused and a
+	// generic reason (the error's own text stays on this side; see
+	// ApplicationError). An invalid StreamConfig refuses the stream with
+	// CodeInternal, and OnStreamRefused gets the *ConfigError as the
+	// StreamError's Err.
+	//
+	// It runs on the stream's handshake goroutine, one per stream, and
+	// may block until ctx ends: ctx is done when the stream's hello
+	// timeout passes or the connection ends. info must not be kept.
+	AcceptHandler func(ctx context.Context, info *AcceptInfo) (*StreamConfig, error)
 
 	// OnStreamRefused, if set, is called for every stream the peer opened
 	// that this side refused: a malformed or missing HELLO, no common
 	// protocol version, or the accept handler's refusal. err is the
-	// *StreamError the opener was sent (Remote == false). It runs on the
-	// stream's handshake goroutine and must not block.
-	OnStreamRefused func(info RecordAcceptInfo, err *StreamError)
+	// *StreamError the opener was sent (Remote == false), with the
+	// handler's error as its Err. It runs on the stream's handshake
+	// goroutine and must not block; info must not be kept.
+	OnStreamRefused func(info *AcceptInfo, err *StreamError)
 
-	// Logger receives stream lifecycle events at debug level and protocol
-	// violations at warn level. nil means no logging.
+	// Logger receives stream lifecycle events and the causes of
+	// rejections and refusals at debug level, and protocol violations at
+	// warn level. nil means no logging.
 	Logger *slog.Logger
 }
 
-// The defaults of the Config fields, used when a field is zero.
+// The defaults of the Config and StreamConfig fields, used when a field
+// is zero.
 const (
 	DefaultQueueDelayTarget       = flow.DefaultTarget
 	DefaultMaxBatchRecords        = 4096
@@ -147,107 +124,172 @@ const (
 	DefaultMaxApplyBacklogBytes   = 8 << 20
 	DefaultMaxRecordSize          = 1 << 20
 	DefaultHelloTimeout           = 10 * time.Second
+	DefaultHandshakeTimeout       = 5 * time.Second
 	DefaultCloseTimeout           = 10 * time.Second
 	DefaultAcceptBacklog          = 128
 )
 
-// Library bounds.
+// MaxAckDelay is the largest StreamConfig.AckDelay.
+const MaxAckDelay = time.Millisecond
+
+// MaxRecordSizeLimit is the largest StreamConfig.MaxRecordSize and
+// MaxBatchBytes: 1 GiB less 64 bytes of room for a BATCH frame's headers.
+const MaxRecordSizeLimit = 1<<30 - 64
+
+// frameOverhead is what the maximum frame size announced to peers adds to
+// the largest record or batch: room for the batch header. The largest
+// frame, MaxRecordSizeLimit plus it, is the frame reader's 1 GiB limit.
+const frameOverhead = 1<<30 - MaxRecordSizeLimit
+
+// The protocol versions this library speaks.
 const (
-	// MinVersion is the lowest protocol version this library speaks.
-	MinVersion uint64 = frames.Version1
-	// MaxVersion is the highest protocol version this library speaks.
-	MaxVersion uint64 = frames.Version2
+	// LowestProtocolVersion is the lowest protocol version this library
+	// speaks.
+	LowestProtocolVersion uint64 = frames.Version1
+	// HighestProtocolVersion is the highest protocol version this library
+	// speaks.
+	HighestProtocolVersion uint64 = frames.Version2
 )
 
 // ALPN is the TLS application protocol Dial and Listen set when the
 // tls.Config names none.
 const ALPN = "recordmux/1"
 
-// maxAckDelay is the upper bound of AckDelay.
-const maxAckDelay = time.Millisecond
+// ErrInvalidConfig matches every *[ConfigError].
+var ErrInvalidConfig = errors.New("quicrecord: invalid configuration")
 
-// settings is a Config with every default resolved. Streams keep a pointer
-// to their connection's settings; it is never written after creation.
-type settings struct {
-	maxBatchRecords  int
-	maxBatchBytes    int
-	flushDelay       time.Duration
-	ackDelay         time.Duration
-	queueTarget      time.Duration
-	fixedWindow      bool
-	maxInFlightRecs  int
-	maxInFlightBytes int
-	maxBacklogRecs   int
-	maxBacklogBytes  int
-	maxRecordSize    int
-	helloTimeout     time.Duration
-	closeTimeout     time.Duration
-	acceptBacklog    int
-	minVersion       uint64
-	maxVersion       uint64
-	features         frames.Features
-	logger           *slog.Logger
-	onRefused        func(RecordAcceptInfo, *StreamError)
-	acceptHandler    func(RecordAcceptInfo) error
-	resume           *ResumeStore
+// ConfigError reports an invalid configuration value: which field, the
+// value, and why. It matches [ErrInvalidConfig].
+type ConfigError struct {
+	// Field names the field from the value the caller passed, such as
+	// "Config.Stream.MaxBatchBytes" or "StreamOptions.Config.AckDelay".
+	Field  string
+	Value  any
+	Reason string
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
-	if v <= 0 {
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("quicrecord: invalid %s: %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// Validate reports the first invalid field of c as a *ConfigError, or
+// nil. A nil Config is valid.
+func (c *Config) Validate() error {
+	if c == nil {
+		return nil
+	}
+	if err := c.Stream.validate("Config.Stream."); err != nil {
+		return err
+	}
+	switch {
+	case c.HandshakeTimeout < 0:
+		return notNegative("Config.HandshakeTimeout", c.HandshakeTimeout)
+	case c.HelloTimeout < 0:
+		return notNegative("Config.HelloTimeout", c.HelloTimeout)
+	case c.AcceptBacklog < 0:
+		return notNegative("Config.AcceptBacklog", c.AcceptBacklog)
+	}
+	return c.validateVersions()
+}
+
+func (c *Config) validateVersions() error {
+	inRange := fmt.Sprintf("must be 0 (the library's bound) or within %d..%d", LowestProtocolVersion, HighestProtocolVersion)
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{{"Config.MinProtocolVersion", c.MinProtocolVersion}, {"Config.MaxProtocolVersion", c.MaxProtocolVersion}} {
+		if f.v != 0 && (f.v < LowestProtocolVersion || f.v > HighestProtocolVersion) {
+			return &ConfigError{Field: f.name, Value: f.v, Reason: inRange}
+		}
+	}
+	if c.MinProtocolVersion != 0 && c.MaxProtocolVersion != 0 && c.MinProtocolVersion > c.MaxProtocolVersion {
+		return &ConfigError{Field: "Config.MinProtocolVersion", Value: c.MinProtocolVersion,
+			Reason: fmt.Sprintf("above Config.MaxProtocolVersion (%d)", c.MaxProtocolVersion)}
+	}
+	return nil
+}
+
+// notNegative is the error of a field whose zero is its default and which
+// has no negative meaning.
+func notNegative(field string, v any) error {
+	return &ConfigError{Field: field, Value: v, Reason: "must be 0 (default) or positive"}
+}
+
+// settings is a Config with every default resolved. Streams keep a pointer
+// to their connection's settings, or to a copy with their own stream
+// settings; it is never written after creation.
+type settings struct {
+	streamSettings
+	stream        StreamConfig // Config.Stream as given: what overrides fall back to
+	helloTimeout  time.Duration
+	acceptBacklog int
+	minVersion    uint64
+	maxVersion    uint64
+	features      frames.Features
+	logger        *slog.Logger
+	onRefused     func(*AcceptInfo, *StreamError)
+	acceptHandler func(context.Context, *AcceptInfo) (*StreamConfig, error)
+	resume        *ResumeStore
+}
+
+// orDefault returns v, or def when v is zero.
+func orDefault[T int | time.Duration | WindowMode](v, def T) T {
+	if v == 0 {
 		return def
 	}
 	return v
 }
 
-func (c *Config) settings() *settings {
+// settings validates c and resolves its defaults.
+func (c *Config) settings() (*settings, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	if c == nil {
 		c = &Config{}
 	}
 	s := &settings{
-		maxBatchRecords:  orDefault(c.MaxBatchRecords, DefaultMaxBatchRecords),
-		maxBatchBytes:    orDefault(c.MaxBatchBytes, DefaultMaxBatchBytes),
-		flushDelay:       max(c.FlushDelay, 0),
-		queueTarget:      orDefault(c.QueueDelayTarget, DefaultQueueDelayTarget),
-		fixedWindow:      c.FixedWindow,
-		maxInFlightRecs:  orDefault(c.MaxInFlightRecords, DefaultMaxInFlightRecords),
-		maxInFlightBytes: orDefault(c.MaxInFlightBytes, DefaultMaxInFlightBytes),
-		maxBacklogRecs:   orDefault(c.MaxApplyBacklogRecords, DefaultMaxApplyBacklogRecords),
-		maxBacklogBytes:  orDefault(c.MaxApplyBacklogBytes, DefaultMaxApplyBacklogBytes),
-		maxRecordSize:    orDefault(c.MaxRecordSize, DefaultMaxRecordSize),
-		helloTimeout:     orDefault(c.HelloTimeout, DefaultHelloTimeout),
-		closeTimeout:     orDefault(c.CloseTimeout, DefaultCloseTimeout),
-		acceptBacklog:    orDefault(c.AcceptBacklog, DefaultAcceptBacklog),
-		minVersion:       MinVersion,
-		maxVersion:       MaxVersion,
-		features:         allFeatures &^ c.DisableFeatures,
-		logger:           c.Logger,
-		onRefused:        c.OnStreamRefused,
-		acceptHandler:    c.AcceptHandler,
-		resume:           c.ResumeStore,
+		streamSettings: c.Stream.resolve(),
+		stream:         c.Stream,
+		helloTimeout:   orDefault(c.HelloTimeout, DefaultHelloTimeout),
+		acceptBacklog:  orDefault(c.AcceptBacklog, DefaultAcceptBacklog),
+		minVersion:     LowestProtocolVersion,
+		maxVersion:     HighestProtocolVersion,
+		features:       allFeatures &^ c.DisableFeatures,
+		logger:         c.Logger,
+		onRefused:      c.OnStreamRefused,
+		acceptHandler:  c.AcceptHandler,
+		resume:         c.ResumeStore,
 	}
 	if s.resume == nil {
 		s.features &^= FeatureResume
 	}
-	switch {
-	case c.AckDelay < 0:
-		s.ackDelay = 0
-	case c.AckDelay == 0:
-		s.ackDelay = DefaultAckDelay
-	default:
-		s.ackDelay = min(c.AckDelay, maxAckDelay)
-	}
 	if c.MinProtocolVersion != 0 {
-		s.minVersion = min(max(c.MinProtocolVersion, MinVersion), MaxVersion)
+		s.minVersion = c.MinProtocolVersion
 	}
 	if c.MaxProtocolVersion != 0 {
-		s.maxVersion = min(max(c.MaxProtocolVersion, MinVersion), MaxVersion)
+		s.maxVersion = c.MaxProtocolVersion
 	}
-	if s.maxVersion < s.minVersion {
-		// An impossible range is the caller's mistake; keep the max, which
-		// is what an operator pinning a fleet down means.
-		s.minVersion = s.maxVersion
+	s.minVersion = min(s.minVersion, s.maxVersion)
+	return s, nil
+}
+
+// withStream returns the settings of a stream whose StreamConfig is o
+// over the connection's: s itself when o is nil, else a copy. field
+// prefixes the names of invalid fields in o.
+func (s *settings) withStream(o *StreamConfig, field string) (*settings, error) {
+	if o == nil {
+		return s, nil
 	}
-	return s
+	if err := o.validate(field); err != nil {
+		return nil, err
+	}
+	n := *s
+	n.streamSettings = s.stream.overriddenBy(o).resolve()
+	return &n, nil
 }
 
 // narrow returns settings for one stream whose version is capped at
@@ -259,17 +301,11 @@ func (s *settings) narrow(maxVersion uint64, disable Features) *settings {
 	}
 	n := *s
 	if maxVersion != 0 && maxVersion < n.maxVersion {
-		n.maxVersion = max(maxVersion, MinVersion)
+		n.maxVersion = max(maxVersion, LowestProtocolVersion)
 		n.minVersion = min(n.minVersion, n.maxVersion)
 	}
 	n.features &^= disable
 	return &n
-}
-
-// maxFrameSize is the frame payload limit announced to peers: room for the
-// largest record plus the batch header.
-func (s *settings) maxFrameSize() uint64 {
-	return uint64(max(s.maxRecordSize, s.maxBatchBytes)) + 64
 }
 
 // DefaultQUICConfig returns the quic-go configuration used when
@@ -300,10 +336,13 @@ func (c *Config) resetKey() *quic.StatelessResetKey {
 }
 
 func (c *Config) quicConfig() *quic.Config {
+	var q *quic.Config
 	if c == nil || c.QUIC == nil {
-		return DefaultQUICConfig()
+		q = DefaultQUICConfig()
+	} else {
+		q = c.QUIC.Clone()
+		q.EnableStreamResetPartialDelivery = true
 	}
-	q := c.QUIC.Clone()
-	q.EnableStreamResetPartialDelivery = true
+	q.HandshakeIdleTimeout = c.handshakeTimeout()
 	return q
 }

@@ -14,52 +14,61 @@ import (
 	"github.com/recordmux/recordmux/registry"
 )
 
-// StreamKey identifies a record stream in a registry.
-type StreamKey struct {
-	Scope string
-	// Conn numbers the stream's connection within its listener (from 1);
-	// 0 for a connection made by Dial or NewConn.
-	Conn     uint64
-	StreamID quic.StreamID
-	DataID   uint64
+// streamKey identifies a record stream in a registry: scope, connection
+// number within its listener (0 when dialed), stream ID and data ID.
+type streamKey struct {
+	scope  string
+	conn   uint64
+	id     StreamID
+	dataID uint64
 }
 
-func compareKeys(a, b StreamKey) int {
+func compareKeys(a, b streamKey) int {
 	return cmp.Or(
-		cmp.Compare(a.Scope, b.Scope),
-		cmp.Compare(a.Conn, b.Conn),
-		cmp.Compare(a.StreamID, b.StreamID),
-		cmp.Compare(a.DataID, b.DataID),
+		cmp.Compare(a.scope, b.scope),
+		cmp.Compare(a.conn, b.conn),
+		cmp.Compare(a.id, b.id),
+		cmp.Compare(a.dataID, b.dataID),
 	)
 }
 
-type streamRegistry = registry.Registry[StreamKey, *RecordStream]
+type streamRegistry = registry.Registry[streamKey, *RecordStream]
 
 // newStreamRegistry returns a registry whose detached streams are folded
-// into ended.
-func newStreamRegistry(shards int, ended *endedTotals) *streamRegistry {
-	return registry.New(compareKeys, &registry.Options[StreamKey, *RecordStream]{
+// into ended; detached, if not nil, is told of each.
+func newStreamRegistry(shards int, ended *endedTotals, detached func()) *streamRegistry {
+	return registry.New(compareKeys, &registry.Options[streamKey, *RecordStream]{
 		Shards: shards,
-		OnDetach: func(_ StreamKey, s *RecordStream, _ error) {
+		OnDetach: func(_ streamKey, s *RecordStream, _ error) {
 			snap := s.Snapshot() // frozen: the stream ended before it detached
 			ended.add(&snap)
+			if detached != nil {
+				detached()
+			}
 		},
 	})
 }
 
-// StreamOptions describe a stream to open. They travel to the acceptor in
-// the opener's HELLO.
+// StreamOptions describe a stream to open. Scope, DataID and Metadata
+// travel to the acceptor in the opener's HELLO; Config stays on this side.
 type StreamOptions struct {
 	// Scope is an application namespace, at most 1 KiB.
 	Scope string
-	// DataID identifies the data the stream carries.
+	// DataID is a number of the application's choosing that identifies
+	// the data the stream carries (a tenant, a table, a shard). It is
+	// opaque to the library: the acceptor sees it in AcceptInfo, both
+	// sides in RecordStream.DataID and in snapshots, and it orders
+	// streams of the same scope and stream ID in listings.
 	DataID uint64
 	// Metadata is a small description: at most 64 entries, keys up to 256
 	// bytes, values up to 4 KiB, and the whole HELLO within 16 KiB.
 	Metadata map[string]string
-	// Context, if non-nil, bounds the stream's life: when it is done the
-	// stream is reset with CodeCancelled and the peer sees that code.
-	Context context.Context
+	// Config overrides, for this stream, the fields it sets of the
+	// connection's Config.Stream (see [StreamConfig] for the resolution
+	// order). nil: the connection's settings. OpenRecordStream returns a
+	// *ConfigError, naming "StreamOptions.Config.<field>", for an invalid
+	// one.
+	Config *StreamConfig
 	// MaxProtocolVersion, if non-zero, caps the protocol version of this
 	// stream below the connection's Config, and DisableFeatures switches
 	// features off for it. One connection can so carry streams of
@@ -68,13 +77,14 @@ type StreamOptions struct {
 	DisableFeatures    Features
 }
 
-// RecordAcceptInfo describes a stream the peer opened, for the accept
-// handler and for [Config.OnStreamRefused].
-type RecordAcceptInfo struct {
+// AcceptInfo describes a stream the peer opened, for
+// [Config.AcceptHandler] and [Config.OnStreamRefused].
+type AcceptInfo struct {
+	// Scope, DataID and Metadata are the opener's StreamOptions.
 	Scope      string
 	DataID     uint64
 	Metadata   map[string]string
-	StreamID   quic.StreamID
+	StreamID   StreamID
 	RemoteAddr net.Addr
 	// Negotiated is the outcome of the capability negotiation; zero when
 	// the stream was refused before it completed.
@@ -102,7 +112,6 @@ type Conn struct {
 
 	streams *streamRegistry
 	ended   endedTotals // streams that detached from streams
-	handler atomic.Pointer[func(RecordAcceptInfo) error]
 	acceptQ chan *RecordStream
 
 	// wg counts every goroutine of the connection: the accept loop,
@@ -112,6 +121,13 @@ type Conn struct {
 	cleanup   func() // closes a transport this package created; may be nil
 
 	refused atomic.Uint64 // streams this side refused
+	// draining is set by Listener.Shutdown: streams the peer opens are
+	// refused from now on.
+	draining atomic.Bool
+	// idleMu guards idle, closed when a stream detaches while Shutdown
+	// waits for the connection to have none.
+	idleMu sync.Mutex
+	idle   chan struct{}
 
 	// segPool recycles the send buffers of all streams of the
 	// connection: each holds one BATCH of the default size. Buffers of
@@ -147,9 +163,14 @@ func (c *Conn) putSegBuf(p *[]byte) {
 // ignored. The connection should have been set up with
 // EnableStreamResetPartialDelivery so that ERROR frames survive resets;
 // without it, a peer may see only the code of a reset, not its reason.
-// The Conn owns qc from now on: closing the Conn closes qc.
+// The Conn owns qc from now on: closing the Conn closes qc. An invalid
+// cfg is a *ConfigError, and qc is left alone.
 func NewConn(qc *quic.Conn, cfg *Config) (*Conn, error) {
-	return newConn(qc, cfg.settings(), nil, 0, nil), nil
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	return newConn(qc, set, nil, 0, nil), nil
 }
 
 func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func()) *Conn {
@@ -162,13 +183,11 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		cleanup: cleanup,
 		segSize: hdrReserve + set.maxBatchBytes,
 	}
-	c.streams = newStreamRegistry(1, &c.ended)
+	c.streams = newStreamRegistry(1, &c.ended, c.streamDetached)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.stopQC = context.AfterFunc(qc.Context(), func() {
 		c.cancel(convertQUICError(context.Cause(qc.Context()), 0))
-		if c.cleanup != nil {
-			c.cleanup()
-		}
+		c.release()
 	})
 	c.wg.Add(1)
 	go c.acceptLoop()
@@ -188,24 +207,6 @@ func (c *Conn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
 // LocalAddr returns the local address.
 func (c *Conn) LocalAddr() net.Addr { return c.qc.LocalAddr() }
 
-// SetAcceptHandler installs fn to decide on each stream the peer opens,
-// after negotiation and before the stream is queued for
-// AcceptRecordStream. It replaces Config.AcceptHandler for this
-// connection; streams that completed their handshake before the call were
-// decided without it, so use Config.AcceptHandler when every stream must
-// be authorized. A non-nil error refuses the stream: the opener gets
-// a *StreamError with the error's code (a *StreamError's or
-// *RecordError's Code, CodeRefused otherwise) and its message as reason.
-// fn runs on the stream's handshake goroutine and may block for a short
-// while; nil removes the handler.
-func (c *Conn) SetAcceptHandler(fn func(RecordAcceptInfo) error) {
-	if fn == nil {
-		c.handler.Store(nil)
-		return
-	}
-	c.handler.Store(&fn)
-}
-
 // Close closes the connection with CodeNoError. See CloseWithError.
 func (c *Conn) Close() error { return c.CloseWithError(CodeNoError, "") }
 
@@ -219,11 +220,50 @@ func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
 		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		c.wg.Wait()
 		c.stopQC()
-		if c.cleanup != nil {
-			c.cleanup()
-		}
+		c.release()
 	})
 	return nil
+}
+
+// release releases what the connection holds outside itself once quic-go
+// closed it: the transport Dial made, or its place in its Listener. It
+// may run twice (a local close and quic-go's end); both steps are
+// idempotent.
+func (c *Conn) release() {
+	if c.cleanup != nil {
+		c.cleanup()
+	}
+	if c.ln != nil {
+		c.ln.forget(c)
+	}
+}
+
+// streamDetached wakes a waitIdle.
+func (c *Conn) streamDetached() {
+	c.idleMu.Lock()
+	notifyLocked(&c.idle)
+	c.idleMu.Unlock()
+}
+
+// waitIdle waits until the connection has no registered stream, it
+// ended, or ctx ended (ctx's error).
+func (c *Conn) waitIdle(ctx context.Context) error {
+	for {
+		c.idleMu.Lock()
+		if c.streams.Len() == 0 {
+			c.idleMu.Unlock()
+			return nil
+		}
+		ch := waitChan(&c.idle)
+		c.idleMu.Unlock()
+		select {
+		case <-ch:
+		case <-c.ctx.Done():
+			return nil
+		case <-ctx.Done():
+			return ctxError(ctx)
+		}
+	}
 }
 
 // connErr returns the error for an operation on an ended connection.
@@ -238,8 +278,10 @@ func (c *Conn) connErr() error {
 // acceptor replied with its HELLO, so a refused stream never counts as
 // open: a refusal comes back as a *StreamError with Remote set and the
 // acceptor's code ([ErrRefused], [ErrVersionMismatch], or an application
-// code). ctx bounds the open only; see StreamOptions.Context for the
-// stream's lifetime. Config.HelloTimeout bounds the wait for the reply.
+// code). ctx bounds the open only: the stream lives until it is closed,
+// fails, or its connection ends (see [RecordStream]).
+// Config.HelloTimeout bounds the wait for the reply.
+// An invalid opts.Config is a *ConfigError, and nothing is sent.
 //
 // Every failure is typed: a *StreamError (Remote unset for one this side
 // detected, such as options over the protocol's limits, a malformed or
@@ -271,8 +313,8 @@ func (c *Conn) launch(s *RecordStream) error {
 	return nil
 }
 
-func (s *RecordStream) key() StreamKey {
-	return StreamKey{Scope: s.info.scope, Conn: s.conn.id, StreamID: s.id, DataID: s.info.dataID}
+func (s *RecordStream) key() streamKey {
+	return streamKey{scope: s.info.scope, conn: s.conn.id, id: s.id, dataID: s.info.dataID}
 }
 
 // RefusedStreams counts the streams the peer opened that this side

@@ -16,6 +16,7 @@ const (
 	kindAck
 	kindError
 	kindWindow
+	kindDone
 	kindUnknown
 	numFrameKinds
 )
@@ -32,6 +33,8 @@ func kindOf(t frames.Type) frameKind {
 		return kindError
 	case frames.TypeWindow:
 		return kindWindow
+	case frames.TypeDone:
+		return kindDone
 	}
 	return kindUnknown
 }
@@ -76,8 +79,8 @@ type counters struct {
 	barrierFlushMax atomic.Uint64
 	barrierAckNs    atomic.Uint64
 	barrierAckMax   atomic.Uint64
-	rejectedIn      atomic.Uint64 // reader: our records the peer rejected
-	rejectedOut     atomic.Uint64 // Reject: peer records we rejected
+	rejectedByPeer  atomic.Uint64 // reader: our records the peer rejected
+	rejectedLocally atomic.Uint64 // Reject: peer records we rejected
 	violations      atomic.Uint64 // reader or writer: protocol violations detected here
 
 	// Windows (gauges; see adapt.go).

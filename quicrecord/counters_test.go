@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // fillNumbers sets every number field of v (walked by reflection, so a
@@ -34,7 +36,7 @@ func fillNumbers(v reflect.Value, base uint64, next *uint64) {
 // maximum; the fields are walked by reflection, so a counter added
 // without its add fails here.
 func TestCountersAdd(t *testing.T) {
-	var a, b Counters
+	var a, b diag.Counters
 	var n uint64
 	fillNumbers(reflect.ValueOf(&a).Elem(), 1000, &n)
 	n = 0
@@ -59,7 +61,7 @@ func TestCountersAdd(t *testing.T) {
 		}
 		require.Equal(t, xa+ya, got, path)
 	}
-	check("Counters", reflect.ValueOf(sum), reflect.ValueOf(a), reflect.ValueOf(b))
+	check("diag.Counters", reflect.ValueOf(sum), reflect.ValueOf(a), reflect.ValueOf(b))
 }
 
 func toU(v reflect.Value) uint64 {
@@ -81,13 +83,13 @@ func TestSnapshotCounters(t *testing.T) {
 		fillNumbers(reflect.ValueOf(v).Elem(), 0, &n)
 	}
 	c := s.Counters()
-	require.Equal(t, Counters{
+	require.Equal(t, diag.Counters{
 		Out: s.Out.TrafficTotals, In: s.In.TrafficTotals, FramesOut: s.FramesOut, FramesIn: s.FramesIn,
 		Acks: s.Acks, Barrier: s.Barrier, Errors: s.Errors,
 	}, c)
 
 	snaps := goldenSnapshots()
-	var want Counters
+	var want diag.Counters
 	for i := range snaps {
 		sc := snaps[i].Counters()
 		want.Add(&sc)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // TestDiagSnapshotFrozenAfterEnd: once a stream ended, however it ended,
@@ -22,7 +24,7 @@ func TestDiagSnapshotFrozenAfterEnd(t *testing.T) {
 		state StreamState
 		end   func(t *testing.T, p *pair, s, peer *RecordStream)
 	}{
-		{"Close", StateClosed, func(t *testing.T, _ *pair, s, _ *RecordStream) { require.NoError(t, s.Close()) }},
+		{"Close", StateClosed, func(t *testing.T, _ *pair, s, _ *RecordStream) { require.NoError(t, s.Close(context.Background())) }},
 		{"CloseWithError", StateFailed, func(t *testing.T, _ *pair, s, _ *RecordStream) {
 			require.NoError(t, s.CloseWithError(CodeApplicationMin, "bye"))
 		}},
@@ -54,7 +56,7 @@ func TestDiagSnapshotFrozenAfterEnd(t *testing.T) {
 				require.NoError(t, peer.Ack(5))
 				time.Sleep(simRTT)
 				live := s.Snapshot()
-				require.Equal(t, StateOpen, live.Identity.State)
+				require.Equal(t, StateOpen, live.Status.State)
 				require.Equal(t, uint64(5), live.Out.AckedSeq)
 				require.Equal(t, uint64(10), live.In.BacklogRecords)
 
@@ -62,8 +64,8 @@ func TestDiagSnapshotFrozenAfterEnd(t *testing.T) {
 				time.Sleep(simRTT)
 				synctest.Wait()
 				frozen := s.Snapshot()
-				require.Equal(t, e.state, frozen.Identity.State, "cause: %s", frozen.Identity.Cause)
-				require.NotEmpty(t, frozen.Identity.Cause)
+				require.Equal(t, e.state, frozen.Status.State, "cause: %s", frozen.Status.Cause)
+				require.NotEmpty(t, frozen.Status.Cause)
 
 				// More calls on the ended stream.
 				_, err := s.Send(ctx, []byte("late"))
@@ -75,7 +77,7 @@ func TestDiagSnapshotFrozenAfterEnd(t *testing.T) {
 				// The peer keeps trying, if it still can.
 				_, _ = peer.Send(ctx, []byte("late"))
 				_ = peer.Flush(ctx)
-				// Counters moving underneath (they cannot after the loops
+				// diag.Counters moving underneath (they cannot after the loops
 				// ended; the freeze must hide it if they did).
 				s.ctr.outRecords.Add(100)
 				s.ctr.inFrames[kindBatch].Add(100)
@@ -129,7 +131,7 @@ func TestDiagCountersAgreeWithTraffic(t *testing.T) {
 				applying.Go(func() {
 					_ = sd.s.Apply(applyCtx, func(r Record) error {
 						if rejectEvery > 0 && r.Seq%uint64(rejectEvery) == 0 {
-							return &RecordError{Code: CodeApplicationMin + 7, Reason: "bad record"}
+							return &ApplicationError{Code: CodeApplicationMin + 7, Reason: "bad record"}
 						}
 						return nil
 					})
@@ -198,9 +200,9 @@ func TestDiagCountersAgreeWithTraffic(t *testing.T) {
 				require.Equal(t, c.stx.Acks.PiggybackedOut, c.srx.Acks.PiggybackedIn, c.name)
 				require.Equal(t, c.stx.Acks.StandaloneOut, c.srx.Acks.StandaloneIn, c.name)
 				require.Equal(t, c.stx.Acks.StandaloneOut, c.stx.FramesOut.Ack, c.name)
-				require.Equal(t, c.stx.Errors.RejectedOut, c.srx.Errors.RejectedIn, c.name)
-				require.Equal(t, c.stx.Errors.RejectedOut, c.stx.FramesOut.Error, c.name)
-				require.Equal(t, c.tx.rejects, c.stx.Errors.RejectedOut, c.name)
+				require.Equal(t, c.stx.Errors.RejectedLocally, c.srx.Errors.RejectedByPeer, c.name)
+				require.Equal(t, c.stx.Errors.RejectedLocally, c.stx.FramesOut.Error, c.name)
+				require.Equal(t, c.tx.rejects, c.stx.Errors.RejectedLocally, c.name)
 				require.Equal(t, uint64(1), c.stx.FramesOut.Hello, c.name)
 				require.Zero(t, c.stx.FramesOut.Unknown, c.name)
 				require.Zero(t, c.stx.Errors.ProtocolViolations, c.name)
@@ -228,7 +230,7 @@ func TestDiagCountersAgreeWithTraffic(t *testing.T) {
 		sum := Summarize(client, nil)
 		require.Positive(t, sum.Acks.PiggybackedOut+sum.Acks.PiggybackedIn)
 		require.Positive(t, sum.Acks.StandaloneOut+sum.Acks.StandaloneIn)
-		require.Positive(t, sum.Errors.RejectedIn+sum.Errors.RejectedOut)
+		require.Positive(t, sum.Errors.RejectedByPeer+sum.Errors.RejectedLocally)
 
 		// The connection summaries mirror each other and equal the sum
 		// of the streams.
@@ -242,9 +244,9 @@ func TestDiagCountersAgreeWithTraffic(t *testing.T) {
 		require.Equal(t, cd.FramesIn, sd.FramesOut)
 		require.Equal(t, cd.Acks.PiggybackedOut, sd.Acks.PiggybackedIn)
 		require.Equal(t, cd.Acks.StandaloneOut, sd.Acks.StandaloneIn)
-		require.Equal(t, cd.Errors.RejectedOut, sd.Errors.RejectedIn)
-		require.Equal(t, cd.Errors.RejectedIn, sd.Errors.RejectedOut)
-		require.Equal(t, StreamCounts{Total: streams, Open: streams, ByVersion: []VersionCount{{Version: MaxVersion, Streams: streams}}}, cd.Streams)
+		require.Equal(t, cd.Errors.RejectedLocally, sd.Errors.RejectedByPeer)
+		require.Equal(t, cd.Errors.RejectedByPeer, sd.Errors.RejectedLocally)
+		require.Equal(t, diag.StreamCounts{Total: streams, Open: streams, ByVersion: []diag.VersionCount{{Version: HighestProtocolVersion, Streams: streams}}}, cd.Streams)
 		require.Empty(t, cd.TopBacklog, "nothing waits to be applied")
 		require.Empty(t, cd.TopInFlight, "nothing is in flight")
 	})

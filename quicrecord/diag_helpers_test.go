@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/internal/simtest"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 	"github.com/recordmux/recordmux/registry"
 )
 
@@ -37,7 +38,7 @@ func newSimListener(t testing.TB, clientCfg, serverCfg *Config, latency time.Dur
 	n.Start()
 	stls, ctls := tlsPair(t)
 	ql := simtest.Listen(t, sconn, withALPN(stls), simQUICConfig(serverCfg))
-	sl := &simListener{t: t, ln: NewListener(ql, serverCfg), clientTr: simtest.Transport(t, cconn), clientTLS: withALPN(ctls), clientCfg: clientCfg}
+	sl := &simListener{t: t, ln: newTestListener(t, ql, serverCfg), clientTr: simtest.Transport(t, cconn), clientTLS: withALPN(ctls), clientCfg: clientCfg}
 	t.Cleanup(func() { _ = sl.ln.Close() })
 	return sl
 }
@@ -71,7 +72,7 @@ func (sl *simListener) dial(beforeUse func(*Conn)) *pair {
 // detachCounter counts OnDetach calls per stream key of a registry.
 type detachCounter struct {
 	mu sync.Mutex
-	n  map[StreamKey]int
+	n  map[streamKey]int
 }
 
 // install replaces *reg with an empty registry that counts its detaches.
@@ -82,12 +83,12 @@ type detachCounter struct {
 func (d *detachCounter) install(reg **streamRegistry) {
 	d.mu.Lock()
 	if d.n == nil {
-		d.n = make(map[StreamKey]int)
+		d.n = make(map[streamKey]int)
 	}
 	d.mu.Unlock()
-	*reg = registry.New(compareKeys, &registry.Options[StreamKey, *RecordStream]{
+	*reg = registry.New(compareKeys, &registry.Options[streamKey, *RecordStream]{
 		Shards: 1,
-		OnDetach: func(k StreamKey, _ *RecordStream, _ error) {
+		OnDetach: func(k streamKey, _ *RecordStream, _ error) {
 			d.mu.Lock()
 			d.n[k]++
 			d.mu.Unlock()
@@ -95,7 +96,7 @@ func (d *detachCounter) install(reg **streamRegistry) {
 	})
 }
 
-func (d *detachCounter) count(k StreamKey) int {
+func (d *detachCounter) count(k streamKey) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.n[k]
@@ -140,18 +141,24 @@ func bubbleGoroutines(t testing.TB) (total, loops int) {
 	return total, loops
 }
 
+// snapKey returns the registry key of the stream a snapshot describes.
+func snapKey(s *RecordSnapshot) streamKey {
+	id := &s.Identity
+	return streamKey{scope: id.Scope, conn: id.Conn, id: id.StreamID, dataID: id.DataID}
+}
+
 // keysOf returns the registry keys of snapshots.
-func keysOf(snaps []RecordSnapshot) []StreamKey {
-	keys := make([]StreamKey, len(snaps))
+func keysOf(snaps []RecordSnapshot) []streamKey {
+	keys := make([]streamKey, len(snaps))
 	for i := range snaps {
-		keys[i] = snaps[i].Key()
+		keys[i] = snapKey(&snaps[i])
 	}
 	return keys
 }
 
 // sumSnapshots adds up every counter and gauge of snaps field by field, by
 // hand, as the reference Summarize is checked against.
-func sumSnapshots(snaps []RecordSnapshot) (out, in TrafficTotals, fo, fi FrameCounts, acks AckStats, bar BarrierStats, errs ErrorStats, inflight, backlog Volume) {
+func sumSnapshots(snaps []RecordSnapshot) (out, in diag.TrafficTotals, fo, fi diag.FrameCounts, acks diag.AckStats, bar diag.BarrierStats, errs diag.ErrorStats, inflight, backlog diag.Volume) {
 	for _, s := range snaps {
 		out.Records += s.Out.Records
 		out.Bytes += s.Out.Bytes
@@ -178,8 +185,8 @@ func sumSnapshots(snaps []RecordSnapshot) (out, in TrafficTotals, fo, fi FrameCo
 		bar.AckWaitTotal += s.Barrier.AckWaitTotal
 		bar.FlushWaitMax = max(bar.FlushWaitMax, s.Barrier.FlushWaitMax)
 		bar.AckWaitMax = max(bar.AckWaitMax, s.Barrier.AckWaitMax)
-		errs.RejectedIn += s.Errors.RejectedIn
-		errs.RejectedOut += s.Errors.RejectedOut
+		errs.RejectedByPeer += s.Errors.RejectedByPeer
+		errs.RejectedLocally += s.Errors.RejectedLocally
 		errs.ProtocolViolations += s.Errors.ProtocolViolations
 		inflight.Records += s.Out.InFlightRecords
 		inflight.Bytes += s.Out.InFlightBytes

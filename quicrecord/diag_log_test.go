@@ -74,9 +74,9 @@ func TestDiagLogLifecycle(t *testing.T) {
 		o, a := p.openPair(t, false, StreamOptions{Scope: "logged", DataID: 3})
 		send(t, o, 3)
 		require.NoError(t, o.Flush(context.Background()))
-		require.NoError(t, o.Close())
+		require.NoError(t, o.Close(context.Background()))
 		time.Sleep(simRTT)
-		require.NoError(t, a.Close())
+		require.NoError(t, a.Close(context.Background()))
 		synctest.Wait()
 
 		for _, c := range []struct {
@@ -91,7 +91,7 @@ func TestDiagLogLifecycle(t *testing.T) {
 			require.Equal(t, float64(c.s.StreamID()), open[0]["stream"], c.name)
 			require.Equal(t, c.role, open[0]["role"], c.name)
 			require.Equal(t, "logged", open[0]["scope"], c.name)
-			require.Equal(t, float64(MaxVersion), open[0]["version"], c.name)
+			require.Equal(t, float64(HighestProtocolVersion), open[0]["version"], c.name)
 
 			ended := c.log.records(t, "record stream ended")
 			require.Len(t, ended, 1, c.name)

@@ -90,8 +90,12 @@ func TestDiagDetachOnStreamEnd(t *testing.T) {
 		name string
 		end  func(t *testing.T, o, a *RecordStream, cancel context.CancelFunc)
 	}{
-		{"opener Close", func(t *testing.T, o, _ *RecordStream, _ context.CancelFunc) { require.NoError(t, o.Close()) }},
-		{"acceptor Close", func(t *testing.T, _, a *RecordStream, _ context.CancelFunc) { require.NoError(t, a.Close()) }},
+		{"opener Close", func(t *testing.T, o, _ *RecordStream, _ context.CancelFunc) {
+			require.NoError(t, o.Close(context.Background()))
+		}},
+		{"acceptor Close", func(t *testing.T, _, a *RecordStream, _ context.CancelFunc) {
+			require.NoError(t, a.Close(context.Background()))
+		}},
 		{"opener CloseWithError", func(t *testing.T, o, _ *RecordStream, _ context.CancelFunc) {
 			require.NoError(t, o.CloseWithError(CodeApplicationMin, "done"))
 		}},
@@ -108,7 +112,9 @@ func TestDiagDetachOnStreamEnd(t *testing.T) {
 					p := r.dial()
 					ctx, cancel := context.WithCancel(context.Background())
 					defer cancel()
-					o, a := p.openPair(t, serverOpens, StreamOptions{Scope: "ending", DataID: 1, Context: ctx})
+					o, a := p.openPair(t, serverOpens, StreamOptions{Scope: "ending", DataID: 1})
+					// The stream's life bounded by ctx, as RecordStream documents.
+					defer context.AfterFunc(ctx, func() { _ = o.CloseWithError(CodeCancelled, "stream context done") })()
 					o2, a2 := p.openPair(t, !serverOpens, StreamOptions{Scope: "staying", DataID: 2})
 					send(t, o, 5)
 					require.NoError(t, o.Flush(context.Background()))
@@ -121,12 +127,12 @@ func TestDiagDetachOnStreamEnd(t *testing.T) {
 					synctest.Wait()    // detaches run on context.AfterFunc goroutines
 					r.requireDetachedOnce(t, p, o, a)
 					r.requireLive(t, p, o2, a2)
-					require.NotEqual(t, StateOpen, o.Snapshot().Identity.State)
-					require.NotEqual(t, StateOpen, a.Snapshot().Identity.State)
+					require.NotEqual(t, StateOpen, o.Snapshot().Status.State)
+					require.NotEqual(t, StateOpen, a.Snapshot().Status.State)
 
 					// Closing what already ended detaches nothing again.
-					require.NoError(t, o.Close())
-					require.NoError(t, a.Close())
+					require.NoError(t, o.Close(context.Background()))
+					require.NoError(t, a.Close(context.Background()))
 					synctest.Wait()
 					r.requireDetachedOnce(t, p, o, a)
 				})
@@ -166,7 +172,7 @@ func TestDiagDetachOnConnEnd(t *testing.T) {
 				}
 				require.Empty(t, p.client.Snapshots())
 				require.Empty(t, p.server.Snapshots())
-				require.Equal(t, []StreamKey{oa.key()}, keysOf(r.sl.ln.Snapshots()), "only the other connection's stream remains")
+				require.Equal(t, []streamKey{oa.key()}, keysOf(r.sl.ln.Snapshots()), "only the other connection's stream remains")
 				r.requireLive(t, other, oo, oa)
 			})
 		})
@@ -208,7 +214,7 @@ func TestDiagDetachRace(t *testing.T) {
 				wg.Go(func() {
 					<-start
 					if graceful {
-						_ = s.Close()
+						_ = s.Close(context.Background())
 					} else {
 						_ = s.CloseWithError(CodeApplicationMin, "race")
 					}
@@ -276,8 +282,8 @@ func TestDiagNoGoroutinePerEntry(t *testing.T) {
 		require.Equal(t, 4*n, total-base, "nothing but the loops per stream: %d goroutines for %d streams", total-base, n)
 
 		for i := range n {
-			require.NoError(t, os[i].Close())
-			require.NoError(t, as[i].Close())
+			require.NoError(t, os[i].Close(context.Background()))
+			require.NoError(t, as[i].Close(context.Background()))
 		}
 		synctest.Wait()
 		require.Zero(t, r.sl.ln.streams.Len())

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // DiagnosticsSummary is a point-in-time summary of a set of record
@@ -34,109 +34,52 @@ import (
 type DiagnosticsSummary struct {
 	// Streams counts the streams summarised by state and by protocol
 	// version.
-	Streams StreamCounts `json:"streams"`
+	Streams diag.StreamCounts `json:"streams"`
 	// Counters total the streams' counters (Out, In, FramesOut, FramesIn,
 	// Acks, Barrier, Errors): the sum of their [RecordSnapshot.Counters].
-	Counters
+	diag.Counters
 	// InFlight is what this side sent and the peers have not yet
 	// acknowledged as applied (gauge).
-	InFlight Volume `json:"in_flight"`
+	InFlight diag.Volume `json:"in_flight"`
 	// Backlog is what this side received and its application has not yet
 	// applied (gauge); BacklogPeak the largest peak of any one stream.
-	Backlog     Volume `json:"backlog"`
-	BacklogPeak Volume `json:"backlog_peak"`
+	Backlog     diag.Volume `json:"backlog"`
+	BacklogPeak diag.Volume `json:"backlog_peak"`
 	// Window totals the streams' send windows and delivery rates, with
 	// the smallest estimated minimum ack delay and the largest queueing
 	// delay of any one stream (gauges).
-	Window WindowTotals `json:"window"`
+	Window diag.WindowTotals `json:"window"`
 	// TopBacklog lists the streams with the largest apply backlog in
 	// records, largest first; TopInFlight those with the most records in
 	// flight. Streams with none are left out, so the lists may be shorter
-	// than [DiagnosticsOptions.TopN]. Ties go to the smaller stream key.
+	// than diag.Options.TopN. Ties go to the smaller stream key.
 	TopBacklog  []StreamLoad `json:"top_backlog"`
 	TopInFlight []StreamLoad `json:"top_in_flight"`
-}
-
-// StreamCounts count streams by state and by negotiated protocol version.
-type StreamCounts struct {
-	Total  int `json:"total"`
-	Open   int `json:"open"`
-	Closed int `json:"closed"`
-	Failed int `json:"failed"`
-	// ByVersion has one entry per negotiated version present, in
-	// ascending version order.
-	ByVersion []VersionCount `json:"by_version"`
-}
-
-// VersionCount is the number of streams that negotiated one protocol
-// version.
-type VersionCount struct {
-	Version uint64 `json:"version"`
-	Streams int    `json:"streams"`
-}
-
-// Volume is an amount of records and their bytes.
-type Volume struct {
-	Records uint64 `json:"records"`
-	Bytes   uint64 `json:"bytes"`
-}
-
-// WindowTotals summarise the windows of a set of streams: the sums of
-// their send windows and delivery rates, the smallest estimated minimum
-// ack delay (0 if none was measured) and the largest queueing delay.
-type WindowTotals struct {
-	Records       uint64        `json:"records"`
-	Bytes         uint64        `json:"bytes"`
-	RecordsPerSec uint64        `json:"records_per_sec"`
-	BytesPerSec   uint64        `json:"bytes_per_sec"`
-	MinAckDelay   time.Duration `json:"min_ack_delay_ns"`
-	QueueDelayMax time.Duration `json:"queue_delay_max_ns"`
-}
-
-func (t *WindowTotals) add(w *WindowStats) {
-	t.Records += w.Records
-	t.Bytes += w.Bytes
-	t.RecordsPerSec += w.RecordsPerSec
-	t.BytesPerSec += w.BytesPerSec
-	if w.MinAckDelay > 0 && (t.MinAckDelay == 0 || w.MinAckDelay < t.MinAckDelay) {
-		t.MinAckDelay = w.MinAckDelay
-	}
-	t.QueueDelayMax = max(t.QueueDelayMax, w.QueueDelay)
 }
 
 // StreamLoad names a stream and an amount it holds: its apply backlog in
 // [DiagnosticsSummary.TopBacklog], its records in flight in
 // [DiagnosticsSummary.TopInFlight].
 type StreamLoad struct {
-	Scope    string        `json:"scope"`
-	Conn     uint64        `json:"conn"`
-	StreamID quic.StreamID `json:"stream_id"`
-	DataID   uint64        `json:"data_id"`
-	Role     Role          `json:"role"`
-	Records  uint64        `json:"records"`
-	Bytes    uint64        `json:"bytes"`
+	Scope    string   `json:"scope"`
+	Conn     uint64   `json:"conn"`
+	StreamID StreamID `json:"stream_id"`
+	DataID   uint64   `json:"data_id"`
+	Role     Role     `json:"role"`
+	Records  uint64   `json:"records"`
+	Bytes    uint64   `json:"bytes"`
 }
 
-// Key returns the stream's key in its registries.
-func (l StreamLoad) Key() StreamKey {
-	return StreamKey{Scope: l.Scope, Conn: l.Conn, StreamID: l.StreamID, DataID: l.DataID}
+func (l *StreamLoad) key() streamKey {
+	return streamKey{scope: l.Scope, conn: l.Conn, id: l.StreamID, dataID: l.DataID}
 }
 
-// DiagnosticsOptions tune [Summarize]. A nil *DiagnosticsOptions means the
-// defaults.
-type DiagnosticsOptions struct {
-	// TopN is how many streams each top list keeps. 0 means 5; a negative
-	// value means no top lists.
-	TopN int
-}
+// defaultTopN is the length of the top lists when diag.Options.TopN is 0.
+const defaultTopN = 5
 
-// DefaultTopN is the length of the top lists when DiagnosticsOptions.TopN
-// is 0.
-const DefaultTopN = 5
-
-func (o *DiagnosticsOptions) topN() int {
+func topN(o *diag.Options) int {
 	if o == nil || o.TopN == 0 {
-		return DefaultTopN
+		return defaultTopN
 	}
 	return max(o.TopN, 0)
 }
@@ -154,16 +97,16 @@ func (l *Listener) Diagnostics() DiagnosticsSummary { return diagnosticsOf(l.str
 // live streams skip the identity fields a summary does not use (the
 // remote address string, timestamps), so the pass allocates only the
 // registry copy and the result.
-func diagnosticsOf(r *streamRegistry, opts *DiagnosticsOptions) DiagnosticsSummary {
+func diagnosticsOf(r *streamRegistry, opts *diag.Options) DiagnosticsSummary {
 	sm := newSummarizer(opts)
 	var snap RecordSnapshot
-	r.Range(func(_ StreamKey, s *RecordStream) bool {
+	r.Range(func(_ streamKey, s *RecordStream) bool {
 		if f := s.freeze(); f != nil {
 			sm.add(f)
 			return true
 		}
 		snap = RecordSnapshot{}
-		s.fillState(&snap.Identity)
+		s.fillState(&snap.Identity, &snap.Status)
 		s.fillCounters(&snap)
 		sm.add(&snap)
 		return true
@@ -194,7 +137,7 @@ func (e *endedTotals) add(s *RecordSnapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sm == nil {
-		e.sm = newSummarizer(&DiagnosticsOptions{TopN: -1})
+		e.sm = newSummarizer(&diag.Options{TopN: -1})
 	}
 	e.sm.add(s)
 }
@@ -203,7 +146,7 @@ func (e *endedTotals) summary() DiagnosticsSummary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sm == nil {
-		return newSummarizer(&DiagnosticsOptions{TopN: -1}).result()
+		return newSummarizer(&diag.Options{TopN: -1}).result()
 	}
 	d := e.sm.result()
 	d.Streams.ByVersion = slices.Clone(d.Streams.ByVersion)
@@ -213,7 +156,7 @@ func (e *endedTotals) summary() DiagnosticsSummary {
 // Summarize computes the summary of snaps, for example the snapshots of
 // several connections together. [Conn.Diagnostics] is
 // Summarize(c.Snapshots(), nil), computed without the intermediate slice.
-func Summarize(snaps []RecordSnapshot, opts *DiagnosticsOptions) DiagnosticsSummary {
+func Summarize(snaps []RecordSnapshot, opts *diag.Options) DiagnosticsSummary {
 	sm := newSummarizer(opts)
 	for i := range snaps {
 		sm.add(&snaps[i])
@@ -227,9 +170,9 @@ type summarizer struct {
 	topN int
 }
 
-func newSummarizer(opts *DiagnosticsOptions) *summarizer {
-	sm := &summarizer{topN: opts.topN()}
-	sm.d.Streams.ByVersion = []VersionCount{}
+func newSummarizer(opts *diag.Options) *summarizer {
+	sm := &summarizer{topN: topN(opts)}
+	sm.d.Streams.ByVersion = []diag.VersionCount{}
 	sm.d.TopBacklog = make([]StreamLoad, 0, sm.topN)
 	sm.d.TopInFlight = make([]StreamLoad, 0, sm.topN)
 	return sm
@@ -239,7 +182,7 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 	d := &sm.d
 	id := &s.Identity
 	d.Streams.Total++
-	switch id.State {
+	switch s.Status.State {
 	case StateOpen:
 		d.Streams.Open++
 	case StateClosed:
@@ -258,7 +201,7 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 	d.Backlog.Bytes += s.In.BacklogBytes
 	d.BacklogPeak.Records = max(d.BacklogPeak.Records, s.In.BacklogPeakRecords)
 	d.BacklogPeak.Bytes = max(d.BacklogPeak.Bytes, s.In.BacklogPeakBytes)
-	d.Window.add(&s.Window)
+	d.Window.Add(&s.Window)
 
 	if sm.topN > 0 {
 		d.TopBacklog = pushTop(d.TopBacklog, sm.topN, id, s.In.BacklogRecords, s.In.BacklogBytes)
@@ -269,13 +212,13 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 func (sm *summarizer) result() DiagnosticsSummary { return sm.d }
 
 // countVersion adds one stream of version v to vs, kept in version order.
-func countVersion(vs []VersionCount, v uint64) []VersionCount {
-	i, found := slices.BinarySearchFunc(vs, v, func(e VersionCount, v uint64) int { return cmp.Compare(e.Version, v) })
+func countVersion(vs []diag.VersionCount, v uint64) []diag.VersionCount {
+	i, found := slices.BinarySearchFunc(vs, v, func(e diag.VersionCount, v uint64) int { return cmp.Compare(e.Version, v) })
 	if found {
 		vs[i].Streams++
 		return vs
 	}
-	return slices.Insert(vs, i, VersionCount{Version: v, Streams: 1})
+	return slices.Insert(vs, i, diag.VersionCount{Version: v, Streams: 1})
 }
 
 // pushTop inserts a stream into top, a list of at most n kept in order:
@@ -310,7 +253,7 @@ func loadBefore(a, b *StreamLoad) bool {
 	if a.Bytes != b.Bytes {
 		return a.Bytes > b.Bytes
 	}
-	return compareKeys(a.Key(), b.Key()) < 0
+	return compareKeys(a.key(), b.key()) < 0
 }
 
 // String prints the summary as a fixed table, the same rows and columns
@@ -367,14 +310,14 @@ func (d DiagnosticsSummary) String() string {
 	// Rejections in a row's terms: of the records sent, how many the
 	// peers rejected; of those received, how many this side rejected.
 	t.row("out", num(d.Out.Records), bytesIEC(d.Out.Bytes), num(d.Out.Batches),
-		perBatch(d.Out), num(d.Errors.RejectedIn))
+		perBatch(d.Out), num(d.Errors.RejectedByPeer))
 	t.row("in", num(d.In.Records), bytesIEC(d.In.Bytes), num(d.In.Batches),
-		perBatch(d.In), num(d.Errors.RejectedOut))
+		perBatch(d.In), num(d.Errors.RejectedLocally))
 
 	t.row("frames", "hello", "batch", "ack", "error", "window")
 	for _, f := range []struct {
 		label string
-		c     *FrameCounts
+		c     *diag.FrameCounts
 	}{{"out", &d.FramesOut}, {"in", &d.FramesIn}} {
 		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Window))
 	}
@@ -439,7 +382,7 @@ func (t table) top(title string, loads []StreamLoad) {
 
 func num(v uint64) string { return fmt.Sprint(v) }
 
-func perBatch(t TrafficTotals) string {
+func perBatch(t diag.TrafficTotals) string {
 	if t.Batches == 0 {
 		return "-"
 	}
@@ -450,7 +393,7 @@ func percent(a, b uint64) string {
 	if b == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f%%", 100*ratio(a, b))
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
 }
 
 func durOrDash(d time.Duration) string {

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // randomSnapshots returns n snapshots with random counters, states,
@@ -28,22 +29,23 @@ func randomSnapshots(rng *rand.Rand, n int) []RecordSnapshot {
 			return 1 + u(max)
 		}
 		s.Identity = StreamIdentity{
-			Scope: []string{"orders", "audit", ""}[rng.IntN(3)], Conn: u(4), StreamID: quic.StreamID(4 * u(1000)),
-			DataID: uint64(i), Role: Role(1 + rng.IntN(2)), Version: 1 + u(2), State: states[rng.IntN(len(states))],
+			Scope: []string{"orders", "audit", ""}[rng.IntN(3)], Conn: u(4), StreamID: StreamID(4 * u(1000)),
+			DataID: uint64(i), Role: Role(1 + rng.IntN(2)), Version: 1 + u(2),
 		}
-		s.Out = OutStats{TrafficTotals: TrafficTotals{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4)}, InFlightRecords: zeroish(100), InFlightBytes: u(1e5)}
-		s.In = InStats{
-			TrafficTotals: TrafficTotals{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4)}, BacklogRecords: zeroish(100), BacklogBytes: u(1e5),
+		s.Status.State = states[rng.IntN(len(states))]
+		s.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4)}, InFlightRecords: zeroish(100), InFlightBytes: u(1e5)}
+		s.In = diag.InStats{
+			TrafficTotals: diag.TrafficTotals{Records: u(1e6), Bytes: u(1e9), Batches: u(1e4)}, BacklogRecords: zeroish(100), BacklogBytes: u(1e5),
 			BacklogPeakRecords: u(1e3), BacklogPeakBytes: u(1e6),
 		}
-		s.FramesOut = FrameCounts{Hello: 1, Batch: u(1e4), Ack: u(1e3), Error: u(10), Unknown: u(3)}
-		s.FramesIn = FrameCounts{Hello: 1, Batch: u(1e4), Ack: u(1e3), Error: u(10), Unknown: u(3)}
-		s.Acks = AckStats{PiggybackedOut: u(1e3), StandaloneOut: u(1e3), PiggybackedIn: u(1e3), StandaloneIn: u(1e3)}
-		s.Barrier = BarrierStats{
+		s.FramesOut = diag.FrameCounts{Hello: 1, Batch: u(1e4), Ack: u(1e3), Error: u(10), Unknown: u(3)}
+		s.FramesIn = diag.FrameCounts{Hello: 1, Batch: u(1e4), Ack: u(1e3), Error: u(10), Unknown: u(3)}
+		s.Acks = diag.AckStats{PiggybackedOut: u(1e3), StandaloneOut: u(1e3), PiggybackedIn: u(1e3), StandaloneIn: u(1e3)}
+		s.Barrier = diag.BarrierStats{
 			Calls: u(100), FlushWaitTotal: time.Duration(u(1e9)), FlushWaitMax: time.Duration(u(1e8)),
 			AckWaitTotal: time.Duration(u(1e9)), AckWaitMax: time.Duration(u(1e8)),
 		}
-		s.Errors = ErrorStats{RejectedIn: u(10), RejectedOut: u(10), ProtocolViolations: u(2)}
+		s.Errors = diag.ErrorStats{RejectedByPeer: u(10), RejectedLocally: u(10), ProtocolViolations: u(2)}
 	}
 	return snaps
 }
@@ -66,13 +68,13 @@ func TestSummarizeTotals(t *testing.T) {
 		require.Equal(t, inflight, d.InFlight)
 		require.Equal(t, backlog, d.Backlog)
 
-		var peak Volume
+		var peak diag.Volume
 		states := map[StreamState]int{}
 		versions := map[uint64]int{}
 		for _, s := range snaps {
 			peak.Records = max(peak.Records, s.In.BacklogPeakRecords)
 			peak.Bytes = max(peak.Bytes, s.In.BacklogPeakBytes)
-			states[s.Identity.State]++
+			states[s.Status.State]++
 			versions[s.Identity.Version]++
 		}
 		require.Equal(t, peak, d.BacklogPeak)
@@ -80,7 +82,7 @@ func TestSummarizeTotals(t *testing.T) {
 		require.Equal(t, states[StateOpen], d.Streams.Open)
 		require.Equal(t, states[StateClosed], d.Streams.Closed)
 		require.Equal(t, states[StateFailed], d.Streams.Failed)
-		var byVersion []VersionCount
+		var byVersion []diag.VersionCount
 		for _, v := range slices.Sorted(func(yield func(uint64) bool) {
 			for v := range versions {
 				if !yield(v) {
@@ -88,13 +90,13 @@ func TestSummarizeTotals(t *testing.T) {
 				}
 			}
 		}) {
-			byVersion = append(byVersion, VersionCount{Version: v, Streams: versions[v]})
+			byVersion = append(byVersion, diag.VersionCount{Version: v, Streams: versions[v]})
 		}
-		require.Equal(t, append([]VersionCount{}, byVersion...), d.Streams.ByVersion)
-		checkTop(t, snaps, d.TopBacklog, DefaultTopN, func(s *RecordSnapshot) (uint64, uint64) {
+		require.Equal(t, append([]diag.VersionCount{}, byVersion...), d.Streams.ByVersion)
+		checkTop(t, snaps, d.TopBacklog, defaultTopN, func(s *RecordSnapshot) (uint64, uint64) {
 			return s.In.BacklogRecords, s.In.BacklogBytes
 		})
-		checkTop(t, snaps, d.TopInFlight, DefaultTopN, func(s *RecordSnapshot) (uint64, uint64) {
+		checkTop(t, snaps, d.TopInFlight, defaultTopN, func(s *RecordSnapshot) (uint64, uint64) {
 			return s.Out.InFlightRecords, s.Out.InFlightBytes
 		})
 	}
@@ -121,7 +123,7 @@ func checkTop(t *testing.T, snaps []RecordSnapshot, got []StreamLoad, n int, loa
 		case a.Bytes != b.Bytes:
 			return -compareU64(a.Bytes, b.Bytes)
 		}
-		return compareKeys(a.Key(), b.Key())
+		return compareKeys(a.key(), b.key())
 	})
 	want = want[:min(n, len(want))]
 	require.Equal(t, append([]StreamLoad{}, want...), got)
@@ -150,7 +152,8 @@ func TestSummarizeTopN(t *testing.T) {
 	var snaps []RecordSnapshot
 	for i, b := range backlog {
 		var s RecordSnapshot
-		s.Identity = StreamIdentity{Scope: b.scope, StreamID: quic.StreamID(4 * i), Role: RoleAcceptor, State: StateOpen, Version: 2}
+		s.Identity = StreamIdentity{Scope: b.scope, StreamID: StreamID(4 * i), Role: RoleAcceptor, Version: 2}
+		s.Status.State = StateOpen
 		s.In.BacklogRecords, s.In.BacklogBytes = b.records, b.bytes
 		snaps = append(snaps, s)
 	}
@@ -166,52 +169,52 @@ func TestSummarizeTopN(t *testing.T) {
 			return b.String()
 		}
 		require.Equal(t, "dbhfa", scopes(Summarize(snaps, nil).TopBacklog), "default five")
-		require.Equal(t, "dbh", scopes(Summarize(snaps, &DiagnosticsOptions{TopN: 3}).TopBacklog))
-		require.Equal(t, "dbhfaeg", scopes(Summarize(snaps, &DiagnosticsOptions{TopN: 100}).TopBacklog), "zero backlog left out")
-		require.Empty(t, Summarize(snaps, &DiagnosticsOptions{TopN: -1}).TopBacklog)
+		require.Equal(t, "dbh", scopes(Summarize(snaps, &diag.Options{TopN: 3}).TopBacklog))
+		require.Equal(t, "dbhfaeg", scopes(Summarize(snaps, &diag.Options{TopN: 100}).TopBacklog), "zero backlog left out")
+		require.Empty(t, Summarize(snaps, &diag.Options{TopN: -1}).TopBacklog)
 		require.Empty(t, Summarize(snaps, nil).TopInFlight)
 	}
-	top := Summarize(snaps, &DiagnosticsOptions{TopN: 1}).TopBacklog
+	top := Summarize(snaps, &diag.Options{TopN: 1}).TopBacklog
 	require.Equal(t, []StreamLoad{{Scope: "d", StreamID: 12, Role: RoleAcceptor, Records: 9, Bytes: 90}}, top)
-	require.Equal(t, StreamKey{Scope: "d", StreamID: 12}, top[0].Key())
+	require.Equal(t, streamKey{scope: "d", id: 12}, top[0].key())
 }
 
 // goldenSnapshots are four streams with round numbers, for the table.
 func goldenSnapshots() []RecordSnapshot {
-	mk := func(scope string, conn uint64, id quic.StreamID, data uint64, role Role, v uint64, st StreamState) RecordSnapshot {
-		return RecordSnapshot{Identity: StreamIdentity{Scope: scope, Conn: conn, StreamID: id, DataID: data, Role: role, Version: v, State: st}}
+	mk := func(scope string, conn uint64, id StreamID, data uint64, role Role, v uint64, st StreamState) RecordSnapshot {
+		return RecordSnapshot{Identity: StreamIdentity{Scope: scope, Conn: conn, StreamID: id, DataID: data, Role: role, Version: v}, Status: StreamStatus{State: st}}
 	}
 	a := mk("orders", 1, 0, 7, RoleAcceptor, 2, StateOpen)
-	a.In = InStats{TrafficTotals: TrafficTotals{Records: 120000, Bytes: 7_680_000, Batches: 1500}, BacklogRecords: 300, BacklogBytes: 19200, BacklogPeakRecords: 4096, BacklogPeakBytes: 262144}
-	a.Out = OutStats{TrafficTotals: TrafficTotals{Records: 2000, Bytes: 64000, Batches: 400}}
-	a.FramesIn = FrameCounts{Hello: 1, Batch: 1500, Ack: 10, Unknown: 2}
-	a.FramesOut = FrameCounts{Hello: 1, Batch: 400, Ack: 1100, Error: 3, Window: 2}
-	a.Acks = AckStats{PiggybackedOut: 390, StandaloneOut: 1100, PiggybackedIn: 395, StandaloneIn: 10}
-	a.Errors = ErrorStats{RejectedOut: 3}
+	a.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 120000, Bytes: 7_680_000, Batches: 1500}, BacklogRecords: 300, BacklogBytes: 19200, BacklogPeakRecords: 4096, BacklogPeakBytes: 262144}
+	a.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 2000, Bytes: 64000, Batches: 400}}
+	a.FramesIn = diag.FrameCounts{Hello: 1, Batch: 1500, Ack: 10, Unknown: 2}
+	a.FramesOut = diag.FrameCounts{Hello: 1, Batch: 400, Ack: 1100, Error: 3, Window: 2}
+	a.Acks = diag.AckStats{PiggybackedOut: 390, StandaloneOut: 1100, PiggybackedIn: 395, StandaloneIn: 10}
+	a.Errors = diag.ErrorStats{RejectedLocally: 3}
 
 	b := mk("orders", 1, 4, 8, RoleOpener, 2, StateOpen)
-	b.Out = OutStats{TrafficTotals: TrafficTotals{Records: 50000, Bytes: 52_428_800, Batches: 800}, InFlightRecords: 12, InFlightBytes: 12288}
-	b.In = InStats{TrafficTotals: TrafficTotals{Records: 10, Bytes: 100, Batches: 2}}
-	b.FramesOut = FrameCounts{Hello: 1, Batch: 800, Ack: 2}
-	b.FramesIn = FrameCounts{Hello: 1, Batch: 2, Ack: 700, Error: 1, Window: 2}
-	b.Window = WindowStats{Records: 2048, Bytes: 512 << 10, RecordsPerSec: 125000, BytesPerSec: 128_000_000,
+	b.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 50000, Bytes: 52_428_800, Batches: 800}, InFlightRecords: 12, InFlightBytes: 12288}
+	b.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 10, Bytes: 100, Batches: 2}}
+	b.FramesOut = diag.FrameCounts{Hello: 1, Batch: 800, Ack: 2}
+	b.FramesIn = diag.FrameCounts{Hello: 1, Batch: 2, Ack: 700, Error: 1, Window: 2}
+	b.Window = diag.WindowStats{Records: 2048, Bytes: 512 << 10, RecordsPerSec: 125000, BytesPerSec: 128_000_000,
 		MinAckDelay: 180 * time.Microsecond, QueueDelay: 1900 * time.Microsecond}
-	b.Acks = AckStats{PiggybackedOut: 0, StandaloneOut: 2, PiggybackedIn: 2, StandaloneIn: 700}
-	b.Barrier = BarrierStats{Calls: 40, FlushWaitTotal: 12 * time.Millisecond, FlushWaitMax: 1500 * time.Microsecond,
+	b.Acks = diag.AckStats{PiggybackedOut: 0, StandaloneOut: 2, PiggybackedIn: 2, StandaloneIn: 700}
+	b.Barrier = diag.BarrierStats{Calls: 40, FlushWaitTotal: 12 * time.Millisecond, FlushWaitMax: 1500 * time.Microsecond,
 		AckWaitTotal: 1234567 * time.Microsecond, AckWaitMax: 98765 * time.Microsecond}
-	b.Errors = ErrorStats{RejectedIn: 1}
+	b.Errors = diag.ErrorStats{RejectedByPeer: 1}
 
 	c := mk("audit", 2, 0, 1, RoleAcceptor, 1, StateOpen)
-	c.In = InStats{TrafficTotals: TrafficTotals{Records: 40, Bytes: 4000, Batches: 40}, BacklogRecords: 40, BacklogBytes: 4000, BacklogPeakRecords: 40, BacklogPeakBytes: 4000}
-	c.FramesIn = FrameCounts{Hello: 1, Batch: 40}
-	c.FramesOut = FrameCounts{Hello: 1}
-	c.Errors = ErrorStats{ProtocolViolations: 1}
+	c.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 40, Bytes: 4000, Batches: 40}, BacklogRecords: 40, BacklogBytes: 4000, BacklogPeakRecords: 40, BacklogPeakBytes: 4000}
+	c.FramesIn = diag.FrameCounts{Hello: 1, Batch: 40}
+	c.FramesOut = diag.FrameCounts{Hello: 1}
+	c.Errors = diag.ErrorStats{ProtocolViolations: 1}
 
 	d := mk("audit", 2, 8, 2, RoleOpener, 1, StateFailed)
-	d.Out = OutStats{TrafficTotals: TrafficTotals{Records: 5, Bytes: 500, Batches: 1}, InFlightRecords: 5, InFlightBytes: 500}
-	d.FramesOut = FrameCounts{Hello: 1, Batch: 1}
-	d.FramesIn = FrameCounts{Hello: 1}
-	d.Window = WindowStats{Records: 256, Bytes: 256 << 10}
+	d.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 5, Bytes: 500, Batches: 1}, InFlightRecords: 5, InFlightBytes: 500}
+	d.FramesOut = diag.FrameCounts{Hello: 1, Batch: 1}
+	d.FramesIn = diag.FrameCounts{Hello: 1}
+	d.Window = diag.WindowStats{Records: 256, Bytes: 256 << 10}
 	return []RecordSnapshot{a, b, c, d}
 }
 
@@ -264,7 +267,7 @@ func TestDiagnosticsString(t *testing.T) {
 	require.Equal(t, labels(d.String()), labels(empty))
 	require.Equal(t, labels(d.String()), labels(Summarize(nil, nil).String()))
 	require.Contains(t, empty, "recordmux: 0 streams (0 open, 0 closed, 0 failed); by version: -\n")
-	one := DiagnosticsSummary{Streams: StreamCounts{Total: 1, Open: 1, ByVersion: []VersionCount{{Version: 2, Streams: 1}}}}.String()
+	one := DiagnosticsSummary{Streams: diag.StreamCounts{Total: 1, Open: 1, ByVersion: []diag.VersionCount{{Version: 2, Streams: 1}}}}.String()
 	require.True(t, strings.HasPrefix(one, "recordmux: 1 stream (1 open, 0 closed, 0 failed); by version: v2 1\n"), one)
 	for _, row := range []string{"out", "in", "flush", "ack", "in-flight", "apply backlog", "violations"} {
 		require.Contains(t, empty, "\n"+row+" ")
@@ -284,17 +287,6 @@ func TestDiagnosticsString(t *testing.T) {
 }
 
 func TestDiagnosticsRatios(t *testing.T) {
-	require.Zero(t, BarrierStats{}.MeanFlushWait())
-	require.Zero(t, BarrierStats{}.MeanAckWait())
-	b := BarrierStats{Calls: 4, FlushWaitTotal: 10 * time.Millisecond, AckWaitTotal: time.Second}
-	require.Equal(t, 2500*time.Microsecond, b.MeanFlushWait())
-	require.Equal(t, 250*time.Millisecond, b.MeanAckWait())
-	require.Zero(t, TrafficTotals{}.RecordsPerBatch())
-	require.Equal(t, 2.5, TrafficTotals{Records: 5, Batches: 2}.RecordsPerBatch())
-	require.Zero(t, AckStats{}.PiggybackRatioOut())
-	require.Equal(t, 0.75, AckStats{PiggybackedOut: 3, StandaloneOut: 1}.PiggybackRatioOut())
-	require.Equal(t, 0.25, AckStats{PiggybackedIn: 1, StandaloneIn: 3}.PiggybackRatioIn())
-	require.Equal(t, uint64(21), FrameCounts{1, 2, 3, 4, 5, 6}.Total())
 	for _, c := range []struct {
 		d    time.Duration
 		want string
@@ -342,9 +334,9 @@ func TestDiagnosticsJSON(t *testing.T) {
 	require.Contains(t, string(b), `"by_version":[]`)
 
 	snap := goldenSnapshots()[3]
-	snap.Identity.Cause = "quicrecord: stream 8: remote error 0x100"
+	snap.Status.Cause = "quicrecord: stream 8: remote error 0x100"
 	snap.Identity.OpenedAt = time.Unix(1700000000, 123).UTC()
-	snap.Identity.LastActivity = time.Unix(1700000060, 0).UTC()
+	snap.Status.LastActivity = time.Unix(1700000060, 0).UTC()
 	snap.Identity.RemoteAddr = "127.0.0.1:4242"
 	b, err = json.Marshal(snap)
 	require.NoError(t, err)
@@ -359,7 +351,7 @@ func TestDiagnosticsJSON(t *testing.T) {
 	require.Error(t, st.UnmarshalText([]byte("bogus")))
 	var r Role
 	require.Error(t, r.UnmarshalText([]byte("bogus")))
-	require.Error(t, json.Unmarshal([]byte(`{"flush_wait_total":"soon"}`), &BarrierStats{}))
+	require.Error(t, json.Unmarshal([]byte(`{"flush_wait_total":"soon"}`), &diag.BarrierStats{}))
 }
 
 // TestSnapshotResumedStreamCounts: a stream that resumes at sequence

@@ -6,8 +6,10 @@
 // applied, and the ack rides in the header of the next batch going the
 // other way (or in its own ACK frame when that direction is idle). A
 // sender can wait on [RecordStream.Barrier] until everything it sent is
-// applied; failed records come back as per-record errors. The wire format
-// is specified in docs/PROTOCOL.md and implemented by package frames.
+// applied; records the peer rejected come back as a *[RejectedError]. The
+// wire format is specified in docs/PROTOCOL.md and implemented by package
+// frames; the measurement types of the diagnostics are in package
+// quicrecord/diag.
 //
 // # Usage
 //
@@ -28,12 +30,25 @@
 //		if _, err := s.Send(ctx, rec); err != nil { ... }
 //	}
 //	err := s.Barrier(ctx) // everything above is applied by the peer
-//	s.Close()
+//	s.Close(ctx)
 //
 // [NewConn] and [NewListener] wrap quic-go connections and listeners the
 // application already has. [ResumableStream] survives the loss of its
 // connection: it redials, and the acceptor (with a [ResumeStore]) continues
-// exactly after the last record it applied.
+// exactly after the last record it applied. Package identity makes TLS
+// identities that peers pin by fingerprint.
+//
+// # Configuration
+//
+// A [Config] (nil means every default) tunes a connection; Config.Stream,
+// a [StreamConfig], holds the connection's defaults for the settings of
+// each stream: batching, delays, windows, record size, close timeout. An
+// opener overrides them for one stream with [StreamOptions].Config, an
+// acceptor with the *StreamConfig its Config.AcceptHandler returns, so one
+// connection carries a latency stream next to a bulk one. Zero means the
+// default everywhere; [Config.Validate] reports an invalid value as a
+// *[ConfigError] naming the field, and every constructor (and
+// OpenRecordStream, for StreamOptions.Config) returns it.
 //
 // # Acks and Barrier
 //
@@ -41,9 +56,9 @@
 // [RecordStream.Ack] or [RecordStream.Reject] for it (or a later record),
 // or [RecordStream.Apply]'s function returned for it. Acks are cumulative.
 // Barrier returns nil once every record sent before the call is applied,
-// a *[RecordError] for the first record the peer rejected in that range,
+// a *[RejectedError] listing the records of that range the peer rejected,
 // or a *[BarrierError] (carrying the last acked sequence number) when it
-// can no longer succeed.
+// can no longer succeed. [ResumableStream.Barrier] reports the same way.
 //
 // # Backpressure, latency and memory
 //
@@ -51,16 +66,16 @@
 // [RecordStream.Send] blocks while its window is full. The window sizes
 // itself: the sender measures the delay from Send to the applied-ack and
 // the rate at which the peer applies, and keeps in flight what that rate
-// needs for the shortest delay it measured plus Config.QueueDelayTarget
+// needs for the shortest delay it measured plus StreamConfig.QueueDelayTarget
 // (2 ms by default), not more; a flat-out sender so waits in Send instead
 // of queueing records ahead of a path or a consumer that cannot take
 // them. The receiver does the same from its side: while its application
 // keeps a standing backlog, it announces a smaller window (a WINDOW
 // frame), so that even a sender with a fixed window stops. Batches are
 // bounded in time too, so an ack never waits behind more than about a
-// millisecond of data. Config.MaxInFlightRecords and MaxInFlightBytes
-// (lowered to the window the peer announced) are hard caps;
-// Config.FixedWindow keeps the window at them. The receiver bounds its
+// millisecond of data. The stream's MaxInFlightRecords and
+// MaxInFlightBytes (lowered to the window the peer announced) are hard
+// caps; StreamConfig.Window = WindowFixed keeps the window at them. The receiver bounds its
 // apply backlog (received, not yet acked): at MaxApplyBacklogRecords or
 // MaxApplyBacklogBytes it stops reading the QUIC stream and QUIC flow
 // control pushes back. A stream's frame reader holds at most one frame
@@ -68,32 +83,68 @@
 // dropped. [RecordSnapshot.Window] shows the window and what the sender
 // measures.
 //
+// # Lifecycle
+//
+// A stream lives until it is closed, fails, or its connection ends:
+//
+//   - [RecordStream.Close] ends it gracefully, bounded by a context and by
+//     its CloseTimeout: what was sent is handed to QUIC and the peer's Recv
+//     returns io.EOF after the last record; what the peer sends from then
+//     on is discarded.
+//   - [RecordStream.CloseWrite] ends only this side's records (a
+//     half-close): the stream goes on receiving and acking the peer's, and
+//     ends by itself once the peer closed too.
+//   - [RecordStream.CloseWithError] resets it with a code the peer sees.
+//
+// [Conn.Close] ends a connection and its streams. [Listener.Close] stops
+// accepting and, as quic-go's does, leaves accepted connections alone;
+// [Listener.Shutdown] also ends them once their streams are gone.
+//
 // # Cancellation
 //
 // Every blocking call takes a context first. A call whose context ends
 // returns its cause; a deadline also matches os.ErrDeadlineExceeded. A
 // result that is already available is returned even if the context is
-// done. The context passed to OpenRecordStream bounds the open only;
-// StreamOptions.Context, if set, bounds the stream's life and resets it
-// with CodeCancelled. [Conn.Context] and [RecordStream.Context] are
-// cancelled, with a cause, when the connection or stream ends.
+// done. The context passed to OpenRecordStream bounds the open only; to
+// bound a stream's life by a context, close it when the context ends:
+//
+//	stop := context.AfterFunc(ctx, func() { _ = s.CloseWithError(quicrecord.CodeCancelled, "done") })
+//	defer stop()
+//
+// [Conn.Context] and [RecordStream.Context] are cancelled, with a cause,
+// when the connection or stream ends.
 //
 // # Errors
 //
-// Failures are typed: *[StreamError] (a stream reset or refused, with its
-// [ErrorCode] and whether the peer chose it), *[RecordError] (one record
-// rejected), *[BarrierError], *[ConnError] (the connection ended) and
-// *[ResumeError]. Sentinels such as [ErrRefused] and [ErrVersionMismatch]
-// match by code with errors.Is, whether the error was local or came from
-// the peer. Errors that end a stream or connection match net.ErrClosed.
+// Failures are typed, in families that errors.Is keeps apart:
+// *[StreamError] (a stream reset or refused, with its [ErrorCode] and
+// whether the peer chose it), *[RecordError] (one record the peer
+// rejected), *[ConnError] (the connection ended; [ErrConnClosedByPeer]
+// when the peer closed it cleanly), *[DialError] (no connection was ever
+// made; [ErrHandshakeTimeout] when the peer did not answer). Sentinels
+// such as [ErrRefused] and [ErrVersionMismatch] match by code within
+// their family, whether the error was local or came from the peer;
+// errors that end a stream or connection match net.ErrClosed. [CodeOf]
+// gives the code of any error, for a switch over codes. Local misuse
+// ([ErrRecordTooLarge], [ErrNotDelivered], [ErrAlreadyApplied],
+// [ErrNotSent], [ErrConcurrentReceive], [ErrInvalidConfig]) comes wrapped
+// with the numbers involved. An Apply function or accept handler chooses
+// the code and reason the peer sees with an *[ApplicationError]; any
+// other error of theirs gets a generic code, and its text stays on this
+// side.
 //
 // # Concurrency
 //
 // All methods of Conn, Listener, RecordStream and ResumableStream are safe
-// for concurrent use. Each stream runs two goroutines, a writer loop that
-// owns the write side (every outbound frame, the final ERROR of a reset
-// included, is written there, whole) and a reader loop that owns the read
-// side; each
+// for concurrent use, with one rule for receiving: a stream has one
+// receiver at a time (Recv and Apply fail with [ErrConcurrentReceive]
+// while another runs), and Ack and Reject follow the order in which the
+// records were applied. Concurrent Barriers share the peer's rejections:
+// each is reported to the first Barrier that returns covering it.
+//
+// Each stream runs two goroutines, a writer loop that owns the write side
+// (every outbound frame, the final ERROR of a reset included, is written
+// there, whole) and a reader loop that owns the read side; each
 // connection runs an accept loop and one short-lived goroutine per stream
 // handshake. Close and Conn.Close return only after those goroutines have
 // ended. Diagnostics are read from atomics and never block the loops.
@@ -105,8 +156,9 @@
 // piggybacked and standalone, barrier waits split into flush-wait and
 // ack-wait, rejections, protocol violations, and the in-flight and
 // apply-backlog gauges. [RecordStream.Snapshot] copies them into a
-// [RecordSnapshot]; taking one reads atomics only and never blocks the
-// writer or reader loop. Once a stream ended its snapshot is frozen.
+// [RecordSnapshot] (its parts are types of package quicrecord/diag);
+// taking one reads atomics only and never blocks the writer or reader
+// loop. Once a stream ended its snapshot is frozen.
 //
 // Streams register in their Conn's registry and, when accepted through a
 // Listener, in the Listener's too; [Conn.Snapshots] and
@@ -121,27 +173,33 @@
 // Prometheus metrics, and package quicrecord/debughttp serves them as JSON
 // or as the table.
 //
-// Config.Logger, when set, receives stream open and end at debug level
-// and protocol violations at warn level.
+// Config.Logger, when set, receives stream open and end, and the causes
+// of rejections and refusals, at debug level, and protocol violations at
+// warn level.
 //
 // # Compatibility
 //
 // Each stream negotiates its protocol version and features in its HELLO
 // exchange: the highest version both sides speak, and the features both
-// announce. This library speaks versions 1 and 2; version 2 adds
-// piggybacked acks and resumption. Config.MaxProtocolVersion and
-// Config.DisableFeatures (or the StreamOptions fields of the same names)
-// pin a side down; streams of different versions can share a connection.
-// Peers with no common version refuse the stream with CodeVersionMismatch.
+// announce. This library speaks versions [LowestProtocolVersion] (1) to
+// [HighestProtocolVersion] (2); version 2 adds piggybacked acks,
+// resumption and half-close. Config.MinProtocolVersion,
+// Config.MaxProtocolVersion and Config.DisableFeatures (per stream,
+// StreamOptions.MaxProtocolVersion and DisableFeatures) pin a side down;
+// streams of different versions can share a connection. Peers with no common version
+// refuse the stream with CodeVersionMismatch.
 //
 // # Limitations
 //
-//   - Records are at most Config.MaxRecordSize ([DefaultMaxRecordSize],
-//     1 MiB) and are held in memory; there is no streaming of a single
-//     record.
+//   - Records are at most the stream's MaxRecordSize
+//     ([DefaultMaxRecordSize], 1 MiB) and are held in memory; there is no
+//     streaming of a single record.
 //   - Without resumption, records in flight when a connection dies are in
 //     doubt: the application must resend them and the receiver dedupe.
 //   - A ResumableStream carries records from opener to acceptor only.
+//   - CloseWrite towards a peer without half-close (version 1, or the
+//     feature disabled) ends the direction with a FIN: the peer's later
+//     records are delivered but cannot be acked.
 //   - CloseWithError, and a protocol violation, wait at most a second for
 //     the frame being written before the ERROR; a peer that stopped
 //     reading gets the reset with its code but without the reason.

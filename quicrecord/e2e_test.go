@@ -84,8 +84,8 @@ func TestTransferLoopback(t *testing.T) {
 					tx, rx = a, o
 				}
 				transfer(t, tx, rx, 100_000, 200, 1)
-				require.NoError(t, o.Close())
-				require.NoError(t, a.Close())
+				require.NoError(t, o.Close(context.Background()))
+				require.NoError(t, a.Close(context.Background()))
 			})
 		}
 	}
@@ -98,8 +98,8 @@ func TestTransferSimnet(t *testing.T) {
 				p := newSimPair(t, nil, nil, nil, 10*time.Millisecond)
 				o, a := p.openPair(t, serverOpens, StreamOptions{Scope: "sim"})
 				transfer(t, o, a, 20_000, 300, 2)
-				require.NoError(t, o.Close())
-				require.NoError(t, a.Close())
+				require.NoError(t, o.Close(context.Background()))
+				require.NoError(t, a.Close(context.Background()))
 			})
 		})
 	}
@@ -113,7 +113,7 @@ func TestRecvEOF(t *testing.T) {
 		_, err := o.Send(ctx, []byte{byte(i)})
 		require.NoError(t, err)
 	}
-	require.NoError(t, o.Close())
+	require.NoError(t, o.Close(context.Background()))
 	for i := range 10 {
 		r, err := a.Recv(ctx)
 		require.NoError(t, err)
@@ -122,5 +122,5 @@ func TestRecvEOF(t *testing.T) {
 	}
 	_, err := a.Recv(ctx)
 	require.ErrorIs(t, err, io.EOF)
-	require.NoError(t, a.Close())
+	require.NoError(t, a.Close(context.Background()))
 }

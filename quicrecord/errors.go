@@ -1,13 +1,10 @@
 package quicrecord
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-
-	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
 )
@@ -15,7 +12,8 @@ import (
 // ErrorCode is the numeric code of a stream or record error. It is the
 // same code space as the wire protocol's (see docs/PROTOCOL.md): codes
 // below [CodeApplicationMin] belong to the protocol, applications use the
-// rest for their own rejections and resets.
+// rest for their own rejections and resets. [CodeOf] returns the code of
+// any error.
 type ErrorCode = frames.ErrorCode
 
 // Error codes. See docs/PROTOCOL.md for when each is used.
@@ -56,30 +54,51 @@ const (
 	// application makes its producer's Send block (protocol version 2 and
 	// later).
 	FeatureWindowUpdate = frames.FeatureWindowUpdate
+	// FeatureHalfClose lets a side end its records with a DONE frame and
+	// keep acking the peer's records (RecordStream.CloseWrite; protocol
+	// version 2 and later).
+	FeatureHalfClose = frames.FeatureHalfClose
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64
+
+// The error families. errors.Is matches an error only against sentinels
+// of its own family, so a code means one thing per family:
+//
+//   - *StreamError (a stream reset or refused) matches the *StreamError
+//     sentinels with its Code, net.ErrClosed, and for CodeHelloTimeout
+//     os.ErrDeadlineExceeded;
+//   - *RecordError (one record the peer rejected) matches the
+//     *RecordError sentinels with its Code;
+//   - *ConnError (the connection ended) matches net.ErrClosed, the
+//     *ConnError sentinels ([ErrConnClosedByPeer]), and for timeouts
+//     os.ErrDeadlineExceeded; never a stream sentinel, whatever its code.
+//
+// Local mistakes (a record too large for Send, an Ack beyond what was
+// delivered, an invalid Config) are plain sentinels such as
+// [ErrRecordTooLarge], wrapped with the numbers involved. [CodeOf] gives
+// the code of any error, for a switch over codes.
 
 // StreamError reports that a record stream failed or was refused. Code
 // says why; Remote says whether the peer chose the code (it sent an ERROR
 // frame or reset the stream) or this side did (a local CloseWithError, or
 // a protocol violation this side detected).
 //
-// errors.Is matches a *StreamError against any *StreamError with the same
-// Code, so the exported sentinels such as [ErrRefused] match whether the
-// error was local or decoded from the peer. Every StreamError also matches
-// net.ErrClosed: the stream is unusable after it. A CodeHelloTimeout error
-// matches os.ErrDeadlineExceeded.
+// errors.Is matches a *StreamError against the *StreamError sentinels
+// with the same Code, such as [ErrRefused], whether the error was local
+// or decoded from the peer. Every StreamError also matches net.ErrClosed:
+// the stream is unusable after it. A CodeHelloTimeout error matches
+// os.ErrDeadlineExceeded.
 type StreamError struct {
 	Code   ErrorCode
 	Reason string
 	Remote bool
-	// StreamID is the QUIC stream, when known.
-	StreamID quic.StreamID
+	// StreamID is the stream, when known.
+	StreamID StreamID
 	// Err is the underlying cause, such as a *frames.Error for a
 	// malformed frame; may be nil.
 	Err error
@@ -103,73 +122,113 @@ func (e *StreamError) Unwrap() error { return e.Err }
 // Is matches a *StreamError with the same Code, net.ErrClosed, and for a
 // hello timeout os.ErrDeadlineExceeded.
 func (e *StreamError) Is(target error) bool {
-	switch t := target.(type) {
-	case *StreamError:
-		return t.Code == e.Code
-	case *RecordError:
+	if t, ok := target.(*StreamError); ok {
 		return t.Code == e.Code
 	}
 	return target == net.ErrClosed || (e.Code == CodeHelloTimeout && target == os.ErrDeadlineExceeded)
 }
 
-// Sentinels for errors.Is; each matches every error carrying its code.
+// Sentinels of the *StreamError family, for errors.Is; each matches every
+// *StreamError carrying its code, local or remote. A stream reset with
+// CodeRecordTooLarge (the peer sent a record above this side's limit) has
+// no sentinel of its own, as [ErrRecordTooLarge] is Send's local error:
+// match it with [CodeOf].
 var (
-	ErrRefused          = &StreamError{Code: CodeRefused, Reason: "stream refused"}
-	ErrVersionMismatch  = &StreamError{Code: CodeVersionMismatch, Reason: "no common protocol version"}
-	ErrHelloTimeout     = &StreamError{Code: CodeHelloTimeout, Reason: "no HELLO in time"}
-	ErrCancelled        = &StreamError{Code: CodeCancelled, Reason: "stream cancelled"}
-	ErrAckOutOfRange    = &StreamError{Code: CodeAckOutOfRange, Reason: "ack out of range"}
-	ErrAckRegression    = &StreamError{Code: CodeAckRegression, Reason: "ack regression"}
-	ErrSequenceGap      = &StreamError{Code: CodeSequenceGap, Reason: "sequence gap"}
-	ErrUnexpectedFrame  = &StreamError{Code: CodeUnexpectedFrame, Reason: "unexpected frame"}
-	ErrFrameEncoding    = &StreamError{Code: CodeFrameEncoding, Reason: "frame encoding error"}
-	ErrFrameTooLarge    = &StreamError{Code: CodeFrameTooLarge, Reason: "frame too large"}
-	ErrRecordTooLarge   = &StreamError{Code: CodeRecordTooLarge, Reason: "record too large"}
-	ErrWindowExceeded   = &StreamError{Code: CodeWindowExceeded, Reason: "window exceeded"}
-	ErrResumeUnknown    = &StreamError{Code: CodeResumeUnknown, Reason: "resume state unknown"}
-	ErrRecordRejected   = &RecordError{Code: CodeRejected, Reason: "record rejected"}
-	ErrProtocolInternal = &StreamError{Code: CodeInternal, Reason: "internal error"}
+	ErrInternal          = &StreamError{Code: CodeInternal, Reason: "internal error"}
+	ErrProtocolViolation = &StreamError{Code: CodeProtocolViolation, Reason: "protocol violation"}
+	ErrFrameEncoding     = &StreamError{Code: CodeFrameEncoding, Reason: "frame encoding error"}
+	ErrFrameTooLarge     = &StreamError{Code: CodeFrameTooLarge, Reason: "frame too large"}
+	ErrVersionMismatch   = &StreamError{Code: CodeVersionMismatch, Reason: "no common protocol version"}
+	ErrRefused           = &StreamError{Code: CodeRefused, Reason: "stream refused"}
+	ErrHelloTimeout      = &StreamError{Code: CodeHelloTimeout, Reason: "no HELLO in time"}
+	ErrAckOutOfRange     = &StreamError{Code: CodeAckOutOfRange, Reason: "ack out of range"}
+	ErrAckRegression     = &StreamError{Code: CodeAckRegression, Reason: "ack regression"}
+	ErrSequenceGap       = &StreamError{Code: CodeSequenceGap, Reason: "sequence gap"}
+	ErrUnexpectedFrame   = &StreamError{Code: CodeUnexpectedFrame, Reason: "unexpected frame"}
+	ErrCancelled         = &StreamError{Code: CodeCancelled, Reason: "stream cancelled"}
+	ErrResumeUnknown     = &StreamError{Code: CodeResumeUnknown, Reason: "resume state unknown"}
+	ErrWindowExceeded    = &StreamError{Code: CodeWindowExceeded, Reason: "window exceeded"}
 )
 
-// RecordError reports one record the peer's application failed to apply
-// (or, for Remote == false, that this side rejected). errors.Is matches a
-// *RecordError or *StreamError with the same Code.
+// RecordError reports one record that the peer's application rejected:
+// its Apply callback returned an error for it, or it called Reject. The
+// stream goes on; the record counts as applied.
+//
+// errors.Is matches a *RecordError against the *RecordError sentinels
+// with the same Code ([ErrRecordRejected] for CodeRejected).
 type RecordError struct {
-	Seq    uint64
-	Code   ErrorCode
+	// Seq is the record's sequence number.
+	Seq uint64
+	// Code is the code the peer chose: CodeRejected, or an application
+	// code (at least CodeApplicationMin).
+	Code ErrorCode
+	// Reason is the peer's text, at most 1 KiB.
 	Reason string
-	Remote bool
-	// More counts further rejections in the same Barrier range that this
-	// error does not describe.
-	More int
 }
 
 func (e *RecordError) Error() string {
-	s := fmt.Sprintf("quicrecord: record %d rejected: %s", e.Seq, e.Code)
+	s := fmt.Sprintf("quicrecord: record %d rejected by the peer: %s", e.Seq, e.Code)
 	if e.Reason != "" {
 		s += ": " + e.Reason
-	}
-	if e.More > 0 {
-		s += fmt.Sprintf(" (and %d more)", e.More)
 	}
 	return s
 }
 
-// Is matches a *RecordError or *StreamError with the same Code.
+// Is matches a *RecordError with the same Code.
 func (e *RecordError) Is(target error) bool {
-	switch t := target.(type) {
-	case *RecordError:
-		return t.Code == e.Code
-	case *StreamError:
-		return t.Code == e.Code
-	}
-	return false
+	t, ok := target.(*RecordError)
+	return ok && t.Code == e.Code
 }
 
-// BarrierError is returned by [RecordStream.Barrier] when the barrier can
-// no longer succeed: the stream or connection failed, or ctx ended. It
-// carries how far the peer got. Err is the reason and is what errors.Is
-// and errors.As see through Unwrap.
+// ErrRecordRejected matches every *RecordError with CodeRejected: the
+// peer's application rejected a record without choosing a code.
+var ErrRecordRejected = &RecordError{Code: CodeRejected, Reason: "record rejected"}
+
+// MaxReportedRejections is the most rejections a [RejectedError] lists
+// one by one.
+const MaxReportedRejections = 64
+
+// RejectedError is what [RecordStream.Barrier] and
+// [ResumableStream.Barrier] return when the peer rejected records in the
+// range they waited for: every record was applied, some of them by
+// rejecting it. Each rejection is reported once, to the first Barrier
+// that returns covering it.
+//
+// errors.As finds the first rejection as a *RecordError, and errors.Is
+// matches the *RecordError sentinels of any listed rejection.
+type RejectedError struct {
+	// Records are the first rejections in the range, in sequence order,
+	// at most MaxReportedRejections of them.
+	Records []RecordError
+	// Count is the number of rejections in the range, listed or not.
+	Count int
+}
+
+func (e *RejectedError) Error() string {
+	if len(e.Records) == 0 {
+		return fmt.Sprintf("quicrecord: %d records rejected by the peer", e.Count)
+	}
+	first := e.Records[0].Error()
+	if e.Count == 1 {
+		return first
+	}
+	return fmt.Sprintf("%s (and %d more)", first, e.Count-1)
+}
+
+// Unwrap returns the listed rejections, each a *RecordError.
+func (e *RejectedError) Unwrap() []error {
+	errs := make([]error, len(e.Records))
+	for i := range e.Records {
+		errs[i] = &e.Records[i]
+	}
+	return errs
+}
+
+// BarrierError is returned by [RecordStream.Barrier] and WaitAcked (and
+// by [ResumableStream.Barrier]) when the wait can no longer succeed: the
+// stream or connection failed, or ctx ended. It carries how far the peer
+// got. Err is the reason and is what errors.Is and errors.As see through
+// Unwrap.
 type BarrierError struct {
 	// Target is the last sequence number the barrier waited for.
 	Target uint64
@@ -210,19 +269,61 @@ func (e *ResumeError) Error() string {
 // Unwrap returns the reason.
 func (e *ResumeError) Unwrap() error { return e.Err }
 
-// ConnError reports that the QUIC connection under a stream ended. Code is
-// the application error code of the CONNECTION_CLOSE, when there was one.
-// It matches net.ErrClosed, and os.ErrDeadlineExceeded for idle timeouts.
+// ApplicationError is what an Apply callback or Config.AcceptHandler
+// returns to choose the code and the reason the peer sees: Apply rejects
+// the record with them, the accept handler refuses the stream with them.
+// It is found with errors.As, so the application may wrap it.
+//
+// Code must be at least [CodeApplicationMin], or the callback's own
+// protocol code (CodeRejected for Apply, CodeRefused for the accept
+// handler); any other protocol code is replaced by that one, so that an
+// application cannot send codes that claim a protocol failure. A callback
+// error that is not an ApplicationError (nor wraps one) gets that code
+// and a generic reason; its own text stays on this side (logged at debug
+// level), and a *StreamError or *RecordError of some other stream inside
+// it is not looked at.
+type ApplicationError struct {
+	Code   ErrorCode
+	Reason string
+}
+
+func (e *ApplicationError) Error() string {
+	s := "quicrecord: application error " + e.Code.String()
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// ConnError reports that the QUIC connection under a stream ended. Code
+// is the application error code of the CONNECTION_CLOSE, when there was
+// one, and Remote says whether the peer closed it.
+//
+// It matches net.ErrClosed; [ErrConnClosedByPeer] when the peer closed
+// the connection with CodeNoError; and os.ErrDeadlineExceeded for idle
+// timeouts. It never matches a stream sentinel, whatever its code.
 type ConnError struct {
 	Code   ErrorCode
 	Reason string
 	Remote bool
 	// Err is the quic-go error that ended the connection.
 	Err error
+	// app says the connection was closed by an application (ours or the
+	// peer's) with Code, not by QUIC.
+	app bool
 }
 
 func (e *ConnError) Error() string {
-	if e.Err != nil {
+	switch {
+	case e.app && e.Remote && e.Code == CodeNoError:
+		return "quicrecord: connection closed by the peer"
+	case e.app && e.Remote:
+		s := "quicrecord: connection closed by the peer with code " + e.Code.String()
+		if e.Reason != "" {
+			s += ": " + e.Reason
+		}
+		return s
+	case e.Err != nil:
 		return "quicrecord: connection closed: " + e.Err.Error()
 	}
 	return "quicrecord: connection closed"
@@ -231,110 +332,107 @@ func (e *ConnError) Error() string {
 // Unwrap returns the quic-go error.
 func (e *ConnError) Unwrap() error { return e.Err }
 
-// Is matches net.ErrClosed, and os.ErrDeadlineExceeded for idle timeouts.
+// Is matches net.ErrClosed, os.ErrDeadlineExceeded for idle timeouts, and
+// a *ConnError sentinel closed by the same side with the same code.
 func (e *ConnError) Is(target error) bool {
-	if target == net.ErrClosed {
+	switch {
+	case target == net.ErrClosed:
 		return true
+	case target == os.ErrDeadlineExceeded:
+		return isTimeout(e.Err)
 	}
-	if target == os.ErrDeadlineExceeded {
-		var idle *quic.IdleTimeoutError
-		var hs *quic.HandshakeTimeoutError
-		return errors.As(e.Err, &idle) || errors.As(e.Err, &hs)
-	}
-	if t, ok := target.(*StreamError); ok {
-		return e.Code == t.Code && e.Code != CodeNoError
-	}
-	return false
+	t, ok := target.(*ConnError)
+	return ok && t.app && e.app && t.Remote == e.Remote && t.Code == e.Code
 }
+
+// ErrConnClosedByPeer matches the *ConnError of a connection that the
+// peer closed gracefully (Conn.Close, or CloseWithError with
+// CodeNoError): what the pending and later calls of a Conn and its
+// streams return after a clean close on the other side.
+var ErrConnClosedByPeer = &ConnError{Remote: true, Code: CodeNoError, app: true, Reason: "closed by the peer"}
 
 // ErrClosed is returned by operations on a stream or connection that this
 // side closed. It matches net.ErrClosed.
 var ErrClosed = fmt.Errorf("quicrecord: closed: %w", net.ErrClosed)
 
-// ErrLocalAckOutOfRange is returned by [RecordStream.Ack] and
-// [RecordStream.Reject] for a sequence number that was not yet returned by
-// Recv or Apply.
-var ErrLocalAckOutOfRange = errors.New("quicrecord: ack beyond the last delivered record")
+// Local misuse and argument errors. Each is returned wrapped with the
+// numbers involved ("quicrecord: Ack(42): the last record delivered is
+// 7"); match them with errors.Is.
+var (
+	// ErrRecordTooLarge: Send got a record above the stream's limit, the
+	// smaller of this side's MaxRecordSize and the peer's.
+	ErrRecordTooLarge = errors.New("quicrecord: record too large")
+	// ErrNotDelivered: Ack or Reject named a record that Recv or Apply
+	// has not returned yet.
+	ErrNotDelivered = errors.New("quicrecord: record not delivered yet")
+	// ErrAlreadyApplied: Reject named a record that was already acked or
+	// rejected.
+	ErrAlreadyApplied = errors.New("quicrecord: record already applied")
+	// ErrNotSent: WaitAcked named a record that was not sent yet.
+	ErrNotSent = errors.New("quicrecord: record not sent yet")
+	// ErrConcurrentReceive: Recv or Apply was called while another Recv
+	// or Apply of the same stream was running (see [RecordStream.Recv]).
+	ErrConcurrentReceive = errors.New("quicrecord: concurrent Recv or Apply")
+)
 
-// ErrAlreadyConsumed is returned by [RecordStream.Reject] for a record that
-// was already acked or rejected.
-var ErrAlreadyConsumed = errors.New("quicrecord: record already acked or rejected")
-
-// codeOf is the one mapping from an error to the code and reason this side
-// puts on the wire for it: the Code and Reason of a *StreamError or
-// *RecordError in err's chain, else fallback and err's text. Each caller
-// names its own fallback: Apply rejects a record with CodeRejected, the
-// accept handler refuses a stream with CodeRefused, and the writer resets
-// its stream with CodeInternal.
-func codeOf(err error, fallback ErrorCode) (ErrorCode, string) {
-	var se *StreamError
-	if errors.As(err, &se) {
-		return se.Code, se.Reason
-	}
-	var re *RecordError
-	if errors.As(err, &re) {
-		return re.Code, re.Reason
-	}
-	return fallback, err.Error()
+// usageError is a local misuse error: a sentinel with a message that
+// carries the numbers.
+type usageError struct {
+	sentinel error
+	msg      string
 }
 
-// asStreamError returns the *StreamError in err's chain, or else a local
-// one with the code and reason of codeOf(err, fallback) that wraps err.
-func asStreamError(err error, fallback ErrorCode) *StreamError {
-	var se *StreamError
-	if errors.As(err, &se) {
-		return se
-	}
-	code, reason := codeOf(err, fallback)
-	return &StreamError{Code: code, Reason: reason, Err: err}
+func (e *usageError) Error() string { return "quicrecord: " + e.msg }
+func (e *usageError) Unwrap() error { return e.sentinel }
+
+// misuse returns sentinel wrapped with a message made from format.
+func misuse(sentinel error, format string, args ...any) error {
+	return &usageError{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}
 }
 
-// isViolation reports whether a code means the peer broke the protocol.
-func isViolation(code ErrorCode) bool {
-	switch code {
-	case CodeProtocolViolation, CodeFrameEncoding, CodeFrameTooLarge, CodeHelloTimeout,
-		CodeAckOutOfRange, CodeAckRegression, CodeSequenceGap, CodeRecordTooLarge,
-		CodeUnexpectedFrame, CodeWindowExceeded:
-		return true
+// CodeOf returns the error code of err, for a switch over codes: nil is
+// CodeNoError; otherwise the Code of the first *StreamError,
+// *RecordError, *ConnError or *ApplicationError in err's chain (for a
+// *RejectedError, its first rejection's); any other error is
+// CodeInternal. The sentinels and errors.Is remain the way to test for
+// one condition.
+func CodeOf(err error) ErrorCode {
+	if err == nil {
+		return CodeNoError
 	}
-	return false
+	if code, ok := firstCode(err); ok {
+		return code
+	}
+	return CodeInternal
 }
 
-// ctxError converts a context's end into the error a blocking call
-// returns: its cause, and for deadlines also os.ErrDeadlineExceeded.
-func ctxError(ctx context.Context) error {
-	err := context.Cause(ctx)
-	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
-	}
-	return err
-}
-
-// convertQUICError maps a quic-go error seen on a stream operation to this
-// package's typed errors.
-func convertQUICError(err error, id quic.StreamID) error {
-	var se *quic.StreamError
-	if errors.As(err, &se) {
-		reason := "stream reset"
-		if se.Remote && se.ErrorCode == 0 {
-			reason = "peer closed the stream"
+// firstCode walks err's chain depth first and returns the code of the
+// first coded error in it.
+func firstCode(err error) (ErrorCode, bool) {
+	for err != nil {
+		switch e := err.(type) {
+		case *StreamError:
+			return e.Code, true
+		case *RecordError:
+			return e.Code, true
+		case *ConnError:
+			return e.Code, true
+		case *ApplicationError:
+			return e.Code, true
 		}
-		return &StreamError{Code: ErrorCode(se.ErrorCode), Remote: se.Remote, StreamID: id, Reason: reason, Err: err}
-	}
-	var ae *quic.ApplicationError
-	if errors.As(err, &ae) {
-		return &ConnError{Code: ErrorCode(ae.ErrorCode), Reason: ae.ErrorMessage, Remote: ae.Remote, Err: err}
-	}
-	var te *quic.TransportError
-	var idle *quic.IdleTimeoutError
-	var sr *quic.StatelessResetError
-	var hs *quic.HandshakeTimeoutError
-	if errors.As(err, &te) || errors.As(err, &idle) || errors.As(err, &sr) || errors.As(err, &hs) {
-		ce := &ConnError{Err: err}
-		if te != nil {
-			ce.Remote = te.Remote
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if code, ok := firstCode(e); ok {
+					return code, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
 		}
-		return ce
 	}
-	return err
+	return 0, false
 }

@@ -34,7 +34,7 @@ func ExampleRecordStream_Barrier() {
 		defer close(done)
 		conn, _ := ln.Accept(ctx)
 		s, _ := conn.AcceptRecordStream(ctx)
-		defer s.Close()
+		defer s.Close(context.Background())
 		_ = s.Apply(ctx, func(r quicrecord.Record) error {
 			fmt.Printf("server applied %d: %s\n", r.Seq, r.Data)
 			return nil
@@ -59,7 +59,7 @@ func ExampleRecordStream_Barrier() {
 		panic(err)
 	}
 	fmt.Println("all applied, acked seq", s.AckedSeq())
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	<-done
 	// Output:
 	// server applied 1: one
@@ -68,16 +68,20 @@ func ExampleRecordStream_Barrier() {
 	// all applied, acked seq 3
 }
 
-// The accept handler refuses streams by scope; the opener gets a typed
-// error with the code the handler chose.
+// The accept handler decides on each stream by scope: it refuses unknown
+// scopes (the opener gets a typed error with the code the handler chose)
+// and gives a bulk stream settings of its own.
 func ExampleConfig_acceptHandler() {
 	ctx := context.Background()
 	ln, clientTLS := loopback(&quicrecord.Config{
-		AcceptHandler: func(info quicrecord.RecordAcceptInfo) error {
-			if info.Scope != "allowed" {
-				return &quicrecord.StreamError{Code: quicrecord.CodeApplicationMin + 3, Reason: "scope not allowed"}
+		AcceptHandler: func(_ context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
+			switch info.Scope {
+			case "events":
+				return nil, nil // the connection's settings
+			case "bulk":
+				return &quicrecord.StreamConfig{MaxApplyBacklogBytes: 64 << 20, MaxRecordSize: 16 << 20}, nil
 			}
-			return nil
+			return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeApplicationMin + 3, Reason: "scope not allowed"}
 		},
 	})
 	defer ln.Close()
@@ -88,12 +92,22 @@ func ExampleConfig_acceptHandler() {
 		panic(err)
 	}
 	defer conn.Close()
+	// Both sides allow 16 MiB records on the bulk stream; other streams
+	// keep the default of 1 MiB.
+	bulk, err := conn.OpenRecordStream(ctx, quicrecord.StreamOptions{
+		Scope: "bulk", Config: &quicrecord.StreamConfig{MaxRecordSize: 16 << 20},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("bulk: records up to", bulk.MaxRecordSize()>>20, "MiB")
 	_, err = conn.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "forbidden"})
 	var se *quicrecord.StreamError
 	if errors.As(err, &se) {
 		fmt.Println("refused:", se.Code, se.Reason, "remote:", se.Remote)
 	}
 	// Output:
+	// bulk: records up to 16 MiB
 	// refused: APPLICATION(0x103) scope not allowed remote: true
 }
 
@@ -111,7 +125,7 @@ func ExampleRecordStream_Reject() {
 		if err != nil {
 			return
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		for {
 			r, err := s.Recv(ctx)
 			if err != nil {
@@ -143,7 +157,7 @@ func ExampleRecordStream_Reject() {
 	if err := s.Barrier(ctx); errors.As(err, &re) {
 		fmt.Printf("record %d rejected: %s (%v)\n", re.Seq, re.Reason, errors.Is(err, quicrecord.ErrRecordRejected))
 	}
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	// Output:
 	// record 2 rejected: cannot parse (true)
 }
@@ -164,7 +178,7 @@ func ExampleDialResumable() {
 		if err != nil {
 			return
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		_ = s.Apply(ctx, func(r quicrecord.Record) error {
 			applied <- r.Seq
 			return nil
@@ -187,7 +201,7 @@ func ExampleDialResumable() {
 		panic(err)
 	}
 	fmt.Println("applied:", <-applied, <-applied, <-applied, "resume available:", rs.Snapshot().ResumeAvailable)
-	_ = rs.Close()
+	_ = rs.Close(context.Background())
 	// Output:
 	// applied: 1 2 3 resume available: true
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/wire"
 )
 
 // The HELLO exchange of docs/PROTOCOL.md §5.1, both sides. The opener
@@ -35,7 +36,7 @@ type resumeOpen struct {
 
 // exchange is what one side learned from the peer's HELLO.
 type exchange struct {
-	fr      *frames.Reader // reads the peer's frames; the stream's reader from now on
+	fr      *wire.Reader // reads the peer's frames; the stream's reader from now on
 	peer    frames.Hello
 	unknown uint64 // frames of unknown types before the peer's HELLO
 	neg     Negotiated
@@ -47,7 +48,10 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if c.ctx.Err() != nil {
 		return nil, c.connErr()
 	}
-	set := c.set.forOpen(opts, ro != nil)
+	set, err := c.set.forOpen(opts, ro != nil)
+	if err != nil {
+		return nil, err
+	}
 	h, err := openerHello(set, opts, ro)
 	if err != nil {
 		return nil, err
@@ -80,18 +84,18 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if err := c.launch(s); err != nil {
 		return nil, err
 	}
-	if opts.Context != nil {
-		s.stopCtx = context.AfterFunc(opts.Context, func() {
-			_ = s.CloseWithError(CodeCancelled, "stream context done")
-		})
-	}
 	return s, nil
 }
 
-// forOpen returns the settings of a stream this side opens: capped by
-// the stream's options, and offering resumption only for a resumable
-// stream (whether or not this side accepts resumed streams itself).
-func (s *settings) forOpen(opts StreamOptions, resumable bool) *settings {
+// forOpen returns the settings of a stream this side opens: its
+// StreamConfig over the connection's, capped by the stream's options, and
+// offering resumption only for a resumable stream (whether or not this
+// side accepts resumed streams itself).
+func (s *settings) forOpen(opts StreamOptions, resumable bool) (*settings, error) {
+	s, err := s.withStream(opts.Config, "StreamOptions.Config.")
+	if err != nil {
+		return nil, err
+	}
 	disable := opts.DisableFeatures
 	if !resumable {
 		disable |= FeatureResume
@@ -102,7 +106,7 @@ func (s *settings) forOpen(opts StreamOptions, resumable bool) *settings {
 		withResume.features |= FeatureResume
 		set = &withResume
 	}
-	return set
+	return set, nil
 }
 
 // openerHello returns the opener's HELLO, checked against the limits the
@@ -163,7 +167,7 @@ func (c *Conn) abandonOpen(ctx context.Context, qs *quic.Stream, stop func() boo
 		resetStream(qs, CodeCancelled)
 	}
 	if se != nil {
-		se.StreamID = qs.StreamID()
+		se.StreamID = streamID(qs)
 	}
 	if c.ctx.Err() != nil {
 		return c.connErr()
@@ -241,7 +245,7 @@ func checkOptions(h *frames.Hello) error {
 func writeHello(qs *quic.Stream, h *frames.Hello, deadline time.Time) error {
 	_ = qs.SetWriteDeadline(deadline)
 	if _, err := qs.Write(h.Append(nil)); err != nil {
-		return helloIOErr(err, qs.StreamID())
+		return helloIOErr(err, streamID(qs))
 	}
 	_ = qs.SetWriteDeadline(time.Time{})
 	return nil
@@ -250,9 +254,9 @@ func writeHello(qs *quic.Stream, h *frames.Hello, deadline time.Time) error {
 // readPeerHello reads the peer's HELLO, within deadline, and negotiates.
 func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role) (exchange, error) {
 	_ = qs.SetReadDeadline(deadline)
-	x := exchange{fr: frames.NewReader(qs, frames.MaxHelloSize)}
+	x := exchange{fr: newFrameReader(qs)}
 	var err error
-	if x.peer, x.unknown, err = readHello(x.fr, role, qs.StreamID()); err != nil {
+	if x.peer, x.unknown, err = readHello(x.fr, role, streamID(qs)); err != nil {
 		return x, err
 	}
 	_ = qs.SetReadDeadline(time.Time{})
@@ -262,10 +266,11 @@ func readPeerHello(qs *quic.Stream, set *settings, deadline time.Time, role Role
 
 // readHello reads frames until the peer's HELLO, skipping unknown types.
 // An opener also accepts an ERROR frame: the acceptor's refusal.
-func readHello(fr *frames.Reader, role Role, id quic.StreamID) (frames.Hello, uint64, error) {
+func readHello(fr *wire.Reader, role Role, id StreamID) (frames.Hello, uint64, error) {
 	var unknown uint64
 	for {
-		t, payload, err := fr.ReadFrame()
+		f, err := fr.Next()
+		t, payload := frames.Type(f.Type), f.Payload
 		if err != nil {
 			return frames.Hello{}, unknown, helloIOErr(err, id)
 		}
@@ -285,7 +290,7 @@ func readHello(fr *frames.Reader, role Role, id quic.StreamID) (frames.Hello, ui
 				return frames.Hello{}, unknown, &StreamError{Code: f.Code, Reason: f.Reason, Remote: true}
 			}
 			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: "ERROR before HELLO"}
-		case frames.TypeBatch, frames.TypeAck:
+		case frames.TypeBatch, frames.TypeAck, frames.TypeDone:
 			return frames.Hello{}, unknown, &StreamError{Code: CodeUnexpectedFrame, Reason: t.String() + " before HELLO"}
 		default:
 			unknown++
@@ -305,7 +310,7 @@ func codecErr(err error) error {
 // CodeHelloTimeout; the peer's direction ending (FIN) before its HELLO is
 // CodeProtocolViolation (PROTOCOL.md §5.1); a malformed frame has its
 // codec code; QUIC errors are converted.
-func helloIOErr(err error, id quic.StreamID) error {
+func helloIOErr(err error, id StreamID) error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
@@ -354,7 +359,7 @@ func (s *RecordStream) countHellos(unknown uint64) {
 // peer opened, and queues the stream for AcceptRecordStream.
 func (c *Conn) handshake(qs *quic.Stream) {
 	defer c.wg.Done()
-	info := RecordAcceptInfo{StreamID: qs.StreamID(), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
+	info := AcceptInfo{StreamID: streamID(qs), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
 	s, err := c.acceptExchange(qs, &info)
 	if err != nil {
 		c.refuse(qs, &info, err)
@@ -373,7 +378,7 @@ func (c *Conn) handshake(qs *quic.Stream) {
 // acceptExchange reads the opener's HELLO, negotiates, asks the accept
 // handler, takes the stream's resume key over, and replies with this
 // side's HELLO.
-func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordStream, error) {
+func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream, error) {
 	deadline := time.Now().Add(c.set.helloTimeout)
 	x, err := readPeerHello(qs, c.set, deadline, RoleAcceptor)
 	info.Scope, info.DataID, info.Metadata = x.peer.Scope, x.peer.DataID, x.peer.Metadata
@@ -381,18 +386,22 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordS
 		return nil, err
 	}
 	info.Negotiated = x.neg
+	if c.draining.Load() {
+		return nil, &StreamError{Code: CodeRefused, Reason: "the listener is shutting down"}
+	}
 	resumeFirst, err := resumeRequest(&x, info)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(info); err != nil {
+	set, err := c.authorize(info, deadline)
+	if err != nil {
 		return nil, err
 	}
-	s := newStream(c, c.set, qs, x.fr, x.neg, streamInfo{
+	s := newStream(c, set, qs, x.fr, x.neg, streamInfo{
 		role: RoleAcceptor, scope: x.peer.Scope, dataID: x.peer.DataID, metadata: x.peer.Metadata,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
-	reply := c.set.localHello()
+	reply := set.localHello()
 	if info.ResumeKey != nil {
 		applied, err := c.takeResumeKey(s, info, resumeFirst, deadline)
 		if err != nil {
@@ -413,7 +422,7 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *RecordAcceptInfo) (*RecordS
 // resumeRequest reads the resume key and position of an opener's HELLO
 // when resumption is effective: it sets info.ResumeKey and returns the
 // first record the opener holds. A plain stream leaves info alone.
-func resumeRequest(x *exchange, info *RecordAcceptInfo) (uint64, error) {
+func resumeRequest(x *exchange, info *AcceptInfo) (uint64, error) {
 	if !x.neg.Features.Has(FeatureResume) {
 		return 0, nil
 	}
@@ -433,28 +442,33 @@ func resumeRequest(x *exchange, info *RecordAcceptInfo) (uint64, error) {
 	return first, nil
 }
 
-// authorize asks the accept handler; its error refuses the stream with
-// the error's code (see codeOf).
-func (c *Conn) authorize(info *RecordAcceptInfo) error {
-	handler := c.set.acceptHandler
-	if fn := c.handler.Load(); fn != nil {
-		handler = *fn
+// authorize asks the accept handler, until deadline, and returns the
+// stream's settings: the StreamConfig it returned over the connection's.
+// Its error refuses the stream with the code callbackCode gives it; an
+// invalid StreamConfig refuses it with CodeInternal.
+func (c *Conn) authorize(info *AcceptInfo, deadline time.Time) (*settings, error) {
+	if c.set.acceptHandler == nil {
+		return c.set, nil
 	}
-	if handler == nil {
-		return nil
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	sc, err := c.set.acceptHandler(ctx, info)
+	if err != nil {
+		code, reason := callbackCode(err, CodeRefused, reasonRefused)
+		return nil, &StreamError{Code: code, Reason: reason, Err: err}
 	}
-	if err := handler(*info); err != nil {
-		code, reason := codeOf(err, CodeRefused)
-		return &StreamError{Code: code, Reason: reason, Err: err}
+	set, err := c.set.withStream(sc, "AcceptHandler StreamConfig.")
+	if err != nil {
+		return nil, &StreamError{Code: CodeInternal, Reason: "the acceptor chose invalid stream settings", Err: err}
 	}
-	return nil
+	return set, nil
 }
 
 // takeResumeKey makes s the owner of its resume key in the store (waiting,
 // until deadline, for the records a previous stream of the key delivered
 // to be applied) and returns the last applied sequence number, which the
 // stream's records in this direction follow.
-func (c *Conn) takeResumeKey(s *RecordStream, info *RecordAcceptInfo, first uint64, deadline time.Time) (uint64, error) {
+func (c *Conn) takeResumeKey(s *RecordStream, info *AcceptInfo, first uint64, deadline time.Time) (uint64, error) {
 	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
 	rsm, applied, err := c.set.resume.acquire(ctx, ResumeKeyInfo{
@@ -471,9 +485,9 @@ func (c *Conn) takeResumeKey(s *RecordStream, info *RecordAcceptInfo, first uint
 // refuse ends a stream the peer opened that this side does not take: it
 // sends the opener the refusal (unless the opener gave up first), counts
 // it, logs it and tells Config.OnStreamRefused.
-func (c *Conn) refuse(qs *quic.Stream, info *RecordAcceptInfo, err error) {
+func (c *Conn) refuse(qs *quic.Stream, info *AcceptInfo, err error) {
 	se := asStreamError(err, CodeRefused)
-	se.StreamID = qs.StreamID()
+	se.StreamID = streamID(qs)
 	if se.Remote {
 		// The opener gave up; nothing to tell it.
 		resetStream(qs, se.Code)
@@ -486,9 +500,9 @@ func (c *Conn) refuse(qs *quic.Stream, info *RecordAcceptInfo, err error) {
 		if isViolation(se.Code) && !se.Remote {
 			level = slog.LevelWarn
 		}
-		c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se)
+		c.set.logger.Log(context.Background(), level, "record stream refused", "stream", info.StreamID, "code", se.Code.String(), "err", se, "cause", se.Err)
 	}
 	if c.set.onRefused != nil {
-		c.set.onRefused(*info, se)
+		c.set.onRefused(info, se)
 	}
 }

@@ -135,7 +135,7 @@ func TestOpenRecordStreamErrors(t *testing.T) {
 				go func() {
 					s, err := conn.OpenRecordStream(ctx, tc.opts)
 					if s != nil {
-						_ = s.Close()
+						_ = s.Close(context.Background())
 					}
 					opened <- err
 				}()

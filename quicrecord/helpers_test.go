@@ -125,3 +125,19 @@ func (p *pair) openPair(t testing.TB, serverOpens bool, opts StreamOptions) (*Re
 	require.NoError(t, err)
 	return o, a
 }
+
+// newTestListener wraps ql with a valid cfg.
+func newTestListener(t testing.TB, ql *quic.Listener, cfg *Config) *Listener {
+	t.Helper()
+	ln, err := NewListener(ql, cfg)
+	require.NoError(t, err)
+	return ln
+}
+
+// testSettings resolves a valid cfg.
+func testSettings(t testing.TB, cfg *Config) *settings {
+	t.Helper()
+	set, err := cfg.settings()
+	require.NoError(t, err)
+	return set
+}

@@ -24,7 +24,7 @@ func TestHelloTimeout(t *testing.T) {
 				cfg := &Config{HelloTimeout: 3 * time.Second}
 				rawConn, qs := newSimQUIC(t, nil, cfg, nil, simRTT/2)
 				refused := make(chan *StreamError, 10)
-				cfg.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refused <- err }
+				cfg.OnStreamRefused = func(_ *AcceptInfo, err *StreamError) { refused <- err }
 				conn, err := NewConn(qs, cfg)
 				require.NoError(t, err)
 				defer conn.Close()
@@ -69,7 +69,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	p := newLoopbackPair(t, nil, nil)
 	o, a := p.openPair(t, false, StreamOptions{})
 	send(t, o, 100)
-	require.NoError(t, o.Close())
+	require.NoError(t, o.Close(context.Background()))
 	for _, ch := range []chan struct{}{o.writerDone, o.readerDone} {
 		select {
 		case <-ch:
@@ -99,8 +99,8 @@ func TestTransferSimnetMatrix(t *testing.T) {
 						tx, rx = a, o
 					}
 					transfer(t, tx, rx, 100_000, 64, 3)
-					require.NoError(t, tx.Close())
-					require.NoError(t, rx.Close())
+					require.NoError(t, tx.Close(context.Background()))
+					require.NoError(t, rx.Close(context.Background()))
 				})
 			})
 		}
@@ -145,24 +145,24 @@ func TestStreamCreditReturned(t *testing.T) {
 					require.NoError(t, err)
 					switch mode {
 					case 0: // opener closes first, acceptor drains to EOF
-						require.NoError(t, o.Close())
+						require.NoError(t, o.Close(context.Background()))
 						_, err = a.Recv(ctx)
 						require.NoError(t, err)
 						_, err = a.Recv(ctx)
 						require.ErrorIs(t, err, io.EOF)
-						require.NoError(t, a.Close())
+						require.NoError(t, a.Close(context.Background()))
 					case 1: // acceptor closes at once
-						require.NoError(t, a.Close())
-						require.NoError(t, o.Close())
+						require.NoError(t, a.Close(context.Background()))
+						require.NoError(t, o.Close(context.Background()))
 					case 2: // both at once
 						done := make(chan struct{})
-						go func() { _ = a.Close(); close(done) }()
-						require.NoError(t, o.Close())
+						go func() { _ = a.Close(context.Background()); close(done) }()
+						require.NoError(t, o.Close(context.Background()))
 						<-done
 					case 3: // apply-based
-						go func() { _ = a.Apply(ctx, func(Record) error { return nil }); _ = a.Close() }()
+						go func() { _ = a.Apply(ctx, func(Record) error { return nil }); _ = a.Close(context.Background()) }()
 						require.NoError(t, o.Barrier(ctx))
-						require.NoError(t, o.Close())
+						require.NoError(t, o.Close(context.Background()))
 					}
 				}
 			})

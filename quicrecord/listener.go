@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -15,6 +16,9 @@ import (
 
 // Listener accepts QUIC connections carrying record streams. Its registry
 // spans the streams of every connection it accepted.
+//
+// Like quic-go's Listener, Close stops accepting and leaves the
+// connections already accepted alone; Shutdown also ends them, gracefully.
 type Listener struct {
 	ql      *quic.Listener
 	set     *settings
@@ -24,10 +28,13 @@ type Listener struct {
 
 	nextConn atomic.Uint64
 
-	// mu guards conns and closed.
+	// mu guards conns, closed and cleaned.
 	mu     sync.Mutex
-	conns  map[*Conn]func() bool // live connections and the stop func of their watch
+	conns  map[*Conn]struct{} // accepted connections that have not ended
 	closed bool
+	// cleaned is set once cleanup ran: after Close, when the last
+	// accepted connection ended.
+	cleaned bool
 }
 
 // withALPN returns tlsConf with the recordmux ALPN set when it names none.
@@ -45,8 +52,18 @@ func withALPN(tlsConf *tls.Config) *tls.Config {
 }
 
 // Listen listens for QUIC connections on the UDP address addr. When
-// tlsConf names no ALPN, [ALPN] is used. The Listener owns the socket.
+// tlsConf names no ALPN, [ALPN] is used. The Listener owns the socket. An
+// invalid cfg is a *ConfigError, and a tlsConf that is nil or has no
+// certificate (no Certificates, GetCertificate or GetConfigForClient)
+// fails at once with [ErrNoCertificate], as every handshake would.
 func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	if tlsConf == nil || (len(tlsConf.Certificates) == 0 && tlsConf.GetCertificate == nil && tlsConf.GetConfigForClient == nil) {
+		return nil, fmt.Errorf("%w: Listen needs a tls.Config with Certificates, GetCertificate or GetConfigForClient (package identity makes one)", ErrNoCertificate)
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("quicrecord: listen: %w", err)
@@ -62,7 +79,7 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 		_ = pc.Close()
 		return nil, fmt.Errorf("quicrecord: listen: %w", err)
 	}
-	l := NewListener(ql, cfg)
+	l := newListener(ql, set)
 	l.cleanup = func() {
 		_ = tr.Close()
 		_ = pc.Close()
@@ -72,21 +89,30 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 
 // NewListener wraps a quic-go listener the caller set up, for example on
 // a quic.Transport of its own. Closing the Listener closes ql but not its
-// transport.
-func NewListener(ql *quic.Listener, cfg *Config) *Listener {
+// transport. An invalid cfg is a *ConfigError, and ql is left alone.
+func NewListener(ql *quic.Listener, cfg *Config) (*Listener, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	return newListener(ql, set), nil
+}
+
+func newListener(ql *quic.Listener, set *settings) *Listener {
 	l := &Listener{
 		ql:    ql,
-		set:   cfg.settings(),
-		conns: make(map[*Conn]func() bool),
+		set:   set,
+		conns: make(map[*Conn]struct{}),
 	}
-	l.streams = newStreamRegistry(0, &l.ended)
+	l.streams = newStreamRegistry(0, &l.ended, nil)
 	return l
 }
 
 // Addr returns the listening address.
 func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
 
-// Accept waits for the next connection.
+// Accept waits for the next connection. After Close or Shutdown it
+// returns ErrClosed.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	qc, err := l.ql.Accept(ctx)
 	if err != nil {
@@ -105,19 +131,37 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 		_ = c.Close()
 		return nil, ErrClosed
 	}
-	l.conns[c] = context.AfterFunc(c.ctx, func() { l.forget(c) })
+	l.conns[c] = struct{}{}
 	l.mu.Unlock()
+	if c.ctx.Err() != nil {
+		l.forget(c) // it ended before it was listed
+	}
 	return c, nil
 }
 
+// forget drops a connection that ended; once the Listener is closed and
+// the last one ended, the transport Listen created is closed. Called by
+// the connection when it ends.
 func (l *Listener) forget(c *Conn) {
 	l.mu.Lock()
 	delete(l.conns, c)
+	clean := l.closed && len(l.conns) == 0 && !l.cleaned && l.cleanup != nil
+	if clean {
+		l.cleaned = true
+	}
 	l.mu.Unlock()
+	if clean {
+		l.cleanup()
+	}
 }
 
-// Close stops accepting and closes every connection the Listener
-// accepted. When it returns, their goroutines have ended.
+// Close stops accepting: Accept returns ErrClosed, connections whose
+// handshake completed but that Accept has not returned are closed, and
+// handshakes in progress are refused. Like quic-go's Listener.Close, it
+// leaves the connections already accepted alone: they and their streams
+// go on until they are closed or end (a Listener made by Listen keeps its
+// socket open until then). Use Shutdown to end them too. Close is
+// idempotent.
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -125,69 +169,50 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	l.closed = true
-	conns := make([]*Conn, 0, len(l.conns))
-	for c, stop := range l.conns {
-		stop()
-		conns = append(conns, c)
-	}
-	clear(l.conns)
 	l.mu.Unlock()
 	err := l.ql.Close()
-	for c := range slices.Values(conns) {
-		_ = c.Close()
+	for {
+		// Connections queued in quic-go before the close: Accept
+		// returns them at once now, then ErrServerClosed.
+		qc, aerr := l.ql.Accept(context.Background())
+		if aerr != nil {
+			break
+		}
+		_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeNoError), "")
 	}
-	if l.cleanup != nil {
-		l.cleanup()
-	}
+	l.forget(nil) // clean up now if no connection is left
 	return err
 }
 
-// Dial connects to a recordmux listener at addr and returns the connection
-// once the QUIC handshake is complete. When tlsConf names no ALPN, [ALPN]
-// is used; a server that speaks another protocol fails the handshake. The
-// local socket is bound to the loopback interface when addr is a loopback
-// address, and to all interfaces otherwise; it is closed with the Conn.
-func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	ra, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("quicrecord: dial: %w", err)
+// Shutdown stops accepting, as Close does, then ends every connection the
+// Listener accepted, gracefully: each is closed with CodeNoError once it
+// has no stream left (streams its peer opens from now on are refused with
+// CodeRefused), or when ctx ends, whichever comes first. quic-go has no
+// counterpart; it is net/http's Server.Shutdown for record streams. It
+// returns nil when every connection ended on its own, and ctx's cause
+// when ctx ended first and the remaining ones were closed. When it
+// returns, the connections' goroutines have ended.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	_ = l.Close()
+	l.mu.Lock()
+	conns := slices.Collect(maps.Keys(l.conns))
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.draining.Store(true)
 	}
-	la := &net.UDPAddr{}
-	if ra.IP.IsLoopback() {
-		la.IP = ra.IP
+	var wg sync.WaitGroup
+	var cut atomic.Bool
+	for _, c := range conns {
+		wg.Go(func() {
+			if c.waitIdle(ctx) != nil {
+				cut.Store(true)
+			}
+			_ = c.Close()
+		})
 	}
-	pc, err := net.ListenUDP("udp", la)
-	if err != nil {
-		return nil, fmt.Errorf("quicrecord: dial: %w", err)
+	wg.Wait()
+	if cut.Load() {
+		return ctxError(ctx)
 	}
-	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.resetKey()}
-	cleanup := sync.OnceFunc(func() {
-		_ = tr.Close()
-		_ = pc.Close()
-	})
-	qc, err := tr.Dial(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
-	if err != nil {
-		cleanup()
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
-		}
-		return nil, dialError(err)
-	}
-	return newConn(qc, cfg.settings(), nil, 0, cleanup), nil
-}
-
-// ErrALPNMismatch is returned by Dial when the server does not speak the
-// application protocol the client asked for (TLS alert
-// no_application_protocol).
-var ErrALPNMismatch = errors.New("quicrecord: the server does not speak the requested application protocol (ALPN mismatch)")
-
-// alertNoApplicationProtocol is TLS alert 120 as a QUIC CRYPTO_ERROR.
-const alertNoApplicationProtocol = quic.TransportErrorCode(0x100 + 120)
-
-func dialError(err error) error {
-	var te *quic.TransportError
-	if errors.As(err, &te) && te.ErrorCode == alertNoApplicationProtocol {
-		return fmt.Errorf("%w: %w", ErrALPNMismatch, err)
-	}
-	return convertQUICError(err, 0)
+	return nil
 }

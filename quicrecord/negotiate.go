@@ -11,12 +11,16 @@ type VersionRange struct{ Min, Max uint64 }
 
 func (r VersionRange) String() string { return fmt.Sprintf("[%d,%d]", r.Min, r.Max) }
 
-// Limits are the receive limits one side announced in its HELLO.
+// Limits are the receive limits one side announced in its HELLO, named
+// after the StreamConfig fields they cap on the sending side: the peer's
+// MaxInFlightRecords lowers this side's StreamConfig.MaxInFlightRecords,
+// and so on. A side announces its MaxApplyBacklogRecords and
+// MaxApplyBacklogBytes as MaxInFlightRecords and MaxInFlightBytes.
 type Limits struct {
-	MaxFrameSize  uint64 // largest frame payload it accepts
-	MaxRecordSize uint64 // largest record it accepts
-	WindowRecords uint64 // most unacknowledged records it accepts in flight
-	WindowBytes   uint64 // most unacknowledged record bytes it accepts in flight
+	MaxFrameSize       uint64 // largest frame payload it accepts
+	MaxRecordSize      uint64 // largest record it accepts
+	MaxInFlightRecords uint64 // most unacknowledged records it accepts in flight
+	MaxInFlightBytes   uint64 // most unacknowledged record bytes it accepts in flight
 }
 
 // Negotiated is the outcome of a stream's capability negotiation.
@@ -72,10 +76,10 @@ func negotiate(s *settings, peer *frames.Hello, role Role) (Negotiated, error) {
 		Peer:         VersionRange{peer.MinVersion, peer.MaxVersion},
 		PeerFeatures: peer.Features,
 		PeerLimits: Limits{
-			MaxFrameSize:  peer.MaxFrameSize,
-			MaxRecordSize: peer.MaxRecordSize,
-			WindowRecords: peer.WindowRecords,
-			WindowBytes:   peer.WindowBytes,
+			MaxFrameSize:       peer.MaxFrameSize,
+			MaxRecordSize:      peer.MaxRecordSize,
+			MaxInFlightRecords: peer.WindowRecords,
+			MaxInFlightBytes:   peer.WindowBytes,
 		},
 	}
 	v := min(n.Local.Max, n.Peer.Max)

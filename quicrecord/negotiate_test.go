@@ -32,8 +32,8 @@ func (p peerProfile) future() bool { return p.cfg == nil }
 var profiles = []peerProfile{
 	{name: "v1", maxVer: 1, cfg: func() *Config { return &Config{MaxProtocolVersion: 1} }},
 	// A v2 build from before window-update.
-	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck, cfg: func() *Config { return &Config{DisableFeatures: FeatureWindowUpdate} }},
-	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate, cfg: func() *Config { return &Config{} }},
+	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config { return &Config{DisableFeatures: FeatureWindowUpdate} }},
+	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config { return &Config{} }},
 	{name: "v3", maxVer: 3, features: FeaturePiggybackAck},
 }
 
@@ -73,13 +73,14 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 	if v < 2 {
 		return v, 0
 	}
-	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate)
+	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose)
 }
 
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
-	p := newSimPair(t, op.cfg(), ac.cfg(), nil, 2*time.Millisecond)
-	infoCh := make(chan RecordAcceptInfo, 1)
-	p.server.SetAcceptHandler(func(i RecordAcceptInfo) error { infoCh <- i; return nil })
+	infoCh := make(chan AcceptInfo, 1)
+	acfg := ac.cfg()
+	acfg.AcceptHandler = func(_ context.Context, i *AcceptInfo) (*StreamConfig, error) { infoCh <- *i; return nil, nil }
+	p := newSimPair(t, op.cfg(), acfg, nil, 2*time.Millisecond)
 	o, a := p.openPair(t, false, StreamOptions{Scope: "matrix"})
 	info := <-infoCh
 
@@ -137,8 +138,8 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	require.Zero(t, sa.FramesIn.Unknown)
 	require.Zero(t, so.Errors.ProtocolViolations)
 	require.Zero(t, sa.Errors.ProtocolViolations)
-	require.NoError(t, o.Close())
-	require.NoError(t, a.Close())
+	require.NoError(t, o.Close(context.Background()))
+	require.NoError(t, a.Close(context.Background()))
 }
 
 // runFutureCell pairs this library with a future peer, in either role.
@@ -174,11 +175,12 @@ func runFutureCell(t *testing.T, op, ac peerProfile, both bool) {
 		require.Equal(t, "matrix", fp.peerHello.Scope)
 	} else {
 		rawConn, qs := newSimQUIC(t, nil, lib.cfg(), nil, 2*time.Millisecond)
-		conn, err := NewConn(qs, lib.cfg())
+		infoCh := make(chan AcceptInfo, 1)
+		cfg := lib.cfg()
+		cfg.AcceptHandler = func(_ context.Context, i *AcceptInfo) (*StreamConfig, error) { infoCh <- *i; return nil, nil }
+		conn, err := NewConn(qs, cfg)
 		require.NoError(t, err)
 		defer conn.Close()
-		infoCh := make(chan RecordAcceptInfo, 1)
-		conn.SetAcceptHandler(func(i RecordAcceptInfo) error { infoCh <- i; return nil })
 		str, err := rawConn.OpenStreamSync(ctx)
 		require.NoError(t, err)
 		fp = newFuturePeer(t, str)
@@ -219,7 +221,7 @@ func runFutureCell(t *testing.T, op, ac peerProfile, both bool) {
 	}
 	stopApply()
 	got := <-applied
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	fp.finish()
 	if libSends {
 		require.Equal(t, uint64(matrixRecords), fp.received, "every record reached the future peer")
@@ -329,10 +331,13 @@ func TestVersionMismatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				refusedCh := make(chan *StreamError, 1)
-				tc.accept.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refusedCh <- err }
+				tc.accept.OnStreamRefused = func(_ *AcceptInfo, err *StreamError) { refusedCh <- err }
 				var handlerCalled atomic.Bool
+				tc.accept.AcceptHandler = func(context.Context, *AcceptInfo) (*StreamConfig, error) {
+					handlerCalled.Store(true)
+					return nil, nil
+				}
 				p := newSimPair(t, tc.opener, tc.accept, nil, simRTT/2)
-				p.server.SetAcceptHandler(func(RecordAcceptInfo) error { handlerCalled.Store(true); return nil })
 				_, err := p.client.OpenRecordStream(context.Background(), StreamOptions{})
 				require.ErrorIs(t, err, ErrVersionMismatch)
 				var se *StreamError

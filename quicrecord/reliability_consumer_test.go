@@ -47,8 +47,8 @@ func TestReliabilitySlowConsumer(t *testing.T) {
 			backlogBytes  = 64 << 10
 			runFor        = 30 * time.Second
 		)
-		ccfg := &Config{MaxInFlightRecords: inFlightRecs, MaxInFlightBytes: inFlightBytes}
-		scfg := &Config{MaxApplyBacklogRecords: backlogRecs, MaxApplyBacklogBytes: backlogBytes}
+		ccfg := &Config{Stream: StreamConfig{MaxInFlightRecords: inFlightRecs, MaxInFlightBytes: inFlightBytes}}
+		scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: backlogRecs, MaxApplyBacklogBytes: backlogBytes}}
 		p := newSimPair(t, ccfg, scfg, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{Scope: "slow", DataID: 5})
 		chk := simtest.NewChecker(5)
@@ -122,7 +122,7 @@ func TestReliabilitySlowConsumer(t *testing.T) {
 		require.LessOrEqual(t, int64(after)-int64(before), int64(inFlightBytes+backlogBytes+1<<20),
 			"heap grew by more than the in-flight and backlog caps plus 1 MiB")
 		require.NoError(t, tx.CloseWithError(CodeCancelled, "done"))
-		require.NoError(t, rx.Close())
+		require.NoError(t, rx.Close(context.Background()))
 		require.Equal(t, uint64(accepted), ts.Out.LastSeq)
 	})
 }
@@ -144,11 +144,11 @@ func TestReliabilityStalledConsumerReset(t *testing.T) {
 		q.MaxConnectionReceiveWindow = 3 << 19
 		q.InitialStreamReceiveWindow = 1<<20 + 64<<10
 		q.MaxStreamReceiveWindow = 1<<20 + 64<<10
-		scfg := &Config{QUIC: q, MaxApplyBacklogBytes: 1 << 20}
+		scfg := &Config{QUIC: q, Stream: StreamConfig{MaxApplyBacklogBytes: 1 << 20}}
 		// The sender's window is fixed, so that it fills the receiver's
 		// whole 1 MiB backlog (an adaptive one stops far earlier when no
 		// acks come back).
-		p := newSimPair(t, &Config{FixedWindow: true}, scfg, nil, simRTT/2)
+		p := newSimPair(t, &Config{Stream: StreamConfig{Window: WindowFixed}}, scfg, nil, simRTT/2)
 		ctx := context.Background()
 		tx, rx := p.openPair(t, false, StreamOptions{Scope: "stalled", DataID: 1})
 
@@ -178,7 +178,7 @@ func TestReliabilityStalledConsumerReset(t *testing.T) {
 		var se *StreamError
 		require.ErrorAs(t, err, &se)
 		require.True(t, se.Remote)
-		require.NoError(t, tx.Close())
+		require.NoError(t, tx.Close(context.Background()))
 
 		// A fresh stream moves 1 MB.
 		tx2, rx2 := p.openPair(t, false, StreamOptions{Scope: "fresh", DataID: 2})
@@ -187,7 +187,7 @@ func TestReliabilityStalledConsumerReset(t *testing.T) {
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, tx2.Snapshot().Out.Bytes, uint64(1_000_000))
 		t.Logf("fresh stream moved %d bytes in %v", tx2.Snapshot().Out.Bytes, took)
-		require.NoError(t, tx2.Close())
-		require.NoError(t, rx2.Close())
+		require.NoError(t, tx2.Close(context.Background()))
+		require.NoError(t, rx2.Close(context.Background()))
 	})
 }

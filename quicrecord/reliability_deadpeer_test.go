@@ -122,7 +122,7 @@ func TestReliabilityDeadPeer(t *testing.T) {
 				synctest.Wait()
 				_, err = tx.Send(ctx, []byte("late"))
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-				require.Equal(t, StateFailed, tx.Snapshot().Identity.State)
+				require.Equal(t, StateFailed, tx.Snapshot().Status.State)
 			})
 		})
 	}
@@ -164,7 +164,7 @@ func TestReliabilityPeerErrorReachesBarrier(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				scfg := &Config{MaxApplyBacklogRecords: 50}
+				scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 50}}
 				p := newSimPair(t, nil, scfg, nil, simRTT/2)
 				tx, rx := p.openPair(t, false, StreamOptions{})
 				send(t, tx, 50)
@@ -192,9 +192,16 @@ func TestReliabilityPeerErrorReachesBarrier(t *testing.T) {
 				var be *BarrierError
 				require.ErrorAs(t, err, &be)
 				require.Zero(t, be.Acked)
-				require.ErrorIs(t, err, &StreamError{Code: code}, "Barrier carries the peer's code: %v", err)
+				require.Equal(t, code, CodeOf(err), "Barrier carries the peer's code: %v", err)
 				err = <-blocked
-				require.ErrorIs(t, err, &StreamError{Code: code}, "Send carries the peer's code: %v", err)
+				require.Equal(t, code, CodeOf(err), "Send carries the peer's code: %v", err)
+				if how == "conn CloseWithError" {
+					var ce *ConnError
+					require.ErrorAs(t, err, &ce, "a connection's code is a *ConnError's")
+					require.NotErrorIs(t, err, &StreamError{Code: code}, "and matches no stream sentinel")
+				} else {
+					require.ErrorIs(t, err, &StreamError{Code: code})
+				}
 				require.Equal(t, simRTT/2, time.Since(start))
 			})
 		})
@@ -213,7 +220,7 @@ func TestReliabilityResetWithFullBacklogReachesBarrier(t *testing.T) {
 		t.Run(fmt.Sprintf("backlogFull=%v", backlogFull), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				bcfg := &Config{MaxApplyBacklogRecords: 20}
+				bcfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 20}}
 				p := newSimPair(t, nil, bcfg, nil, simRTT/2)
 				a, b := p.openPair(t, false, StreamOptions{})
 				n := 10

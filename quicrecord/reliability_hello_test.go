@@ -31,7 +31,7 @@ func TestReliabilitySlowHelloOtherConns(t *testing.T) {
 		n.Start()
 		stls, ctls := tlsPair(t)
 		refused := make(chan *StreamError, 2)
-		scfg := &Config{HelloTimeout: helloTimeout, OnStreamRefused: func(_ RecordAcceptInfo, err *StreamError) { refused <- err }}
+		scfg := &Config{HelloTimeout: helloTimeout, OnStreamRefused: func(_ *AcceptInfo, err *StreamError) { refused <- err }}
 		srv := listenSim(t, sconn, stls, scfg)
 		conns := make(chan *Conn, 2)
 		go func() {
@@ -86,8 +86,8 @@ func TestReliabilitySlowHelloOtherConns(t *testing.T) {
 		t.Logf("second connection: handshake, open, 1000 records and Barrier in %v while the first waits for its HELLO", took)
 		require.LessOrEqual(t, took, 10*simRTT)
 		require.Empty(t, refused, "the slow stream is still pending")
-		require.NoError(t, o.Close())
-		require.NoError(t, a.Close())
+		require.NoError(t, o.Close(context.Background()))
+		require.NoError(t, a.Close(context.Background()))
 
 		// The slow stream times out on its own schedule.
 		se := <-refused

@@ -114,7 +114,7 @@ type simServer struct {
 // listenSim starts a Listener on conn with tlsConf (ALPN set when empty).
 func listenSim(t testing.TB, conn *simnet.SimConn, tlsConf *tls.Config, cfg *Config) *simServer {
 	t.Helper()
-	ln := NewListener(simtest.Listen(t, conn, withALPN(tlsConf), simQUICConfig(cfg)), cfg)
+	ln := newTestListener(t, simtest.Listen(t, conn, withALPN(tlsConf), simQUICConfig(cfg)), cfg)
 	t.Cleanup(func() { _ = ln.Close() })
 	return &simServer{ln: ln, addr: conn.LocalAddr().(*net.UDPAddr)}
 }

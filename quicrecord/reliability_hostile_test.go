@@ -19,7 +19,9 @@ import (
 // hostileCapConfig is the configuration of the allocation test: a small
 // frame cap, so that an allocation sized by anything the peer declared stands
 // out against it.
-func hostileCapConfig() *Config { return &Config{MaxRecordSize: 4096, MaxBatchBytes: 4096} }
+func hostileCapConfig() *Config {
+	return &Config{Stream: StreamConfig{MaxRecordSize: 4096, MaxBatchBytes: 4096}}
+}
 
 // hostileFrame builds a frame of type t around payload.
 func hostileFrame(t frames.Type, payload []byte) []byte {
@@ -101,11 +103,11 @@ func runAllocCase(t *testing.T, tc allocCase) uint64 {
 		cfg := hostileCapConfig()
 		rawConn, qs := newSimQUIC(t, nil, cfg, nil, simRTT/2)
 		refused := make(chan *StreamError, 1)
-		cfg.OnStreamRefused = func(_ RecordAcceptInfo, err *StreamError) { refused <- err }
+		cfg.OnStreamRefused = func(_ *AcceptInfo, err *StreamError) { refused <- err }
 		conn, err := NewConn(qs, cfg)
 		require.NoError(t, err)
 		defer conn.Close()
-		frameCap := int(cfg.settings().maxFrameSize())
+		frameCap := int(testSettings(t, cfg).maxFrameSize())
 		str, err := rawConn.OpenStreamSync(ctx)
 		require.NoError(t, err)
 		raw := newRawPeer(t, str)
@@ -135,7 +137,7 @@ func runAllocCase(t *testing.T, tc allocCase) uint64 {
 		runtime.ReadMemStats(&after)
 		total = after.TotalAlloc - before.TotalAlloc
 		if s != nil {
-			require.NoError(t, s.Close())
+			require.NoError(t, s.Close(context.Background()))
 		}
 		checkOtherStreamWorks(t, conn, rawConn)
 	})
@@ -151,7 +153,7 @@ func runAllocCase(t *testing.T, tc allocCase) uint64 {
 // case still ends with its error code and leaves the connection working.
 func TestReliabilityHostileAllocBound(t *testing.T) {
 	cases := allocCases()
-	frameCap := int(hostileCapConfig().settings().maxFrameSize())
+	frameCap := int(testSettings(t, hostileCapConfig()).maxFrameSize())
 	// The baseline, several times: the least is the constant.
 	var base uint64 = 1 << 62
 	for i := range 3 {
@@ -170,7 +172,7 @@ func TestReliabilityHostileAllocBound(t *testing.T) {
 
 // hostileFuzzConfig keeps frames small so that the fuzzer reaches limits.
 func hostileFuzzConfig() *Config {
-	return &Config{MaxRecordSize: 512, MaxBatchBytes: 1024, MaxApplyBacklogRecords: 64, HelloTimeout: time.Second}
+	return &Config{HelloTimeout: time.Second, Stream: StreamConfig{MaxRecordSize: 512, MaxBatchBytes: 1024, MaxApplyBacklogRecords: 64}}
 }
 
 // FuzzHostileStream writes arbitrary bytes after a valid HELLO from a raw
@@ -245,7 +247,7 @@ func runHostileStream(t *testing.T, data []byte) {
 		}
 	}
 	require.NoError(t, ctx.Err(), "Apply returned at the deadline: the stream hung")
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	str.CancelRead(quic.StreamErrorCode(CodeCancelled))
 	checkOtherStreamWorks(t, conn, rawConn)
 }

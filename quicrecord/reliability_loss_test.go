@@ -57,8 +57,8 @@ func TestReliabilityLossJitter(t *testing.T) {
 					if loss > 0 {
 						require.Positive(t, ss.Lost+cs.Lost, "the router lost packets")
 					}
-					require.NoError(t, tx.Close())
-					require.NoError(t, rx.Close())
+					require.NoError(t, tx.Close(context.Background()))
+					require.NoError(t, rx.Close(context.Background()))
 				})
 			})
 		}
@@ -115,8 +115,8 @@ func TestReliabilityManyStreamsLoss(t *testing.T) {
 		ss := n.router.StatsTo(simServerAddr)
 		t.Logf("%d streams × %d records; %d packets to server, %d lost", streams, records, ss.Sent, ss.Lost)
 		for _, s := range txs {
-			require.NoError(t, s.Close())
-			require.NoError(t, rxByID[s.DataID()].Close())
+			require.NoError(t, s.Close(context.Background()))
+			require.NoError(t, rxByID[s.DataID()].Close(context.Background()))
 		}
 	})
 }
@@ -150,8 +150,8 @@ func TestReliabilityBlackout(t *testing.T) {
 				require.Positive(t, dark, "the blackout dropped packets")
 				require.GreaterOrEqual(t, took, d)
 				require.NoError(t, p.client.Context().Err(), "the connection survived")
-				require.NoError(t, tx.Close())
-				require.NoError(t, rx.Close())
+				require.NoError(t, tx.Close(context.Background()))
+				require.NoError(t, rx.Close(context.Background()))
 			})
 		})
 	}

@@ -81,10 +81,10 @@ func TestReliabilityTenThousandStreams(t *testing.T) {
 		}
 		for _, tx := range txs {
 			wg.Go(func() {
-				if err := tx.Close(); err != nil {
+				if err := tx.Close(context.Background()); err != nil {
 					t.Error(err)
 				}
-				if err := byID[tx.DataID()].Close(); err != nil {
+				if err := byID[tx.DataID()].Close(context.Background()); err != nil {
 					t.Error(err)
 				}
 			})
@@ -117,12 +117,12 @@ func churnCycle(ctx context.Context, p *pair, id uint64, openerFirst bool) error
 	if err != nil {
 		return fmt.Errorf("cycle %d: open (no stream credit left?): %w", id, err)
 	}
-	defer o.Close()
+	defer o.Close(context.Background())
 	a, err := p.server.AcceptRecordStream(octx)
 	if err != nil {
 		return fmt.Errorf("cycle %d: accept: %w", id, err)
 	}
-	defer a.Close()
+	defer a.Close(context.Background())
 	if _, err := o.Send(octx, simtest.Payload(id, 1, 32)); err != nil {
 		return fmt.Errorf("cycle %d: send: %w", id, err)
 	}
@@ -143,13 +143,13 @@ func churnCycle(ctx context.Context, p *pair, id uint64, openerFirst bool) error
 	if !openerFirst {
 		first, second = a, o
 	}
-	if err := first.Close(); err != nil {
+	if err := first.Close(context.Background()); err != nil {
 		return fmt.Errorf("cycle %d: first close: %w", id, err)
 	}
 	if _, err := second.Recv(octx); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("cycle %d: after the peer's Close, Recv returned %v, want io.EOF", id, err)
 	}
-	if err := second.Close(); err != nil {
+	if err := second.Close(context.Background()); err != nil {
 		return fmt.Errorf("cycle %d: second close: %w", id, err)
 	}
 	return nil
@@ -232,7 +232,7 @@ func TestReliabilityStreamCreditReturned(t *testing.T) {
 					require.NoError(t, o.CloseWithError(CodeApplicationMin, "done"))
 					_, err = a.Recv(octx)
 					require.ErrorIs(t, err, &StreamError{Code: CodeApplicationMin})
-					require.NoError(t, a.Close())
+					require.NoError(t, a.Close(context.Background()))
 					cancel()
 				}
 			})

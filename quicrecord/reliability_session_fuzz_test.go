@@ -83,8 +83,8 @@ type fuzzSession struct {
 }
 
 func runSession(t *testing.T, ops []byte) {
-	ccfg := &Config{MaxInFlightRecords: sessInFlightRecs, MaxInFlightBytes: sessInFlightBytes}
-	scfg := &Config{MaxApplyBacklogRecords: sessBacklogRecs, MaxApplyBacklogBytes: sessBacklogBytes}
+	ccfg := &Config{Stream: StreamConfig{MaxInFlightRecords: sessInFlightRecs, MaxInFlightBytes: sessInFlightBytes}}
+	scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: sessBacklogRecs, MaxApplyBacklogBytes: sessBacklogBytes}}
 	p := newSimPair(t, ccfg, scfg, nil, 5*time.Millisecond)
 	tx, rx := p.openPair(t, false, StreamOptions{Scope: "session", DataID: 9})
 	s := &fuzzSession{t: t, tx: tx, rx: rx, chk: simtest.NewChecker(9)}
@@ -95,8 +95,8 @@ func runSession(t *testing.T, ops []byte) {
 		}
 	}
 	s.finish()
-	_ = tx.Close()
-	_ = rx.Close()
+	_ = tx.Close(context.Background())
+	_ = rx.Close(context.Background())
 }
 
 func (s *fuzzSession) ctx(d time.Duration) (context.Context, context.CancelFunc) {
@@ -159,7 +159,7 @@ func (s *fuzzSession) step(op byte, arg int) {
 		s.barrierResult(sent, err)
 	case sessOpClose:
 		if s.reset == 0 && !s.closed {
-			require.NoError(t, s.tx.Close())
+			require.NoError(t, s.tx.Close(context.Background()))
 			s.closed = true
 		}
 	case sessOpReset:
@@ -181,7 +181,7 @@ func (s *fuzzSession) step(op byte, arg int) {
 
 // barrierResult checks what Barrier returned for target.
 func (s *fuzzSession) barrierResult(target uint64, err error) {
-	var re *RecordError
+	var re *RejectedError
 	var be *BarrierError
 	switch {
 	case err == nil:
@@ -189,8 +189,7 @@ func (s *fuzzSession) barrierResult(target uint64, err error) {
 	case errors.As(err, &re):
 		// Rejections are reported once every record up to target was
 		// applied: the Barrier itself completed.
-		require.True(s.t, re.Remote)
-		require.Equal(s.t, CodeApplicationMin+1, re.Code)
+		require.Equal(s.t, CodeApplicationMin+1, re.Records[0].Code)
 		s.chk.BarrierOK(target)
 	case errors.As(err, &be):
 		require.Equal(s.t, target, be.Target)

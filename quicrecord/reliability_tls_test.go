@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,7 +92,16 @@ type mtlsServer struct {
 func startMTLSServer(ctx context.Context, t *testing.T, sc *simServerArgs) *mtlsServer {
 	t.Helper()
 	s := &mtlsServer{refused: make(chan *StreamError, 16)}
-	cfg := &Config{OnStreamRefused: func(_ RecordAcceptInfo, err *StreamError) { s.refused <- err }}
+	cfg := &Config{
+		OnStreamRefused: func(_ *AcceptInfo, err *StreamError) { s.refused <- err },
+		AcceptHandler: func(_ context.Context, info *AcceptInfo) (*StreamConfig, error) {
+			s.handled.Add(1)
+			if sc.handler != nil {
+				return nil, sc.handler(*info)
+			}
+			return nil, nil
+		},
+	}
 	s.simServer = listenSim(t, sc.conn, sc.tls, cfg)
 	s.wg.Go(func() {
 		for {
@@ -100,13 +110,6 @@ func startMTLSServer(ctx context.Context, t *testing.T, sc *simServerArgs) *mtls
 				return
 			}
 			s.accepted.Add(1)
-			c.SetAcceptHandler(func(info RecordAcceptInfo) error {
-				s.handled.Add(1)
-				if sc.handler != nil {
-					return sc.handler(info)
-				}
-				return nil
-			})
 			s.wg.Go(func() {
 				for {
 					rs, err := c.AcceptRecordStream(ctx)
@@ -115,7 +118,7 @@ func startMTLSServer(ctx context.Context, t *testing.T, sc *simServerArgs) *mtls
 					}
 					s.wg.Go(func() {
 						_ = rs.Apply(ctx, func(Record) error { s.applied.Add(1); return nil })
-						_ = rs.Close()
+						_ = rs.Close(context.Background())
 					})
 				}
 			})
@@ -128,7 +131,7 @@ func startMTLSServer(ctx context.Context, t *testing.T, sc *simServerArgs) *mtls
 type simServerArgs struct {
 	conn    *simnet.SimConn
 	tls     *tls.Config
-	handler func(RecordAcceptInfo) error
+	handler func(AcceptInfo) error
 }
 
 // TestReliabilityMutualTLSRequired: a server requires client certificates
@@ -174,7 +177,7 @@ func TestReliabilityMutualTLSRequired(t *testing.T) {
 							require.NoError(t, err)
 						}
 						err = s.Barrier(ctx)
-						require.NoError(t, s.Close())
+						require.NoError(t, s.Close(context.Background()))
 					}
 				}
 				elapsed := time.Since(start)
@@ -208,9 +211,9 @@ func TestReliabilityMutualTLSRequired(t *testing.T) {
 // errForbidden and authorizeByCert are the authorization rule of
 // TestReliabilityAuthorize: a stream's scope must start with its client's
 // verified certificate name, and scope "admin" is closed to everyone.
-var errForbidden = &StreamError{Code: CodeApplicationMin + 3, Reason: "forbidden scope"}
+var errForbidden = &ApplicationError{Code: CodeApplicationMin + 3, Reason: "forbidden scope"}
 
-func authorizeByCert(info RecordAcceptInfo) error {
+func authorizeByCert(info AcceptInfo) error {
 	if len(info.TLS.VerifiedChains) == 0 || len(info.TLS.PeerCertificates) == 0 {
 		return errors.New("no verified client certificate")
 	}
@@ -225,7 +228,7 @@ func authorizeByCert(info RecordAcceptInfo) error {
 }
 
 // TestReliabilityAuthorize: the accept handler authorizes each stream by
-// the client's verified certificate (RecordAcceptInfo.TLS) and its scope.
+// the client's verified certificate (AcceptInfo.TLS) and its scope.
 // A refusal reaches the opener as a *StreamError with Remote set and the
 // handler's code: ErrRefused for a plain error, the application code of a
 // *StreamError. Refused streams never reach AcceptRecordStream and apply
@@ -242,7 +245,7 @@ func TestReliabilityAuthorize(t *testing.T) {
 		bconn := n.Endpoint(simClient2Addr)
 		n.Start()
 		var infos sync.Map // scope → the handler's view
-		srv := startMTLSServer(ctx, t, &simServerArgs{conn: sconn, tls: m.serverConfig(), handler: func(info RecordAcceptInfo) error {
+		srv := startMTLSServer(ctx, t, &simServerArgs{conn: sconn, tls: m.serverConfig(), handler: func(info AcceptInfo) error {
 			infos.Store(info.Scope+"@"+info.TLS.PeerCertificates[0].Subject.CommonName, info)
 			return authorizeByCert(info)
 		}})
@@ -273,7 +276,7 @@ func TestReliabilityAuthorize(t *testing.T) {
 					require.NoError(t, err)
 				}
 				require.NoError(t, s.Barrier(ctx))
-				require.NoError(t, s.Close())
+				require.NoError(t, s.Close(context.Background()))
 				applied += 5
 				continue
 			}
@@ -296,7 +299,7 @@ func TestReliabilityAuthorize(t *testing.T) {
 		require.Equal(t, int64(5), srv.handled.Load())
 		v, ok := infos.Load("alice/metrics@alice")
 		require.True(t, ok)
-		info := v.(RecordAcceptInfo)
+		info := v.(AcceptInfo)
 		require.NotEmpty(t, info.TLS.VerifiedChains, "the handler sees the verified chain")
 		require.Equal(t, m.ca.Certificate().Subject.CommonName, info.TLS.VerifiedChains[0][len(info.TLS.VerifiedChains[0])-1].Subject.CommonName)
 		require.Equal(t, ALPN, info.TLS.NegotiatedProtocol)
@@ -341,6 +344,7 @@ func TestReliabilityALPNMismatch(t *testing.T) {
 			_, err = Dial(ctx, ln.Addr().String(), ctls, nil)
 			require.ErrorIs(t, err, ErrALPNMismatch)
 			require.Contains(t, err.Error(), "ALPN")
+			require.NotErrorIs(t, err, net.ErrClosed, "the connection never opened")
 			require.Less(t, time.Since(start), 2*time.Second, "it fails at the handshake, not at a timeout")
 			var te *quic.TransportError
 			require.ErrorAs(t, err, &te)

@@ -39,8 +39,7 @@ type ResumeOptions struct {
 	OnEvent func(ResumeEvent)
 	// OnReject, if set, is called for every record the acceptor rejects,
 	// on the reader goroutine of the connection's stream; it must not
-	// block or close the stream. A rejected record counts as applied for
-	// Barrier.
+	// block or close the stream. Barrier reports the rejections too.
 	OnReject func(*RecordError)
 }
 
@@ -53,29 +52,29 @@ const (
 // ResumeEventKind says what happened to a resumable stream.
 type ResumeEventKind uint8
 
-// Event kinds.
+// Resume event kinds.
 const (
-	// EventConnected: a connection was established and the stream opened
+	// ResumeConnected: a connection was established and the stream opened
 	// (or reopened) on it.
-	EventConnected ResumeEventKind = iota + 1
-	// EventDisconnected: the current connection or stream was lost.
-	EventDisconnected
-	// EventUnavailable: the acceptor does not offer resumption; the stream
+	ResumeConnected ResumeEventKind = iota + 1
+	// ResumeDisconnected: the current connection or stream was lost.
+	ResumeDisconnected
+	// ResumeUnavailable: the acceptor does not offer resumption; the stream
 	// works until its connection is lost, which then ends it.
-	EventUnavailable
-	// EventFailed: the stream ended for good; Err says why.
-	EventFailed
+	ResumeUnavailable
+	// ResumeFailed: the stream ended for good; Err says why.
+	ResumeFailed
 )
 
 func (k ResumeEventKind) String() string {
 	switch k {
-	case EventConnected:
+	case ResumeConnected:
 		return "connected"
-	case EventDisconnected:
+	case ResumeDisconnected:
 		return "disconnected"
-	case EventUnavailable:
+	case ResumeUnavailable:
 		return "resume-unavailable"
-	case EventFailed:
+	case ResumeFailed:
 		return "failed"
 	}
 	return "unknown"
@@ -148,10 +147,16 @@ type ResumableStream struct {
 	curConn   *Conn
 	err       error // terminal
 	closing   bool
+	closeCtx  context.Context // the bound of Close, once called
 	noResume  bool
 	stats     ResumeStats
 	downSince time.Time // zero while connected
 	wait      chan struct{}
+	rejects   rejectLog // rejections not yet reported by a Barrier, from every connection
+	// maxRecord is the largest record Send takes: the limit agreed with
+	// the acceptor of the current (or last) connection, the smaller of
+	// both sides' MaxRecordSize.
+	maxRecord int
 }
 
 // DialResumable dials addr and opens a resumable stream on it, returning
@@ -167,22 +172,26 @@ func DialResumable(ctx context.Context, addr string, tlsConf *tls.Config, cfg *C
 // NewResumableStream opens a resumable stream on connections made by dial,
 // which is called again after every lost connection; the stream closes the
 // connections it dials. It returns once the first connection is up and the
-// stream open, or with the error of the first attempt.
+// stream open, or with the error of the first attempt. cfg is the Config
+// dial's connections are made with (its settings and opts.Stream.Config
+// bound the stream's memory and records); an invalid cfg or opts is a
+// *ConfigError.
 func NewResumableStream(ctx context.Context, dial func(ctx context.Context) (*Conn, error), cfg *Config, opts ResumeOptions) (*ResumableStream, error) {
+	set, err := resumeSettings(cfg, &opts)
+	if err != nil {
+		return nil, err
+	}
 	key := opts.Key
 	if key == nil {
 		key = make([]byte, 16)
 		_, _ = rand.Read(key)
-	}
-	if len(key) == 0 || len(key) > MaxResumeKeyLen {
-		return nil, fmt.Errorf("quicrecord: resume key of %d bytes; want 1 to %d", len(key), MaxResumeKeyLen)
 	}
 	first := max(opts.FirstSeq, 1)
 	r := &ResumableStream{
 		key:  append([]byte(nil), key...),
 		dial: dial,
 		opts: opts,
-		set:  cfg.settings(),
+		set:  set,
 		log:  newRetainLog(first),
 		done: make(chan struct{}),
 	}
@@ -218,12 +227,15 @@ func (r *ResumableStream) notifyLocked() { notifyLocked(&r.wait) }
 
 // Send queues a copy of data and returns its sequence number. It blocks
 // while the in-flight window is full, connected or not, until there is
-// room or ctx is done.
+// room or ctx is done. A record above [ResumableStream.MaxRecordSize]
+// fails at once with an error matching [ErrRecordTooLarge].
 func (r *ResumableStream) Send(ctx context.Context, data []byte) (uint64, error) {
-	if len(data) > r.set.maxRecordSize {
-		return 0, &RecordError{Code: CodeRecordTooLarge, Reason: fmt.Sprintf("%d bytes exceeds the maximum record size of %d", len(data), r.set.maxRecordSize)}
-	}
 	r.mu.Lock()
+	if len(data) > r.maxRecord {
+		limit := r.maxRecord
+		r.mu.Unlock()
+		return 0, errTooLarge(len(data), limit)
+	}
 	for {
 		if r.err != nil {
 			err := r.err
@@ -295,30 +307,63 @@ func (r *ResumableStream) waitLocked(ctx context.Context, done func() bool) erro
 }
 
 // Barrier waits until the acceptor applied every record sent before the
-// call, across reconnections, or ctx is done. Rejections by the acceptor
-// count as applied here; learn of them with ResumeOptions.OnReject.
+// call, across reconnections, or ctx is done. It reports the acceptor's
+// rejections as [RecordStream.Barrier] does: a *[RejectedError] for the
+// records of its range that were rejected, on whichever connection, each
+// reported to exactly one Barrier. A rejection whose ERROR frame was lost
+// with its connection is not reported (the record counts as applied:
+// the acceptor's resume position covers it).
 func (r *ResumableStream) Barrier(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	target := r.log.next - 1
+	r.rejects.wait(target)
 	if err := r.waitLocked(ctx, func() bool { return r.acked >= target }); err != nil {
+		r.rejects.abandon(target)
 		return &BarrierError{Target: target, Acked: r.acked, Err: err}
+	}
+	if rerr := r.rejects.take(target); rerr != nil {
+		return rerr
 	}
 	return nil
 }
 
-// Close waits (at most Config.CloseTimeout) until every record is applied,
-// ends the stream gracefully so the acceptor forgets its key, and closes
-// the connection. It returns the stream's error if it had failed, or a
-// *BarrierError if records were still unacknowledged at the timeout.
-func (r *ResumableStream) Close() error {
+// onReject is installed on every connection's stream: it keeps the
+// rejection for Barrier and tells ResumeOptions.OnReject.
+func (r *ResumableStream) onReject(re *RecordError) {
 	r.mu.Lock()
+	r.rejects.add(*re)
+	r.mu.Unlock()
+	if r.opts.OnReject != nil {
+		r.opts.OnReject(re)
+	}
+}
+
+// Close waits until every record is applied, ends the stream gracefully
+// so the acceptor forgets its key, and closes the connection, bounded by
+// ctx and by the stream's CloseTimeout, whichever ends first. It returns
+// the stream's error if it had failed, or a *BarrierError if records were
+// still unacknowledged when the bound ended; rejections are reported by
+// Barrier, not by Close (call Barrier first to learn of them). Close
+// after Close does nothing and returns nil.
+func (r *ResumableStream) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.set.closeTimeout)
+	defer cancel()
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		<-r.done
+		return nil
+	}
 	r.closing = true
+	r.closeCtx = ctx
 	r.notifyLocked()
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), r.set.closeTimeout)
-	defer cancel()
 	err := r.Barrier(ctx)
+	var rejected *RejectedError
+	if errors.As(err, &rejected) {
+		err = nil // every record was applied; Barrier reports rejections
+	}
 	// The connection loop ends the stream gracefully once everything is
 	// applied; give it until the timeout, then stop it.
 	select {
@@ -373,7 +418,29 @@ func (r *ResumableStream) fail(err error) {
 	r.notifyLocked()
 	r.mu.Unlock()
 	r.cancel(err)
-	r.event(EventFailed, err)
+	r.event(ResumeFailed, err)
+}
+
+// failInDoubt ends the stream for good with a *ResumeError naming the
+// records sent and not acknowledged.
+func (r *ResumableStream) failInDoubt(err error) {
+	r.mu.Lock()
+	re := &ResumeError{Key: r.Key(), FirstUnknown: r.acked + 1, LastUnknown: r.written, Err: err}
+	r.mu.Unlock()
+	r.fail(re)
+}
+
+// MaxRecordSize returns the largest record Send takes: the smaller of
+// this side's MaxRecordSize and the one the acceptor of the current (or,
+// while disconnected, the last) connection announced. A record above it
+// fails Send at once with an error matching [ErrRecordTooLarge], and the
+// stream goes on. Should a reconnection reach an acceptor with a smaller
+// limit than a record still held for resending, the stream ends with a
+// *ResumeError.
+func (r *ResumableStream) MaxRecordSize() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxRecord
 }
 
 // onAck is installed on every connection's stream.
@@ -404,8 +471,8 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	}
 	r.mu.Unlock()
 	s, err := conn.openStream(ctx, r.opts.Stream, ro)
-	if err == nil && r.opts.OnReject != nil {
-		s.SetRejectHandler(r.opts.OnReject)
+	if err == nil {
+		s.SetRejectHandler(r.onReject)
 	}
 	if err != nil {
 		_ = conn.Close()
@@ -417,6 +484,7 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Connects++
+	r.maxRecord = s.MaxRecordSize()
 	if !s.Negotiated().Features.Has(FeatureResume) {
 		if ro.first > 1 || r.stats.Connects > 1 {
 			_ = s.CloseWithError(CodeResumeUnknown, "resumption unavailable")
@@ -458,9 +526,9 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 	defer close(r.done)
 	for {
-		r.event(EventConnected, nil)
+		r.event(ResumeConnected, nil)
 		if r.noResume {
-			r.event(EventUnavailable, nil)
+			r.event(ResumeUnavailable, nil)
 		}
 		err := r.serve(conn, s)
 		_ = conn.Close()
@@ -473,7 +541,7 @@ func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 		noResume := r.noResume
 		first, last := r.acked+1, r.written
 		r.mu.Unlock()
-		r.event(EventDisconnected, err)
+		r.event(ResumeDisconnected, err)
 		if noResume {
 			r.fail(&ResumeError{Key: r.Key(), FirstUnknown: first, LastUnknown: last, Err: err})
 			return
@@ -541,12 +609,12 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		}
 		if r.ctx.Err() != nil {
 			r.mu.Unlock()
-			_ = s.Close()
+			_ = s.Close(r.closeContext())
 			return context.Cause(r.ctx)
 		}
 		if err := s.ctx.Err(); err != nil {
 			r.mu.Unlock()
-			_ = s.Close()
+			_ = s.Close(r.closeContext()) // ended already: nothing to flush
 			return context.Cause(s.ctx)
 		}
 		if cur.seq < r.acked+1 {
@@ -572,7 +640,12 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		replay := seq <= r.written
 		r.mu.Unlock()
 		if _, err := s.Send(r.ctx, rec); err != nil {
-			_ = s.Close()
+			_ = s.Close(r.closeContext())
+			if errors.Is(err, ErrRecordTooLarge) {
+				// A record held from an earlier connection is above the
+				// limit of this one's acceptor: it cannot be sent again.
+				r.failInDoubt(err)
+			}
 			return err
 		}
 		r.mu.Lock()
@@ -585,4 +658,41 @@ func (r *ResumableStream) serve(conn *Conn, s *RecordStream) error {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// resumeSettings validates cfg and opts and returns the settings of the
+// resumable stream's streams.
+func resumeSettings(cfg *Config, opts *ResumeOptions) (*settings, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	if set, err = set.withStream(opts.Stream.Config, "ResumeOptions.Stream.Config."); err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.Key != nil && (len(opts.Key) == 0 || len(opts.Key) > MaxResumeKeyLen):
+		return nil, &ConfigError{Field: "ResumeOptions.Key", Value: fmt.Sprintf("%d bytes", len(opts.Key)),
+			Reason: fmt.Sprintf("must be nil (random) or 1 to %d bytes", MaxResumeKeyLen)}
+	case opts.MinBackoff < 0:
+		return nil, notNegative("ResumeOptions.MinBackoff", opts.MinBackoff)
+	case opts.MaxBackoff < 0:
+		return nil, notNegative("ResumeOptions.MaxBackoff", opts.MaxBackoff)
+	case opts.MaxBackoff != 0 && opts.MaxBackoff < opts.MinBackoff:
+		return nil, &ConfigError{Field: "ResumeOptions.MaxBackoff", Value: opts.MaxBackoff,
+			Reason: fmt.Sprintf("below ResumeOptions.MinBackoff (%v)", opts.MinBackoff)}
+	}
+	return set, nil
+}
+
+// closeContext bounds the flush of a connection's stream that the loop
+// leaves: Close's bound once Close was called, else none (the stream's
+// CloseTimeout still applies).
+func (r *ResumableStream) closeContext() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closeCtx == nil {
+		return context.Background()
+	}
+	return r.closeCtx
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // ResumeStoreConfig configures a [ResumeStore]. The zero value means the
-// documented defaults.
+// documented defaults; a negative TTL or MaxKeys means its default too.
 type ResumeStoreConfig struct {
 	// TTL is how long the receive state of a resumable stream is kept
 	// after its connection is lost. 0 means [DefaultResumeTTL] (5
@@ -74,8 +74,8 @@ type ResumeStore struct {
 // NewResumeStore returns an empty store.
 func NewResumeStore(cfg ResumeStoreConfig) *ResumeStore {
 	return &ResumeStore{
-		ttl:     orDefault(cfg.TTL, DefaultResumeTTL),
-		maxKeys: orDefault(cfg.MaxKeys, DefaultResumeMaxKeys),
+		ttl:     orDefault(max(cfg.TTL, 0), DefaultResumeTTL),
+		maxKeys: orDefault(max(cfg.MaxKeys, 0), DefaultResumeMaxKeys),
 		load:    cfg.LoadApplied,
 		keys:    make(map[string]*resumeState),
 	}
@@ -137,7 +137,7 @@ func (st *ResumeStore) acquire(ctx context.Context, info ResumeKeyInfo, first ui
 			a, found, err := st.load(ctx, info)
 			switch {
 			case err != nil:
-				return nil, 0, &StreamError{Code: CodeResumeUnknown, Reason: "resume state lookup failed: " + err.Error(), Err: err}
+				return nil, 0, &StreamError{Code: CodeResumeUnknown, Reason: "resume state lookup failed", Err: err}
 			case found:
 				applied = a
 			case first > 1:

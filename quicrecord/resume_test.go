@@ -60,6 +60,13 @@ func resumeQUIC() *quic.Config {
 }
 
 func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS *tls.Config) *resumeRig {
+	return newResumeRigAcceptor(t, storeCfg, serverTLS, clientTLS, nil)
+}
+
+// newResumeRigAcceptor is newResumeRig whose acceptor chooses each
+// stream's settings with handler.
+func newResumeRigAcceptor(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS *tls.Config,
+	handler func(context.Context, *AcceptInfo) (*StreamConfig, error)) *resumeRig {
 	rig := &resumeRig{t: t, router: &blackoutRouter{}, applied: map[string]uint64{}}
 	n := simtest.NewNet(t, rig.router, simtest.Latency(10*time.Millisecond))
 	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
@@ -70,10 +77,10 @@ func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS
 	serverTLS.NextProtos, clientTLS.NextProtos = []string{ALPN}, []string{ALPN}
 	rig.ctls = clientTLS
 	rig.store = NewResumeStore(storeCfg)
-	scfg := &Config{QUIC: resumeQUIC(), ResumeStore: rig.store}
+	scfg := &Config{QUIC: resumeQUIC(), ResumeStore: rig.store, AcceptHandler: handler}
 	rig.ccfg = &Config{QUIC: resumeQUIC()}
 	rig.ctr = simtest.Transport(t, cconn)
-	rig.ln = NewListener(simtest.Listen(t, sconn, serverTLS, scfg.quicConfig()), scfg)
+	rig.ln = newTestListener(t, simtest.Listen(t, sconn, serverTLS, scfg.quicConfig()), scfg)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	wg.Go(func() { rig.serve(ctx, &wg) })
@@ -101,7 +108,7 @@ func (rig *resumeRig) serve(ctx context.Context, wg *sync.WaitGroup) {
 				rig.streams++
 				rig.mu.Unlock()
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					key := string(s.ResumeKey())
 					_ = s.Apply(ctx, func(r Record) error {
 						rig.mu.Lock()
@@ -151,7 +158,7 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 			emu.Lock()
 			events = append(events, e.Kind)
 			emu.Unlock()
-			if e.Kind == EventConnected {
+			if e.Kind == ResumeConnected {
 				connected <- struct{}{}
 			}
 		}})
@@ -190,7 +197,7 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 		checker.BarrierOK(n)
 		require.NoError(t, checker.Verify(true))
 		snap := rs.Snapshot()
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
 		require.Equal(t, uint64(n), rig.applied[string(rs.Key())])
@@ -208,8 +215,8 @@ func TestResumeAcrossBlackouts(t *testing.T) {
 		require.Less(t, snap.Stats.Disconnected, 5*3*time.Second)
 		t.Logf("resume stats: %+v", snap.Stats)
 		emu.Lock()
-		require.Equal(t, 6, countKind(events, EventConnected))
-		require.Equal(t, 5, countKind(events, EventDisconnected))
+		require.Equal(t, 6, countKind(events, ResumeConnected))
+		require.Equal(t, 5, countKind(events, ResumeDisconnected))
 		emu.Unlock()
 		time.Sleep(100 * time.Millisecond) // the FIN reaches the acceptor
 		synctest.Wait()
@@ -255,7 +262,7 @@ func TestResumeTTLExpiry(t *testing.T) {
 		require.Equal(t, uint64(15), re.LastUnknown, "records handed to the lost connection are in doubt")
 		_, err = rs.Send(ctx, []byte("x"))
 		require.ErrorAs(t, err, &re)
-		require.Error(t, rs.Close())
+		require.Error(t, rs.Close(context.Background()))
 	})
 }
 
@@ -286,7 +293,7 @@ func TestResumeDurableHook(t *testing.T) {
 			}
 		}
 		require.NoError(t, rs.Barrier(ctx))
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 		require.Equal(t, int32(2), loads.Load(), "asked at the first open and after the expiry")
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
@@ -315,8 +322,8 @@ func TestResumeUnavailable(t *testing.T) {
 			return NewConn(qc, nil)
 		}, nil, ResumeOptions{OnEvent: func(e ResumeEvent) { events <- e }})
 		require.NoError(t, err)
-		require.Equal(t, EventConnected, (<-events).Kind)
-		require.Equal(t, EventUnavailable, (<-events).Kind)
+		require.Equal(t, ResumeConnected, (<-events).Kind)
+		require.Equal(t, ResumeUnavailable, (<-events).Kind)
 		require.False(t, rs.Snapshot().ResumeAvailable)
 		a, err := server.AcceptRecordStream(context.Background())
 		require.NoError(t, err)
@@ -325,7 +332,7 @@ func TestResumeUnavailable(t *testing.T) {
 		_, err = rs.Send(context.Background(), []byte("works"))
 		require.NoError(t, err)
 		require.NoError(t, rs.Barrier(context.Background()))
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 	})
 }
 
@@ -366,7 +373,7 @@ func TestResumeHijack(t *testing.T) {
 		_, err = rs.Send(context.Background(), []byte("still alice"))
 		require.NoError(t, err)
 		require.NoError(t, rs.Barrier(context.Background()))
-		require.NoError(t, rs.Close())
+		require.NoError(t, rs.Close(context.Background()))
 		rig.mu.Lock()
 		require.Equal(t, uint64(11), rig.applied["alice-stream"])
 		rig.mu.Unlock()
@@ -384,7 +391,7 @@ func TestResumeKeysUnguessable(t *testing.T) {
 			require.Len(t, rs.Key(), 16)
 			require.False(t, seen[string(rs.Key())])
 			seen[string(rs.Key())] = true
-			require.NoError(t, rs.Close())
+			require.NoError(t, rs.Close(context.Background()))
 		}
 	})
 }
@@ -421,11 +428,105 @@ func TestResumeRestartedOpenerBehind(t *testing.T) {
 		require.NoError(t, second.Barrier(ctx))
 		snap := second.Snapshot()
 		require.Equal(t, uint64(50), snap.Stats.DuplicatesDropped, "records 101..150 were applied before the restart")
-		require.NoError(t, second.Close())
+		require.NoError(t, second.Close(context.Background()))
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
 		require.Equal(t, uint64(200), rig.applied["agent-1"])
 		require.Zero(t, rig.dups)
 		require.Zero(t, rig.gaps)
+	})
+}
+
+// TestResumableRecordSizeAgreed: a resumable stream's Send checks the
+// record limit agreed with the acceptor, not only its own: a record
+// above the acceptor's limit fails Send at once, the stream goes on and
+// never redials; and a record held across a reconnection that lands on
+// an acceptor with a smaller limit ends the stream with a *ResumeError
+// instead of redialing forever.
+func TestResumableRecordSizeAgreed(t *testing.T) {
+	t.Run("Send", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			rig := newResumeRigAcceptor(t, ResumeStoreConfig{}, nil, nil, func(context.Context, *AcceptInfo) (*StreamConfig, error) {
+				return &StreamConfig{MaxRecordSize: 100}, nil
+			})
+			var events atomic.Int32
+			rs, err := rig.open(ResumeOptions{OnEvent: func(ResumeEvent) { events.Add(1) }})
+			require.NoError(t, err)
+			require.Equal(t, 100, rs.MaxRecordSize(), "the acceptor's limit")
+			_, err = rs.Send(ctx, make([]byte, 101))
+			require.ErrorIs(t, err, ErrRecordTooLarge)
+			require.EqualError(t, err, "quicrecord: Send: record of 101 bytes exceeds the stream's limit of 100")
+			seq, err := rs.Send(ctx, make([]byte, 100))
+			require.NoError(t, err)
+			require.Equal(t, uint64(1), seq, "the refused record took no sequence number")
+			require.NoError(t, rs.Barrier(ctx))
+			time.Sleep(10 * time.Second) // a redial, had there been one, would have happened
+			snap := rs.Snapshot()
+			require.Equal(t, uint64(1), snap.Stats.Connects, "no redial")
+			require.Zero(t, snap.Stats.Resumes)
+			require.Equal(t, int32(1), events.Load(), "one event: the first connection")
+			require.NoError(t, rs.Err())
+			require.NoError(t, rs.Close(ctx))
+		})
+	})
+	t.Run("reconnection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			var streams atomic.Int32
+			rig := newResumeRigAcceptor(t, ResumeStoreConfig{}, nil, nil, func(context.Context, *AcceptInfo) (*StreamConfig, error) {
+				if streams.Add(1) == 1 {
+					return &StreamConfig{MaxRecordSize: 1000}, nil
+				}
+				return &StreamConfig{MaxRecordSize: 100}, nil
+			})
+			rs, err := rig.open(ResumeOptions{})
+			require.NoError(t, err)
+			_, err = rs.Send(ctx, make([]byte, 10))
+			require.NoError(t, err)
+			require.NoError(t, rs.Barrier(ctx))
+			rig.router.dark.Store(true)
+			_, err = rs.Send(ctx, make([]byte, 500)) // held: it cannot be acked in the dark
+			require.NoError(t, err)
+			time.Sleep(3 * time.Second) // > MaxIdleTimeout: the connection dies
+			rig.router.dark.Store(false)
+			<-rs.Context().Done()
+			var re *ResumeError
+			require.ErrorAs(t, rs.Err(), &re)
+			require.Equal(t, [2]uint64{2, 2}, [2]uint64{re.FirstUnknown, re.LastUnknown}, "record 2 is in doubt")
+			require.ErrorIs(t, re, ErrRecordTooLarge)
+			require.Equal(t, int32(2), streams.Load(), "one reconnection, then no more")
+			time.Sleep(30 * time.Second)
+			require.Equal(t, int32(2), streams.Load(), "no redial after the failure")
+			_ = rs.Close(ctx)
+		})
+	})
+}
+
+// TestResumableCloseBounded: Close waits for the acceptor to apply what
+// was sent, bounded by its context; with the acceptor out of reach it
+// returns when ctx ends, with a *BarrierError, and the stream is over.
+func TestResumableCloseBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		rig := newResumeRig(t, ResumeStoreConfig{}, nil, nil)
+		rs, err := rig.open(ResumeOptions{})
+		require.NoError(t, err)
+		rig.router.dark.Store(true)
+		_, err = rs.Send(ctx, []byte("unacked"))
+		require.NoError(t, err)
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err = rs.Close(cctx)
+		require.Equal(t, 500*time.Millisecond, time.Since(start))
+		var be *BarrierError
+		require.ErrorAs(t, err, &be)
+		require.Equal(t, uint64(1), be.Target)
+		require.Zero(t, be.Acked)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Error(t, rs.Context().Err(), "the stream is over")
+		require.NoError(t, rs.Close(ctx), "Close after Close does nothing")
+		rig.router.dark.Store(false)
 	})
 }

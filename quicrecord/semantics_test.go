@@ -91,7 +91,7 @@ func TestBarrierReportsRejections(t *testing.T) {
 			applyDone <- rx.Apply(ctx, func(r Record) error {
 				switch r.Seq {
 				case 3:
-					return &RecordError{Code: CodeApplicationMin + 7, Reason: "bad record three"}
+					return fmt.Errorf("row 3: %w", &ApplicationError{Code: CodeApplicationMin + 7, Reason: "bad record three"})
 				case 5, 12:
 					return errors.New("cannot apply")
 				}
@@ -100,30 +100,35 @@ func TestBarrierReportsRejections(t *testing.T) {
 		}()
 		send(t, tx, 10)
 		err := tx.Barrier(context.Background())
+		var rej *RejectedError
+		require.ErrorAs(t, err, &rej)
+		require.Equal(t, &RejectedError{Count: 2, Records: []RecordError{
+			{Seq: 3, Code: CodeApplicationMin + 7, Reason: "bad record three"},
+			{Seq: 5, Code: CodeRejected, Reason: "rejected by the application"},
+		}}, rej, "record 5 was rejected too; its error's text stayed on the receiver")
+		require.Equal(t, "quicrecord: record 3 rejected by the peer: APPLICATION(0x107): bad record three (and 1 more)", err.Error())
 		var re *RecordError
 		require.ErrorAs(t, err, &re)
-		require.Equal(t, uint64(3), re.Seq)
-		require.Equal(t, CodeApplicationMin+7, re.Code)
-		require.Equal(t, "quicrecord: record 3 rejected: APPLICATION(0x107): bad record three (and 1 more)", re.Error())
-		require.True(t, re.Remote)
-		require.Equal(t, 1, re.More, "record 5 was rejected too")
+		require.Equal(t, uint64(3), re.Seq, "errors.As finds the first rejection")
 		require.ErrorIs(t, err, &RecordError{Code: CodeApplicationMin + 7})
+		require.ErrorIs(t, err, ErrRecordRejected)
+		require.Equal(t, CodeApplicationMin+7, CodeOf(err))
 
 		// Each rejection is reported once: the next barrier covers 11..15.
 		send(t, tx, 5)
 		err = tx.Barrier(context.Background())
-		require.ErrorAs(t, err, &re)
-		require.Equal(t, uint64(12), re.Seq)
+		require.ErrorAs(t, err, &rej)
+		require.Equal(t, 1, rej.Count)
+		require.Equal(t, uint64(12), rej.Records[0].Seq)
 		require.ErrorIs(t, err, ErrRecordRejected)
-		require.Zero(t, re.More)
 		send(t, tx, 5)
 		require.NoError(t, tx.Barrier(context.Background()))
 
 		mu.Lock()
 		require.Equal(t, []uint64{3, 5, 12}, handled)
 		mu.Unlock()
-		require.Equal(t, uint64(3), tx.Snapshot().Errors.RejectedIn)
-		require.Equal(t, uint64(3), rx.Snapshot().Errors.RejectedOut)
+		require.Equal(t, uint64(3), tx.Snapshot().Errors.RejectedByPeer)
+		require.Equal(t, uint64(3), rx.Snapshot().Errors.RejectedLocally)
 		require.Equal(t, uint64(20), tx.Snapshot().Out.AckedSeq)
 		cancel()
 		require.ErrorIs(t, <-applyDone, context.Canceled)
@@ -135,15 +140,21 @@ func TestAckAndRejectValidation(t *testing.T) {
 		p := newSimPair(t, nil, nil, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{})
 		send(t, tx, 3)
-		require.ErrorIs(t, rx.Ack(1), ErrLocalAckOutOfRange, "nothing delivered yet")
-		_, err := rx.Recv(context.Background())
+		err := rx.Ack(42)
+		require.ErrorIs(t, err, ErrNotDelivered, "nothing delivered yet")
+		require.EqualError(t, err, "quicrecord: Ack(42): the last record delivered is 0")
+		_, err = rx.Recv(context.Background())
 		require.NoError(t, err)
 		_, err = rx.Recv(context.Background())
 		require.NoError(t, err)
 		require.NoError(t, rx.Ack(1))
 		require.NoError(t, rx.Ack(1), "acking again is a no-op")
-		require.ErrorIs(t, rx.Reject(1, CodeRejected, "late"), ErrAlreadyConsumed)
-		require.ErrorIs(t, rx.Reject(3, CodeRejected, "not delivered"), ErrLocalAckOutOfRange)
+		err = rx.Reject(1, CodeRejected, "late")
+		require.ErrorIs(t, err, ErrAlreadyApplied)
+		require.EqualError(t, err, "quicrecord: Reject(1): record 1 was already applied (acked or rejected); the last applied is 1")
+		err = rx.Reject(3, CodeRejected, "not delivered")
+		require.ErrorIs(t, err, ErrNotDelivered)
+		require.EqualError(t, err, "quicrecord: Reject(3): the last record delivered is 2")
 		require.NoError(t, rx.Reject(2, CodeRejected, "fine"))
 		require.Equal(t, uint64(2), rx.Snapshot().In.AppliedSeq)
 	})
@@ -220,8 +231,8 @@ func TestPiggybackCounters(t *testing.T) {
 // below the caps after records waited a second for their ack.
 func TestBackpressureReceiverNeverAcks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := &Config{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20, FixedWindow: true}
-		rcfg := &Config{MaxApplyBacklogRecords: 60, MaxApplyBacklogBytes: 1 << 20}
+		cfg := &Config{Stream: StreamConfig{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20, Window: WindowFixed}}
+		rcfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 60, MaxApplyBacklogBytes: 1 << 20}}
 		p := newSimPair(t, cfg, rcfg, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -262,7 +273,7 @@ func TestBackpressureReceiverNeverAcks(t *testing.T) {
 
 func TestBackpressureBytes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := &Config{MaxInFlightBytes: 10_000}
+		cfg := &Config{Stream: StreamConfig{MaxInFlightBytes: 10_000}}
 		p := newSimPair(t, cfg, nil, nil, simRTT/2)
 		tx, _ := p.openPair(t, false, StreamOptions{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -292,7 +303,7 @@ func TestCloseGracefulEachSide(t *testing.T) {
 						c, peer = a, o
 					}
 					send(t, c, 5)
-					require.NoError(t, c.Close())
+					require.NoError(t, c.Close(context.Background()))
 					require.ErrorIs(t, context.Cause(c.Context()), net.ErrClosed)
 					_, err := c.Send(context.Background(), []byte("x"))
 					require.ErrorIs(t, err, net.ErrClosed)
@@ -303,9 +314,9 @@ func TestCloseGracefulEachSide(t *testing.T) {
 					}
 					_, err = peer.Recv(context.Background())
 					require.ErrorIs(t, err, io.EOF)
-					require.NoError(t, peer.Close())
-					require.Equal(t, StateClosed, c.Snapshot().Identity.State)
-					require.Equal(t, StateClosed, peer.Snapshot().Identity.State)
+					require.NoError(t, peer.Close(context.Background()))
+					require.Equal(t, StateClosed, c.Snapshot().Status.State)
+					require.Equal(t, StateClosed, peer.Snapshot().Status.State)
 				})
 			})
 		}
@@ -349,25 +360,30 @@ func TestCloseWithErrorEachSide(t *testing.T) {
 				_, err = peer.Send(context.Background(), []byte("x"))
 				require.ErrorAs(t, err, &se)
 				require.Equal(t, code, se.Code)
-				require.Equal(t, StateFailed, peer.Snapshot().Identity.State)
+				require.Equal(t, StateFailed, peer.Snapshot().Status.State)
 
 				_, err = c.Send(context.Background(), []byte("x"))
 				require.ErrorAs(t, err, &se)
 				require.False(t, se.Remote)
-				require.NoError(t, peer.Close())
+				require.NoError(t, peer.Close(context.Background()))
 			})
 		})
 	}
 }
 
+// TestStreamContextCancelResets: a stream bounded by a context with the
+// context.AfterFunc pattern RecordStream documents is reset with
+// CodeCancelled when the context ends, and the peer sees the code.
 func TestStreamContextCancelResets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, nil, nil, nil, simRTT/2)
 		ctx, cancel := context.WithCancel(context.Background())
 		octx, ocancel := context.WithTimeout(context.Background(), time.Second)
 		defer ocancel()
-		o, err := p.client.OpenRecordStream(octx, StreamOptions{Context: ctx})
+		o, err := p.client.OpenRecordStream(octx, StreamOptions{})
 		require.NoError(t, err)
+		stop := context.AfterFunc(ctx, func() { _ = o.CloseWithError(CodeCancelled, "stream context done") })
+		defer stop()
 		a, err := p.server.AcceptRecordStream(octx)
 		require.NoError(t, err)
 		cancel()
@@ -378,8 +394,8 @@ func TestStreamContextCancelResets(t *testing.T) {
 		require.True(t, se.Remote)
 		synctest.Wait()
 		require.ErrorIs(t, context.Cause(o.Context()), ErrCancelled)
-		require.NoError(t, o.Close())
-		require.NoError(t, a.Close())
+		require.NoError(t, o.Close(context.Background()))
+		require.NoError(t, a.Close(context.Background()))
 	})
 }
 
@@ -404,7 +420,7 @@ func TestConnCloseEndsStreams(t *testing.T) {
 		synctest.Wait() // detach runs on context.AfterFunc's goroutine
 		require.Empty(t, p.client.Snapshots())
 		require.Empty(t, p.server.Snapshots())
-		require.Equal(t, StateFailed, o.Snapshot().Identity.State)
+		require.Equal(t, StateFailed, o.Snapshot().Status.State)
 	})
 }
 
@@ -424,7 +440,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					var next uint64 = 1
 					err := s.Apply(ctx, func(r Record) error {
 						if r.Seq != next || string(r.Data) != fmt.Sprintf("%d/%d", s.DataID(), r.Seq) {
@@ -456,7 +472,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 				if err := s.Barrier(ctx); err != nil {
 					t.Error(err)
 				}
-				_ = s.Close()
+				_ = s.Close(context.Background())
 			})
 		}
 		wg.Wait()
@@ -488,4 +504,70 @@ func TestWaitAcked(t *testing.T) {
 		require.ErrorAs(t, tx.WaitAcked(ctx, 5), &be)
 		require.Equal(t, uint64(3), be.Acked)
 	})
+}
+
+// TestConcurrentBarriersShareRejections: each rejection is reported to
+// exactly one of several concurrent Barriers, the first that returns
+// covering it. Acked in two steps, each Barrier gets its own range's;
+// acked at once, whichever returns first may take both, and no rejection
+// is lost or reported twice.
+func TestConcurrentBarriersShareRejections(t *testing.T) {
+	for _, stepwise := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stepwise=%v", stepwise), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				p := newSimPair(t, nil, nil, nil, simRTT/2)
+				tx, rx := p.openPair(t, false, StreamOptions{})
+				results := make(chan struct {
+					target uint64
+					err    error
+				}, 2)
+				barrier := func(target uint64) {
+					go func() {
+						results <- struct {
+							target uint64
+							err    error
+						}{target, tx.Barrier(ctx)}
+					}()
+					synctest.Wait()
+				}
+				send(t, tx, 5)
+				barrier(5)
+				send(t, tx, 5)
+				barrier(10)
+				for seq := uint64(1); seq <= 10; seq++ {
+					r, err := rx.Recv(ctx)
+					require.NoError(t, err)
+					if r.Seq == 2 || r.Seq == 7 {
+						require.NoError(t, rx.Reject(r.Seq, CodeRejected, "no"))
+					}
+					if stepwise && r.Seq == 5 {
+						require.NoError(t, rx.Ack(5))
+						time.Sleep(simRTT) // the ack reaches the sender, the first Barrier returns
+					}
+				}
+				require.NoError(t, rx.Ack(10))
+				reported := map[uint64]uint64{} // seq -> the Barrier that reported it
+				for range 2 {
+					r := <-results
+					var rej *RejectedError
+					if r.err == nil {
+						continue
+					}
+					require.ErrorAs(t, r.err, &rej)
+					require.Equal(t, len(rej.Records), rej.Count)
+					for _, re := range rej.Records {
+						require.LessOrEqual(t, re.Seq, r.target, "a Barrier reports only its range")
+						_, dup := reported[re.Seq]
+						require.False(t, dup, "record %d reported twice", re.Seq)
+						reported[re.Seq] = r.target
+					}
+				}
+				require.Len(t, reported, 2, "no rejection is lost")
+				if stepwise {
+					require.Equal(t, map[uint64]uint64{2: 5, 7: 10}, reported)
+				}
+			})
+		})
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/recordmux/recordmux/frames"
 	"github.com/recordmux/recordmux/internal/flow"
+	"github.com/recordmux/recordmux/internal/wire"
 )
 
 // Role says which side opened a stream.
@@ -33,6 +33,12 @@ func (r Role) String() string {
 	}
 	return "unknown"
 }
+
+// StreamID identifies a record stream within its connection: the ID of
+// the QUIC stream that carries it (RFC 9000 §2.1), so its two low bits
+// say which side opened it and whether it is bidirectional (always, for a
+// record stream).
+type StreamID uint64
 
 // Record is one record of a stream: its sequence number in the sender's
 // direction and its bytes.
@@ -55,21 +61,35 @@ type Record struct {
 // order, and [RecordStream.Ack] and [RecordStream.Reject] tell the peer
 // what was applied.
 //
-// All methods are safe for concurrent use. Always Close a stream: its two
-// goroutines live until then (or until the stream fails or its connection
-// ends).
+// All methods are safe for concurrent use, with one rule for the receive
+// side: one receiver at a time. Recv and Apply fail with
+// [ErrConcurrentReceive] while another Recv or Apply of the stream runs,
+// so that records are delivered, applied and acked in order; call Ack and
+// Reject in the order the records were applied, from the receiving
+// goroutine or one it hands them to in order. Send, Flush, Barrier and
+// the others may be called from any goroutine. Concurrent Barriers share
+// the peer's rejections: each is reported to the first Barrier that
+// returns covering it.
+//
+// A stream lives until Close or CloseWithError, until it fails, or until
+// its connection ends; its two goroutines live as long. To bound it by a
+// context, close it when the context ends:
+//
+//	stop := context.AfterFunc(ctx, func() { _ = s.CloseWithError(quicrecord.CodeCancelled, "done") })
+//	defer stop()
 type RecordStream struct {
 	conn *Conn
 	qs   *quic.Stream
 	set  *settings
-	id   quic.StreamID
+	id   StreamID
 	info streamInfo
 	neg  Negotiated
 	// Effective send limits, fixed at negotiation.
 	piggyback   bool
-	maxSendRec  int // largest record Send accepts
-	batchBytes  int // encoded record bytes per BATCH
-	windowRecs  int // hard caps of the send window: local limit and the peer's HELLO
+	halfClose   bool // CloseWrite ends the records with DONE (FeatureHalfClose)
+	maxSendRec  int  // largest record Send accepts
+	batchBytes  int  // encoded record bytes per BATCH
+	windowRecs  int  // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
 	// flushWatch counts the Flush and Barrier calls waiting for records to
 	// be written: while there are none, the writer records each batch as
@@ -94,7 +114,7 @@ type RecordStream struct {
 	writerDone chan struct{}
 	readerDone chan struct{}
 
-	fr *frames.Reader // owned by the reader loop (by the handshake before it)
+	fr *wire.Reader // owned by the reader loop (by the handshake before it)
 
 	// applyEvery is how many records Apply applies between looks at the
 	// clock (see applyBatch); owned by the one goroutine in Apply.
@@ -112,8 +132,8 @@ type RecordStream struct {
 	ctr       counters
 	final     atomic.Pointer[RecordSnapshot] // the frozen snapshot, once done
 	onReject  atomic.Pointer[func(*RecordError)]
-	closeOnce sync.Once
-	stopCtx   func() bool // stops the StreamOptions.Context watch; nil if none
+	closeOnce sync.Once   // the first Close or CloseWithError
+	receiving atomic.Bool // a Recv or Apply runs (see RecordStream)
 
 	// Resumption; all set before the loops start and never changed.
 	resumeKey []byte             // the key of a resumable stream; nil otherwise
@@ -169,6 +189,8 @@ type sendState struct {
 	notified bool      // the writer has been woken and has not taken work since
 	flushReq bool      // a Flush or Barrier waits: skip the linger
 	closing  bool      // Close called: write the rest, then FIN
+	ending   bool      // CloseWrite called: write the rest, then DONE (or FIN without half-close)
+	doneSent bool      // the records ended: DONE or FIN written (the writer)
 
 	writingSeq uint64 // highest seq the writer has begun to write; acks above are invalid
 	flushedSeq uint64 // highest seq whose Write returned
@@ -177,9 +199,8 @@ type sendState struct {
 	ackedBytes uint64 // record bytes acked, cumulative
 	cum        seqRing
 
-	lastReject     uint64         // highest seq the peer rejected
-	rejects        []*RecordError // rejections not yet reported by a Barrier, in seq order
-	rejectOverflow int            // rejections dropped from rejects because it was full
+	lastReject uint64    // highest seq the peer rejected
+	rejects    rejectLog // rejections not yet reported by a Barrier
 
 	err     error // terminal error of the send direction; nil while usable
 	started bool  // the writer loop was started
@@ -239,7 +260,7 @@ type recvState struct {
 	cum        seqRing
 	readerWait chan struct{} // closed when the backlog shrinks and the reader waits
 
-	eof  bool  // the peer finished its direction and every record is queued
+	eof  bool  // the peer's records ended (its DONE or FIN) and every one is queued
 	err  error // terminal error of the receive direction
 	done bool  // the reader loop has finished
 	wait waitq // notified when records are queued or delivery ends
@@ -298,15 +319,16 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
 
 // newStream builds a negotiated stream; start launches its loops.
-func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg Negotiated, info streamInfo) *RecordStream {
+func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	s := &RecordStream{
 		conn:       c,
 		qs:         qs,
 		set:        set,
-		id:         qs.StreamID(),
+		id:         streamID(qs),
 		info:       info,
 		neg:        neg,
 		piggyback:  neg.PiggybackAcks(),
+		halfClose:  neg.Features.Has(FeatureHalfClose),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -315,14 +337,14 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *frames.Reader, neg N
 	pl := neg.PeerLimits
 	s.maxSendRec = int(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8))
 	s.batchBytes = int(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve))
-	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.WindowRecords))
-	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.WindowBytes))
+	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
+	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
 	s.snd.nextSeq = 1
 	s.applyEvery = 16
 	s.initWindows()
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())
-	fr.SetDirect(frames.TypeBatch, directMinBatch, s.directBuf)
+	fr.SetDirect(uint64(frames.TypeBatch), directMinBatch, s.directBuf)
 	if set.logger != nil {
 		s.log = set.logger.With("stream", s.id, "role", info.role.String(), "scope", info.scope)
 	}
@@ -346,8 +368,8 @@ func (s *RecordStream) start() {
 // by either side, failed, or its connection gone. context.Cause tells why.
 func (s *RecordStream) Context() context.Context { return s.ctx }
 
-// StreamID returns the QUIC stream ID.
-func (s *RecordStream) StreamID() quic.StreamID { return s.id }
+// StreamID returns the stream's ID: the ID of its QUIC stream.
+func (s *RecordStream) StreamID() StreamID { return s.id }
 
 // Negotiated returns the outcome of the stream's capability negotiation.
 func (s *RecordStream) Negotiated() Negotiated { return s.neg }
@@ -396,213 +418,6 @@ func (s *RecordStream) SetRejectHandler(fn func(*RecordError)) {
 	s.onReject.Store(&fn)
 }
 
-// Close ends the stream gracefully. Records already sent are handed to
-// QUIC, pending acks go out, and the send direction is finished with a
-// FIN, so the peer's Recv returns io.EOF after the last record. Records
-// from the peer that were not received yet are discarded and the peer
-// learns it with a STOP_SENDING of CodeNoError. Close waits at most
-// Config.CloseTimeout for the flush; after that it resets the stream with
-// CodeCancelled. When Close returns, the stream's goroutines have ended.
-// Close is idempotent and returns nil unless the flush failed.
-func (s *RecordStream) Close() error {
-	var err error
-	s.closeOnce.Do(func() { err = s.close() })
-	return err
-}
-
-func (s *RecordStream) close() error {
-	if s.stopCtx != nil {
-		s.stopCtx()
-	}
-	s.smu.Lock()
-	s.snd.closing = true
-	s.snd.flushReq = true
-	writerDone := s.snd.done
-	s.smu.Unlock()
-	var err error
-	if !writerDone {
-		s.wakeWriter()
-		t := time.NewTimer(s.set.closeTimeout)
-		select {
-		case <-s.writerDone:
-		case <-t.C:
-			err = &StreamError{Code: CodeCancelled, Reason: "close timed out flushing", StreamID: s.id, Err: os.ErrDeadlineExceeded}
-			s.qs.CancelWrite(resetCode(CodeCancelled))
-		}
-		t.Stop()
-	}
-	s.qs.CancelRead(resetCode(CodeNoError))
-	s.end(ErrClosed)
-	s.waitLoops()
-	return err
-}
-
-// finish closes the stream after the peer acknowledged the end: it writes
-// the FIN, waits until the peer ends its direction too (or ctx is done),
-// then closes. Closing the connection right after Close can overtake the
-// FIN; finish cannot.
-func (s *RecordStream) finish(ctx context.Context) error {
-	s.smu.Lock()
-	s.snd.closing = true
-	s.snd.flushReq = true
-	s.smu.Unlock()
-	s.wakeWriter()
-	select {
-	case <-s.readerDone:
-	case <-ctx.Done():
-	}
-	return s.Close()
-}
-
-// waitLoops returns when both loops have returned.
-func (s *RecordStream) waitLoops() {
-	<-s.writerDone
-	<-s.readerDone
-}
-
-// CloseWithError resets the stream in both directions with code, after
-// sending an ERROR frame with code and reason so the peer sees both. The
-// ERROR leaves through the stream's writer after the frame it is writing;
-// if that frame and the ERROR cannot be handed to QUIC within a second
-// (the peer is not reading, flow control is blocked) the stream is reset
-// without the ERROR, and the peer sees the code alone. Records not yet
-// handed to QUIC are dropped. The peer's pending and future calls fail
-// with a *StreamError carrying code; local ones fail at once with one
-// that has Remote == false. When CloseWithError returns, the stream's
-// goroutines have ended.
-func (s *RecordStream) CloseWithError(code ErrorCode, reason string) error {
-	s.closeOnce.Do(func() {
-		if s.stopCtx != nil {
-			s.stopCtx()
-		}
-		s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id}, true)
-		s.waitLoops()
-	})
-	return nil
-}
-
-// abort ends the stream at once with err: its context is cancelled with
-// err as the cause, and Send, Barrier, Recv and the others fail with it
-// from now on. Only the first abort of a stream that has not ended acts on
-// the QUIC stream. With tell set it sends ERROR(seq 0, code, reason)
-// before resetting both directions with err.Code; without, it resets at
-// once (the peer's own ERROR or reset ended the stream).
-//
-// The ERROR goes through the writer loop, like every outbound frame: a
-// running writer gets it as its final frame (sendState.final) and writes
-// it after the frame it is writing, never inside one, then resets. A
-// write deadline of abortTimeout bounds that frame and the ERROR. When
-// the writer has not started or has already finished, nothing else
-// writes, and abort writes the frame itself.
-func (s *RecordStream) abort(err *StreamError, tell bool) {
-	if tell && s.ctx.Err() == nil {
-		_ = s.qs.SetWriteDeadline(time.Now().Add(abortTimeout))
-	}
-	s.smu.Lock()
-	first := !s.snd.aborted && s.ctx.Err() == nil
-	s.snd.aborted = true
-	handOff := first && tell && s.snd.started && !s.snd.done
-	if handOff {
-		s.snd.final = &frames.ErrorFrame{Code: err.Code, Reason: err.Reason}
-		s.aborting.Store(true)
-	}
-	if s.snd.err == nil {
-		s.snd.err = err
-	}
-	s.notifySendLocked()
-	s.smu.Unlock()
-	switch {
-	case handOff:
-		// Counted now, before end freezes the stream's snapshot.
-		s.ctr.frameOut(kindError)
-		s.wakeWriter()
-	case first && tell:
-		if endStream(s.qs, err.Code, err.Reason) {
-			s.ctr.frameOut(kindError)
-		}
-	case first:
-		resetStream(s.qs, err.Code)
-	}
-	s.failRecv(err)
-	s.end(err)
-}
-
-// violation handles a protocol violation by the peer: nothing of the
-// offending frame has been applied; the stream is aborted with the code.
-func (s *RecordStream) violation(code ErrorCode, reason string, cause error) {
-	s.ctr.violations.Add(1)
-	if s.log != nil {
-		s.log.Warn("protocol violation", "code", code.String(), "reason", reason, "err", cause)
-	}
-	s.abort(&StreamError{Code: code, Reason: reason, StreamID: s.id, Err: cause}, true)
-}
-
-// failRecv ends the receive direction with err if it has not ended.
-func (s *RecordStream) failRecv(err error) {
-	s.rmu.Lock()
-	if s.rcv.err == nil {
-		s.rcv.err = err
-	}
-	s.rcv.wait.notify()
-	notifyLocked(&s.rcv.readerWait)
-	s.rmu.Unlock()
-}
-
-// end marks the stream done with cause: its context is cancelled and its
-// final snapshot frozen. Only the first cause counts.
-func (s *RecordStream) end(cause error) {
-	s.cancel(cause)
-	s.freeze()
-	if !s.ended.CompareAndSwap(false, true) {
-		return
-	}
-	if s.rsm != nil {
-		s.rmu.Lock()
-		graceful := s.rcv.eof
-		s.rmu.Unlock()
-		s.store.release(s.rsm, s, graceful)
-	}
-	if s.log != nil {
-		s.log.Debug("record stream ended", "cause", context.Cause(s.ctx))
-	}
-}
-
-// freeze stores the final snapshot once the stream's context is done,
-// whoever cancelled it (this stream, or its connection).
-func (s *RecordStream) freeze() *RecordSnapshot {
-	if f := s.final.Load(); f != nil {
-		return f
-	}
-	if s.ctx.Err() == nil {
-		return nil
-	}
-	snap := s.snapshot()
-	s.final.CompareAndSwap(nil, &snap)
-	return s.final.Load()
-}
-
-// maybeEnd ends the stream once both directions finished on their own:
-// the peer sent FIN and this side's writer stopped.
-func (s *RecordStream) maybeEnd() {
-	s.smu.Lock()
-	sendDone, sendErr := s.snd.done, s.snd.err
-	s.smu.Unlock()
-	s.rmu.Lock()
-	recvDone, recvErr := s.rcv.done, s.rcv.err
-	s.rmu.Unlock()
-	if !sendDone || !recvDone {
-		return
-	}
-	cause := sendErr
-	if cause == nil {
-		cause = recvErr
-	}
-	if cause == nil {
-		cause = ErrClosed
-	}
-	s.end(cause)
-}
-
 // streamErr converts an error from the QUIC stream or the connection into
 // the error the stream's callers get.
 func (s *RecordStream) streamErr(err error) error {
@@ -611,3 +426,6 @@ func (s *RecordStream) streamErr(err error) error {
 	}
 	return convertQUICError(err, s.id)
 }
+
+// streamID returns the ID of a QUIC stream.
+func streamID(qs *quic.Stream) StreamID { return StreamID(qs.StreamID()) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/wire"
 )
 
 // readLoop is the stream's only reader. It owns s.fr and the read side of
@@ -32,10 +33,11 @@ func (s *RecordStream) readFrames() error {
 			s.dropDirect(&f)
 			return s.readFailed(err)
 		}
-		s.ctr.frameIn(kindOf(f.Type))
+		t := frames.Type(f.Type)
+		s.ctr.frameIn(kindOf(t))
 		now := time.Now()
 		s.ctr.touch(now)
-		switch f.Type {
+		switch t {
 		case frames.TypeBatch:
 			if err = s.handleBatch(&f, now); err != nil {
 				s.dropDirect(&f)
@@ -46,6 +48,8 @@ func (s *RecordStream) readFrames() error {
 			err = s.handleError(f.Payload)
 		case frames.TypeWindow:
 			err = s.handleWindow(f.Payload)
+		case frames.TypeDone:
+			err = s.handleDone(f.Payload)
 		case frames.TypeHello:
 			err = s.protocolError(CodeUnexpectedFrame, "second HELLO", nil)
 		default:
@@ -115,14 +119,16 @@ func (s *RecordStream) readerExit(err error) {
 	if recvErr != nil && s.rcv.err == nil {
 		s.rcv.err = recvErr
 	}
-	s.rcv.eof = err == io.EOF
+	s.rcv.eof = s.rcv.eof || err == io.EOF
 	s.rcv.done = true
 	s.rcv.wait.notify()
 	s.rmu.Unlock()
-	// Wake Barrier waiters: no more acks will come.
+	// Wake Barrier waiters: no more acks will come. Wake the writer: a
+	// half-closed stream writes its FIN once the peer's direction ended.
 	s.smu.Lock()
 	s.snd.wait.notify()
 	s.smu.Unlock()
+	s.wakeWriter()
 	s.maybeEnd()
 }
 
@@ -158,12 +164,32 @@ func (s *RecordStream) waitBacklogRoom() error {
 	return nil
 }
 
+// newFrameReader returns the frame reader of a stream: a HELLO fits its
+// maximum until the negotiation sets the stream's (see newStream).
+func newFrameReader(qs io.Reader) *wire.Reader {
+	return wire.NewReader(qs, wire.DefaultBuffer, frames.MaxHelloSize, frameCodec{})
+}
+
+// frameCodec is package frames' format for a wire.Reader.
+type frameCodec struct{}
+
+func (frameCodec) ParseHeader(b []byte, maxFrameSize uint64) (uint64, uint64, int, error) {
+	t, length, n, err := frames.ParseHeader(b, maxFrameSize)
+	return uint64(t), length, n, err
+}
+
+func (frameCodec) Known(t uint64) bool { return frames.Type(t).Known() }
+
+func (frameCodec) Truncated(t uint64) error {
+	return &frames.Error{Code: frames.CodeFrameEncoding, Frame: frames.Type(t), Reason: "truncated frame", Err: io.ErrUnexpectedEOF}
+}
+
 // directMinBatch is the smallest BATCH payload the reader reads straight
-// into a receive buffer of its own (see frames.Reader.SetDirect) when the
+// into a receive buffer of its own (see wire.Reader.SetDirect) when the
 // frame is not buffered whole yet: the Reader's own buffer stays at its
 // initial 4 KiB, and the records of a large batch are copied once (by
 // quic-go, into that receive buffer) instead of twice.
-const directMinBatch = frames.DefaultReaderBuffer
+const directMinBatch = wire.DefaultBuffer
 
 // directBuf gives the frame reader a receive buffer for a BATCH payload of
 // n bytes, with its pool handle (a nil *[]byte if it is not pooled) as the
@@ -176,7 +202,7 @@ func (s *RecordStream) directBuf(n int) ([]byte, any) {
 
 // dropDirect gives back the receive buffer of a frame read directly that
 // will not be queued.
-func (s *RecordStream) dropDirect(f *frames.Frame) {
+func (s *RecordStream) dropDirect(f *wire.Frame) {
 	if f.Direct {
 		pooled, _ := f.Token.(*[]byte)
 		s.conn.putRecvBuf(pooled)
@@ -187,7 +213,7 @@ func (s *RecordStream) dropDirect(f *frames.Frame) {
 // the frame reader's buffer, copied before it is kept, unless the frame
 // was read directly into a receive buffer of its own, which is kept; on
 // error the caller gives that back.
-func (s *RecordStream) handleBatch(f *frames.Frame, now time.Time) error {
+func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	b, _, err := frames.ParseBatch(f.Payload, uint64(s.set.maxRecordSize))
 	if err != nil {
 		return s.frameError(err)
@@ -203,6 +229,10 @@ func (s *RecordStream) handleBatch(f *frames.Frame, now time.Time) error {
 		// goes on until the writer resets the stream, queueing nothing.
 		s.rmu.Unlock()
 		return err
+	}
+	if s.rcv.eof {
+		s.rmu.Unlock()
+		return s.protocolError(CodeUnexpectedFrame, "BATCH after DONE", nil)
 	}
 	received := s.rcv.received
 	backlogRecs := received - s.rcv.applied + uint64(b.Count)
@@ -276,6 +306,34 @@ func (s *RecordStream) handleAck(payload []byte) error {
 	return nil
 }
 
+// handleDone ends the peer's records: after its DONE only acks and
+// errors may come, and Recv and Apply end once the queue is empty. The
+// writer is woken, as a half-closed stream's FIN may now be due.
+func (s *RecordStream) handleDone(payload []byte) error {
+	if !s.halfClose {
+		return s.protocolError(CodeUnexpectedFrame, "DONE on a stream that did not negotiate half-close", nil)
+	}
+	last, _, err := frames.ParseDone(payload)
+	if err != nil {
+		return s.frameError(err)
+	}
+	s.rmu.Lock()
+	received, again := s.rcv.received, s.rcv.eof
+	if !again && last == received {
+		s.rcv.eof = true
+		s.rcv.wait.notify()
+	}
+	s.rmu.Unlock()
+	switch {
+	case again:
+		return s.protocolError(CodeUnexpectedFrame, "second DONE", nil)
+	case last != received:
+		return s.protocolError(CodeSequenceGap, fmt.Sprintf("DONE at seq %d, but the last record received is %d", last, received), nil)
+	}
+	s.wakeWriter()
+	return nil
+}
+
 func (s *RecordStream) handleError(payload []byte) error {
 	f, _, err := frames.ParseError(payload)
 	if err != nil {
@@ -290,7 +348,7 @@ func (s *RecordStream) handleError(payload []byte) error {
 	if code != 0 {
 		return s.protocolError(code, reason, nil)
 	}
-	s.ctr.rejectedIn.Add(1)
+	s.ctr.rejectedByPeer.Add(1)
 	if fn := s.onReject.Load(); fn != nil {
 		(*fn)(re)
 	}

@@ -68,7 +68,14 @@ func (c *Conn) putRecvBuf(p *[]byte) {
 // acknowledge it: call [RecordStream.Ack] (or Reject) once it is applied,
 // or use [RecordStream.Apply], which does both. Records received and not
 // acknowledged count against the apply backlog.
+//
+// A stream has one receiver at a time: Recv returns an error matching
+// [ErrConcurrentReceive] while another Recv or Apply of the stream runs.
 func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
+	if !s.receiving.CompareAndSwap(false, true) {
+		return Record{}, misuse(ErrConcurrentReceive, "Recv: another Recv or Apply of stream %d is running", s.id)
+	}
+	defer s.receiving.Store(false)
 	s.rmu.Lock()
 	for {
 		if s.queuedLocked() && s.deliverableLocked() {
@@ -153,12 +160,12 @@ func (s *RecordStream) recvEndLocked() error {
 
 // Ack acknowledges every record up to and including seq as applied. Acks
 // are cumulative; acking a sequence number at or below an earlier ack is a
-// no-op. seq must not exceed the last record returned by Recv
-// ([ErrLocalAckOutOfRange] otherwise). The ack reaches the peer in the
+// no-op. seq must not exceed the last record returned by Recv (an error
+// matching [ErrNotDelivered] otherwise). The ack reaches the peer in the
 // header of the next outgoing batch, or in an ACK frame when none leaves
-// within Config.AckDelay or this direction is idle.
+// within the stream's AckDelay or this direction is idle.
 func (s *RecordStream) Ack(seq uint64) error {
-	return s.consume(seq, nil)
+	return s.consume("Ack", seq, nil)
 }
 
 // Reject reports that record seq failed to apply. It counts as consumed:
@@ -166,12 +173,15 @@ func (s *RecordStream) Ack(seq uint64) error {
 // ERROR frame for seq with code and reason before the ack that covers it.
 // A reason longer than 1 KiB is cut on a UTF-8 boundary (see
 // frames.TruncateReason). seq must be the next record not yet acked or
-// rejected or a later one up to the last returned by Recv.
+// rejected or a later one up to the last returned by Recv: an error
+// matching [ErrAlreadyApplied] or [ErrNotDelivered] otherwise.
 func (s *RecordStream) Reject(seq uint64, code ErrorCode, reason string) error {
-	return s.consume(seq, &frames.ErrorFrame{Seq: seq, Code: code, Reason: reason})
+	return s.consume("Reject", seq, &frames.ErrorFrame{Seq: seq, Code: code, Reason: reason})
 }
 
-func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
+// consume acks (rej nil) or rejects the records up to seq for the call
+// named op.
+func (s *RecordStream) consume(op string, seq uint64, rej *frames.ErrorFrame) error {
 	s.rmu.Lock()
 	if s.rcv.err != nil {
 		err := s.rcv.err
@@ -185,13 +195,15 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 		return err
 	}
 	if seq > s.rcv.delivered {
+		delivered := s.rcv.delivered
 		s.rmu.Unlock()
-		return ErrLocalAckOutOfRange
+		return misuse(ErrNotDelivered, "%s(%d): the last record delivered is %d", op, seq, delivered)
 	}
 	if seq <= s.rcv.applied {
+		applied := s.rcv.applied
 		s.rmu.Unlock()
 		if rej != nil {
-			return ErrAlreadyConsumed
+			return misuse(ErrAlreadyApplied, "Reject(%d): record %d was already applied (acked or rejected); the last applied is %d", seq, seq, applied)
 		}
 		return nil
 	}
@@ -203,7 +215,7 @@ func (s *RecordStream) consume(seq uint64, rej *frames.ErrorFrame) error {
 	if rej != nil {
 		rej.Reason = frames.TruncateReason(rej.Reason)
 		s.rcv.errFrames = append(s.rcv.errFrames, *rej)
-		s.ctr.rejectedOut.Add(1)
+		s.ctr.rejectedLocally.Add(1)
 	}
 	s.ctr.appliedSeq.Store(seq)
 	if s.rsm != nil {
@@ -264,6 +276,15 @@ func (s *RecordStream) ackWritten(ack uint64, now time.Time) {
 	s.rmu.Unlock()
 }
 
+// recvSettled reports whether the peer's records ended (its DONE or FIN
+// arrived) and every one of them was applied and the ack for it written:
+// a half-closed stream's condition for its FIN. Called by the writer loop.
+func (s *RecordStream) recvSettled() bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.rcv.eof && s.rcv.applied == s.rcv.received && s.rcv.ackSent == s.rcv.applied && len(s.rcv.errFrames) == 0
+}
+
 // acksDrained reports whether every ack and rejection was written, the
 // receive direction's condition for the FIN. Called by the writer loop.
 func (s *RecordStream) acksDrained() bool {
@@ -274,15 +295,25 @@ func (s *RecordStream) acksDrained() bool {
 
 // Apply runs the receive loop: it calls fn for each record in order and
 // acknowledges the records fn accepts; a record for which fn returns an
-// error is rejected with that error's code (a *RecordError's or
-// *StreamError's Code, CodeRejected otherwise) and message. Acks are sent
-// once per received batch. Apply returns nil after the peer finished the
+// error is rejected: with the code and reason of an *[ApplicationError]
+// in the error's chain, or with CodeRejected and the reason "rejected by
+// the application" for any other error, whose text stays on this side
+// (logged at debug level with Config.Logger). Acks are sent once per
+// received batch. Apply returns nil after the peer finished the
 // stream and every record was applied, ctx's error when ctx is done, and
 // the stream's error if it fails.
 //
 // The Data of the record passed to fn is valid only until fn returns: Apply
 // reuses its buffers. Copy what must be kept.
+//
+// Apply is the stream's one receiver while it runs: another Apply or a
+// Recv (fn's included) fails with [ErrConcurrentReceive], and so does
+// Apply while another receiver runs.
 func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
+	if !s.receiving.CompareAndSwap(false, true) {
+		return misuse(ErrConcurrentReceive, "Apply: another Recv or Apply of stream %d is running", s.id)
+	}
+	defer s.receiving.Store(false)
 	for {
 		// A batch already queued is returned even if ctx is done (see
 		// takeBatch), so check ctx between batches: a busy stream must
@@ -323,8 +354,7 @@ func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
 			return nil
 		}
 		if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
-			code, reason := codeOf(ferr, CodeRejected)
-			if err := s.Reject(seq, code, reason); err != nil {
+			if err := s.rejectFor(seq, ferr); err != nil {
 				return err
 			}
 		}
@@ -374,4 +404,14 @@ func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 			return inBatch{}, err
 		}
 	}
+}
+
+// rejectFor rejects record seq for the error fn, Apply's function,
+// returned for it (see callbackCode).
+func (s *RecordStream) rejectFor(seq uint64, ferr error) error {
+	code, reason := callbackCode(ferr, CodeRejected, reasonRejected)
+	if s.log != nil {
+		s.log.Debug("record rejected", "seq", seq, "code", code.String(), "err", ferr)
+	}
+	return s.Reject(seq, code, reason)
 }

@@ -14,11 +14,11 @@ import (
 // acknowledged as applied) is full, until there is room or ctx is done.
 // Send does not wait for the record to be written; see [RecordStream.Flush]
 // and [RecordStream.Barrier]. A record larger than [RecordStream.MaxRecordSize]
-// is refused with a *RecordError matching [ErrRecordTooLarge]. After the
-// stream ends Send returns its terminal error.
+// fails at once with an error matching [ErrRecordTooLarge], and the
+// stream goes on. After the stream ends Send returns its terminal error.
 func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) > s.maxSendRec {
-		return 0, &RecordError{Code: CodeRecordTooLarge, Reason: fmt.Sprintf("%d bytes exceeds the stream's maximum record size of %d", len(data), s.maxSendRec)}
+		return 0, errTooLarge(len(data), s.maxSendRec)
 	}
 	s.smu.Lock()
 	for {
@@ -30,6 +30,10 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 		if s.snd.closing {
 			s.smu.Unlock()
 			return 0, ErrClosed
+		}
+		if s.snd.ending {
+			s.smu.Unlock()
+			return 0, misuse(ErrClosed, "Send after CloseWrite")
 		}
 		if s.ctx.Err() != nil {
 			// The stream or its connection ended; the loops have not
@@ -120,14 +124,15 @@ func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 // WaitAcked waits until the peer's application has applied (acked or
 // rejected) record seq and every record before it, without forcing a
 // flush or consuming rejections as Barrier does. It returns nil at once
-// for a seq already acked, and a *BarrierError if the stream can no longer
-// get there or ctx ends. It is the per-record way to measure the time from
-// Send to applied.
+// for a seq already acked, an error matching [ErrNotSent] for a seq not
+// sent yet, and a *BarrierError if the stream can no longer get there or
+// ctx ends. It is the per-record way to measure the time from Send to
+// applied.
 func (s *RecordStream) WaitAcked(ctx context.Context, seq uint64) error {
 	s.smu.Lock()
 	if seq >= s.snd.nextSeq {
 		s.smu.Unlock()
-		return fmt.Errorf("quicrecord: WaitAcked(%d): record not sent yet", seq)
+		return misuse(ErrNotSent, "WaitAcked(%d): the last record sent is %d", seq, s.snd.nextSeq-1)
 	}
 	err := s.waitAckedLocked(ctx, seq)
 	s.smu.Unlock()
@@ -165,12 +170,15 @@ func (s *RecordStream) AckedSeq() uint64 {
 }
 
 // Barrier waits until the peer's application has applied (acked or
-// rejected) every record sent before the call. If the peer rejected a
-// record in that range that no earlier Barrier reported, it returns a
-// *RecordError for the first such record (with More counting the others);
-// each rejection is reported by one Barrier only. If the barrier can no
-// longer succeed, because the stream or connection failed or ctx ended,
-// it returns a *BarrierError carrying the last acked sequence number.
+// rejected) every record sent before the call. If the peer rejected
+// records in that range, it returns a *[RejectedError] listing them (the
+// first ones, with their count); errors.As finds the first as a
+// *RecordError. Each rejection is reported to exactly one Barrier: the
+// first that returns covering it, so of concurrent Barriers the one that
+// returns first takes the rejections of its range and the others get
+// only what is left of theirs. If the barrier can no longer succeed,
+// because the stream or connection failed or ctx ended, it returns a
+// *[BarrierError] carrying the last acked sequence number.
 //
 // The time spent is recorded in the stream's diagnostics, split into
 // flush-wait (until the records were handed to QUIC) and ack-wait (until
@@ -179,6 +187,7 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 	start := time.Now()
 	s.smu.Lock()
 	target := s.snd.nextSeq - 1
+	s.snd.rejects.wait(target)
 	// The Barrier waits for the ack alone: the writer does not wake it
 	// when it writes the records, it stamps a mark with the time instead.
 	marked := s.snd.flushedSeq < target
@@ -194,9 +203,11 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 	if marked {
 		flushedAt = s.takeFlushMarkLocked(target)
 	}
-	var rerr *RecordError
+	var rerr *RejectedError
 	if err == nil {
-		rerr = s.takeRejectsLocked(target)
+		rerr = s.snd.rejects.take(target)
+	} else {
+		s.snd.rejects.abandon(target)
 	}
 	s.smu.Unlock()
 	if err != nil {
@@ -268,35 +279,6 @@ func (s *RecordStream) barrierFailed(target uint64, err error) error {
 	return &BarrierError{Target: target, Acked: acked, Err: err}
 }
 
-// maxRejects bounds the rejections kept for Barrier.
-const maxRejects = 64
-
-// takeRejectsLocked removes the rejections up to target and returns the
-// first, with More counting the rest.
-func (s *RecordStream) takeRejectsLocked(target uint64) *RecordError {
-	i := 0
-	for i < len(s.snd.rejects) && s.snd.rejects[i].Seq <= target {
-		i++
-	}
-	if i == 0 {
-		if s.snd.rejectOverflow > 0 && len(s.snd.rejects) == 0 {
-			// Details were dropped; report what is known.
-			n := s.snd.rejectOverflow
-			s.snd.rejectOverflow = 0
-			return &RecordError{Code: CodeRejected, Reason: "rejections beyond the retained limit", Remote: true, More: n - 1}
-		}
-		return nil
-	}
-	first := *s.snd.rejects[0]
-	first.More = i - 1
-	if len(s.snd.rejects) == i {
-		first.More += s.snd.rejectOverflow
-		s.snd.rejectOverflow = 0
-	}
-	s.snd.rejects = append(s.snd.rejects[:0], s.snd.rejects[i:]...)
-	return &first
-}
-
 // publishSendLocked copies the send direction's counters to the atomics
 // snapshots read. Called with smu held, by the writer when it takes
 // records and by the reader when an ack arrives.
@@ -347,11 +329,12 @@ func (s *RecordStream) rejectUpdate(f *frames.ErrorFrame) (*RecordError, ErrorCo
 		return nil, CodeProtocolViolation, fmt.Sprintf("rejection of record %d out of order", f.Seq)
 	}
 	s.snd.lastReject = f.Seq
-	re := &RecordError{Seq: f.Seq, Code: f.Code, Reason: f.Reason, Remote: true}
-	if len(s.snd.rejects) < maxRejects {
-		s.snd.rejects = append(s.snd.rejects, re)
-	} else {
-		s.snd.rejectOverflow++
-	}
-	return re, 0, ""
+	re := RecordError{Seq: f.Seq, Code: f.Code, Reason: f.Reason}
+	s.snd.rejects.add(re)
+	return &re, 0, ""
+}
+
+// errTooLarge is Send's error for a record of n bytes above limit.
+func errTooLarge(n, limit int) error {
+	return misuse(ErrRecordTooLarge, "Send: record of %d bytes exceeds the stream's limit of %d", n, limit)
 }

@@ -28,14 +28,27 @@ type writer struct {
 
 	writeRate float64   // moving average of the bytes per second BATCH Writes move
 	lastAck   time.Time // when the last ack was written
+	// doneSent is set once the DONE of a half-close is written: from then
+	// on only acks and rejections leave, then the FIN.
+	doneSent bool
 }
+
+// ending says how the send direction is to end, once everything queued is
+// written.
+type ending uint8
+
+const (
+	endingNone    ending = iota // not ending
+	endingRecords               // CloseWrite: DONE, then acks, then the FIN once both directions are done
+	endingAll                   // Close: the FIN
+)
 
 // passNext says what the writer loop does after a pass.
 type passNext uint8
 
 const (
 	passSleep passNext = iota // everything queued is written: wait for the doorbell
-	passAgain                 // closing, and work remains: pass again at once
+	passAgain                 // ending, and work remains: pass again at once
 	passFin                   // the FIN was written after everything else
 	passStop                  // the send direction ended (the pass's error says why)
 )
@@ -116,17 +129,17 @@ func (s *RecordStream) drain(w *writer) bool {
 
 // pass takes all queued work and writes it, control frames first: take
 // the records, take the ack and rejections, decide how the ack leaves,
-// write the control frames, write the batches, and, while closing, write
-// the FIN once nothing is left.
+// write the control frames, write the batches, and, while ending, write
+// the DONE or the FIN once nothing is left.
 func (s *RecordStream) pass(w *writer) (passNext, error) {
 	now := time.Now()
-	take, closing, err := s.takeRecords(w, now)
+	take, end, err := s.takeRecords(w, now)
 	if err != nil {
 		return passStop, err
 	}
 	acks := s.takeAckWork(w.errs[:0])
 	w.errs = acks.errs
-	plan := s.planAck(w, &acks, take, closing, now)
+	plan := s.planAck(w, &acks, take, end != endingNone, now)
 	if err := s.writeControl(w, &acks, plan); err != nil {
 		return passStop, err
 	}
@@ -142,28 +155,36 @@ func (s *RecordStream) pass(w *writer) (passNext, error) {
 	if take || plan != ackNone || len(acks.errs) > 0 || acks.windowDue {
 		s.ctr.touch(now)
 	}
-	if closing {
+	switch end {
+	case endingAll:
 		return s.finishIfDrained(w)
+	case endingRecords:
+		return s.endRecords(w)
 	}
 	return passSleep, nil
 }
 
 // takeRecords takes the segments Send filled, unless the only one should
 // linger for more records (see lingerLocked). It reports whether it took
-// any and whether the stream is closing; an error is the end of the send
-// direction.
-func (s *RecordStream) takeRecords(w *writer, now time.Time) (take, closing bool, err error) {
+// any and how the send direction is ending; an error is the end of the
+// send direction.
+func (s *RecordStream) takeRecords(w *writer, now time.Time) (take bool, end ending, err error) {
 	w.lingerUntil = time.Time{}
 	s.smu.Lock()
 	if s.snd.err != nil {
 		err := s.snd.err
 		s.smu.Unlock()
-		return false, false, err
+		return false, endingNone, err
 	}
 	s.snd.notified = false
-	closing = s.snd.closing
+	switch {
+	case s.snd.closing:
+		end = endingAll
+	case s.snd.ending:
+		end = endingRecords
+	}
 	if len(s.snd.segs) > 0 {
-		if s.lingerLocked(now, closing) {
+		if s.lingerLocked(now, end != endingNone) {
 			w.lingerUntil = s.snd.pendAt.Add(s.set.flushDelay)
 		} else {
 			take = true
@@ -178,13 +199,13 @@ func (s *RecordStream) takeRecords(w *writer, now time.Time) (take, closing bool
 		s.snd.flushReq = false
 	}
 	s.smu.Unlock()
-	return take, closing, nil
+	return take, end, nil
 }
 
 // lingerLocked reports whether the pending records wait for more
-// (Config.FlushDelay): one segment, not full, waiting less than the
-// delay, and no Flush, Barrier or Close asking for it. Called with smu
-// held and at least one segment pending.
+// (StreamConfig.FlushDelay): one segment, not full, waiting less than the
+// delay, and no Flush, Barrier, Close or CloseWrite asking for it. Called
+// with smu held and at least one segment pending.
 func (s *RecordStream) lingerLocked(now time.Time, closing bool) bool {
 	if s.set.flushDelay == 0 || s.snd.flushReq || closing || len(s.snd.segs) != 1 {
 		return false
@@ -380,7 +401,50 @@ func (s *RecordStream) flushed(seq uint64) {
 	s.smu.Unlock()
 }
 
-// finishIfDrained writes the FIN of a closing stream once nothing is left
+// endRecords ends the records of a stream whose CloseWrite was called.
+// With half-close negotiated it writes DONE after the last record, then
+// goes on writing acks and rejections, and writes the FIN once the peer's
+// records ended too and every one of them was acked (docs/PROTOCOL.md
+// §8.4). Without it, the FIN goes out once nothing is left to write, and
+// no ack can follow it.
+func (s *RecordStream) endRecords(w *writer) (passNext, error) {
+	if !s.halfClose {
+		return s.finishIfDrained(w)
+	}
+	if !w.doneSent {
+		s.smu.Lock()
+		empty, last := len(s.snd.segs) == 0, s.snd.nextSeq-1
+		s.smu.Unlock()
+		if !empty {
+			return passAgain, nil
+		}
+		if err := s.abortWaiting(); err != nil {
+			return passStop, err
+		}
+		w.ctl = frames.AppendDone(w.ctl[:0], last)
+		if err := s.write(w, w.ctl); err != nil {
+			return passStop, err
+		}
+		s.ctr.frameOut(kindDone)
+		w.doneSent = true
+		s.recordsEnded()
+	}
+	if !s.recvSettled() {
+		return passSleep, nil // the peer's records, or our acks of them, are not over
+	}
+	return s.finishIfDrained(w)
+}
+
+// recordsEnded records that the send direction's records ended (DONE or
+// FIN written) and wakes CloseWrite.
+func (s *RecordStream) recordsEnded() {
+	s.smu.Lock()
+	s.snd.doneSent = true
+	notifyLocked(&s.snd.flushWait)
+	s.smu.Unlock()
+}
+
+// finishIfDrained writes the FIN of an ending stream once nothing is left
 // to write: no records, no ack or rejection owed. An abort waiting takes
 // the FIN's place.
 func (s *RecordStream) finishIfDrained(w *writer) (passNext, error) {
@@ -433,6 +497,7 @@ func (s *RecordStream) writerStop(w *writer, err error, reset bool) {
 			s.snd.err = err
 		} else {
 			s.snd.err = ErrClosed
+			s.snd.doneSent = true // the FIN ended the records
 		}
 	}
 	s.snd.done = true
@@ -485,6 +550,5 @@ func (s *RecordStream) wakeWriter() {
 
 // writerCode is the code the writer resets its stream with when it fails.
 func writerCode(err error) ErrorCode {
-	code, _ := codeOf(err, CodeInternal)
-	return code
+	return streamCode(err, CodeInternal)
 }

@@ -40,6 +40,14 @@
 //	                    outlives it
 //	-max-batch N        records committed together, at most (1024)
 //	-stats D            statistics line on stderr (10s; 0: none)
+//	-jetstream URL      publish to NATS JetStream instead of -sink (package
+//	                    quicrecord/jsrecord): a server URL shared by a fleet
+//	                    of collectors, or "embedded" for a single-node
+//	                    JetStream inside the collector, stored in jetstream/
+//	                    beside -state; only resumable streams are accepted
+//	-jetstream-listen A with -jetstream embedded: serve NATS clients on A
+//	-jetstream-replicas N  replicas of the stream when the collector
+//	                    creates it (1; 3 on a cluster)
 //	-gencert DIR        write development identities and exit (see below)
 //	-hosts LIST         names the -gencert server certificate is for
 //
@@ -109,6 +117,19 @@
 // protection: a producer without resumption that retries on a new stream
 // under the same "dedupe-key" resends from seq 1, and the records the
 // sink already has are skipped.
+//
+// # A fleet on JetStream
+//
+// With -jetstream the records go to a JetStream stream (RECORDMUX, created
+// if missing), one subject per resume key, and the resume state lives
+// there too: several collectors on one NATS server or cluster form a fleet,
+// and an agent given all their addresses (edge-agent -addr a,b) continues
+// its stream on whichever it reaches. Each batch of records is
+// acknowledged only once JetStream confirmed it; a collector that lost a
+// key to another one is fenced off by JetStream. The -sink, -state
+// journal, -max-batch and -no-fsync do not apply (JetStream's own sync
+// settings do); -state only places the embedded store. See package
+// quicrecord/jsrecord for the design and its limits.
 //
 // # Trying it out: -gencert
 //

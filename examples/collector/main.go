@@ -22,6 +22,7 @@ import (
 
 	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/quicrecord/jsrecord"
 )
 
 func main() {
@@ -47,6 +48,10 @@ type options struct {
 	stats       time.Duration
 	gencert     string
 	hosts       string
+
+	jetstream         string
+	jetstreamListen   string
+	jetstreamReplicas int
 }
 
 // codeSinkFailed resets a stream whose records could not be written: its
@@ -81,6 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.stats, "stats", 10*time.Second, "interval of the statistics line on stderr (0: none)")
 	fs.StringVar(&o.gencert, "gencert", "", "write a certificate set into this directory for trying the collector out, and exit")
 	fs.StringVar(&o.hosts, "hosts", "localhost,127.0.0.1,::1", "with -gencert: names and addresses the collector certificate is valid for")
+	fs.StringVar(&o.jetstream, "jetstream", "", `publish records to NATS JetStream instead of -sink: a server URL (nats://host:4222, a comma-separated list for a cluster) shared by a fleet of collectors, or "embedded" for a single-node JetStream inside this process, stored beside -state (only resumable streams are accepted)`)
+	fs.StringVar(&o.jetstreamListen, "jetstream-listen", "", "with -jetstream embedded: also serve NATS clients (such as the nats CLI) on this TCP address")
+	fs.IntVar(&o.jetstreamReplicas, "jetstream-replicas", 1, "replicas of the records stream when the collector creates it (3 on a cluster)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -113,11 +121,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// collector serves record streams into a journal.
+// collector serves record streams into a journal or into JetStream.
 type collector struct {
-	j     *journal
+	j     *journal   // the journal sink; nil with -jetstream
+	js    *jsBackend // the JetStream sink; nil without -jetstream
 	log   *slog.Logger
 	batch int
+}
+
+// sinkStats are the figures of either sink.
+type sinkStats struct {
+	Written, Duplicates, Commits uint64
+	Keys                         int // keys in the journal's state (the JetStream sink counts claims instead)
+	Claims, Fenced, Failed       uint64
+}
+
+func (c *collector) sinkStats() sinkStats {
+	if c.js != nil {
+		st := c.js.sink.Snapshot()
+		return sinkStats{Written: st.Records, Commits: st.Batches, Claims: st.Claims,
+			Fenced: st.Fenced + st.DuplicateRefused, Failed: st.Failed}
+	}
+	st, keys := c.j.snapshot()
+	return sinkStats{Written: st.Written, Duplicates: st.Duplicates, Commits: st.Commits, Keys: keys}
 }
 
 func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -126,17 +152,29 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	j, rec, err := openJournal(o.sink, o.state, stdout, !o.noSync)
-	if err != nil {
-		return err
+	c := &collector{log: log, batch: o.maxBatch}
+	cfg := &quicrecord.Config{}
+	if o.jetstream != "" {
+		c.js, err = openJetStream(ctx, o, o.addr, log)
+		if err != nil {
+			return err
+		}
+		defer c.js.close()
+		cfg.ResumeStore, cfg.AcceptHandler = c.js.sink.NewResumeStore(), c.js.sink.AcceptHandler
+	} else {
+		j, rec, err := openJournal(o.sink, o.state, stdout, !o.noSync)
+		if err != nil {
+			return err
+		}
+		defer j.close()
+		if o.state != "" {
+			log.Info("state recovered", "file", o.state, "keys", rec.Keys, "sink_committed_bytes", rec.SinkOff,
+				"sink_bytes_discarded", rec.Discarded, "torn_state_line", rec.TornState)
+		}
+		c.j = j
+		cfg.ResumeStore = quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied})
 	}
-	defer j.close()
-	if o.state != "" {
-		log.Info("state recovered", "file", o.state, "keys", rec.Keys, "sink_committed_bytes", rec.SinkOff,
-			"sink_bytes_discarded", rec.Discarded, "torn_state_line", rec.TornState)
-	}
-	store := quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied})
-	cfg := &quicrecord.Config{ResumeStore: store}
+	store := cfg.ResumeStore
 	if o.state != "" {
 		// A stable stateless reset key: after a crash and restart, the
 		// agents' next packets are answered with resets, and they
@@ -159,13 +197,16 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := &collector{j: j, log: log, batch: o.maxBatch}
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
-		cancel()
-		_ = ln.Close() // ends every connection; the stream loops return
+		cancel() // the stream loops return and close their streams
+		// Then every connection is closed once its streams are gone, or
+		// after a few seconds.
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = ln.Shutdown(sctx)
+		scancel()
 		wg.Wait()
 	}()
 	if o.debugAddr != "" {
@@ -173,7 +214,7 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("debug listener: %w", err)
 		}
-		srv := &http.Server{Handler: debugMux(ln, store, j), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: debugMux(ln, store, c), ReadHeaderTimeout: 5 * time.Second}
 		wg.Go(func() { _ = srv.Serve(dl) })
 		wg.Go(func() {
 			<-ctx.Done()
@@ -181,7 +222,11 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		})
 		log.Info("debug http", "json", "http://"+dl.Addr().String()+"/debug/recordmux", "metrics", "http://"+dl.Addr().String()+"/metrics")
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "fingerprint", fingerprint.String(), "mtls", o.clientCA != "", "sink", o.sink, "state", o.state)
+	where := o.sink
+	if c.js != nil {
+		where = c.js.where
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "fingerprint", fingerprint.String(), "mtls", o.clientCA != "", "sink", where, "state", o.state)
 	if o.stats > 0 {
 		wg.Go(func() { c.statsLoop(ctx, o.stats, ln, store) })
 	}
@@ -189,8 +234,8 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		conn, err := ln.Accept(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				st, keys := j.snapshot()
-				log.Info("stopping", "written", st.Written, "duplicates_skipped", st.Duplicates, "keys", keys)
+				st := c.sinkStats()
+				log.Info("stopping", "written", st.Written, "duplicates_skipped", st.Duplicates, "keys", st.Keys)
 				return nil
 			}
 			return err
@@ -241,7 +286,11 @@ func (c *collector) serveConn(ctx context.Context, conn *quicrecord.Conn, wg *sy
 // batch limit, and commits it as one group, so that one sync covers many
 // records.
 func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream, peer string) {
-	defer s.Close()
+	if c.js != nil {
+		c.serveJetStream(ctx, s)
+		return
+	}
+	defer s.Close(context.Background())
 	key := ""
 	if rk := s.ResumeKey(); rk != nil {
 		key = resumeKeyName(rk)
@@ -302,6 +351,18 @@ func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream,
 	log.Info("stream ended", "written", written, "duplicates_skipped", skipped, "err", err)
 }
 
+// serveJetStream publishes a resumable stream's records to JetStream and
+// acknowledges them once JetStream confirmed them (jsrecord.Sink.Serve).
+func (c *collector) serveJetStream(ctx context.Context, s *quicrecord.RecordStream) {
+	log := c.log.With("scope", s.Scope(), "key", jsrecord.KeyName(s.ResumeKey()), "stream", int64(s.StreamID()))
+	log.Info("stream open", "resumable", s.ResumeKey() != nil, "sink", "jetstream")
+	if err := c.js.sink.Serve(ctx, s); err != nil {
+		log.Info("stream ended", "err", err)
+		return
+	}
+	log.Info("stream finished")
+}
+
 // statsLoop prints a statistics line every interval.
 func (c *collector) statsLoop(ctx context.Context, every time.Duration, ln *quicrecord.Listener, store *quicrecord.ResumeStore) {
 	t := time.NewTicker(every)
@@ -312,11 +373,11 @@ func (c *collector) statsLoop(ctx context.Context, every time.Duration, ln *quic
 			return
 		case <-t.C:
 		}
-		st, keys := c.j.snapshot()
+		st := c.sinkStats()
 		d := ln.Diagnostics()
 		c.log.Info("stats", "streams_open", d.Streams.Open, "records_in", d.In.Records, "written", st.Written,
-			"duplicates_skipped", st.Duplicates, "commits", st.Commits, "keys", keys, "resume_store_keys", store.Len(),
-			"apply_backlog", d.Backlog.Records)
+			"duplicates_skipped", st.Duplicates, "commits", st.Commits, "keys", st.Keys, "claims", st.Claims,
+			"fenced", st.Fenced, "failed", st.Failed, "resume_store_keys", store.Len(), "apply_backlog", d.Backlog.Records)
 	}
 }
 

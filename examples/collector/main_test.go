@@ -24,7 +24,7 @@ import (
 )
 
 // certSet writes a -gencert set into a temporary directory.
-func certSet(t *testing.T) string {
+func certSet(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "certs")
 	if err := gencert(dir, []string{"localhost", "127.0.0.1"}, io.Discard); err != nil {
@@ -33,7 +33,7 @@ func certSet(t *testing.T) string {
 	return dir
 }
 
-func loadPair(t *testing.T, dir, name string) tls.Certificate {
+func loadPair(t testing.TB, dir, name string) tls.Certificate {
 	t.Helper()
 	c, err := identity.Load(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"))
 	if err != nil {
@@ -44,7 +44,7 @@ func loadPair(t *testing.T, dir, name string) tls.Certificate {
 
 // pinned is a client TLS config that pins the key of the certificate
 // dir/name.pem.
-func pinned(t *testing.T, dir, name string) *tls.Config {
+func pinned(t testing.TB, dir, name string) *tls.Config {
 	t.Helper()
 	fp, err := identity.LoadFingerprint(filepath.Join(dir, name+".pem"))
 	if err != nil {
@@ -63,7 +63,7 @@ type collectorProc struct {
 
 // startCollector runs the collector with args plus a loopback address,
 // and waits until it listens.
-func startCollector(t *testing.T, args ...string) *collectorProc {
+func startCollector(t testing.TB, args ...string) *collectorProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &collectorProc{stdout: &outbuf.Buffer{}, stderr: &outbuf.Buffer{}, cancel: cancel, done: make(chan int, 1)}
@@ -84,7 +84,7 @@ func startCollector(t *testing.T, args ...string) *collectorProc {
 }
 
 // stop stops the collector and checks that it exited cleanly.
-func (p *collectorProc) stop(t *testing.T) {
+func (p *collectorProc) stop(t testing.TB) {
 	t.Helper()
 	if p.cancel == nil {
 		return
@@ -175,7 +175,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -187,7 +187,7 @@ func TestCollectorDebugAndDedupe(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendAll(t, s2, 1, 150)
-	if err := s2.Close(); err != nil {
+	if err := s2.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.Close()
@@ -250,7 +250,7 @@ func TestCollectorMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendAll(t, s, 1, 10)
-	_ = s.Close()
+	_ = s.Close(context.Background())
 	_ = conn.Close()
 	p.stop(t)
 	if got := sinkSeqs(t, sink); len(got) != 10 {

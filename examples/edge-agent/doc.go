@@ -14,7 +14,11 @@
 //
 // Flags:
 //
-//	-addr ADDR         collector address (127.0.0.1:7450)
+//	-addr ADDR         collector address (127.0.0.1:7450); a comma-separated
+//	                   list for a fleet that shares its resume state (such
+//	                   as collectors with -jetstream): the stream tries them
+//	                   in order and moves on when one is unreachable or
+//	                   refuses (quicrecord.FailoverDial)
 //	-pin PIN           trust exactly the collector key PIN names: its
 //	                   fingerprint (sha256:…, as -gencert prints it) or a
 //	                   certificate file (PEM) holding the key

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var o options
 	host, _ := os.Hostname()
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:7450", "collector address (UDP)")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:7450", "collector address (UDP); a comma-separated list for a fleet sharing its state (such as collectors on one JetStream): the stream moves to the next when one is unreachable or refuses")
 	fs.StringVar(&o.ca, "ca", "", "CA certificates (PEM) to verify the collector with")
 	fs.StringVar(&o.pin, "pin", "", "trust exactly the collector key with this fingerprint (sha256:…), or the key of this certificate file (PEM), as -gencert writes")
 	fs.StringVar(&o.serverName, "server-name", "", "with -ca: the name to verify in the collector's certificate (default: the host of -addr); with -pin it is only sent (SNI)")
@@ -339,7 +339,7 @@ func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		drainErr = rs.Barrier(dctx)
 		cancel()
 	}
-	closeErr := rs.Close()
+	closeErr := rs.Close(context.Background())
 	stopBG()
 	bgDone.Wait()
 	if err := checkpoint(); err != nil {
@@ -393,8 +393,9 @@ func printSummary(w io.Writer, s summary) {
 // business.
 func dial(ctx context.Context, o options, tlsConf *tls.Config, cfg *quicrecord.Config, opts quicrecord.ResumeOptions, logf func(string, ...any)) (*quicrecord.ResumableStream, error) {
 	backoff := o.minBackoff
+	connect := quicrecord.FailoverDial(strings.Split(o.addr, ","), tlsConf, cfg, 0)
 	for {
-		rs, err := quicrecord.DialResumable(ctx, o.addr, tlsConf, cfg, opts)
+		rs, err := quicrecord.NewResumableStream(ctx, connect, cfg, opts)
 		if err == nil {
 			return rs, nil
 		}
@@ -452,7 +453,8 @@ func clientTLS(o options) (*tls.Config, error) {
 		if !pool.AppendCertsFromPEM(data) {
 			return nil, fmt.Errorf("%s: no PEM certificate", o.ca)
 		}
-		host, _, err := net.SplitHostPort(o.addr)
+		first, _, _ := strings.Cut(o.addr, ",")
+		host, _, err := net.SplitHostPort(first)
 		if err != nil {
 			return nil, fmt.Errorf("-addr: %w", err)
 		}

@@ -74,7 +74,7 @@ func newTestCollector(t *testing.T) *testCollector {
 						return
 					}
 					wg.Go(func() {
-						defer s.Close()
+						defer s.Close(context.Background())
 						key := hex.EncodeToString(s.ResumeKey())
 						_ = s.Apply(ctx, func(r quicrecord.Record) error {
 							tc.mu.Lock()

@@ -31,8 +31,8 @@
 //	-size B        request size, at least 16 (64)
 //	-reply-size B  reply size, at least 16 (64)
 //	-spin          spin instead of nanosleep for the last millisecond
-//	-linger D      Config.FlushDelay on both sides (0)
-//	-ack-delay D   Config.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: never wait)
+//	-linger D      Config.Stream.FlushDelay on both sides (0)
+//	-ack-delay D   Config.Stream.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: never wait)
 //	-progress D    progress interval on stderr (1s; 0: none)
 //
 // # When to call Barrier

@@ -60,8 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.reqSize, "size", 64, "request size in bytes (at least 16)")
 	fs.IntVar(&o.replySize, "reply-size", 64, "reply size in bytes (at least 16)")
 	fs.BoolVar(&o.spin, "spin", false, "pace by spinning for the last millisecond before each request (most precise, but it keeps a core busy and slows the network polling of this process; default: nanosleep)")
-	fs.DurationVar(&o.linger, "linger", 0, "Config.FlushDelay on both sides: lingering for fuller batches adds up to this much per direction")
-	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.AckDelay (0: the library default, %v; negative: acks never wait for a batch)", quicrecord.DefaultAckDelay))
+	fs.DurationVar(&o.linger, "linger", 0, "Config.Stream.FlushDelay on both sides: lingering for fuller batches adds up to this much per direction")
+	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.Stream.AckDelay (0: the library default, %v; negative: acks never wait for a batch)", quicrecord.DefaultAckDelay))
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress lines on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -98,7 +98,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := &quicrecord.Config{FlushDelay: o.linger, AckDelay: o.ackDelay}
+	cfg := &quicrecord.Config{Stream: quicrecord.StreamConfig{FlushDelay: o.linger, AckDelay: o.ackDelay}}
 	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("open stream %d: %w", i, err)
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		streams = append(streams, s)
 		// The client applies replies; their acks ride back in the
 		// headers of later requests.
@@ -206,7 +206,7 @@ func service(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	stopProgress()
 	diag := conn.Diagnostics()
 	for _, s := range streams {
-		_ = s.Close()
+		_ = s.Close(context.Background())
 	}
 	appliers.Wait()
 	if err := errors.Join(sendErr, drainErr); err != nil {
@@ -246,7 +246,7 @@ func serve(ctx context.Context, ln *quicrecord.Listener, replySize int, wg *sync
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					reply := make([]byte, replySize)
 					_ = s.Apply(ctx, func(r quicrecord.Record) error {
 						copy(reply, r.Data[:headerLen]) // request number and schedule

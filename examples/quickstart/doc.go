@@ -38,13 +38,13 @@
 //	-records N        records in total, split over streams and directions (400000)
 //	-size B           record size in bytes, at least 8 (256)
 //	-streams N        record streams on the connection (4)
-//	-linger D         Config.FlushDelay (0: send as soon as the writer is free)
-//	-batch-records N  Config.MaxBatchRecords (0: quicrecord.DefaultMaxBatchRecords, 4096)
-//	-batch-bytes N    Config.MaxBatchBytes (0: quicrecord.DefaultMaxBatchBytes, 64 KiB)
-//	-ack-delay D      Config.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: acks never wait)
-//	-window N         a fixed window of N records: Config.FixedWindow, MaxInFlightRecords and
-//	                  MaxApplyBacklogRecords (0: the default, adaptive windows)
-//	-target D         Config.QueueDelayTarget of the adaptive windows (0: quicrecord.DefaultQueueDelayTarget, 2ms)
+//	-linger D         Config.Stream.FlushDelay (0: send as soon as the writer is free)
+//	-batch-records N  Config.Stream.MaxBatchRecords (0: quicrecord.DefaultMaxBatchRecords, 4096)
+//	-batch-bytes N    Config.Stream.MaxBatchBytes (0: quicrecord.DefaultMaxBatchBytes, 64 KiB)
+//	-ack-delay D      Config.Stream.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: acks never wait)
+//	-window N         a fixed window of N records: Config.Stream.Window = WindowFixed, with
+//	                  MaxInFlightRecords and MaxApplyBacklogRecords N (0: the default, adaptive windows)
+//	-target D         Config.Stream.QueueDelayTarget of the adaptive windows (0: quicrecord.DefaultQueueDelayTarget, 2ms)
 //	-sample-every N   measure the ack latency of every Nth record (64)
 //	-progress D       progress interval on stderr (500ms; 0: none)
 //

@@ -55,12 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.records, "records", 400_000, "records to send in total, split evenly over the streams and both directions")
 	fs.IntVar(&o.size, "size", 256, "record size in bytes (at least 8: each record carries its send time)")
 	fs.IntVar(&o.streams, "streams", 4, "record streams to open on the one connection")
-	fs.DurationVar(&o.linger, "linger", 0, "Config.FlushDelay: how long the writer lingers for more records before sending a batch that is not full")
-	fs.IntVar(&o.batchRecords, "batch-records", 0, fmt.Sprintf("Config.MaxBatchRecords: records per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchRecords))
-	fs.IntVar(&o.batchBytes, "batch-bytes", 0, fmt.Sprintf("Config.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchBytes))
-	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, %v; negative: never wait)", quicrecord.DefaultAckDelay))
-	fs.IntVar(&o.window, "window", 0, "a fixed window (Config.FixedWindow with MaxInFlightRecords and MaxApplyBacklogRecords): records sent and not yet acknowledged, per stream and direction (0: the default, adaptive windows)")
-	fs.DurationVar(&o.target, "target", 0, fmt.Sprintf("Config.QueueDelayTarget of the adaptive windows (0: the library default, %v)", quicrecord.DefaultQueueDelayTarget))
+	fs.DurationVar(&o.linger, "linger", 0, "Config.Stream.FlushDelay: how long the writer lingers for more records before sending a batch that is not full")
+	fs.IntVar(&o.batchRecords, "batch-records", 0, fmt.Sprintf("Config.Stream.MaxBatchRecords: records per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchRecords))
+	fs.IntVar(&o.batchBytes, "batch-bytes", 0, fmt.Sprintf("Config.Stream.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchBytes))
+	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.Stream.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, %v; negative: never wait)", quicrecord.DefaultAckDelay))
+	fs.IntVar(&o.window, "window", 0, "a fixed window (Config.Stream.Window = WindowFixed, with MaxInFlightRecords and MaxApplyBacklogRecords): records sent and not yet acknowledged, per stream and direction (0: the default, adaptive windows)")
+	fs.DurationVar(&o.target, "target", 0, fmt.Sprintf("Config.Stream.QueueDelayTarget of the adaptive windows (0: the library default, %v)", quicrecord.DefaultQueueDelayTarget))
 	fs.IntVar(&o.sampleEvery, "sample-every", 64, "measure the ack latency of every Nth record")
 	fs.DurationVar(&o.progress, "progress", 500*time.Millisecond, "interval of the progress lines on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
@@ -111,18 +111,18 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg := &quicrecord.Config{
+	cfg := &quicrecord.Config{Stream: quicrecord.StreamConfig{
 		FlushDelay:      o.linger,
 		MaxBatchRecords: o.batchRecords,
 		MaxBatchBytes:   o.batchBytes,
 		AckDelay:        o.ackDelay,
 		// A fixed window: the apply backlog is announced as the peer's
 		// window, so set both.
-		FixedWindow:            o.window > 0,
+		Window:                 windowMode(o),
 		MaxInFlightRecords:     o.window,
 		MaxApplyBacklogRecords: o.window,
 		QueueDelayTarget:       o.target,
-	}
+	}}
 	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("open stream %d: %w", i, err)
 		}
-		defer s.Close()
+		defer s.Close(context.Background())
 		cs = append(cs, clientStream{s, send, reply})
 	}
 
@@ -207,7 +207,7 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	}
 	// The server sides finish when they see the client's FIN.
 	for _, c := range cs {
-		_ = c.s.Close()
+		_ = c.s.Close(context.Background())
 	}
 	cancel()
 	servers.Wait()
@@ -234,6 +234,14 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "  -window keeps that many. examples/latency-service measures latency under a paced load.\n\n")
 	fmt.Fprintf(stdout, "client connection diagnostics (Conn.Diagnostics, taken before the streams closed):\n%s", diag)
 	return nil
+}
+
+// windowMode is the Config.Stream.Window the -window flag asks for.
+func windowMode(o options) quicrecord.WindowMode {
+	if o.window > 0 {
+		return quicrecord.WindowFixed
+	}
+	return quicrecord.WindowAdaptive
 }
 
 // windowText describes the windows in the config line.
@@ -264,7 +272,7 @@ func serve(ctx context.Context, ln *quicrecord.Listener, o options, start time.T
 					return
 				}
 				wg.Go(func() {
-					defer s.Close()
+					defer s.Close(context.Background())
 					reply, _ := strconv.Atoi(s.Metadata()["reply-records"])
 					r := &result{}
 					_ = exchange(ctx, s, reply, -1, o, start, m, r, nil, nil)

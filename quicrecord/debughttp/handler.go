@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // Source is what the handler serves: the snapshots of a set of live
@@ -86,7 +85,7 @@ type query struct {
 	text     bool
 	scope    *string
 	conn     *uint64
-	stream   *quic.StreamID
+	stream   *quicrecord.StreamID
 	top      int
 	limit    int
 	hasLimit bool
@@ -114,11 +113,11 @@ func parseQuery(r *http.Request) (query, error) {
 		q.conn = &n
 	}
 	if v.Has("stream") {
-		n, err := strconv.ParseInt(v.Get("stream"), 10, 64)
-		if err != nil || n < 0 {
-			return q, fmt.Errorf("stream %q: want a QUIC stream ID", v.Get("stream"))
+		n, err := strconv.ParseUint(v.Get("stream"), 10, 62)
+		if err != nil {
+			return q, fmt.Errorf("stream %q: want a stream ID", v.Get("stream"))
 		}
-		id := quic.StreamID(n)
+		id := quicrecord.StreamID(n)
 		q.stream = &id
 	}
 	if v.Has("top") {
@@ -167,7 +166,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snaps := h.src.Snapshots()
 	resp := Response{
 		TakenAt: time.Now(),
-		Summary: quicrecord.Summarize(snaps, &quicrecord.DiagnosticsOptions{TopN: q.top}),
+		Summary: quicrecord.Summarize(snaps, &diag.Options{TopN: q.top}),
 		Streams: []quicrecord.RecordSnapshot{},
 	}
 	for i := range snaps {
@@ -213,11 +212,11 @@ func writeText(w http.ResponseWriter, resp *Response) {
 			s := &resp.Streams[i]
 			id := &s.Identity
 			idle := "-"
-			if !id.LastActivity.IsZero() {
-				idle = resp.TakenAt.Sub(id.LastActivity).Round(time.Millisecond).String()
+			if !s.Status.LastActivity.IsZero() {
+				idle = resp.TakenAt.Sub(s.Status.LastActivity).Round(time.Millisecond).String()
 			}
 			fmt.Fprintf(tw, "%q\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n",
-				id.Scope, id.Conn, id.StreamID, id.DataID, id.Role, id.State, id.Version,
+				id.Scope, id.Conn, id.StreamID, id.DataID, id.Role, s.Status.State, id.Version,
 				s.Out.Records, s.In.Records, s.Out.InFlightRecords, s.In.BacklogRecords, idle)
 		}
 		_ = tw.Flush()

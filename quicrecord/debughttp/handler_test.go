@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/recordmux/recordmux/internal/tlsutil"
 	"github.com/recordmux/recordmux/quicrecord"
 	"github.com/recordmux/recordmux/quicrecord/debughttp"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 func TestMain(m *testing.M) {
@@ -32,16 +32,16 @@ func (f fakeSource) Snapshots() []quicrecord.RecordSnapshot {
 }
 
 func fakeSnapshots() fakeSource {
-	mk := func(scope string, conn uint64, id quic.StreamID, backlog, inflight uint64) quicrecord.RecordSnapshot {
+	mk := func(scope string, conn uint64, id quicrecord.StreamID, backlog, inflight uint64) quicrecord.RecordSnapshot {
 		var s quicrecord.RecordSnapshot
 		s.Identity = quicrecord.StreamIdentity{
 			Scope: scope, Conn: conn, StreamID: id, DataID: uint64(id) + 100, Role: quicrecord.RoleAcceptor,
-			Version: 2, State: quicrecord.StateOpen, RemoteAddr: "192.0.2.1:4433",
-			OpenedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), LastActivity: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC),
+			Version: 2, RemoteAddr: "192.0.2.1:4433", OpenedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		}
-		s.In = quicrecord.InStats{TrafficTotals: quicrecord.TrafficTotals{Records: 10 * backlog, Batches: 3}, BacklogRecords: backlog}
-		s.Out = quicrecord.OutStats{TrafficTotals: quicrecord.TrafficTotals{Records: 7, Batches: 1}, InFlightRecords: inflight}
-		s.Barrier = quicrecord.BarrierStats{Calls: 2, AckWaitTotal: 3 * time.Millisecond, AckWaitMax: 2 * time.Millisecond}
+		s.Status = quicrecord.StreamStatus{State: quicrecord.StateOpen, LastActivity: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)}
+		s.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 10 * backlog, Batches: 3}, BacklogRecords: backlog}
+		s.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 7, Batches: 1}, InFlightRecords: inflight}
+		s.Barrier = diag.BarrierStats{Calls: 2, AckWaitTotal: 3 * time.Millisecond, AckWaitMax: 2 * time.Millisecond}
 		return s
 	}
 	// In key order, as a Conn or Listener returns them.
@@ -224,10 +224,10 @@ func TestHandlerLiveListener(t *testing.T) {
 
 	s, err := client.OpenRecordStream(ctx, quicrecord.StreamOptions{Scope: "live", DataID: 42})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	peer, err := server.AcceptRecordStream(ctx)
 	require.NoError(t, err)
-	defer peer.Close()
+	defer peer.Close(context.Background())
 	go func() { _ = peer.Apply(ctx, func(quicrecord.Record) error { return nil }) }()
 	for range 25 {
 		_, err := s.Send(ctx, []byte("0123456789"))
@@ -249,7 +249,7 @@ func TestHandlerLiveListener(t *testing.T) {
 	require.Equal(t, uint64(42), st.Identity.DataID)
 	require.Equal(t, uint64(1), st.Identity.Conn)
 	require.Equal(t, quicrecord.RoleAcceptor, st.Identity.Role)
-	require.Equal(t, quicrecord.StateOpen, st.Identity.State)
+	require.Equal(t, quicrecord.StateOpen, st.Status.State)
 	require.Equal(t, client.LocalAddr().String(), st.Identity.RemoteAddr)
 	require.Equal(t, uint64(25), st.In.Records)
 	require.Equal(t, uint64(250), st.In.Bytes)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/quicrecord"
 	"github.com/recordmux/recordmux/quicrecord/promrecord"
@@ -28,8 +27,9 @@ func BenchmarkCollect(b *testing.B) {
 			src := make(fakeSource, n)
 			for i := range src {
 				s := &src[i]
-				s.Identity = quicrecord.StreamIdentity{Scope: "bench", Conn: uint64(i % 7), StreamID: quic.StreamID(4 * i),
-					Role: quicrecord.RoleAcceptor, Version: 2, State: quicrecord.StateOpen}
+				s.Identity = quicrecord.StreamIdentity{Scope: "bench", Conn: uint64(i % 7), StreamID: quicrecord.StreamID(4 * i),
+					Role: quicrecord.RoleAcceptor, Version: 2}
+				s.Status.State = quicrecord.StateOpen
 				s.Out.Records, s.In.Records, s.In.BacklogRecords = uint64(i), uint64(2*i), uint64(i%5)
 			}
 			c := promrecord.NewCollector(src, nil)

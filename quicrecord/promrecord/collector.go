@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 )
 
 // Source is what a Collector reads: the snapshots of a set of live record
@@ -32,7 +33,7 @@ type EndedSource interface {
 type Options struct {
 	// PerStream adds series for each live stream, labelled with its
 	// scope, connection number, stream ID, data ID and role. Off by
-	// default: each stream adds PerStreamSeries series, and scopes are
+	// default: each stream adds nine series, and scopes are
 	// application strings of up to 1 KiB, so enable it only where the
 	// number of streams (and scopes) is small and bounded.
 	PerStream bool
@@ -41,10 +42,6 @@ type Options struct {
 	// can share one registry. nil means none.
 	ConstLabels prometheus.Labels
 }
-
-// PerStreamSeries is the number of series each stream adds when
-// Options.PerStream is set.
-const PerStreamSeries = 9
 
 // Collector is a prometheus.Collector for the record streams of a
 // [Source]. Create it with [NewCollector] and register it with a
@@ -77,18 +74,32 @@ type Collector struct {
 	// pairs are swapped after each scrape so that a scrape in the steady
 	// state allocates neither (counts are too large to be map values
 	// without an allocation each).
-	last, next             map[quicrecord.StreamKey]int
-	lastCounts, nextCounts []quicrecord.Counters
+	last, next             map[streamKey]int
+	lastCounts, nextCounts []diag.Counters
 	// retired sums the last counts of streams that have left the source.
-	retired quicrecord.Counters
+	retired diag.Counters
+}
+
+// streamKey names a stream within its source: scope, connection, stream
+// ID and data ID, unique for the source's lifetime.
+type streamKey struct {
+	scope  string
+	conn   uint64
+	id     quicrecord.StreamID
+	dataID uint64
+}
+
+func keyOf(s *quicrecord.RecordSnapshot) streamKey {
+	id := &s.Identity
+	return streamKey{scope: id.Scope, conn: id.Conn, id: id.StreamID, dataID: id.DataID}
 }
 
 // NewCollector returns a Collector for src.
 func NewCollector(src Source, opts *Options) *Collector {
 	c := &Collector{
 		src:  src,
-		last: make(map[quicrecord.StreamKey]int),
-		next: make(map[quicrecord.StreamKey]int),
+		last: make(map[streamKey]int),
+		next: make(map[streamKey]int),
 	}
 	if opts != nil {
 		c.opts = *opts
@@ -128,7 +139,7 @@ func newDescs(cl prometheus.Labels) descs {
 		acks:        nd("acks_total", "Acknowledgements of applied records sent (out) or received (in): piggybacked in a BATCH header or standalone ACK frames.", "direction", "kind"),
 		barriers:    nd("barriers_total", "Barrier calls that completed."),
 		barrierWait: nd("barrier_wait_seconds_total", "Time completed Barrier calls waited: for their records to be handed to QUIC (phase=flush), then for the peer to apply them (phase=ack).", "phase"),
-		rejections:  nd("rejections_total", "Record rejections: sent by this side for peer records (direction=out), or received for this side's records (direction=in).", "direction"),
+		rejections:  nd("rejections_total", "Records rejected: of those this side sent, by the peer (direction=out); of those it received, by this side's application (direction=in).", "direction"),
 		violations:  nd("protocol_violations_total", "Protocol violations by peers detected on this side's streams."),
 
 		streams:       nd("streams", "Record streams in the source, by state.", "state"),
@@ -194,10 +205,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	c.mu.Lock()
 	seen, seenCounts := c.next, c.nextCounts[:0]
-	var total quicrecord.Counters
+	var total diag.Counters
 	for i := range snaps {
 		seenCounts = append(seenCounts, snaps[i].Counters())
-		seen[snaps[i].Key()] = i
+		seen[keyOf(&snaps[i])] = i
 		total.Add(&seenCounts[i])
 	}
 	for k, i := range c.last {
@@ -215,8 +226,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 // emit sends the metrics of one scrape: the counters in total, the gauges
 // and per-stream series of the live snapshots.
-func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *quicrecord.Counters) {
-	sum := quicrecord.Summarize(snaps, &quicrecord.DiagnosticsOptions{TopN: -1})
+func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *diag.Counters) {
+	sum := quicrecord.Summarize(snaps, &diag.Options{TopN: -1})
 	d := &c.d
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
@@ -232,13 +243,14 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 	counter(d.batches, total.In.Batches, "in")
 	for _, f := range []struct {
 		dir string
-		c   *quicrecord.FrameCounts
+		c   *diag.FrameCounts
 	}{{"out", &total.FramesOut}, {"in", &total.FramesIn}} {
 		counter(d.frames, f.c.Hello, f.dir, "hello")
 		counter(d.frames, f.c.Batch, f.dir, "batch")
 		counter(d.frames, f.c.Ack, f.dir, "ack")
 		counter(d.frames, f.c.Error, f.dir, "error")
 		counter(d.frames, f.c.Window, f.dir, "window")
+		counter(d.frames, f.c.Done, f.dir, "done")
 		counter(d.frames, f.c.Unknown, f.dir, "unknown")
 	}
 	counter(d.acks, total.Acks.PiggybackedOut, "out", "piggybacked")
@@ -248,8 +260,8 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 	counter(d.barriers, total.Barrier.Calls)
 	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.Barrier.FlushWaitTotal)/1e9, "flush")
 	ch <- prometheus.MustNewConstMetric(d.barrierWait, prometheus.CounterValue, float64(total.Barrier.AckWaitTotal)/1e9, "ack")
-	counter(d.rejections, total.Errors.RejectedOut, "out")
-	counter(d.rejections, total.Errors.RejectedIn, "in")
+	counter(d.rejections, total.Errors.RejectedByPeer, "out")
+	counter(d.rejections, total.Errors.RejectedLocally, "in")
 	counter(d.violations, total.Errors.ProtocolViolations)
 
 	gauge(d.streams, float64(sum.Streams.Open), "open")

@@ -1,6 +1,7 @@
 package promrecord_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/quicrecord/diag"
 	"github.com/recordmux/recordmux/quicrecord/promrecord"
 )
 
@@ -109,8 +111,8 @@ recordmux_barriers_total 2
 
 		d := p.client.Diagnostics()
 		m := scrape(t, cc)
-		for dir, f := range map[string]quicrecord.FrameCounts{"out": d.FramesOut, "in": d.FramesIn} {
-			for typ, v := range map[string]uint64{"hello": f.Hello, "batch": f.Batch, "ack": f.Ack, "error": f.Error, "window": f.Window, "unknown": f.Unknown} {
+		for dir, f := range map[string]diag.FrameCounts{"out": d.FramesOut, "in": d.FramesIn} {
+			for typ, v := range map[string]uint64{"hello": f.Hello, "batch": f.Batch, "ack": f.Ack, "error": f.Error, "window": f.Window, "done": f.Done, "unknown": f.Unknown} {
 				require.Equal(t, float64(v), m[fmt.Sprintf(`recordmux_frames_total{direction=%q,type=%q}`, dir, typ)], "%s %s", dir, typ)
 			}
 		}
@@ -164,7 +166,7 @@ func TestCollectorMonotonic(t *testing.T) {
 		require.Equal(t, float64(2), m[`recordmux_streams{state="open"}`])
 		frames := m[`recordmux_frames_total{direction="out",type="batch"}`]
 
-		require.NoError(t, a.Close())
+		require.NoError(t, a.Close(context.Background()))
 		time.Sleep(20 * time.Millisecond)
 		synctest.Wait()
 		require.Len(t, p.client.Snapshots(), 1, "stream a detached")
@@ -192,7 +194,7 @@ func TestCollectorMonotonic(t *testing.T) {
 }
 
 // TestCollectorPerStream: per-stream series exist only with the option,
-// PerStreamSeries per stream, labelled with the stream's identity.
+// nine series per stream, labelled with the stream's identity.
 func TestCollectorPerStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, 5*time.Millisecond)
@@ -205,7 +207,7 @@ func TestCollectorPerStream(t *testing.T) {
 		require.Zero(t, testutil.CollectAndCount(promrecord.NewCollector(p.client, nil), perStream...))
 
 		cc := promrecord.NewCollector(p.client, &promrecord.Options{PerStream: true})
-		require.Equal(t, 2*promrecord.PerStreamSeries, testutil.CollectAndCount(cc, perStream...))
+		require.Equal(t, 2*9, testutil.CollectAndCount(cc, perStream...))
 		m := scrape(t, cc)
 		id := p.client.Snapshots()[0].Identity
 		require.Equal(t, "a", id.Scope)
@@ -246,8 +248,8 @@ func TestCollectorCountsShortLivedStreams(t *testing.T) {
 			c, s := p.open(t, quicrecord.StreamOptions{Scope: "short", DataID: uint64(i)})
 			applyAll(t, s)
 			sendN(t, c, 10*(i+1), 7)
-			require.NoError(t, c.Close())
-			require.NoError(t, s.Close())
+			require.NoError(t, c.Close(context.Background()))
+			require.NoError(t, s.Close(context.Background()))
 		}
 		time.Sleep(20 * time.Millisecond)
 		synctest.Wait()
@@ -266,4 +268,21 @@ func TestCollectorCountsShortLivedStreams(t *testing.T) {
 		require.Equal(t, uint64(5), ended.FramesOut.Hello)
 		require.Zero(t, p.client.Diagnostics().Out.Records, "no live streams")
 	})
+}
+
+// TestCollectorRejectionDirections: direction="out" counts this side's
+// records the peers rejected and "in" the peers' records this side
+// rejected, the same split as the out and in rows of the summary table.
+func TestCollectorRejectionDirections(t *testing.T) {
+	var s quicrecord.RecordSnapshot
+	s.Identity = quicrecord.StreamIdentity{Scope: "r", Role: quicrecord.RoleOpener, Version: 2}
+	s.Status.State = quicrecord.StateOpen
+	s.Out.Records, s.In.Records = 10, 20
+	s.Errors = diag.ErrorStats{RejectedByPeer: 3, RejectedLocally: 5}
+	m := scrape(t, promrecord.NewCollector(fakeSource{s}, nil))
+	require.Equal(t, float64(3), m[`recordmux_rejections_total{direction="out"}`])
+	require.Equal(t, float64(5), m[`recordmux_rejections_total{direction="in"}`])
+	table := quicrecord.Summarize([]quicrecord.RecordSnapshot{s}, nil).String()
+	require.Regexp(t, `(?m)^out\s+10\s.*\s3$`, table)
+	require.Regexp(t, `(?m)^in\s+20\s.*\s5$`, table)
 }

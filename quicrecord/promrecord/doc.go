@@ -22,16 +22,17 @@
 //	recordmux_records_total{direction="out|in"}
 //	recordmux_record_bytes_total{direction}
 //	recordmux_batches_total{direction}
-//	recordmux_frames_total{direction, type="hello|batch|ack|error|unknown"}
+//	recordmux_frames_total{direction, type="hello|batch|ack|error|done|unknown"}
 //	recordmux_acks_total{direction, kind="piggybacked|standalone"}
 //	recordmux_barriers_total
 //	recordmux_barrier_wait_seconds_total{phase="flush|ack"}
 //	recordmux_rejections_total{direction}
 //	recordmux_protocol_violations_total
 //
-// direction="out" is what this side sent, "in" what it received; for
-// rejections, "out" counts the peers' records this side rejected and "in"
-// this side's records the peers rejected.
+// direction="out" is what this side sent, "in" what it received, for
+// rejections too: "out" counts this side's records the peers rejected
+// (quicrecord's ErrorStats.RejectedByPeer, the summary table's out row),
+// "in" the peers' records this side rejected (RejectedLocally).
 //
 // Gauges, for the live streams at the scrape:
 //
@@ -44,8 +45,7 @@
 // recordmux_stream_records_total{scope, conn, stream_id, data_id, role,
 // direction}, recordmux_stream_record_bytes_total{…, direction},
 // recordmux_stream_inflight_records{…} and
-// recordmux_stream_apply_backlog_records{…}: [PerStreamSeries] series per
-// stream.
+// recordmux_stream_apply_backlog_records{…}: six series per stream.
 //
 // Useful queries: rate(recordmux_records_total[1m]) for throughput;
 // rate(recordmux_barrier_wait_seconds_total{phase="ack"}[5m]) /

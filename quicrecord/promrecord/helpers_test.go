@@ -33,7 +33,8 @@ func newSimPair(t *testing.T, latency time.Duration) *simPair {
 	qconf := quicrecord.DefaultQUICConfig()
 	qconf.DisablePathMTUDiscovery = true
 
-	ln := quicrecord.NewListener(simtest.Listen(t, sconn, stls, qconf), nil)
+	ln, err := quicrecord.NewListener(simtest.Listen(t, sconn, stls, qconf), nil)
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	qc, err := simtest.Transport(t, cconn).Dial(ctx, simtest.ServerAddr, ctls, qconf)

@@ -45,10 +45,10 @@ func parseRunFlags(args []string, stderr io.Writer) (suite.Options, outputs, err
 	fs.IntVar(&o.HeavyReps, "heavy-reps", o.HeavyReps, "repetitions of backlog, many-streams and hol cells")
 
 	rm := &o.Transport.Recordmux
-	fs.DurationVar(&rm.FlushDelay, "flush-delay", 0, "recordmux Config.FlushDelay")
-	fs.IntVar(&rm.MaxBatchRecords, "max-batch-records", 0, "recordmux Config.MaxBatchRecords (0: default)")
-	maxBatchBytes := fs.String("max-batch-bytes", "", "recordmux Config.MaxBatchBytes, e.g. 32KiB (empty: default)")
-	fs.DurationVar(&rm.AckDelay, "ack-delay", 0, "recordmux Config.AckDelay (0: default, negative: off)")
+	fs.DurationVar(&rm.FlushDelay, "flush-delay", 0, "recordmux Config.Stream.FlushDelay")
+	fs.IntVar(&rm.MaxBatchRecords, "max-batch-records", 0, "recordmux Config.Stream.MaxBatchRecords (0: default)")
+	maxBatchBytes := fs.String("max-batch-bytes", "", "recordmux Config.Stream.MaxBatchBytes, e.g. 32KiB (empty: default)")
+	fs.DurationVar(&rm.AckDelay, "ack-delay", 0, "recordmux Config.Stream.AckDelay (0: default, negative: off)")
 
 	fs.IntVar(&o.PingPongs, "pingpongs", o.PingPongs, "pingpong: round trips per repetition")
 	latSize := fs.String("latency-size", "256B", "latency cases and hol: record size")

@@ -18,8 +18,9 @@ import (
 // recordmux's default, so that flow-control windows are equal.
 func defaultQUICConfig() *quic.Config { return quicrecord.DefaultQUICConfig() }
 
-// RecordmuxOptions are recordmux's batching knobs: the quicrecord.Config
-// fields of the same names. Zero values mean the library's defaults.
+// RecordmuxOptions are recordmux's batching knobs: the
+// quicrecord.StreamConfig fields of the same names, set as the
+// connection's defaults. Zero values mean the library's defaults.
 type RecordmuxOptions struct {
 	FlushDelay      time.Duration `json:"flush_delay,omitempty"`
 	MaxBatchRecords int           `json:"max_batch_records,omitempty"`
@@ -33,7 +34,7 @@ type RecordmuxOptions struct {
 // other QUIC transports, OpenRecordStream, Send, WaitAcked, Apply): one
 // QUIC stream per record stream. Its variants differ in configuration
 // only: "recordmux" keeps the default Config (adaptive windows),
-// "recordmux-wN" a fixed window of N records (FixedWindow, with
+// "recordmux-wN" a fixed window of N records (WindowFixed, with
 // MaxInFlightRecords and MaxApplyBacklogRecords N).
 type Recordmux struct {
 	name   string
@@ -56,7 +57,7 @@ func (r Recordmux) Name() string { return r.name }
 // Describe says what the transport is.
 func (r Recordmux) Describe() string {
 	if w := r.tuning.WindowRecords; r.fixed && w > 0 {
-		return fmt.Sprintf("recordmux, a fixed window: FixedWindow, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
+		return fmt.Sprintf("recordmux, a fixed window: Window = WindowFixed, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
 	}
 	return "recordmux (quicrecord), default Config (adaptive windows), one QUIC stream per stream"
 }
@@ -69,17 +70,27 @@ func (r Recordmux) With(t Tuning) Transport { r.tuning = r.tuning.merge(t); retu
 
 func (r Recordmux) config(n Network) *quicrecord.Config {
 	return &quicrecord.Config{
-		QUIC:                   quicConfig(n, r.tuning),
-		FlushDelay:             r.opts.FlushDelay,
-		MaxBatchRecords:        r.opts.MaxBatchRecords,
-		MaxBatchBytes:          r.opts.MaxBatchBytes,
-		AckDelay:               r.opts.AckDelay,
-		MaxInFlightRecords:     r.tuning.WindowRecords,
-		MaxApplyBacklogRecords: r.tuning.WindowRecords,
-		MaxInFlightBytes:       r.tuning.WindowBytes,
-		MaxApplyBacklogBytes:   r.tuning.WindowBytes,
-		FixedWindow:            r.fixed,
+		QUIC: quicConfig(n, r.tuning),
+		Stream: quicrecord.StreamConfig{
+			FlushDelay:             r.opts.FlushDelay,
+			MaxBatchRecords:        r.opts.MaxBatchRecords,
+			MaxBatchBytes:          r.opts.MaxBatchBytes,
+			AckDelay:               r.opts.AckDelay,
+			MaxInFlightRecords:     r.tuning.WindowRecords,
+			MaxApplyBacklogRecords: r.tuning.WindowRecords,
+			MaxInFlightBytes:       r.tuning.WindowBytes,
+			MaxApplyBacklogBytes:   r.tuning.WindowBytes,
+			Window:                 r.window(),
+		},
 	}
+}
+
+// window is the window mode: fixed for the recordmux-wN variants.
+func (r Recordmux) window() quicrecord.WindowMode {
+	if r.fixed {
+		return quicrecord.WindowFixed
+	}
+	return quicrecord.WindowAdaptive
 }
 
 // Listen serves recordmux.
@@ -89,7 +100,11 @@ func (r Recordmux) Listen(_ context.Context, n Network, addr string, id *Identit
 	if err != nil {
 		return nil, err
 	}
-	ln := quicrecord.NewListener(ql, cfg)
+	ln, err := quicrecord.NewListener(ql, cfg)
+	if err != nil {
+		_ = closeQL()
+		return nil, err
+	}
 	closeLn := func() error {
 		err := ln.Close()
 		_ = closeQL()
@@ -156,7 +171,7 @@ func (s rmSender) WaitApplied(ctx context.Context, seq uint64) error { return s.
 
 func (s rmSender) Applied() uint64 { return s.s.AckedSeq() }
 
-func (s rmSender) Close() error { return s.s.Close() }
+func (s rmSender) Close() error { return s.s.Close(context.Background()) }
 
 // rmReceiver is the receiving end of a record stream.
 type rmReceiver struct{ s *quicrecord.RecordStream }
@@ -170,7 +185,7 @@ func (r rmReceiver) Recv(ctx context.Context) (uint64, []byte, error) {
 // within AckDelay, or leaves at once when this direction is idle.
 func (r rmReceiver) Ack(seq uint64) error { return r.s.Ack(seq) }
 
-func (r rmReceiver) Close() error { return r.s.Close() }
+func (r rmReceiver) Close() error { return r.s.Close(context.Background()) }
 
 // Apply uses RecordStream.Apply, which acknowledges once per received
 // batch.

@@ -1,0 +1,121 @@
+package jsrecord
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures a [Sink]. The zero value means the documented
+// defaults; a nil *Config means all defaults. A Config is never modified.
+type Config struct {
+	// Stream is the name of the JetStream stream the records go to. ""
+	// means "RECORDMUX".
+	Stream string
+	// SubjectPrefix is the first token(s) of every subject the sink uses:
+	// PREFIX.rec.KEY for the records of a resume key and PREFIX.own.KEY for
+	// its claims, KEY being the key in lowercase hex. The stream must
+	// capture PREFIX.>. "" means "recordmux".
+	SubjectPrefix string
+	// Collector names this collector in the claims it writes (for people
+	// reading the stream; the sink itself does not use it). "" means a
+	// random name.
+	Collector string
+	// MaxBatch caps the records of one atomic batch, the unit the sink
+	// publishes and acknowledges. 0 means 1,000, the server's default
+	// limit (server option jetstream.limits.max_batch_size); larger
+	// values need that limit raised.
+	MaxBatch int
+	// MaxInflightBatches caps the batches this sink publishes at once, over
+	// all its streams (a stream has up to two: one committing, the next
+	// being sent); further batches wait. The server refuses more than
+	// 50 uncommitted atomic batches per stream (max_batch_inflight_per_stream),
+	// so keep the sum over the collectors sharing a stream below that. 0
+	// means 16.
+	MaxInflightBatches int
+	// Timeout bounds each JetStream request: a batch commit, a claim, a
+	// read. A batch not confirmed in time is never acknowledged (see
+	// [CodeUnavailable]). 0 means 5 s.
+	Timeout time.Duration
+	// Logger receives stream failures, takeovers and claims at info or
+	// warn level. nil means no logging.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultStream             = "RECORDMUX"
+	DefaultSubjectPrefix      = "recordmux"
+	DefaultMaxBatch           = 1000
+	DefaultMaxInflightBatches = 16
+	DefaultTimeout            = 5 * time.Second
+)
+
+func (c *Config) stream() string {
+	if c == nil || c.Stream == "" {
+		return DefaultStream
+	}
+	return c.Stream
+}
+
+func (c *Config) prefix() string {
+	if c == nil || c.SubjectPrefix == "" {
+		return DefaultSubjectPrefix
+	}
+	return c.SubjectPrefix
+}
+
+func (c *Config) maxBatch() int {
+	if c == nil || c.MaxBatch <= 0 {
+		return DefaultMaxBatch
+	}
+	return c.MaxBatch
+}
+
+func (c *Config) maxInflight() int {
+	if c == nil || c.MaxInflightBatches <= 0 {
+		return DefaultMaxInflightBatches
+	}
+	return c.MaxInflightBatches
+}
+
+func (c *Config) timeout() time.Duration {
+	if c == nil || c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return c.Timeout
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c == nil {
+		return nil
+	}
+	return c.Logger
+}
+
+func (c *Config) collector() string {
+	if c == nil {
+		return ""
+	}
+	return c.Collector
+}
+
+// StreamConfig returns the configuration of a stream the sink can use, with
+// the given number of replicas (1 or 3 for a cluster; 0 means 1): file
+// storage, subjects PREFIX.>, atomic batch publishing allowed, direct gets
+// off (reads go to the stream leader), and the default two-minute
+// deduplication window. Create it with [EnsureStream] or your own tooling
+// (nats stream add), and tune limits and retention to taste.
+func StreamConfig(cfg *Config, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:               cfg.stream(),
+		Description:        "recordmux records, one subject per resume key (jsrecord)",
+		Subjects:           []string{cfg.prefix() + ".>"},
+		Storage:            jetstream.FileStorage,
+		Replicas:           max(replicas, 1),
+		AllowAtomicPublish: true,
+		AllowDirect:        false,
+		Duplicates:         2 * time.Minute,
+	}
+}

@@ -1,0 +1,48 @@
+package jsrecord
+
+import (
+	"errors"
+
+	"github.com/recordmux/recordmux/quicrecord"
+)
+
+// Stream error codes the sink uses, in the application range of
+// quicrecord's code space (see quicrecord.ErrorCode).
+const (
+	// CodeUnavailable resets a stream whose records JetStream did not
+	// confirm (a batch failed or timed out), and refuses new streams while
+	// JetStream cannot be reached. No record of the failed batch was
+	// acknowledged: a quicrecord.ResumableStream keeps them, reconnects
+	// with backoff (to this collector or another) and sends them again,
+	// and the stream continues right after the last record JetStream
+	// holds. It is not CodeRefused, which a ResumableStream takes as final.
+	CodeUnavailable quicrecord.ErrorCode = quicrecord.CodeApplicationMin + 0x1900
+
+	// CodeSuperseded resets a stream whose key another stream took over:
+	// a newer stream of the key on this collector, or another collector
+	// whose claim fenced this one's publishes off (see the package doc).
+	// The opener has already moved on; the code tells it, and the logs,
+	// why the old stream ended. It will become quicrecord's own
+	// superseded code once quicrecord defines one.
+	CodeSuperseded quicrecord.ErrorCode = quicrecord.CodeApplicationMin + 0x1901
+)
+
+// Errors [Sink.Serve] returns, matched with errors.Is.
+var (
+	// ErrFenced: JetStream refused a batch because another collector
+	// claimed the key after this one did (the fence), or because it
+	// already holds records of the batch under their message IDs, which
+	// only the key's new holder can have published (JetStream checks
+	// message IDs first). The stream was reset with CodeSuperseded and
+	// nothing of the batch was acknowledged.
+	ErrFenced = errors.New("jsrecord: another collector took the key over")
+	// ErrNotResumable: the stream has no resume key; the sink needs one
+	// (the subject and the deduplication are per key).
+	ErrNotResumable = errors.New("jsrecord: not a resumable stream")
+	// ErrBoundToOtherPeer: the key belongs to another client identity.
+	ErrBoundToOtherPeer = errors.New("jsrecord: the resume key belongs to another client")
+	// ErrNoClaim: the stream reached Serve without this collector holding
+	// a claim on its key. It is reset with CodeSuperseded and resumes
+	// through a new claim.
+	ErrNoClaim = errors.New("jsrecord: no claim on the key")
+)

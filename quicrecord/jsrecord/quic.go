@@ -1,0 +1,262 @@
+package jsrecord
+
+// This file is the sink's only contact with package quicrecord's API.
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/recordmux/recordmux/quicrecord"
+)
+
+// liveStream is a stream being served, as the sink needs to close it.
+type liveStream interface {
+	CloseWithError(code quicrecord.ErrorCode, reason string) error
+}
+
+// NewResumeStore returns the ResumeStore a collector using the sink sets as
+// its quicrecord.Config.ResumeStore. Its LoadApplied is [Sink.LoadApplied],
+// and it keeps the state of a key only while a stream of the key is
+// attached (its TTL is a nanosecond): a stream that lost its connection
+// resumes through a new claim, read from JetStream, whichever collector
+// it reaches, so a collector never resumes a key from a memory that
+// another collector may have made stale.
+func (s *Sink) NewResumeStore() *quicrecord.ResumeStore {
+	return quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, LoadApplied: s.LoadApplied})
+}
+
+// LoadApplied is the ResumeStore's hook (see quicrecord.ResumeStoreConfig):
+// it claims the key for this collector and returns the last sequence number
+// JetStream holds for it, retrying transient failures until ctx (the
+// stream's handshake deadline) ends. A key bound to another client
+// identity is refused.
+func (s *Sink) LoadApplied(ctx context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
+	return s.claimKey(ctx, KeyName(info.Key), info.Peer)
+}
+
+// AcceptHandler decides on each stream a client opens; set it as the
+// collector's quicrecord.Config.AcceptHandler (or call it from yours). It
+// refuses plain streams (CodeRefused: the sink needs a resume key), a key
+// bound to another client identity (CodeRefused), and any stream while
+// the key's claim cannot be read from JetStream (CodeUnavailable, which a
+// ResumableStream retries with backoff, unlike a failure in LoadApplied).
+// Streams of the key already open on this collector are closed with
+// CodeSuperseded, so the new stream resumes through a new claim. It
+// keeps the connection's stream settings (a nil StreamConfig); a
+// collector that wants others calls it from its own handler. ctx bounds
+// the claim's read.
+func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
+	if info.ResumeKey == nil {
+		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
+	}
+	name, peer := KeyName(info.ResumeKey), peerOf(info.TLS)
+	if bound, ok := s.boundPeer(name); ok && bound != peer {
+		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
+	}
+	c, err := s.readClaim(ctx, name)
+	if err != nil {
+		s.ctr.refused.Add(1)
+		return nil, fmt.Errorf("%w: %w", &quicrecord.ApplicationError{Code: CodeUnavailable, Reason: "jsrecord: JetStream unavailable: " + err.Error()}, err)
+	}
+	if c.seq != 0 && c.Peer != peer {
+		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
+	}
+	s.supersede(name)
+	return nil, nil
+}
+
+// peerOf is the client identity of a connection, computed as quicrecord
+// computes quicrecord.ResumeKeyInfo.Peer (the SHA-256 of a verified client
+// certificate, hex; "" without one), which is what LoadApplied stores in
+// claims. A test checks the two agree; when quicrecord moves to another
+// identity, this follows.
+func peerOf(cs tls.ConnectionState) string {
+	if len(cs.PeerCertificates) == 0 || len(cs.VerifiedChains) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// Serve applies the records of an accepted resumable stream: it takes what
+// has arrived (up to Config.MaxBatch records) as one atomic batch fenced on
+// this collector's claim of the key, publishes it, and acknowledges the
+// batch's last record once JetStream confirmed the batch. While a batch
+// commits, the next one is collected and its records sent; it is committed
+// when the previous one is confirmed. Acknowledgements are therefore in
+// order and only for confirmed records.
+//
+// A batch that fails or times out is never acknowledged: Serve resets the
+// stream with CodeUnavailable (with CodeSuperseded when JetStream refused
+// it because another collector holds the key) and returns the error. The
+// opener's ResumableStream keeps the records, reconnects, and resumes
+// right after what JetStream holds. Serve returns nil when the opener
+// finished the stream, and closes rs in every case.
+func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
+	key := rs.ResumeKey()
+	if key == nil {
+		_ = rs.CloseWithError(quicrecord.CodeRefused, ErrNotResumable.Error())
+		return ErrNotResumable
+	}
+	name := KeyName(key)
+	claim := s.attach(name, rs)
+	defer s.detach(name, rs, claim)
+	if claim == 0 {
+		_ = rs.CloseWithError(CodeSuperseded, ErrNoClaim.Error())
+		return ErrNoClaim
+	}
+	p := &pipe{s: s, rs: rs}
+	p.next = &batch{name: name, claim: claim, recs: make([][]byte, 0, s.maxBatch)}
+	p.spare = &batch{name: name, claim: claim, recs: make([][]byte, 0, s.maxBatch)}
+	return p.run(ctx)
+}
+
+// pipe is the publishing pipeline of one stream: at most one batch
+// committing (cur) while the next is collected and staged. Owned by the
+// Serve call; cur's commit runs on a goroutine of its own, which Serve
+// always waits for.
+type pipe struct {
+	s           *Sink
+	rs          *quicrecord.RecordStream
+	next, spare *batch
+	cur         *commitCall
+}
+
+// commitCall is a batch commit in progress.
+type commitCall struct {
+	b    *batch
+	err  error           // set before done is closed
+	done chan struct{}   // closed when the commit returned
+	wake context.Context // cancelled when the commit returned
+}
+
+func (p *pipe) run(ctx context.Context) error {
+	for {
+		recvErr := p.collect(ctx)
+		if len(p.next.recs) > 0 {
+			if err := p.s.stage(ctx, p.next); err != nil {
+				if serr := p.settle(); serr != nil {
+					return serr
+				}
+				return p.failed(p.next, err)
+			}
+		}
+		if err := p.settle(); err != nil {
+			p.s.release(p.next) // staged, never committed
+			return err
+		}
+		if len(p.next.recs) > 0 {
+			p.startCommit(ctx)
+		}
+		if recvErr != nil {
+			if err := p.settle(); err != nil {
+				return err
+			}
+			_ = p.rs.Close(context.WithoutCancel(ctx))
+			if errors.Is(recvErr, io.EOF) {
+				return nil
+			}
+			return recvErr
+		}
+	}
+}
+
+// collect fills p.next with the records that have arrived, up to the
+// batch limit. With no batch committing, it waits for one record and takes
+// what is queued behind it; while a batch commits, it keeps taking records
+// as they arrive until that commit returns, so the next batch is as full
+// as the time allows. A receive error is returned with the records taken
+// before it.
+func (p *pipe) collect(ctx context.Context) error {
+	b := p.next
+	b.recs = b.recs[:0]
+	wait := ctx // how long to wait for the first record
+	more, stop := context.WithCancel(ctx)
+	stop() // how long to wait for the others: not at all
+	if p.cur != nil {
+		wait, more = p.cur.wake, p.cur.wake
+	}
+	for len(b.recs) < p.s.maxBatch {
+		w := more
+		if len(b.recs) == 0 {
+			w = wait
+		}
+		r, err := p.rs.Recv(w)
+		if err != nil {
+			if ctx.Err() == nil && w.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // nothing more for now, or the commit returned
+			}
+			return err
+		}
+		if len(b.recs) == 0 {
+			b.first = r.Seq
+		}
+		b.recs = append(b.recs, r.Data)
+	}
+	return nil
+}
+
+// startCommit commits p.next on a goroutine of its own and makes it cur.
+func (p *pipe) startCommit(ctx context.Context) {
+	c := &commitCall{b: p.next, done: make(chan struct{})}
+	wake, cancel := context.WithCancel(ctx)
+	c.wake = wake
+	go func() {
+		c.err = p.s.commit(ctx, c.b)
+		cancel()
+		close(c.done)
+	}()
+	p.cur, p.next, p.spare = c, p.spare, nil
+}
+
+// settle waits for the batch committing, if any, and acknowledges it, or
+// resets the stream if it failed.
+func (p *pipe) settle() error {
+	c := p.cur
+	if c == nil {
+		return nil
+	}
+	<-c.done
+	p.cur, p.spare = nil, c.b
+	if c.err != nil {
+		return p.failed(c.b, c.err)
+	}
+	p.s.ctr.batches.Add(1)
+	p.s.ctr.records.Add(uint64(len(c.b.recs)))
+	// An error here means the stream failed meanwhile; the ack still
+	// counts for the resume state of a stream taking over on this
+	// collector.
+	_ = p.rs.Ack(c.b.last())
+	return nil
+}
+
+// failed resets the stream after batch b was not confirmed.
+func (p *pipe) failed(b *batch, err error) error {
+	s := p.s
+	code := CodeUnavailable
+	var ae *jetstream.APIError
+	switch {
+	case errors.Is(err, ErrFenced) && errors.As(err, &ae) && ae.ErrorCode == errCodeBatchDuplicate:
+		code = CodeSuperseded
+		s.ctr.dupRefused.Add(1)
+	case errors.Is(err, ErrFenced):
+		code = CodeSuperseded
+		s.ctr.fenced.Add(1)
+	default:
+		s.ctr.failed.Add(1)
+	}
+	if s.log != nil {
+		s.log.Warn("jsrecord: batch not confirmed; the stream is reset and nothing of it acknowledged",
+			"key", b.name, "first", b.first, "last", b.last(), "err", err)
+	}
+	_ = p.rs.CloseWithError(code, fmt.Sprintf("records %d..%d not confirmed: %v", b.first, b.last(), err))
+	return fmt.Errorf("jsrecord: records %d..%d of %s: %w", b.first, b.last(), b.name, err)
+}

@@ -1,0 +1,73 @@
+package jsrecord
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckBatchAck(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		reply  string
+		fenced bool
+		ok     bool
+	}{
+		{"confirmed", `{"stream":"RECORDMUX","seq":1000,"batch":"b1","count":3}`, false, true},
+		{"other batch", `{"stream":"RECORDMUX","seq":1000,"batch":"b2","count":3}`, false, false},
+		{"short count", `{"stream":"RECORDMUX","seq":1000,"batch":"b1","count":2}`, false, false},
+		{"fence", `{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 7"}}`, true, false},
+		{"fence, replicated", `{"error":{"code":400,"err_code":10164,"description":"wrong last sequence"}}`, true, false},
+		{"duplicate IDs", `{"error":{"code":400,"err_code":10201,"description":"atomic publish batch contains duplicate message id"}}`, true, false},
+		{"incomplete", `{"error":{"code":400,"err_code":10176,"description":"atomic publish batch is incomplete"}}`, false, false},
+		{"stream only", `{"stream":"RECORDMUX"}`, false, false},
+		{"garbage", `not json`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkBatchAck([]byte(tc.reply), "b1", 3)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Equal(t, tc.fenced, errors.Is(err, ErrFenced))
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	for _, c := range []*Config{nil, {}} {
+		require.Equal(t, DefaultStream, c.stream())
+		require.Equal(t, DefaultSubjectPrefix, c.prefix())
+		require.Equal(t, DefaultMaxBatch, c.maxBatch())
+		require.Equal(t, DefaultMaxInflightBatches, c.maxInflight())
+		require.Equal(t, DefaultTimeout, c.timeout())
+	}
+	c := &Config{Stream: "S", SubjectPrefix: "p", MaxBatch: 7, MaxInflightBatches: 3, Timeout: time.Second}
+	require.Equal(t, "S", c.stream())
+	require.Equal(t, "p", c.prefix())
+	require.Equal(t, 7, c.maxBatch())
+	require.Equal(t, 3, c.maxInflight())
+	require.Equal(t, time.Second, c.timeout())
+
+	sc := StreamConfig(c, 0)
+	require.Equal(t, "S", sc.Name)
+	require.Equal(t, []string{"p.>"}, sc.Subjects)
+	require.Equal(t, 1, sc.Replicas)
+	require.True(t, sc.AllowAtomicPublish)
+	require.False(t, sc.AllowDirect)
+	require.Equal(t, jetstream.FileStorage, sc.Storage)
+	require.NoError(t, checkStream(&jetstream.StreamInfo{Config: sc}, "p"))
+}
+
+func TestNames(t *testing.T) {
+	key := []byte{0x0a, 0xff}
+	require.Equal(t, "0aff", KeyName(key))
+	require.Equal(t, "recordmux.rec.0aff", RecordSubject(nil, key))
+	require.Equal(t, "x.rec.0aff", RecordSubject(&Config{SubjectPrefix: "x"}, key))
+	require.Equal(t, "recordmux.own.0aff", claimSubject(DefaultSubjectPrefix, "0aff"))
+	require.Equal(t, "0aff:42", MsgID(key, 42))
+}
