@@ -103,6 +103,14 @@ func TestZeroAllocs(t *testing.T) {
 			}
 			sink += int(seq)
 		}},
+		{"WindowFrame.Append+ParseWindow", func() {
+			buf = frames.WindowFrame{Records: 1 << 20, Bytes: 1 << 40}.Append(buf[:0])
+			w, _, err := frames.ParseWindow(buf[2:])
+			if err != nil {
+				panic(err)
+			}
+			sink += int(w.Records)
+		}},
 		{"ParseFrame", func() {
 			_, p, _, err := frames.ParseFrame(frame, 64<<10)
 			if err != nil {

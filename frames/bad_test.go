@@ -365,6 +365,8 @@ func TestTruncatedPayload(t *testing.T) {
 					_, _, err = frames.ParseDone(p)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(p)
+				case frames.TypeWindow:
+					_, _, err = frames.ParseWindow(p)
 				}
 				requireCode(t, err, frames.CodeFrameEncoding)
 			}

@@ -9,21 +9,22 @@ import (
 // Type is a frame type, the first varint of every frame.
 type Type uint64
 
-// Frame types of protocol versions 1 and 2. DONE is sent only on streams
-// that negotiated [FeatureHalfClose]; a receiver that does not know it
-// skips it like any unknown type. Type 0x05 is taken by a frame this
-// package does not implement yet, and is skipped as unknown.
+// Frame types of protocol versions 1 and 2. WINDOW is sent only on
+// streams that negotiated [FeatureWindowUpdate], DONE only on streams that
+// negotiated [FeatureHalfClose]; a receiver that does not know them skips
+// them like any unknown type.
 const (
-	TypeHello Type = 0x01
-	TypeBatch Type = 0x02
-	TypeAck   Type = 0x03
-	TypeError Type = 0x04
-	TypeDone  Type = 0x06
+	TypeHello  Type = 0x01
+	TypeBatch  Type = 0x02
+	TypeAck    Type = 0x03
+	TypeError  Type = 0x04
+	TypeWindow Type = 0x05
+	TypeDone   Type = 0x06
 )
 
 // Known reports whether t is a frame type this package parses. A receiver
 // skips every other type by its length (see [Reader.ReadFrame]).
-func (t Type) Known() bool { return (t >= TypeHello && t <= TypeError) || t == TypeDone }
+func (t Type) Known() bool { return t >= TypeHello && t <= TypeDone }
 
 // IsReserved reports whether t is one of the reserved types 0x1f*N+0x21
 // that no version will ever assign. Senders may put them on the wire to
@@ -41,6 +42,8 @@ func (t Type) String() string {
 		return "ACK"
 	case TypeError:
 		return "ERROR"
+	case TypeWindow:
+		return "WINDOW"
 	case TypeDone:
 		return "DONE"
 	}
@@ -82,10 +85,12 @@ const (
 	FeaturePiggybackAck Features = 1 << 0
 	// FeatureResume allows a stream to be resumed on a new connection.
 	FeatureResume Features = 1 << 1
+	// FeatureWindowUpdate lets a receiver announce a smaller (or again a
+	// larger) receive window than its HELLO's with WINDOW frames.
+	FeatureWindowUpdate Features = 1 << 2
 	// FeatureHalfClose lets a sender end its records with a DONE frame
 	// and keep its direction open for acks and errors, so that its peer
-	// can go on sending (a half-close). Bit 1<<2 is taken by a feature
-	// this package does not implement yet.
+	// can go on sending (a half-close).
 	FeatureHalfClose Features = 1 << 3
 )
 
@@ -111,6 +116,10 @@ func (f Features) String() string {
 	if f.Has(FeatureResume) {
 		add("resume")
 		f &^= FeatureResume
+	}
+	if f.Has(FeatureWindowUpdate) {
+		add("window-update")
+		f &^= FeatureWindowUpdate
 	}
 	if f.Has(FeatureHalfClose) {
 		add("half-close")

@@ -270,6 +270,34 @@ func FuzzAck(f *testing.F) {
 	})
 }
 
+func checkWindow(t testing.TB, payload []byte) {
+	w, n, err := frames.ParseWindow(payload)
+	if err != nil {
+		requireParseError(t, err, n, frames.CodeFrameEncoding)
+		return
+	}
+	require.Equal(t, len(payload), n)
+	require.NotZero(t, w.Records)
+	require.NotZero(t, w.Bytes)
+	requireCanonical(t, frames.TypeWindow, payload, w.Append(nil), w.Len(), func(p []byte) ([]byte, error) {
+		w2, _, err := frames.ParseWindow(p)
+		return w2.Append(nil), err
+	}, true)
+}
+
+func FuzzWindow(f *testing.F) {
+	for _, p := range goldenPayloads(f, frames.TypeWindow) {
+		f.Add(p)
+	}
+	f.Add(unhex(f, "00 01"))     // zero records
+	f.Add(unhex(f, "4001 4000")) // non-minimal, zero bytes
+	f.Add(unhex(f, "01 01 00"))  // trailing byte
+	f.Add(unhex(f, "ffffffffffffffff ffffffffffffffff"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkWindow(t, payload)
+	})
+}
+
 func FuzzDone(f *testing.F) {
 	for _, p := range goldenPayloads(f, frames.TypeDone) {
 		f.Add(p)
@@ -524,6 +552,8 @@ func FuzzReader(f *testing.F) {
 					_, _, err = frames.ParseDone(fr.payload)
 				case frames.TypeError:
 					_, _, err = frames.ParseError(fr.payload)
+				case frames.TypeWindow:
+					_, _, err = frames.ParseWindow(fr.payload)
 				}
 				if _, ok := err.(*frames.Error); err != nil && !ok && untyped == nil {
 					untyped = err
@@ -544,6 +574,8 @@ func FuzzReader(f *testing.F) {
 				checkDone(t, fr.payload)
 			case frames.TypeError:
 				checkError(t, fr.payload)
+			case frames.TypeWindow:
+				checkWindow(t, fr.payload)
 			}
 		}
 	})

@@ -23,6 +23,7 @@ var goldenHex = []struct{ name, hex string }{
 	{"ack", "03 02 43e8"},
 	{"error-record", "04 0c 07 4100 08 626164206a736f6e"},
 	{"error-stream", "04 0d 00 05 0a 312d3220767320332d34"},
+	{"window", "05 06 4400 80100000"},
 	{"done", "06 02 43e8"},
 	{"reserved", "21 03 000102"},
 }
@@ -84,6 +85,7 @@ var goldenValues = map[string]any{
 		Code:   frames.CodeVersionMismatch,
 		Reason: "1-2 vs 3-4",
 	},
+	"window":   frames.WindowFrame{Records: 1024, Bytes: 1 << 20},
 	"done":     goldenDone(1000),
 	"reserved": goldenUnknown{typ: 0x21, payload: []byte{0, 1, 2}},
 }
@@ -163,6 +165,14 @@ func TestGolden(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, len(payload), n)
 				require.Equal(t, v, got)
+			case frames.WindowFrame:
+				require.Equal(t, frames.TypeWindow, typ)
+				require.Equal(t, want, v.Append(nil))
+				require.Equal(t, len(want), v.Len())
+				got, n, err := frames.ParseWindow(payload)
+				require.NoError(t, err)
+				require.Equal(t, len(payload), n)
+				require.Equal(t, v, got)
 			case goldenUnknown:
 				require.Equal(t, v.typ, typ)
 				require.False(t, typ.Known())
@@ -226,7 +236,7 @@ func TestTypeNames(t *testing.T) {
 		{frames.TypeBatch, "BATCH", true, false},
 		{frames.TypeAck, "ACK", true, false},
 		{frames.TypeError, "ERROR", true, false},
-		{0x05, "UNKNOWN(0x5)", false, false},
+		{frames.TypeWindow, "WINDOW", true, false},
 		{frames.TypeDone, "DONE", true, false},
 		{0x07, "UNKNOWN(0x7)", false, false},
 		{0x20, "UNKNOWN(0x20)", false, false},
@@ -283,7 +293,9 @@ func TestFeatures(t *testing.T) {
 		{frames.FeatureResume, "resume"},
 		{frames.FeaturePiggybackAck | frames.FeatureResume, "piggyback-ack|resume"},
 		{frames.FeatureHalfClose, "half-close"},
-		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x04, "piggyback-ack|half-close|0x4"},
+		{frames.FeatureWindowUpdate, "window-update"},
+		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x10, "piggyback-ack|half-close|0x10"},
 		{frames.FeaturePiggybackAck | 0x30, "piggyback-ack|0x30"},
 		{0x80, "0x80"},
 	} {

@@ -36,7 +36,10 @@ type busyStream struct {
 func newBusyStream(t *testing.T, busy bool) *busyStream {
 	ctx := context.Background()
 	rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)
-	conn, err := NewConn(qs, nil)
+	// A fixed window: the sender runs flat out with up to 8 MiB in
+	// flight, more than QUIC's stream window, so that a peer that stops
+	// reading leaves the writer blocked inside a Write.
+	conn, err := NewConn(qs, &Config{Stream: StreamConfig{Window: WindowFixed}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	str, err := rawConn.OpenStreamSync(ctx)

@@ -179,7 +179,7 @@ func hostileCases() []hostileCase {
 			r.write(full[:len(full)-2])
 			require.NoError(r.t, r.qs.Close())
 		}},
-		// PROTOCOL.md §4.7 and §8.4: DONE only with half-close, at the
+		// PROTOCOL.md §4.8 and §8.4: DONE only with half-close, at the
 		// last record received, once, and no BATCH after it.
 		{name: "DONE without half-close", code: CodeUnexpectedFrame, after: func(r *rawPeer) { r.write(doneFrame(0)) }},
 		{name: "DONE before the last record", code: CodeSequenceGap, halfClose: true, received: 1, after: func(r *rawPeer) {

@@ -131,9 +131,13 @@ func TestBarriersShareFlushMark(t *testing.T) {
 // simApplied opens a stream over simnet, inside the caller's synctest
 // bubble, whose acceptor applies every record until the test ends, and
 // returns the opener.
+//
+// The sender's window is fixed (32,768 records, 8 MiB): the bulk cases
+// measure a Barrier behind a deep queue of records, which an adaptive
+// window would not let build up (Send would block instead).
 func simApplied(t *testing.T) *RecordStream {
 	t.Helper()
-	p := newSimPair(t, nil, nil, nil, simRTT/2)
+	p := newSimPair(t, &Config{Stream: StreamConfig{Window: WindowFixed}}, nil, nil, simRTT/2)
 	tx, rx := p.openPair(t, false, StreamOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -32,7 +32,9 @@ func TestCloseBounded(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)
-				conn, err := NewConn(qs, &Config{Stream: StreamConfig{CloseTimeout: tc.closeTimeout}})
+				// A fixed window, so that the records outrun QUIC's flow
+				// control and the writer blocks.
+				conn, err := NewConn(qs, &Config{Stream: StreamConfig{CloseTimeout: tc.closeTimeout, Window: WindowFixed}})
 				require.NoError(t, err)
 				defer conn.Close()
 				str, err := rawConn.OpenStreamSync(ctx)

@@ -10,6 +10,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/flow"
 )
 
 // Config tunes connections. The zero value, and a nil *Config, mean the
@@ -113,6 +114,7 @@ type Config struct {
 // The defaults of the Config and StreamConfig fields, used when a field
 // is zero.
 const (
+	DefaultQueueDelayTarget       = flow.DefaultTarget
 	DefaultMaxBatchRecords        = 4096
 	DefaultMaxBatchBytes          = 64 << 10
 	DefaultAckDelay               = 250 * time.Microsecond
@@ -234,7 +236,7 @@ type settings struct {
 }
 
 // orDefault returns v, or def when v is zero.
-func orDefault[T int | time.Duration](v, def T) T {
+func orDefault[T int | time.Duration | WindowMode](v, def T) T {
 	if v == 0 {
 		return def
 	}

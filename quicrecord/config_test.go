@@ -88,7 +88,7 @@ func TestConfigDefaults(t *testing.T) {
 	set := testSettings(t, nil)
 	require.Equal(t, streamSettings{
 		maxBatchRecords: DefaultMaxBatchRecords, maxBatchBytes: DefaultMaxBatchBytes,
-		flushDelay: 0, ackDelay: DefaultAckDelay,
+		flushDelay: 0, ackDelay: DefaultAckDelay, queueTarget: DefaultQueueDelayTarget,
 		maxInFlightRecs: DefaultMaxInFlightRecords, maxInFlightBytes: DefaultMaxInFlightBytes,
 		maxBacklogRecs: DefaultMaxApplyBacklogRecords, maxBacklogBytes: DefaultMaxApplyBacklogBytes,
 		maxRecordSize: DefaultMaxRecordSize, closeTimeout: DefaultCloseTimeout,
@@ -119,7 +119,8 @@ func TestStreamSettingsResolution(t *testing.T) {
 		maxBatchBytes:    DefaultMaxBatchBytes,
 		flushDelay:       0,               // the stream's negative: no linger
 		ackDelay:         DefaultAckDelay, // set by neither: the default
-		maxInFlightRecs:  1000,            // the connection's
+		queueTarget:      DefaultQueueDelayTarget,
+		maxInFlightRecs:  1000, // the connection's
 		maxInFlightBytes: DefaultMaxInFlightBytes, maxBacklogRecs: DefaultMaxApplyBacklogRecords,
 		maxBacklogBytes: DefaultMaxApplyBacklogBytes,
 		maxRecordSize:   4096,        // the stream's

@@ -15,6 +15,7 @@ const (
 	kindBatch
 	kindAck
 	kindError
+	kindWindow
 	kindDone
 	kindUnknown
 	numFrameKinds
@@ -30,6 +31,8 @@ func kindOf(t frames.Type) frameKind {
 		return kindAck
 	case frames.TypeError:
 		return kindError
+	case frames.TypeWindow:
+		return kindWindow
 	case frames.TypeDone:
 		return kindDone
 	}
@@ -79,6 +82,19 @@ type counters struct {
 	rejectedByPeer  atomic.Uint64 // reader: our records the peer rejected
 	rejectedLocally atomic.Uint64 // Reject: peer records we rejected
 	violations      atomic.Uint64 // reader or writer: protocol violations detected here
+
+	// Windows (gauges; see adapt.go).
+	winRecs      atomic.Uint64 // reader (under smu): the send window
+	winBytes     atomic.Uint64 // reader (under smu)
+	peerWinRecs  atomic.Uint64 // reader (under smu): the peer's latest announcement
+	peerWinBytes atomic.Uint64 // reader (under smu)
+	annRecs      atomic.Uint64 // Ack/Reject (under rmu): what this side announces
+	annBytes     atomic.Uint64 // Ack/Reject (under rmu)
+	minDelayNs   atomic.Uint64 // reader (under smu): windowed minimum Send→ack delay
+	queueDelayNs atomic.Int64  // reader (under smu): last round's delay above the minimum
+	rateRecs     atomic.Uint64 // reader (under smu): delivery rate, records per second
+	rateBytes    atomic.Uint64 // reader (under smu): delivery rate, bytes per second
+	windowsOut   atomic.Uint64 // writer: WINDOW frames announcing a window below the HELLO's
 }
 
 func storeMax(a *atomic.Uint64, v uint64) {

@@ -45,6 +45,10 @@ type DiagnosticsSummary struct {
 	// applied (gauge); BacklogPeak the largest peak of any one stream.
 	Backlog     diag.Volume `json:"backlog"`
 	BacklogPeak diag.Volume `json:"backlog_peak"`
+	// Window totals the streams' send windows and delivery rates, with
+	// the smallest estimated minimum ack delay and the largest queueing
+	// delay of any one stream (gauges).
+	Window diag.WindowTotals `json:"window"`
 	// TopBacklog lists the streams with the largest apply backlog in
 	// records, largest first; TopInFlight those with the most records in
 	// flight. Streams with none are left out, so the lists may be shorter
@@ -197,6 +201,7 @@ func (sm *summarizer) add(s *RecordSnapshot) {
 	d.Backlog.Bytes += s.In.BacklogBytes
 	d.BacklogPeak.Records = max(d.BacklogPeak.Records, s.In.BacklogPeakRecords)
 	d.BacklogPeak.Bytes = max(d.BacklogPeak.Bytes, s.In.BacklogPeakBytes)
+	d.Window.Add(&s.Window)
 
 	if sm.topN > 0 {
 		d.TopBacklog = pushTop(d.TopBacklog, sm.topN, id, s.In.BacklogRecords, s.In.BacklogBytes)
@@ -263,7 +268,7 @@ func loadBefore(a, b *StreamLoad) bool {
 //	                       records       bytes     batches   rec/batch    rejected
 //	out                      25000    4.77 MiB          96       260.4           0
 //	in                       62000    11.8 MiB         238       260.5          10
-//	frames                   hello       batch         ack       error     unknown
+//	frames                   hello       batch         ack       error      window
 //	out                          3          96          83          10           0
 //	in                           3         238          36           0           0
 //	acks               piggybacked  standalone   piggyback
@@ -275,7 +280,10 @@ func loadBefore(a, b *StreamLoad) bool {
 //	queues                 records       bytes   peak recs  peak bytes
 //	in-flight                 3000     586 KiB           -           -
 //	apply backlog             2000     391 KiB        2916     570 KiB
+//	send window            records       bytes       rec/s   min delay   max queue
+//	total                      768     768 KiB       41250       412µs      2.11ms
 //	violations                   0
+//	unknown frames in            0
 //	top apply backlog      records       bytes
 //	  1                       2000     391 KiB  scope="audit" conn=2 stream=0 data=7 acceptor
 //	top in-flight          records       bytes
@@ -306,12 +314,12 @@ func (d DiagnosticsSummary) String() string {
 	t.row("in", num(d.In.Records), bytesIEC(d.In.Bytes), num(d.In.Batches),
 		perBatch(d.In), num(d.Errors.RejectedLocally))
 
-	t.row("frames", "hello", "batch", "ack", "error", "unknown")
+	t.row("frames", "hello", "batch", "ack", "error", "window")
 	for _, f := range []struct {
 		label string
 		c     *diag.FrameCounts
 	}{{"out", &d.FramesOut}, {"in", &d.FramesIn}} {
-		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Unknown))
+		t.row(f.label, num(f.c.Hello), num(f.c.Batch), num(f.c.Ack), num(f.c.Error), num(f.c.Window))
 	}
 
 	a := d.Acks
@@ -329,7 +337,12 @@ func (d DiagnosticsSummary) String() string {
 	t.row("apply backlog", num(d.Backlog.Records), bytesIEC(d.Backlog.Bytes),
 		num(d.BacklogPeak.Records), bytesIEC(d.BacklogPeak.Bytes))
 
+	w := d.Window
+	t.row("send window", "records", "bytes", "rec/s", "min delay", "max queue")
+	t.row("total", num(w.Records), bytesIEC(w.Bytes), num(w.RecordsPerSec), durOrDash(w.MinAckDelay), dur(w.QueueDelayMax))
+
 	t.row("violations", num(d.Errors.ProtocolViolations))
+	t.row("unknown frames in", num(d.FramesIn.Unknown))
 
 	t.top("top apply backlog", d.TopBacklog)
 	t.top("top in-flight", d.TopInFlight)
@@ -381,6 +394,13 @@ func percent(a, b uint64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
+}
+
+func durOrDash(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return dur(d)
 }
 
 func meanOrDash(d time.Duration, n uint64) string {

@@ -188,7 +188,7 @@ func goldenSnapshots() []RecordSnapshot {
 	a.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 120000, Bytes: 7_680_000, Batches: 1500}, BacklogRecords: 300, BacklogBytes: 19200, BacklogPeakRecords: 4096, BacklogPeakBytes: 262144}
 	a.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 2000, Bytes: 64000, Batches: 400}}
 	a.FramesIn = diag.FrameCounts{Hello: 1, Batch: 1500, Ack: 10, Unknown: 2}
-	a.FramesOut = diag.FrameCounts{Hello: 1, Batch: 400, Ack: 1100, Error: 3}
+	a.FramesOut = diag.FrameCounts{Hello: 1, Batch: 400, Ack: 1100, Error: 3, Window: 2}
 	a.Acks = diag.AckStats{PiggybackedOut: 390, StandaloneOut: 1100, PiggybackedIn: 395, StandaloneIn: 10}
 	a.Errors = diag.ErrorStats{RejectedLocally: 3}
 
@@ -196,7 +196,9 @@ func goldenSnapshots() []RecordSnapshot {
 	b.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 50000, Bytes: 52_428_800, Batches: 800}, InFlightRecords: 12, InFlightBytes: 12288}
 	b.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 10, Bytes: 100, Batches: 2}}
 	b.FramesOut = diag.FrameCounts{Hello: 1, Batch: 800, Ack: 2}
-	b.FramesIn = diag.FrameCounts{Hello: 1, Batch: 2, Ack: 700, Error: 1}
+	b.FramesIn = diag.FrameCounts{Hello: 1, Batch: 2, Ack: 700, Error: 1, Window: 2}
+	b.Window = diag.WindowStats{Records: 2048, Bytes: 512 << 10, RecordsPerSec: 125000, BytesPerSec: 128_000_000,
+		MinAckDelay: 180 * time.Microsecond, QueueDelay: 1900 * time.Microsecond}
 	b.Acks = diag.AckStats{PiggybackedOut: 0, StandaloneOut: 2, PiggybackedIn: 2, StandaloneIn: 700}
 	b.Barrier = diag.BarrierStats{Calls: 40, FlushWaitTotal: 12 * time.Millisecond, FlushWaitMax: 1500 * time.Microsecond,
 		AckWaitTotal: 1234567 * time.Microsecond, AckWaitMax: 98765 * time.Microsecond}
@@ -212,6 +214,7 @@ func goldenSnapshots() []RecordSnapshot {
 	d.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 5, Bytes: 500, Batches: 1}, InFlightRecords: 5, InFlightBytes: 500}
 	d.FramesOut = diag.FrameCounts{Hello: 1, Batch: 1}
 	d.FramesIn = diag.FrameCounts{Hello: 1}
+	d.Window = diag.WindowStats{Records: 256, Bytes: 256 << 10}
 	return []RecordSnapshot{a, b, c, d}
 }
 
@@ -219,8 +222,8 @@ const goldenTable = `recordmux: 4 streams (3 open, 0 closed, 1 failed); by versi
                        records       bytes     batches   rec/batch    rejected
 out                      52005    50.1 MiB        1201        43.3           1
 in                      120050    7.33 MiB        1542        77.9           3
-frames                   hello       batch         ack       error     unknown
-out                          4        1201        1102           3           0
+frames                   hello       batch         ack       error      window
+out                          4        1201        1102           3           2
 in                           4        1542         710           1           2
 acks               piggybacked  standalone   piggyback
 out                        390        1102       26.1%
@@ -231,7 +234,10 @@ ack                         40      1.235s     30.86ms     98.77ms
 queues                 records       bytes   peak recs  peak bytes
 in-flight                   17    12.5 KiB           -           -
 apply backlog              340    22.7 KiB        4096     256 KiB
+send window            records       bytes       rec/s   min delay   max queue
+total                     2304     768 KiB      125000       180µs       1.9ms
 violations                   1
+unknown frames in            2
 top apply backlog      records       bytes
   1                        300    18.8 KiB  scope="orders" conn=1 stream=0 data=7 acceptor
   2                         40    3.91 KiB  scope="audit" conn=2 stream=0 data=1 acceptor

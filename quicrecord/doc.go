@@ -60,16 +60,28 @@
 // or a *[BarrierError] (carrying the last acked sequence number) when it
 // can no longer succeed. [ResumableStream.Barrier] reports the same way.
 //
-// # Backpressure and memory
+// # Backpressure, latency and memory
 //
 // The sender bounds records and bytes in flight (sent, not yet acked):
-// [RecordStream.Send] blocks at the stream's MaxInFlightRecords and
-// MaxInFlightBytes, lowered to the window the peer announced. The
-// receiver bounds its apply backlog (received, not yet acked): at
-// MaxApplyBacklogRecords or MaxApplyBacklogBytes it stops reading the
-// QUIC stream and QUIC flow control pushes back. A stream's frame reader
-// holds at most one frame (the maximum frame size follows from
-// MaxRecordSize). No record is ever dropped.
+// [RecordStream.Send] blocks while its window is full. The window sizes
+// itself: the sender measures the delay from Send to the applied-ack and
+// the rate at which the peer applies, and keeps in flight what that rate
+// needs for the shortest delay it measured plus StreamConfig.QueueDelayTarget
+// (2 ms by default), not more; a flat-out sender so waits in Send instead
+// of queueing records ahead of a path or a consumer that cannot take
+// them. The receiver does the same from its side: while its application
+// keeps a standing backlog, it announces a smaller window (a WINDOW
+// frame), so that even a sender with a fixed window stops. Batches are
+// bounded in time too, so an ack never waits behind more than about a
+// millisecond of data. The stream's MaxInFlightRecords and
+// MaxInFlightBytes (lowered to the window the peer announced) are hard
+// caps; StreamConfig.Window = WindowFixed keeps the window at them. The receiver bounds its
+// apply backlog (received, not yet acked): at MaxApplyBacklogRecords or
+// MaxApplyBacklogBytes it stops reading the QUIC stream and QUIC flow
+// control pushes back. A stream's frame reader holds at most one frame
+// (the maximum frame size follows from MaxRecordSize). No record is ever
+// dropped. [RecordSnapshot.Window] shows the window and what the sender
+// measures.
 //
 // # Lifecycle
 //

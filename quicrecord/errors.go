@@ -49,6 +49,11 @@ const (
 	// FeatureResume lets a stream resume on a new connection (protocol
 	// version 2 and later).
 	FeatureResume = frames.FeatureResume
+	// FeatureWindowUpdate lets a receiver announce a smaller (or again a
+	// larger) window than its HELLO's, with WINDOW frames: how a slow
+	// application makes its producer's Send block (protocol version 2 and
+	// later).
+	FeatureWindowUpdate = frames.FeatureWindowUpdate
 	// FeatureHalfClose lets a side end its records with a DONE frame and
 	// keep acking the peer's records (RecordStream.CloseWrite; protocol
 	// version 2 and later).
@@ -56,7 +61,7 @@ const (
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureHalfClose
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64

@@ -31,7 +31,9 @@ func (p peerProfile) future() bool { return p.cfg == nil }
 
 var profiles = []peerProfile{
 	{name: "v1", maxVer: 1, cfg: func() *Config { return &Config{MaxProtocolVersion: 1} }},
-	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config { return &Config{} }},
+	// A v2 build from before window-update.
+	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config { return &Config{DisableFeatures: FeatureWindowUpdate} }},
+	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config { return &Config{} }},
 	{name: "v3", maxVer: 3, features: FeaturePiggybackAck},
 }
 
@@ -71,7 +73,7 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 	if v < 2 {
 		return v, 0
 	}
-	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureHalfClose)
+	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose)
 }
 
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {

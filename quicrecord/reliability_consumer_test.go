@@ -145,7 +145,10 @@ func TestReliabilityStalledConsumerReset(t *testing.T) {
 		q.InitialStreamReceiveWindow = 1<<20 + 64<<10
 		q.MaxStreamReceiveWindow = 1<<20 + 64<<10
 		scfg := &Config{QUIC: q, Stream: StreamConfig{MaxApplyBacklogBytes: 1 << 20}}
-		p := newSimPair(t, nil, scfg, nil, simRTT/2)
+		// The sender's window is fixed, so that it fills the receiver's
+		// whole 1 MiB backlog (an adaptive one stops far earlier when no
+		// acks come back).
+		p := newSimPair(t, &Config{Stream: StreamConfig{Window: WindowFixed}}, scfg, nil, simRTT/2)
 		ctx := context.Background()
 		tx, rx := p.openPair(t, false, StreamOptions{Scope: "stalled", DataID: 1})
 

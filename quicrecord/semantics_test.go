@@ -225,9 +225,13 @@ func TestPiggybackCounters(t *testing.T) {
 	}
 }
 
+// TestBackpressureReceiverNeverAcks checks the window's caps: the
+// peer's announced window below the local cap, and the room an ack frees.
+// The sender's window is fixed: an adaptive one would (rightly) shrink
+// below the caps after records waited a second for their ack.
 func TestBackpressureReceiverNeverAcks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := &Config{Stream: StreamConfig{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20}}
+		cfg := &Config{Stream: StreamConfig{MaxInFlightRecords: 100, MaxApplyBacklogRecords: 1000, MaxInFlightBytes: 1 << 20, Window: WindowFixed}}
 		rcfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 60, MaxApplyBacklogBytes: 1 << 20}}
 		p := newSimPair(t, cfg, rcfg, nil, simRTT/2)
 		tx, rx := p.openPair(t, false, StreamOptions{})

@@ -92,6 +92,7 @@ type RecordSnapshot struct {
 	Acks      diag.AckStats     `json:"acks"`
 	Barrier   diag.BarrierStats `json:"barrier"`
 	Errors    diag.ErrorStats   `json:"errors"`
+	Window    diag.WindowStats  `json:"window"`
 }
 
 // Counters returns the stream's cumulative counters.
@@ -195,12 +196,19 @@ func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
 	snap.Errors = diag.ErrorStats{
 		RejectedByPeer: c.rejectedByPeer.Load(), RejectedLocally: c.rejectedLocally.Load(), ProtocolViolations: c.violations.Load(),
 	}
+	snap.Window = diag.WindowStats{
+		Records: c.winRecs.Load(), Bytes: c.winBytes.Load(),
+		PeerRecords: c.peerWinRecs.Load(), PeerBytes: c.peerWinBytes.Load(),
+		AnnouncedRecords: c.annRecs.Load(), AnnouncedBytes: c.annBytes.Load(),
+		MinAckDelay: time.Duration(c.minDelayNs.Load()), QueueDelay: time.Duration(max(c.queueDelayNs.Load(), 0)),
+		RecordsPerSec: c.rateRecs.Load(), BytesPerSec: c.rateBytes.Load(),
+	}
 }
 
 func frameCounts(a *[numFrameKinds]atomic.Uint64) diag.FrameCounts {
 	return diag.FrameCounts{
 		Hello: a[kindHello].Load(), Batch: a[kindBatch].Load(), Ack: a[kindAck].Load(),
-		Error: a[kindError].Load(), Done: a[kindDone].Load(), Unknown: a[kindUnknown].Load(),
+		Error: a[kindError].Load(), Window: a[kindWindow].Load(), Done: a[kindDone].Load(), Unknown: a[kindUnknown].Load(),
 	}
 }
 

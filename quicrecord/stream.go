@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/flow"
 	"github.com/recordmux/recordmux/internal/wire"
 )
 
@@ -88,9 +89,21 @@ type RecordStream struct {
 	halfClose   bool // CloseWrite ends the records with DONE (FeatureHalfClose)
 	maxSendRec  int  // largest record Send accepts
 	batchBytes  int  // encoded record bytes per BATCH
-	windowRecs  int
+	windowRecs  int  // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
-	log         *slog.Logger
+	// flushWatch counts the Flush and Barrier calls waiting for records to
+	// be written: while there are none, the writer records each batch as
+	// written without taking smu, and takes it once per pass. ackRung is
+	// set when Ack or Reject leaves work for the writer and cleared when
+	// the writer takes it: the writer looks for acks between batches only
+	// then.
+	flushWatch atomic.Int32
+	ackRung    atomic.Bool
+	// batchLimit is the encoded record bytes a batch Send fills may hold:
+	// batchBytes, lowered by the writer loop to about batchTime of what
+	// its Writes move (see noteWrite).
+	batchLimit atomic.Int64
+	log        *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -102,6 +115,10 @@ type RecordStream struct {
 	readerDone chan struct{}
 
 	fr *wire.Reader // owned by the reader loop (by the handshake before it)
+
+	// applyEvery is how many records Apply applies between looks at the
+	// clock (see applyBatch); owned by the one goroutine in Apply.
+	applyEvery int
 
 	// readerErr is set, once, when the reader loop stops: why no more
 	// frames (and so no more acks) will arrive.
@@ -204,6 +221,10 @@ type sendState struct {
 	// records were handed to QUIC, which splits the Barrier's time into
 	// flush-wait and ack-wait.
 	flushMarks []flushMark
+	// win is the adaptive in-flight window (see adapt.go): Send stamps
+	// batches in it and enforces it, the reader feeds it acks and the
+	// peer's WINDOW frames.
+	win *flow.Window
 }
 
 // flushMark is the flush time of the Barriers waiting for target.
@@ -243,14 +264,24 @@ type recvState struct {
 	err  error // terminal error of the receive direction
 	done bool  // the reader loop has finished
 	wait waitq // notified when records are queued or delivery ends
+
+	// backlog is the window this side announces (see adapt.go); marks
+	// are the batches the application has started on and not finished,
+	// with how long each waited for it; windowDue says the writer owes
+	// the peer a WINDOW frame.
+	backlog   *flow.Backlog
+	marks     []applyMark
+	windowDue bool
 }
 
 // inBatch is a received batch in a receive buffer of its own.
 type inBatch struct {
-	buf    []byte  // the encoded records, in a buffer the batch owns
-	pooled *[]byte // the pool handle of buf, nil if it is not pooled
-	it     frames.RecordIter
-	last   uint64
+	buf     []byte  // the encoded records, in a buffer the batch owns
+	pooled  *[]byte // the pool handle of buf, nil if it is not pooled
+	it      frames.RecordIter
+	last    uint64
+	arrived time.Time // when the reader queued it
+	started bool      // some of its records were delivered
 }
 
 func notifyLocked(ch *chan struct{}) {
@@ -279,6 +310,9 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 	s.ctr.outRecords.Store(sendBase)
 	s.ctr.flushedSeq.Store(sendBase)
 	s.ctr.appliedSeq.Store(recvBase)
+	if s.snd.win != nil {
+		s.snd.win.Rebase(sendBase)
+	}
 }
 
 // ResumeKey returns the key of a resumable stream, nil for others.
@@ -306,6 +340,8 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
 	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
 	s.snd.nextSeq = 1
+	s.applyEvery = 16
+	s.initWindows()
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())
 	fr.SetDirect(uint64(frames.TypeBatch), directMinBatch, s.directBuf)

@@ -40,8 +40,24 @@ type StreamConfig struct {
 	// negative value sends every ack at once.
 	AckDelay time.Duration
 
+	// Window says how the stream sizes the records it keeps in flight:
+	// [WindowAdaptive] (the default) or [WindowFixed].
+	Window WindowMode
+	// QueueDelayTarget is the queueing delay the adaptive windows aim at:
+	// how long a record may wait, beyond the shortest Send→applied time
+	// the stream measures (the round trip plus the peer application's
+	// time for one batch), in the sender's own batches, in QUIC, on the
+	// network and in the receiver's apply backlog. The sender keeps in
+	// flight what its measured delivery rate needs for that time and not
+	// more; the receiver announces a smaller window while its
+	// application keeps a standing backlog longer than twice the target.
+	// Smaller means lower latency under load and, below what the path's
+	// jitter needs, less throughput. Default [DefaultQueueDelayTarget]
+	// (2ms).
+	QueueDelayTarget time.Duration
 	// MaxInFlightRecords caps records sent but not yet acknowledged as
-	// applied; Send blocks at the cap. The peer's announced window
+	// applied: the adaptive window never exceeds it, and a fixed window
+	// is it. Send blocks at the cap. The peer's announced window
 	// (Negotiated.PeerLimits.MaxInFlightRecords) lowers it further.
 	// Default [DefaultMaxInFlightRecords] (32768).
 	MaxInFlightRecords int
@@ -68,6 +84,39 @@ type StreamConfig struct {
 	// stream, as does the context passed to Close, whichever ends first.
 	// Default [DefaultCloseTimeout] (10s).
 	CloseTimeout time.Duration
+}
+
+// WindowMode says how a stream sizes the records it keeps in flight and
+// the window it announces; the zero value means "not set" (the default,
+// WindowAdaptive).
+type WindowMode uint8
+
+// Window modes.
+const (
+	// WindowAdaptive sizes the windows from what the stream measures:
+	// the sender keeps in flight what the peer's measured delivery rate
+	// needs for the shortest Send→ack time plus QueueDelayTarget, within
+	// MaxInFlightRecords and MaxInFlightBytes; the receiver announces a
+	// smaller window while its application keeps a standing backlog.
+	WindowAdaptive WindowMode = iota + 1
+	// WindowFixed keeps up to MaxInFlightRecords / MaxInFlightBytes in
+	// flight (or the peer's window, if smaller), and announces
+	// MaxApplyBacklogRecords / MaxApplyBacklogBytes and never less: for
+	// bulk transfers where queueing does not matter, and to compare.
+	WindowFixed
+)
+
+// String returns "adaptive", "fixed" or "unset".
+func (m WindowMode) String() string {
+	switch m {
+	case WindowAdaptive:
+		return "adaptive"
+	case WindowFixed:
+		return "fixed"
+	case 0:
+		return "unset"
+	}
+	return fmt.Sprintf("WindowMode(%d)", uint8(m))
 }
 
 // Validate reports the first invalid field of c as a *ConfigError, or
@@ -109,6 +158,10 @@ func (c *StreamConfig) validate(prefix string) error {
 			Reason: fmt.Sprintf("must be at most MaxAckDelay (%v); negative sends acks at once", MaxAckDelay)}
 	case c.CloseTimeout < 0:
 		return notNegative(prefix+"CloseTimeout", c.CloseTimeout)
+	case c.QueueDelayTarget < 0:
+		return notNegative(prefix+"QueueDelayTarget", c.QueueDelayTarget)
+	case c.Window > WindowFixed:
+		return &ConfigError{Field: prefix + "Window", Value: c.Window, Reason: "must be WindowAdaptive, WindowFixed or 0 (the default)"}
 	}
 	return nil
 }
@@ -120,6 +173,8 @@ func (c StreamConfig) overriddenBy(o *StreamConfig) StreamConfig {
 		MaxBatchBytes:          orDefault(o.MaxBatchBytes, c.MaxBatchBytes),
 		FlushDelay:             orDefault(o.FlushDelay, c.FlushDelay),
 		AckDelay:               orDefault(o.AckDelay, c.AckDelay),
+		Window:                 orDefault(o.Window, c.Window),
+		QueueDelayTarget:       orDefault(o.QueueDelayTarget, c.QueueDelayTarget),
 		MaxInFlightRecords:     orDefault(o.MaxInFlightRecords, c.MaxInFlightRecords),
 		MaxInFlightBytes:       orDefault(o.MaxInFlightBytes, c.MaxInFlightBytes),
 		MaxApplyBacklogRecords: orDefault(o.MaxApplyBacklogRecords, c.MaxApplyBacklogRecords),
@@ -135,6 +190,8 @@ type streamSettings struct {
 	maxBatchBytes    int
 	flushDelay       time.Duration // 0: no linger
 	ackDelay         time.Duration // 0: acks at once
+	fixedWindow      bool
+	queueTarget      time.Duration
 	maxInFlightRecs  int
 	maxInFlightBytes int
 	maxBacklogRecs   int
@@ -150,6 +207,8 @@ func (c StreamConfig) resolve() streamSettings {
 		maxBatchBytes:    orDefault(c.MaxBatchBytes, DefaultMaxBatchBytes),
 		flushDelay:       max(c.FlushDelay, 0),
 		ackDelay:         max(orDefault(c.AckDelay, DefaultAckDelay), 0),
+		fixedWindow:      c.Window == WindowFixed,
+		queueTarget:      orDefault(c.QueueDelayTarget, DefaultQueueDelayTarget),
 		maxInFlightRecs:  orDefault(c.MaxInFlightRecords, DefaultMaxInFlightRecords),
 		maxInFlightBytes: orDefault(c.MaxInFlightBytes, DefaultMaxInFlightBytes),
 		maxBacklogRecs:   orDefault(c.MaxApplyBacklogRecords, DefaultMaxApplyBacklogRecords),

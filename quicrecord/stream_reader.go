@@ -35,16 +35,19 @@ func (s *RecordStream) readFrames() error {
 		}
 		t := frames.Type(f.Type)
 		s.ctr.frameIn(kindOf(t))
-		s.ctr.touch(time.Now())
+		now := time.Now()
+		s.ctr.touch(now)
 		switch t {
 		case frames.TypeBatch:
-			if err = s.handleBatch(&f); err != nil {
+			if err = s.handleBatch(&f, now); err != nil {
 				s.dropDirect(&f)
 			}
 		case frames.TypeAck:
 			err = s.handleAck(f.Payload)
 		case frames.TypeError:
 			err = s.handleError(f.Payload)
+		case frames.TypeWindow:
+			err = s.handleWindow(f.Payload)
 		case frames.TypeDone:
 			err = s.handleDone(f.Payload)
 		case frames.TypeHello:
@@ -210,7 +213,7 @@ func (s *RecordStream) dropDirect(f *wire.Frame) {
 // the frame reader's buffer, copied before it is kept, unless the frame
 // was read directly into a receive buffer of its own, which is kept; on
 // error the caller gives that back.
-func (s *RecordStream) handleBatch(f *wire.Frame) error {
+func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	b, _, err := frames.ParseBatch(f.Payload, uint64(s.set.maxRecordSize))
 	if err != nil {
 		return s.frameError(err)
@@ -271,7 +274,7 @@ func (s *RecordStream) handleBatch(f *wire.Frame) error {
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last})
+	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)

@@ -80,6 +80,7 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 	for {
 		if s.queuedLocked() && s.deliverableLocked() {
 			b := &s.rcv.q[s.rcv.qHead]
+			s.startBatchLocked(b)
 			seq, data, _ := b.it.Next()
 			if seq == b.last {
 				s.popBatchLocked()
@@ -222,9 +223,11 @@ func (s *RecordStream) consume(op string, seq uint64, rej *frames.ErrorFrame) er
 	}
 	s.ctr.backlogRec.Store(s.rcv.received - seq)
 	s.ctr.backlogBytes.Store(s.rcv.recvBytes - s.rcv.applBytes)
+	s.appliedLocked(seq)
 	notifyLocked(&s.rcv.readerWait)
 	wake := !s.rcv.notified
 	s.rcv.notified = true
+	s.ackRung.Store(true)
 	s.rmu.Unlock()
 	if wake {
 		s.wakeWriter()
@@ -241,6 +244,9 @@ type ackWork struct {
 	// errs are the rejections to send, in order. The writer owns the
 	// slice from now on, and hands it back as the spare of a later pass.
 	errs []frames.ErrorFrame
+	// window is the WINDOW frame owed to the peer, if windowDue.
+	window    frames.WindowFrame
+	windowDue bool
 }
 
 // takeAckWork hands the writer the pending ack and rejections, putting
@@ -249,7 +255,9 @@ type ackWork struct {
 func (s *RecordStream) takeAckWork(spare []frames.ErrorFrame) ackWork {
 	s.rmu.Lock()
 	s.rcv.notified = false
+	s.ackRung.Store(false)
 	a := ackWork{ack: s.rcv.applied, due: s.rcv.applied > s.rcv.ackSent, since: s.rcv.ackSince, errs: s.rcv.errFrames}
+	a.window, a.windowDue = s.takeWindowLocked()
 	s.rcv.errFrames = spare
 	s.rmu.Unlock()
 	return a
@@ -320,21 +328,54 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 		if err != nil {
 			return err
 		}
-		for {
-			seq, data, ok := b.it.Next()
-			if !ok {
-				break
-			}
-			if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
-				if err := s.rejectFor(seq, ferr); err != nil {
-					return err
-				}
-			}
+		if err := s.applyBatch(&b, fn); err != nil {
+			return err
 		}
 		if err := s.Ack(b.last); err != nil {
 			return err
 		}
 		s.conn.putRecvBuf(b.pooled)
+	}
+}
+
+// applyBatch calls fn for each record of b and rejects those it fails.
+// Within a long batch it acks every batchTime of applying, so that a
+// slow application's acks, and the window they open, come in a steady
+// stream rather than once per batch. It looks at the clock every few
+// records, as few as keep the looks about a quarter of batchTime apart.
+func (s *RecordStream) applyBatch(b *inBatch, fn func(Record) error) error {
+	lastAck := time.Now()
+	lastLook := lastAck
+	every, n := s.applyEvery, 0
+	defer func() { s.applyEvery = every }()
+	for {
+		seq, data, ok := b.it.Next()
+		if !ok {
+			return nil
+		}
+		if ferr := fn(Record{Seq: seq, Data: data}); ferr != nil {
+			if err := s.rejectFor(seq, ferr); err != nil {
+				return err
+			}
+		}
+		if n++; n < every || seq == b.last {
+			continue
+		}
+		n = 0
+		now := time.Now()
+		switch since := now.Sub(lastLook); {
+		case since > batchTime/4 && every > 1:
+			every /= 2
+		case since < batchTime/16 && every < 64:
+			every *= 2
+		}
+		lastLook = now
+		if now.Sub(lastAck) >= batchTime {
+			if err := s.Ack(seq); err != nil {
+				return err
+			}
+			lastAck = now
+		}
 	}
 }
 
@@ -344,6 +385,7 @@ func (s *RecordStream) takeBatch(ctx context.Context) (inBatch, error) {
 	s.rmu.Lock()
 	for {
 		if s.queuedLocked() && s.deliverableLocked() {
+			s.startBatchLocked(&s.rcv.q[s.rcv.qHead])
 			b := s.rcv.q[s.rcv.qHead]
 			s.popBatchLocked()
 			s.rcv.delivered = b.last

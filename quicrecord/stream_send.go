@@ -41,9 +41,7 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 			s.smu.Unlock()
 			return 0, context.Cause(s.ctx)
 		}
-		inflight := s.snd.nextSeq - 1 - s.snd.ackedSeq
-		if inflight == 0 || (inflight < uint64(s.windowRecs) &&
-			s.snd.sentBytes-s.snd.ackedBytes+uint64(len(data)) <= uint64(s.windowBytes)) {
+		if s.roomLocked(len(data)) {
 			break
 		}
 		if err := sleepLocked(ctx, &s.smu, &s.snd.wait, s.ctx.Done()); err != nil {
@@ -55,12 +53,14 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 	s.snd.nextSeq++
 	rl := frames.RecordLen(len(data))
 	n := len(s.snd.segs)
-	if n == 0 || s.snd.segs[n-1].count >= s.set.maxBatchRecords || s.snd.segs[n-1].bytes+rl > s.batchBytes {
+	if n == 0 || s.snd.segs[n-1].count >= s.set.maxBatchRecords || s.snd.segs[n-1].bytes+rl > int(s.batchLimit.Load()) {
+		now := time.Now()
 		if n == 0 && s.set.flushDelay > 0 {
-			s.snd.pendAt = time.Now()
+			s.snd.pendAt = now
 		}
 		buf, pooled := s.conn.segBuf(hdrReserve + max(rl, s.batchBytes))
 		s.snd.segs = append(s.snd.segs, segment{buf: buf, pooled: pooled, first: seq})
+		s.snd.win.OnBatch(seq, now)
 		n++
 	}
 	sg := &s.snd.segs[n-1]
@@ -104,13 +104,17 @@ func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 		ch := waitChan(&s.snd.flushWait)
 		s.smu.Unlock()
 		s.wakeWriter()
+		s.flushWatch.Add(1)
 		select {
 		case <-ch:
 		case <-s.ctx.Done():
+			s.flushWatch.Add(-1)
 			return context.Cause(s.ctx)
 		case <-ctx.Done():
+			s.flushWatch.Add(-1)
 			return ctxError(ctx)
 		}
+		s.flushWatch.Add(-1)
 		s.smu.Lock()
 	}
 	s.smu.Unlock()
@@ -150,7 +154,7 @@ func (s *RecordStream) waitAckedLocked(ctx context.Context, target uint64) error
 			// it can come.
 			return s.snd.err
 		}
-		if err := sleepLocked(ctx, &s.smu, &s.snd.wait, s.ctx.Done()); err != nil {
+		if err := sleepLockedFor(ctx, &s.smu, &s.snd.wait, s.ctx.Done(), target); err != nil {
 			return err
 		}
 	}
@@ -225,6 +229,7 @@ func (s *RecordStream) Barrier(ctx context.Context) error {
 // addFlushMarkLocked registers a Barrier waiting for target to be
 // written. Called with smu held.
 func (s *RecordStream) addFlushMarkLocked(target uint64) {
+	s.flushWatch.Add(1)
 	for i := range s.snd.flushMarks {
 		if s.snd.flushMarks[i].target == target {
 			s.snd.flushMarks[i].refs++
@@ -244,6 +249,7 @@ func (s *RecordStream) takeFlushMarkLocked(target uint64) time.Time {
 			continue
 		}
 		at := m.at
+		s.flushWatch.Add(-1)
 		if m.refs--; m.refs == 0 {
 			s.snd.flushMarks = slices.Delete(s.snd.flushMarks, i, i+1)
 		}
@@ -302,7 +308,10 @@ func (s *RecordStream) ackUpdate(a uint64) (ErrorCode, string) {
 	s.snd.ackedBytes = s.snd.cum.pop(int(a - s.snd.ackedSeq))
 	s.snd.ackedSeq = a
 	s.publishSendLocked()
-	s.snd.wait.notify()
+	s.windowAckLocked(time.Now())
+	// Send's window waiters wake for any ack, Barrier and WaitAcked only
+	// for one that reaches their target.
+	s.snd.wait.notifyUpTo(a)
 	return 0, ""
 }
 

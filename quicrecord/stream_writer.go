@@ -25,6 +25,9 @@ type writer struct {
 	// broken is set when a Write or the FIN failed: the stream may end
 	// inside a frame, so no ERROR frame can follow.
 	broken bool
+
+	writeRate float64   // moving average of the bytes per second BATCH Writes move
+	lastAck   time.Time // when the last ack was written
 	// doneSent is set once the DONE of a half-close is written: from then
 	// on only acks and rejections leave, then the FIN.
 	doneSent bool
@@ -140,16 +143,17 @@ func (s *RecordStream) pass(w *writer) (passNext, error) {
 	if err := s.writeControl(w, &acks, plan); err != nil {
 		return passStop, err
 	}
+	if plan == ackStandalone {
+		s.ackWritten(acks.ack, now)
+		w.lastAck = now
+	}
 	if take {
 		if err := s.writeBatches(w, plan == ackPiggybacked, acks.ack, now); err != nil {
 			return passStop, err
 		}
 	}
-	if take || plan != ackNone || len(acks.errs) > 0 {
+	if take || plan != ackNone || len(acks.errs) > 0 || acks.windowDue {
 		s.ctr.touch(now)
-	}
-	if plan != ackNone {
-		s.ackWritten(acks.ack, now)
 	}
 	switch end {
 	case endingAll:
@@ -239,10 +243,14 @@ func (s *RecordStream) planAck(w *writer, a *ackWork, take, closing bool, now ti
 }
 
 // writeControl writes the pass's control frames, ahead of its batches:
-// the rejections, then a standalone ack. The rejections go before the ack
-// that covers their records.
+// a WINDOW, the rejections, then a standalone ack. The rejections go
+// before the ack that covers their records.
 func (s *RecordStream) writeControl(w *writer, a *ackWork, plan ackPlan) error {
 	ctl := w.ctl[:0]
+	if a.windowDue {
+		ctl = a.window.Append(ctl)
+		s.ctr.frameOut(kindWindow)
+	}
 	for i := range a.errs {
 		ctl = a.errs[i].Append(ctl)
 	}
@@ -264,40 +272,88 @@ func (s *RecordStream) writeControl(w *writer, a *ackWork, plan ackPlan) error {
 	return s.abortWaiting()
 }
 
-// writeBatches writes the segments taken, one BATCH each, the first
-// carrying ack when piggy; it gives their buffers back to the pool and
-// records them as handed to QUIC.
+// writeBatches writes the segments taken, one BATCH each, and records
+// each as handed to QUIC as soon as its Write returns. The first carries
+// ack when piggy; before each later one the writer takes the acks,
+// rejections and WINDOW the receive side produced meanwhile (see
+// ackBetween), so that they never wait behind the rest of the pass. It
+// gives the segments' buffers back to the pool.
 func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.Time) error {
 	for i, sg := range w.cur {
+		if i > 0 {
+			var err error
+			if piggy, ack, err = s.ackBetween(w); err != nil {
+				return err
+			}
+		}
 		h := frames.BatchHeader{FirstSeq: sg.first, Count: sg.count}
-		if i == 0 && piggy {
+		if piggy {
 			h.HasAck, h.Ack = true, ack
 		}
 		start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
 		frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
+		t0 := time.Now()
 		if err := s.write(w, sg.buf[start:]); err != nil {
 			return err
 		}
+		s.noteWrite(w, len(sg.buf)-start, time.Since(t0))
 		s.conn.putSegBuf(sg.pooled)
 		w.cur[i].buf, w.cur[i].pooled = nil, nil
+		s.ctr.outBatches.Add(1)
+		s.ctr.outFrames[kindBatch].Add(1)
+		if piggy {
+			s.ctr.acksPiggyOut.Add(1)
+			s.ackWritten(ack, now)
+			w.lastAck = time.Now()
+		}
+		s.batchWritten(sg.first + uint64(sg.count) - 1)
 		if err := s.abortWaiting(); err != nil {
 			return err
 		}
 	}
-	nb := uint64(len(w.cur))
-	s.ctr.outBatches.Add(nb)
-	s.ctr.outFrames[kindBatch].Add(nb)
-	if piggy {
-		s.ctr.acksPiggyOut.Add(1)
-	}
-	w.lastBatch = now
 	last := w.cur[len(w.cur)-1]
 	s.flushed(last.first + uint64(last.count) - 1)
+	w.lastBatch = now
 	if cap(w.cur) <= 64 {
 		w.spare = w.cur[:0]
 	}
 	w.cur = nil
 	return nil
+}
+
+// ackBetween takes, between two batches of a pass, what the receive side
+// produced since the pass began, once batchTime has passed since an ack
+// last left: a WINDOW and rejections are written at once, and a new ack
+// rides in the next batch (or, without piggybacking, leaves in an ACK
+// frame now). So nothing waits behind more than about batchTime of data,
+// and a long pass does not turn into an ack per batch, each of which
+// wakes the peer's sender. It reports whether the next batch carries an
+// ack, and which.
+func (s *RecordStream) ackBetween(w *writer) (piggy bool, ack uint64, err error) {
+	if !s.ackRung.Load() {
+		return false, 0, nil
+	}
+	now := time.Now()
+	if now.Sub(w.lastAck) < batchTime {
+		return false, 0, nil
+	}
+	a := s.takeAckWork(w.errs[:0])
+	w.errs = a.errs
+	plan := ackNone
+	if a.due {
+		plan = ackStandalone
+		if s.piggyback {
+			plan = ackPiggybacked
+		}
+	}
+	if err := s.writeControl(w, &a, plan); err != nil {
+		return false, 0, err
+	}
+	if plan == ackStandalone {
+		s.ackWritten(a.ack, now)
+		w.lastAck = now
+	}
+	return plan == ackPiggybacked, a.ack, nil
 }
 
 // write writes b, one or more whole frames. A failed Write breaks the
@@ -319,6 +375,19 @@ func (s *RecordStream) abortWaiting() error {
 		return errAborting
 	}
 	return nil
+}
+
+// batchWritten records that the records up to seq, the end of one batch,
+// were handed to QUIC: at once for the snapshots' FlushedSeq, and, while
+// a Flush or Barrier waits, for them too (see flushed); otherwise they
+// learn it from the flushed call at the end of the pass, which saves the
+// lock per batch.
+func (s *RecordStream) batchWritten(seq uint64) {
+	if s.flushWatch.Load() > 0 {
+		s.flushed(seq)
+		return
+	}
+	s.ctr.flushedSeq.Store(seq)
 }
 
 // flushed records that the records up to seq were handed to QUIC: Flush

@@ -24,8 +24,10 @@
 //     back at the sender, for every 64th record (-sample-every), measured
 //     with RecordStream.WaitAcked. The senders run flat out, so this and
 //     the delivery latency are mostly queueing behind the in-flight
-//     window (Config.Stream.MaxInFlightRecords, -window), not network time; see
-//     examples/latency-service for latency under a paced load;
+//     window, not network time: the adaptive windows keep that near the
+//     shortest Send→ack time plus the queueing-delay target (-target),
+//     a fixed one (-window) at its size; see examples/latency-service for
+//     latency under a paced load;
 //   - the client connection's diagnostics table
 //     (quicrecord.Conn.Diagnostics): records, bytes and batches each way,
 //     frames by type, the share of piggybacked acks, Barrier waits,
@@ -40,7 +42,9 @@
 //	-batch-records N  Config.Stream.MaxBatchRecords (0: quicrecord.DefaultMaxBatchRecords, 4096)
 //	-batch-bytes N    Config.Stream.MaxBatchBytes (0: quicrecord.DefaultMaxBatchBytes, 64 KiB)
 //	-ack-delay D      Config.Stream.AckDelay (0: quicrecord.DefaultAckDelay, 250µs; negative: acks never wait)
-//	-window N         Config.Stream.MaxInFlightRecords and MaxApplyBacklogRecords (0: their Default constants, 32768)
+//	-window N         a fixed window of N records: Config.Stream.Window = WindowFixed, with
+//	                  MaxInFlightRecords and MaxApplyBacklogRecords N (0: the default, adaptive windows)
+//	-target D         Config.Stream.QueueDelayTarget of the adaptive windows (0: quicrecord.DefaultQueueDelayTarget, 2ms)
 //	-sample-every N   measure the ack latency of every Nth record (64)
 //	-progress D       progress interval on stderr (500ms; 0: none)
 //

@@ -37,6 +37,7 @@ type options struct {
 	batchBytes   int
 	ackDelay     time.Duration
 	window       int
+	target       time.Duration
 	sampleEvery  int
 	progress     time.Duration
 }
@@ -58,7 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.batchRecords, "batch-records", 0, fmt.Sprintf("Config.Stream.MaxBatchRecords: records per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchRecords))
 	fs.IntVar(&o.batchBytes, "batch-bytes", 0, fmt.Sprintf("Config.Stream.MaxBatchBytes: encoded bytes per BATCH frame (0: the library default, %d)", quicrecord.DefaultMaxBatchBytes))
 	fs.DurationVar(&o.ackDelay, "ack-delay", 0, fmt.Sprintf("Config.Stream.AckDelay: how long an ack waits for an outgoing batch to ride in (0: the library default, %v; negative: never wait)", quicrecord.DefaultAckDelay))
-	fs.IntVar(&o.window, "window", 0, fmt.Sprintf("Config.Stream.MaxInFlightRecords: records sent and not yet acknowledged, per stream and direction (0: the library default, %d)", quicrecord.DefaultMaxInFlightRecords))
+	fs.IntVar(&o.window, "window", 0, "a fixed window (Config.Stream.Window = WindowFixed, with MaxInFlightRecords and MaxApplyBacklogRecords): records sent and not yet acknowledged, per stream and direction (0: the default, adaptive windows)")
+	fs.DurationVar(&o.target, "target", 0, fmt.Sprintf("Config.Stream.QueueDelayTarget of the adaptive windows (0: the library default, %v)", quicrecord.DefaultQueueDelayTarget))
 	fs.IntVar(&o.sampleEvery, "sample-every", 64, "measure the ack latency of every Nth record")
 	fs.DurationVar(&o.progress, "progress", 500*time.Millisecond, "interval of the progress lines on stderr (0: none)")
 	if err := fs.Parse(args); err != nil {
@@ -114,9 +116,12 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		MaxBatchRecords: o.batchRecords,
 		MaxBatchBytes:   o.batchBytes,
 		AckDelay:        o.ackDelay,
-		// The apply backlog is announced as the peer's window, so set both.
+		// A fixed window: the apply backlog is announced as the peer's
+		// window, so set both.
+		Window:                 windowMode(o),
 		MaxInFlightRecords:     o.window,
 		MaxApplyBacklogRecords: o.window,
+		QueueDelayTarget:       o.target,
 	}}
 	ln, err := quicrecord.Listen("127.0.0.1:0", identity.ServerConfig(cert), cfg)
 	if err != nil {
@@ -151,8 +156,8 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	total := 2 * o.streams
 	fmt.Fprintf(stdout, "recordmux quickstart: %d records of %d B on %s of one QUIC connection, both directions\n", o.records, o.size, count.Of(o.streams, "stream", "streams"))
 	fmt.Fprintf(stdout, "  listener %v, client %v; TLS 1.3 with an in-memory self-signed certificate the client pins\n", ln.Addr(), conn.LocalAddr())
-	fmt.Fprintf(stdout, "  config: linger %v, batch ≤ %s records / %s bytes, ack delay %s, window %s records\n\n",
-		o.linger, orDefault(o.batchRecords, quicrecord.DefaultMaxBatchRecords), orDefault(o.batchBytes, quicrecord.DefaultMaxBatchBytes), ackDelayText(o.ackDelay), orDefault(o.window, quicrecord.DefaultMaxInFlightRecords))
+	fmt.Fprintf(stdout, "  config: linger %v, batch ≤ %s records / %s bytes, ack delay %s, %s\n\n",
+		o.linger, orDefault(o.batchRecords, quicrecord.DefaultMaxBatchRecords), orDefault(o.batchBytes, quicrecord.DefaultMaxBatchBytes), ackDelayText(o.ackDelay), windowText(o))
 
 	// Open the streams. The client tells the server in the stream's
 	// metadata how many records to send back.
@@ -224,10 +229,31 @@ func quickstart(ctx context.Context, o options, stdout, stderr io.Writer) error 
 		ordinal(o.sampleEvery), all.acks.Summary())
 	fmt.Fprintf(stdout, "  The senders run flat out, so both latencies are mostly queueing: Send returns as soon as\n")
 	fmt.Fprintf(stdout, "  the record fits in the in-flight window, and a full window drains at the throughput\n")
-	fmt.Fprintf(stdout, "  (Little's law: latency ≈ records in flight ÷ records/s). A smaller -window lowers it;\n")
-	fmt.Fprintf(stdout, "  examples/latency-service measures latency under a paced load instead.\n\n")
+	fmt.Fprintf(stdout, "  (Little's law: latency ≈ records in flight ÷ records/s). The adaptive windows keep in flight\n")
+	fmt.Fprintf(stdout, "  what the measured rate needs for the shortest Send→ack time plus -target, no more; a fixed\n")
+	fmt.Fprintf(stdout, "  -window keeps that many. examples/latency-service measures latency under a paced load.\n\n")
 	fmt.Fprintf(stdout, "client connection diagnostics (Conn.Diagnostics, taken before the streams closed):\n%s", diag)
 	return nil
+}
+
+// windowMode is the Config.Stream.Window the -window flag asks for.
+func windowMode(o options) quicrecord.WindowMode {
+	if o.window > 0 {
+		return quicrecord.WindowFixed
+	}
+	return quicrecord.WindowAdaptive
+}
+
+// windowText describes the windows in the config line.
+func windowText(o options) string {
+	if o.window > 0 {
+		return fmt.Sprintf("fixed window %d records", o.window)
+	}
+	t := o.target
+	if t == 0 {
+		t = quicrecord.DefaultQueueDelayTarget
+	}
+	return fmt.Sprintf("adaptive windows, queueing-delay target %v", t)
 }
 
 // serve accepts the client's connection and runs the server side of each

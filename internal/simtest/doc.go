@@ -1,6 +1,8 @@
 // Package simtest is test support for recordmux's reliability tests: a
 // [Router] for quic-go's testutils/simnet that loses packets at random,
-// blacks a link out for a while or cuts it for good; [Jitter], a seeded
+// blacks a link out for a while or cuts it for good; [Bottleneck], a
+// router of limited bandwidth with a drop-tail queue, as tc tbf builds on
+// a real link; [Jitter], a seeded
 // latency function that makes one-way delays vary (and so reorders
 // packets); a [Checker] that verifies what a record stream delivered
 // against what was sent; [Seed], which picks and logs the seed of a
@@ -41,6 +43,6 @@
 //
 // # Concurrency
 //
-// Router, the function Jitter returns and Checker are safe for concurrent
-// use.
+// Router, Bottleneck, the function Jitter returns and Checker are safe
+// for concurrent use.
 package simtest

@@ -185,7 +185,7 @@ func TestReaderSkipsUnknown(t *testing.T) {
 		{frames.TypeAck, quicvarint.Append(nil, 9)},
 		{0x40, nil},
 		{0x1f*7 + 0x21, bytes.Repeat([]byte{0xbb}, 1000)},
-		{0x05, bytes.Repeat([]byte{0xcc}, maxFrame)},
+		{0x1e, bytes.Repeat([]byte{0xcc}, maxFrame)},
 		{frames.TypeBatch, small[2:]},
 		{1 << 40, []byte{1}},
 		{0x21, bytes.Repeat([]byte{0xdd}, initial)},

@@ -76,18 +76,22 @@ type FrameCounts struct {
 	Batch   uint64 `json:"batch"`
 	Ack     uint64 `json:"ack"`
 	Error   uint64 `json:"error"`
+	Window  uint64 `json:"window"`
 	Done    uint64 `json:"done"`
 	Unknown uint64 `json:"unknown"` // frame types this side does not know, skipped
 }
 
 // Total is the number of frames of every type.
-func (f FrameCounts) Total() uint64 { return f.Hello + f.Batch + f.Ack + f.Error + f.Done + f.Unknown }
+func (f FrameCounts) Total() uint64 {
+	return f.Hello + f.Batch + f.Ack + f.Error + f.Window + f.Done + f.Unknown
+}
 
 func (f *FrameCounts) add(o *FrameCounts) {
 	f.Hello += o.Hello
 	f.Batch += o.Batch
 	f.Ack += o.Ack
 	f.Error += o.Error
+	f.Window += o.Window
 	f.Done += o.Done
 	f.Unknown += o.Unknown
 }
@@ -195,23 +199,36 @@ func (b *BarrierStats) UnmarshalJSON(data []byte) error {
 	}
 	var out BarrierStats
 	out.Calls = j.Calls
-	for _, f := range []struct {
-		dst *time.Duration
-		src string
-	}{
+	if err := parseDurations("barrier stats", []durationField{
 		{&out.FlushWaitTotal, j.FlushWaitTotal}, {&out.FlushWaitMax, j.FlushWaitMax},
 		{&out.AckWaitTotal, j.AckWaitTotal}, {&out.AckWaitMax, j.AckWaitMax},
-	} {
+	}); err != nil {
+		return err
+	}
+	*b = out
+	return nil
+}
+
+// durationField is a duration to read from its JSON string form.
+type durationField struct {
+	dst *time.Duration
+	src string
+}
+
+// parseDurations reads the Go duration strings of fields into their
+// destinations; an empty string leaves its destination alone. what names
+// the value in an error.
+func parseDurations(what string, fields []durationField) error {
+	for _, f := range fields {
 		if f.src == "" {
 			continue
 		}
 		d, err := time.ParseDuration(f.src)
 		if err != nil {
-			return fmt.Errorf("diag: barrier stats: %w", err)
+			return fmt.Errorf("diag: %s: %w", what, err)
 		}
 		*f.dst = d
 	}
-	*b = out
 	return nil
 }
 

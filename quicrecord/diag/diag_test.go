@@ -19,7 +19,7 @@ func TestRatios(t *testing.T) {
 	require.Zero(t, AckStats{}.PiggybackRatioOut())
 	require.Equal(t, 0.75, AckStats{PiggybackedOut: 3, StandaloneOut: 1}.PiggybackRatioOut())
 	require.Equal(t, 0.25, AckStats{PiggybackedIn: 1, StandaloneIn: 3}.PiggybackRatioIn())
-	require.Equal(t, uint64(15), FrameCounts{Hello: 1, Batch: 2, Ack: 3, Error: 4, Unknown: 5}.Total())
+	require.Equal(t, uint64(28), FrameCounts{Hello: 1, Batch: 2, Ack: 3, Error: 4, Window: 5, Done: 6, Unknown: 7}.Total())
 }
 
 // TestCountersAdd: Add sums every total and keeps the larger barrier

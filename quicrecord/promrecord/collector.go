@@ -33,7 +33,7 @@ type EndedSource interface {
 type Options struct {
 	// PerStream adds series for each live stream, labelled with its
 	// scope, connection number, stream ID, data ID and role. Off by
-	// default: each stream adds six series, and scopes are
+	// default: each stream adds nine series, and scopes are
 	// application strings of up to 1 KiB, so enable it only where the
 	// number of streams (and scopes) is small and bounded.
 	PerStream bool
@@ -115,9 +115,12 @@ type descs struct {
 	streams, versions                             *prometheus.Desc
 	inflightRecs, inflightBytes                   *prometheus.Desc
 	backlogRecs, backlogBytes                     *prometheus.Desc
+	windowRecs, windowBytes, deliveryRate         *prometheus.Desc
+	minAckDelay, queueDelay                       *prometheus.Desc
 
 	// Per stream.
 	sRecords, sBytes, sInflight, sBacklog *prometheus.Desc
+	sWindow, sMinAckDelay, sQueueDelay    *prometheus.Desc
 }
 
 // streamLabels label the per-stream series.
@@ -145,11 +148,19 @@ func newDescs(cl prometheus.Labels) descs {
 		inflightBytes: nd("inflight_bytes", "Record bytes sent and not yet acknowledged as applied by the peer."),
 		backlogRecs:   nd("apply_backlog_records", "Records received and not yet applied (acked or rejected) by the application."),
 		backlogBytes:  nd("apply_backlog_bytes", "Record bytes received and not yet applied by the application."),
+		windowRecs:    nd("send_window_records", "Records the streams' send windows allow in flight now (the adaptive windows, summed)."),
+		windowBytes:   nd("send_window_bytes", "Record bytes the streams' send windows allow in flight now."),
+		deliveryRate:  nd("delivery_rate_records_per_second", "Records per second the peers applied, as the streams' senders measure it (summed)."),
+		minAckDelay:   nd("min_ack_delay_seconds", "The smallest estimated minimum Send to applied-ack delay of any stream."),
+		queueDelay:    nd("queue_delay_seconds", "The largest queueing delay (Send to applied-ack delay above its minimum) of any stream, in its last round."),
 
-		sRecords:  nd("stream_records_total", "Records sent or received on one stream.", sl("direction")...),
-		sBytes:    nd("stream_record_bytes_total", "Record payload bytes sent or received on one stream.", sl("direction")...),
-		sInflight: nd("stream_inflight_records", "Records of one stream sent and not yet acknowledged as applied.", sl()...),
-		sBacklog:  nd("stream_apply_backlog_records", "Records of one stream received and not yet applied.", sl()...),
+		sRecords:     nd("stream_records_total", "Records sent or received on one stream.", sl("direction")...),
+		sBytes:       nd("stream_record_bytes_total", "Record payload bytes sent or received on one stream.", sl("direction")...),
+		sInflight:    nd("stream_inflight_records", "Records of one stream sent and not yet acknowledged as applied.", sl()...),
+		sBacklog:     nd("stream_apply_backlog_records", "Records of one stream received and not yet applied.", sl()...),
+		sWindow:      nd("stream_send_window_records", "Records one stream's send window allows in flight now.", sl()...),
+		sMinAckDelay: nd("stream_min_ack_delay_seconds", "One stream's estimated minimum Send to applied-ack delay.", sl()...),
+		sQueueDelay:  nd("stream_queue_delay_seconds", "One stream's queueing delay above its minimum, in its last round.", sl()...),
 	}
 }
 
@@ -159,6 +170,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.records, d.bytes, d.batches, d.frames, d.acks, d.barriers, d.barrierWait, d.rejections, d.violations,
 		d.streams, d.versions, d.inflightRecs, d.inflightBytes, d.backlogRecs, d.backlogBytes,
+		d.windowRecs, d.windowBytes, d.deliveryRate, d.minAckDelay, d.queueDelay,
 	} {
 		ch <- x
 	}
@@ -167,6 +179,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d.sBytes
 		ch <- d.sInflight
 		ch <- d.sBacklog
+		ch <- d.sWindow
+		ch <- d.sMinAckDelay
+		ch <- d.sQueueDelay
 	}
 }
 
@@ -234,6 +249,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 		counter(d.frames, f.c.Batch, f.dir, "batch")
 		counter(d.frames, f.c.Ack, f.dir, "ack")
 		counter(d.frames, f.c.Error, f.dir, "error")
+		counter(d.frames, f.c.Window, f.dir, "window")
 		counter(d.frames, f.c.Done, f.dir, "done")
 		counter(d.frames, f.c.Unknown, f.dir, "unknown")
 	}
@@ -258,6 +274,11 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 	gauge(d.inflightBytes, float64(sum.InFlight.Bytes))
 	gauge(d.backlogRecs, float64(sum.Backlog.Records))
 	gauge(d.backlogBytes, float64(sum.Backlog.Bytes))
+	gauge(d.windowRecs, float64(sum.Window.Records))
+	gauge(d.windowBytes, float64(sum.Window.Bytes))
+	gauge(d.deliveryRate, float64(sum.Window.RecordsPerSec))
+	gauge(d.minAckDelay, sum.Window.MinAckDelay.Seconds())
+	gauge(d.queueDelay, sum.Window.QueueDelayMax.Seconds())
 
 	if !c.opts.PerStream {
 		return
@@ -276,5 +297,8 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 		counter(d.sBytes, s.In.Bytes, with("in")...)
 		gauge(d.sInflight, float64(s.Out.InFlightRecords), l...)
 		gauge(d.sBacklog, float64(s.In.BacklogRecords), l...)
+		gauge(d.sWindow, float64(s.Window.Records), l...)
+		gauge(d.sMinAckDelay, s.Window.MinAckDelay.Seconds(), l...)
+		gauge(d.sQueueDelay, s.Window.QueueDelay.Seconds(), l...)
 	}
 }

@@ -112,7 +112,7 @@ recordmux_barriers_total 2
 		d := p.client.Diagnostics()
 		m := scrape(t, cc)
 		for dir, f := range map[string]diag.FrameCounts{"out": d.FramesOut, "in": d.FramesIn} {
-			for typ, v := range map[string]uint64{"hello": f.Hello, "batch": f.Batch, "ack": f.Ack, "error": f.Error, "done": f.Done, "unknown": f.Unknown} {
+			for typ, v := range map[string]uint64{"hello": f.Hello, "batch": f.Batch, "ack": f.Ack, "error": f.Error, "window": f.Window, "done": f.Done, "unknown": f.Unknown} {
 				require.Equal(t, float64(v), m[fmt.Sprintf(`recordmux_frames_total{direction=%q,type=%q}`, dir, typ)], "%s %s", dir, typ)
 			}
 		}
@@ -128,6 +128,15 @@ recordmux_barriers_total 2
 		require.Positive(t, m[`recordmux_barrier_wait_seconds_total{phase="ack"}`], "barriers waited a round trip")
 		require.Equal(t, d.Barrier.FlushWaitTotal.Seconds(), m[`recordmux_barrier_wait_seconds_total{phase="flush"}`])
 		require.Zero(t, m[`recordmux_protocol_violations_total`])
+		// The windows: sums of the streams' send windows and rates, the
+		// smallest minimum ack delay, the largest queueing delay.
+		require.Positive(t, d.Window.Records)
+		require.Equal(t, float64(d.Window.Records), m[`recordmux_send_window_records`])
+		require.Equal(t, float64(d.Window.Bytes), m[`recordmux_send_window_bytes`])
+		require.Equal(t, float64(d.Window.RecordsPerSec), m[`recordmux_delivery_rate_records_per_second`])
+		require.Positive(t, m[`recordmux_min_ack_delay_seconds`], "acks came back after a round trip")
+		require.Equal(t, d.Window.MinAckDelay.Seconds(), m[`recordmux_min_ack_delay_seconds`])
+		require.Equal(t, d.Window.QueueDelayMax.Seconds(), m[`recordmux_queue_delay_seconds`])
 		require.Zero(t, m[`recordmux_rejections_total{direction="in"}`])
 
 		// The listener's view is the mirror image.
@@ -185,7 +194,7 @@ func TestCollectorMonotonic(t *testing.T) {
 }
 
 // TestCollectorPerStream: per-stream series exist only with the option,
-// six series per stream, labelled with the stream's identity.
+// nine series per stream, labelled with the stream's identity.
 func TestCollectorPerStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, 5*time.Millisecond)
@@ -193,11 +202,12 @@ func TestCollectorPerStream(t *testing.T) {
 		perStream := []string{
 			"recordmux_stream_records_total", "recordmux_stream_record_bytes_total",
 			"recordmux_stream_inflight_records", "recordmux_stream_apply_backlog_records",
+			"recordmux_stream_send_window_records", "recordmux_stream_min_ack_delay_seconds", "recordmux_stream_queue_delay_seconds",
 		}
 		require.Zero(t, testutil.CollectAndCount(promrecord.NewCollector(p.client, nil), perStream...))
 
 		cc := promrecord.NewCollector(p.client, &promrecord.Options{PerStream: true})
-		require.Equal(t, 2*6, testutil.CollectAndCount(cc, perStream...))
+		require.Equal(t, 2*9, testutil.CollectAndCount(cc, perStream...))
 		m := scrape(t, cc)
 		id := p.client.Snapshots()[0].Identity
 		require.Equal(t, "a", id.Scope)

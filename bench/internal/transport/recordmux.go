@@ -33,12 +33,14 @@ type RecordmuxOptions struct {
 // (NewListener and NewConn over the same quic.Transport setup as the
 // other QUIC transports, OpenRecordStream, Send, WaitAcked, Apply): one
 // QUIC stream per record stream. Its variants differ in configuration
-// only: "recordmux" keeps the default Config, "recordmux-wN" sets
-// MaxInFlightRecords and MaxApplyBacklogRecords to N.
+// only: "recordmux" keeps the default Config (adaptive windows),
+// "recordmux-wN" a fixed window of N records (WindowFixed, with
+// MaxInFlightRecords and MaxApplyBacklogRecords N).
 type Recordmux struct {
 	name   string
 	opts   RecordmuxOptions
 	tuning Tuning
+	fixed  bool
 }
 
 func newRecordmux(o RecordmuxOptions) Recordmux { return Recordmux{name: "recordmux", opts: o} }
@@ -46,7 +48,7 @@ func newRecordmux(o RecordmuxOptions) Recordmux { return Recordmux{name: "record
 // newRecordmuxFixed is recordmux with MaxInFlightRecords and
 // MaxApplyBacklogRecords both window.
 func newRecordmuxFixed(o RecordmuxOptions, window int) Recordmux {
-	return Recordmux{name: fmt.Sprintf("recordmux-w%d", window), opts: o, tuning: Tuning{WindowRecords: window}}
+	return Recordmux{name: fmt.Sprintf("recordmux-w%d", window), opts: o, tuning: Tuning{WindowRecords: window}, fixed: true}
 }
 
 // Name returns "recordmux" or "recordmux-wN".
@@ -54,10 +56,10 @@ func (r Recordmux) Name() string { return r.name }
 
 // Describe says what the transport is.
 func (r Recordmux) Describe() string {
-	if w := r.tuning.WindowRecords; w > 0 {
-		return fmt.Sprintf("recordmux, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
+	if w := r.tuning.WindowRecords; r.fixed && w > 0 {
+		return fmt.Sprintf("recordmux, a fixed window: Window = WindowFixed, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
 	}
-	return "recordmux (quicrecord), default Config, one QUIC stream per stream"
+	return "recordmux (quicrecord), default Config (adaptive windows), one QUIC stream per stream"
 }
 
 // QUIC returns true.
@@ -78,8 +80,17 @@ func (r Recordmux) config(n Network) *quicrecord.Config {
 			MaxApplyBacklogRecords: r.tuning.WindowRecords,
 			MaxInFlightBytes:       r.tuning.WindowBytes,
 			MaxApplyBacklogBytes:   r.tuning.WindowBytes,
+			Window:                 r.window(),
 		},
 	}
+}
+
+// window is the window mode: fixed for the recordmux-wN variants.
+func (r Recordmux) window() quicrecord.WindowMode {
+	if r.fixed {
+		return quicrecord.WindowFixed
+	}
+	return quicrecord.WindowAdaptive
 }
 
 // Listen serves recordmux.

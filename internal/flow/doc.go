@@ -1,0 +1,38 @@
+// Package flow sizes a record stream's windows from what the stream
+// measures, so that a busy stream keeps enough records in flight to use
+// its path and its consumer, and not more.
+//
+// [Window] is the sender's in-flight window. It learns from every
+// applied-ack: the time from the creation of the batch that held the
+// acked record to the ack (the delay, which includes queueing anywhere:
+// in the sender's own pending batches, in QUIC, on the network and in the
+// receiver's apply backlog) and the delivery rate (records and bytes
+// acknowledged per second, measured as BBR does). It keeps the windowed
+// minimum of the delay (refreshed by a short probe when it gets old, as
+// BBR's ProbeRTT does) and the windowed maximum of the rate, and once per
+// round (an ack that covers what was sent when the round began) moves the
+// window so that the queueing delay (the round's minimum delay above the
+// path's minimum) stays near a target: it shrinks the window in
+// proportion when the queueing delay exceeds the target, grows it while
+// the sender is window-limited and the queueing delay is small, and never
+// lets it exceed twice the measured rate times the target round trip, so
+// that queueing the delay signal cannot see stays bounded too. The ideas
+// come from TCP BBR (delivery rate × minimum round trip, periodic probing
+// of the minimum), TCP Vegas and Copa (a delay target) and CoDel (a
+// standing queue is the minimum over an interval).
+//
+// [Backlog] is the receiver's announced window. It watches how long
+// received batches wait before the application starts on them (their
+// sojourn) and how fast
+// the application applies; when the minimum sojourn over an interval
+// exceeds twice the target, the application is the bottleneck and the
+// window it announces shrinks to twice the apply rate times the round trip
+// plus that delay, so a slow consumer makes its producer block in Send instead
+// of queueing seconds of records; otherwise it announces its maximum.
+//
+// # Concurrency
+//
+// Neither type is safe for concurrent use: each belongs to one direction
+// of one stream, whose lock guards it. Neither reads the clock nor
+// allocates after its first growth; callers pass the time.
+package flow
