@@ -16,7 +16,12 @@
 // proportion when the queueing delay exceeds the target, grows it while
 // the sender is window-limited and the queueing delay is small, and never
 // lets it exceed twice the measured rate times the target round trip, so
-// that queueing the delay signal cannot see stays bounded too. The ideas
+// that queueing the delay signal cannot see stays bounded too. It starts
+// by doubling once per round (startup) until a queue forms; a queue while
+// the delivery rate still grows by a quarter a round is the path ramping
+// up (QUIC's own slow start on a long round trip) and does not end
+// startup, since a window sized from that rate would be far too small a
+// round later. The ideas
 // come from TCP BBR (delivery rate × minimum round trip, periodic probing
 // of the minimum), TCP Vegas and Copa (a delay target) and CoDel (a
 // standing queue is the minimum over an interval).

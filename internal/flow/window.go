@@ -145,6 +145,7 @@ type Window struct {
 
 	startupBest float64 // best round rate in startup, records per second
 	startupFlat int     // limited startup rounds without 25% growth
+	rateGrew    bool    // the round delivered at least 25% more than any of the rateRounds before it
 	velocity    float64 // multiplier of the steady growth step
 }
 
@@ -311,6 +312,8 @@ func (w *Window) endRound(now time.Time) {
 		w.lossy--
 	}
 	w.roundLosses = w.losses
+	prev := w.recs.maxRate()
+	w.rateGrew = prev > 0 && w.recs.roundRate >= 1.25*prev
 	for _, d := range []*dim{&w.recs, &w.bytes} {
 		d.rate[w.rounds%rateRounds] = d.roundRate
 	}
@@ -417,7 +420,12 @@ func (w *Window) adjust() {
 			d.win += math.Max(d.win/16, d.maxRate()*step)
 		}
 		switch {
-		case q >= target/4:
+		case q >= target/4 && !w.rateGrew:
+			// A queue is forming and the rate no longer grows with
+			// the window: creep. (While the rate still grows by a
+			// quarter a round, the queue is one the path is still
+			// clearing as it ramps up, such as QUIC's own slow start
+			// on a long round trip, and the velocity keeps doubling.)
 			w.velocity = 1
 		case w.velocity >= restartVelocity:
 			// Two rounds in a row without any queue: far more room
@@ -442,7 +450,13 @@ func (w *Window) startupRound(q, target time.Duration) {
 	} else {
 		w.startupFlat++
 	}
-	if q < target/2 && w.startupFlat < 3 {
+	// A queue ends startup, unless the rate still grew by a quarter this
+	// round: then the queue is the path's own ramp-up (QUIC's slow start
+	// holding records that the window let go), not a full pipe, and
+	// leaving now would size the window from a rate the path is about to
+	// exceed. A full pipe stops the rate from growing, which ends startup
+	// the round after.
+	if (q < target/2 || w.startupFlat == 0) && w.startupFlat < 3 {
 		w.scale(2)
 		return
 	}

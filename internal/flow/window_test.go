@@ -217,3 +217,43 @@ func TestWindowAllocs(t *testing.T) {
 	}
 	require.Zero(t, testing.AllocsPerRun(1000, step))
 }
+
+// TestWindowStartupRidesRampUp drives a window round by round on a
+// 100 ms path whose delivery rate keeps doubling (QUIC's own slow start
+// behind the window) while every round after the first shows a queue of
+// 1.5 ms, above half the target. While the rate grows by a quarter a
+// round, startup goes on (the window follows the rate, within twice what
+// it needs); once the rate stops growing, startup ends and the window
+// drops to what the rate needs at the target.
+func TestWindowStartupRidesRampUp(t *testing.T) {
+	const rtt = 100 * time.Millisecond
+	w := NewWindow(bigCaps(), 0, 0)
+	now, seq := epoch, uint64(0)
+	delivered := int64(64) // what the path lets through per round
+	round := func(queue time.Duration) {
+		n := min(w.Records(), delivered)
+		w.OnBatch(seq+1, now)
+		w.OnBlocked()
+		seq += uint64(n)
+		now = now.Add(rtt + queue)
+		w.OnAck(seq, seq*100, now)
+	}
+	need := func(perRound int64) float64 { // records at the target delay
+		return float64(perRound) / rtt.Seconds() * (rtt + DefaultTarget).Seconds()
+	}
+	round(0)
+	for range 3 {
+		delivered *= 2
+		round(1500 * time.Microsecond)
+		st := w.Stats()
+		require.Equal(t, "startup", st.Mode, "the rate doubled, so the queue is the path ramping up: %+v", st)
+		require.InDelta(t, 2*need(delivered), float64(st.Records), 0.05*need(delivered), "the window keeps twice what the rate needs")
+	}
+	// The path is full: the rate stays where it is.
+	for range 4 {
+		round(1500 * time.Microsecond)
+	}
+	st := w.Stats()
+	require.Equal(t, "steady", st.Mode, "stats %+v", st)
+	require.LessOrEqual(t, float64(st.Records), 1.1*need(delivered), "startup ended and the window came down to what the rate needs: %+v", st)
+}
