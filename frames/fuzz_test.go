@@ -282,10 +282,10 @@ func FuzzBatch(f *testing.F) {
 	}
 	f.Add(unhex(f, "4000 4001 c000000000000001 4000"), uint64(1<<10)) // non-minimal varints
 	f.Add(unhex(f, "00 ffffffffffffffff 01 00"), uint64(0))           // last seq 2^62-1
-	f.Add(unhex(f, "02 01 02 01 02 ff"), uint64(1<<10))                // compressed, opaque section
-	f.Add(unhex(f, "03 05 01 02 07 4002 0101"), uint64(1<<10))         // compressed with ack, unknown codec
-	f.Add(unhex(f, "02 01 03 01 02 ff"), uint64(1<<10))                // RawLen below Count
-	f.Add(unhex(f, "02 01 01 00 02 ff"), uint64(1<<10))                // codec 0
+	f.Add(unhex(f, "02 01 02 01 02 ff"), uint64(1<<10))               // compressed, opaque section
+	f.Add(unhex(f, "03 05 01 02 07 4002 0101"), uint64(1<<10))        // compressed with ack, unknown codec
+	f.Add(unhex(f, "02 01 03 01 02 ff"), uint64(1<<10))               // RawLen below Count
+	f.Add(unhex(f, "02 01 01 00 02 ff"), uint64(1<<10))               // codec 0
 	f.Fuzz(func(t *testing.T, payload []byte, maxRecord uint64) {
 		checkBatch(t, payload, maxRecord)
 	})

@@ -190,7 +190,7 @@ type Result struct {
 	Loss float64 `json:"loss,omitzero"`
 	// Corpus is the record corpus (compression only; RecordSize is 0).
 	Corpus string `json:"corpus,omitempty"`
-	Reps int     `json:"reps"`
+	Reps   int    `json:"reps"`
 	// Mode is "in-process" or "two-host".
 	Mode string `json:"mode"`
 	Metrics[Stat]
