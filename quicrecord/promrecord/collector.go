@@ -230,6 +230,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.emit(ch, snaps, &total)
 }
 
+// emitCompression sends the compression counters, each way.
+func (c *Collector) emitCompression(ch chan<- prometheus.Metric, z *diag.CompressionStats) {
+	d := &c.d
+	for _, dir := range []struct {
+		name string
+		c    *diag.CompressionTotals
+	}{{"out", &z.Out}, {"in", &z.In}} {
+		ch <- prometheus.MustNewConstMetric(d.zBytes, prometheus.CounterValue, float64(dir.c.BytesBefore), dir.name, "before")
+		ch <- prometheus.MustNewConstMetric(d.zBytes, prometheus.CounterValue, float64(dir.c.BytesAfter), dir.name, "after")
+		ch <- prometheus.MustNewConstMetric(d.zBatches, prometheus.CounterValue, float64(dir.c.Compressed), dir.name)
+		ch <- prometheus.MustNewConstMetric(d.zSeconds, prometheus.CounterValue, dir.c.CodecTime.Seconds(), dir.name)
+	}
+}
+
 // emit sends the metrics of one scrape: the counters in total, the gauges
 // and per-stream series of the live snapshots.
 func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *diag.Counters) {
@@ -269,15 +283,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 	counter(d.rejections, total.Errors.RejectedByPeer, "out")
 	counter(d.rejections, total.Errors.RejectedLocally, "in")
 	counter(d.violations, total.Errors.ProtocolViolations)
-	for _, z := range []struct {
-		dir string
-		c   *diag.CompressionTotals
-	}{{"out", &total.Compression.Out}, {"in", &total.Compression.In}} {
-		counter(d.zBytes, z.c.BytesBefore, z.dir, "before")
-		counter(d.zBytes, z.c.BytesAfter, z.dir, "after")
-		counter(d.zBatches, z.c.Compressed, z.dir)
-		ch <- prometheus.MustNewConstMetric(d.zSeconds, prometheus.CounterValue, z.c.CodecTime.Seconds(), z.dir)
-	}
+	c.emitCompression(ch, &total.Compression)
 
 	gauge(d.streams, float64(sum.Streams.Open), "open")
 	gauge(d.streams, float64(sum.Streams.Closed), "closed")
