@@ -34,7 +34,9 @@ func FuzzCompressedBatch(f *testing.F) {
 		if len(sec) > 16<<10 || len(sec) == 0 {
 			return
 		}
-		synctest.Test(t, func(t *testing.T) { runCompressedBatch(t, compress.Codec(codec), uint64(rawLen), int(count), encode, sec) })
+		synctest.Test(t, func(t *testing.T) {
+			runCompressedBatch(t, compress.Codec(codec), uint64(rawLen), int(count), encode, sec)
+		})
 	})
 }
 
