@@ -86,16 +86,16 @@ type RecordStream struct {
 	info streamInfo
 	neg  Negotiated
 	// Effective send limits, fixed at negotiation.
-	piggyback bool
-	halfClose bool // CloseWrite ends the records with DONE (FeatureHalfClose)
+	piggyback   bool
+	halfClose   bool // CloseWrite ends the records with DONE (FeatureHalfClose)
+	maxSendRec  int  // largest record Send accepts
+	batchBytes  int  // encoded record bytes per BATCH
+	windowRecs  int  // hard caps of the send window: local limit and the peer's HELLO
+	windowBytes int
 	// compression is set when FeatureCompression is effective: the peer
 	// may send compressed batches; peerCodecs are those it accepts.
 	compression bool
 	peerCodecs  compress.CodecSet
-	maxSendRec  int // largest record Send accepts
-	batchBytes  int // encoded record bytes per BATCH
-	windowRecs  int // hard caps of the send window: local limit and the peer's HELLO
-	windowBytes int
 	// flushWatch counts the Flush and Barrier calls waiting for records to
 	// be written: while there are none, the writer records each batch as
 	// written without taking smu, and takes it once per pass. ackRung is
@@ -326,25 +326,25 @@ func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
 // newStream builds a negotiated stream; start launches its loops.
 func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Negotiated, info streamInfo) *RecordStream {
 	s := &RecordStream{
-		conn:        c,
-		qs:          qs,
-		set:         set,
-		id:          streamID(qs),
-		info:        info,
-		neg:         neg,
-		piggyback:   neg.PiggybackAcks(),
-		halfClose:   neg.Features.Has(FeatureHalfClose),
-		compression: neg.Features.Has(FeatureCompression),
-		wake:        make(chan struct{}, 1),
-		writerDone:  make(chan struct{}),
-		readerDone:  make(chan struct{}),
-		fr:          fr,
+		conn:       c,
+		qs:         qs,
+		set:        set,
+		id:         streamID(qs),
+		info:       info,
+		neg:        neg,
+		piggyback:  neg.PiggybackAcks(),
+		halfClose:  neg.Features.Has(FeatureHalfClose),
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		readerDone: make(chan struct{}),
+		fr:         fr,
 	}
 	pl := neg.PeerLimits
 	s.maxSendRec = int(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8))
 	s.batchBytes = int(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve))
 	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
 	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
+	s.compression = neg.Features.Has(FeatureCompression)
 	for _, c := range neg.PeerCodecs {
 		s.peerCodecs = s.peerCodecs.With(codecOf(c))
 	}
