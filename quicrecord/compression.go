@@ -133,6 +133,27 @@ func codecsOf(set compress.CodecSet) []Compression {
 // compressed section for the frame header and batch header.
 const zReserve = hdrReserve + 2*8
 
+// zBufSize is the capacity of a pooled compression buffer: room for the
+// header and the worst-case compressed form of a full default batch.
+func (c *Conn) zBufSize() int { return zReserve + c.segSize + c.segSize/6 + 64 }
+
+// zBuf returns a compression buffer from the connection's pool.
+func (c *Conn) zBuf() *[]byte {
+	if p, ok := c.zPool.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, c.zBufSize())
+	return &b
+}
+
+// putZBuf gives a compression buffer back; one that grew for a larger
+// batch is left to the garbage collector. nil is ignored.
+func (c *Conn) putZBuf(p *[]byte) {
+	if p != nil && cap(*p) == c.zBufSize() {
+		c.zPool.Put(p)
+	}
+}
+
 // newEncoder returns the stream's batch encoder, or nil when its batches
 // go plain: compression off, not effective, or no codec accepted.
 func (s *RecordStream) newEncoder() *compress.Encoder {
@@ -143,21 +164,19 @@ func (s *RecordStream) newEncoder() *compress.Encoder {
 }
 
 // compressBatch returns the BATCH frame to write for the segment sg whose
-// header is h: sg's own buffer, plain, or the writer's buffer holding the
-// compressed form when that paid. Called by the writer loop.
-func (s *RecordStream) compressBatch(w *writer, sg *segment, h frames.BatchHeader) []byte {
+// header is h: sg's own buffer, plain, or, when compressing paid, a
+// buffer of the connection's pool holding the compressed form, returned
+// too (nil otherwise) for the caller to give back (putZBuf) once the
+// frame is written. Called by the writer loop.
+func (s *RecordStream) compressBatch(w *writer, sg *segment, h frames.BatchHeader) ([]byte, *[]byte) {
 	section := sg.buf[hdrReserve:]
 	if w.enc != nil && len(section) >= compress.DefaultMinSize {
-		if cap(w.zbuf) < zReserve {
-			// Room for a default batch's worst case; Compress grows it
-			// once for larger ones, and it is kept.
-			w.zbuf = make([]byte, 0, zReserve+s.batchBytes+s.batchBytes/6+64)
-		}
+		zb := s.conn.zBuf()
 		t0 := time.Now()
-		out, codec := w.enc.Compress(w.zbuf[:zReserve], section)
+		out, codec := w.enc.Compress((*zb)[:zReserve], section)
 		s.ctr.zOutNs.Add(uint64(time.Since(t0)))
-		w.zbuf = out[:0]
 		if codec != compress.None {
+			*zb = out[:0] // the same buffer, or a larger one Compress grew
 			z := out[zReserve:]
 			h.Codec, h.RawLen = uint64(codec), uint64(len(section))
 			start := zReserve - frames.BatchHeaderLen(h, len(z))
@@ -165,14 +184,15 @@ func (s *RecordStream) compressBatch(w *writer, sg *segment, h frames.BatchHeade
 			s.ctr.zOutBatches.Add(1)
 			s.ctr.zOutRaw.Add(uint64(len(section)))
 			s.ctr.zOutWire.Add(uint64(len(z)))
-			return out[start:]
+			return out[start:], zb
 		}
+		s.conn.putZBuf(zb)
 	}
 	s.ctr.zOutRaw.Add(uint64(len(section)))
 	s.ctr.zOutWire.Add(uint64(len(section)))
 	start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
 	frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
-	return sg.buf[start:]
+	return sg.buf[start:], nil
 }
 
 // inflate replaces the compressed section of b by its decoding, in a

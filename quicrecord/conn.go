@@ -140,6 +140,11 @@ type Conn struct {
 	// the zstd encoder and decoder, made on first use. It starts no
 	// goroutine and needs no Close; its memory goes with the Conn.
 	codecs *compress.Codecs
+	// zPool recycles the buffers writer loops compress a batch into, each
+	// held from the compression to the end of that batch's Write: the
+	// memory is that of the batches being written, not of every stream
+	// that ever compressed.
+	zPool sync.Pool
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes

@@ -33,10 +33,9 @@ type writer struct {
 	// on only acks and rejections leave, then the FIN.
 	doneSent bool
 
-	// enc compresses batches (nil: they go plain); zbuf is the buffer
-	// compressed batches are built in, reused batch after batch.
-	enc  *compress.Encoder
-	zbuf []byte
+	// enc compresses batches (nil: they go plain), into buffers of the
+	// connection's pool (see compressBatch).
+	enc *compress.Encoder
 }
 
 // ending says how the send direction is to end, once everything queued is
@@ -296,9 +295,11 @@ func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.
 		if piggy {
 			h.HasAck, h.Ack = true, ack
 		}
-		frame := s.compressBatch(w, &w.cur[i], h)
+		frame, zb := s.compressBatch(w, &w.cur[i], h)
 		t0 := time.Now()
-		if err := s.write(w, frame); err != nil {
+		err := s.write(w, frame)
+		s.conn.putZBuf(zb)
+		if err != nil {
 			return err
 		}
 		// The write rate counts record bytes, as the batch limit does.
