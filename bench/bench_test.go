@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/recordmux/recordmux/bench/internal/corpus"
 	"github.com/recordmux/recordmux/bench/internal/suite"
 	"github.com/recordmux/recordmux/bench/internal/transport"
 )
@@ -80,6 +81,49 @@ func benchThroughput(b *testing.B, env *suite.Env, tr string, size, streams int)
 	b.ReportMetric(float64(res.Records)*float64(size)/1e6/secs, "MB/s")
 }
 
+// compressionTransports are recordmux plain and compressing, in the
+// order they print.
+func compressionTransports() []string {
+	return []string{"recordmux", "recordmux-s2", "recordmux-zstd", "recordmux-auto"}
+}
+
+// BenchmarkCompression carries b.N records of each corpus (telemetry
+// JSON lines, or random bytes of the same sizes) on one stream, plain and
+// compressed, and reports records/s, payload MB/s, the bytes quic-go put
+// on the wire per record and over the payload, timed from the first Send
+// until the last record is acknowledged as applied. allocs/op is per
+// record, both ends included. Compare the transports of one corpus
+// within one run.
+func BenchmarkCompression(b *testing.B) {
+	env := newEnv(b)
+	for _, kind := range corpus.Kinds {
+		b.Run(kind.String(), func(b *testing.B) {
+			for _, tr := range compressionTransports() {
+				b.Run(tr, func(b *testing.B) { benchCompression(b, env, tr, kind) })
+			}
+		})
+	}
+}
+
+func benchCompression(b *testing.B, env *suite.Env, tr string, kind corpus.Kind) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	th, err := suite.NewCorpusThroughput(ctx, env, tr, kind, 1)
+	require.NoError(b, err)
+	defer func() { require.NoError(b, th.Close()) }()
+	b.SetBytes(int64(th.MeanRecordSize()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	res, err := th.Run(ctx, int64(b.N), 0)
+	b.StopTimer()
+	require.NoError(b, err)
+	secs := res.Elapsed.Seconds()
+	b.ReportMetric(float64(res.Records)/secs, "records/s")
+	b.ReportMetric(float64(res.PayloadBytes)/1e6/secs, "MB/s")
+	b.ReportMetric(float64(res.WireBytes)/float64(max(res.Records, 1)), "wire_B/record")
+	b.ReportMetric(float64(res.WireBytes)/float64(max(res.PayloadBytes, 1)), "wire/payload")
+}
+
 // BenchmarkPingPong sends one 256-byte record and waits until it is
 // acknowledged as applied, one round trip per iteration. Besides the mean
 // (ns/op) it reports the median and 99th percentile round trip.
@@ -132,5 +176,14 @@ func TestBenchmarkSetups(t *testing.T) {
 			require.NoError(t, pp.RoundTrip(ctx))
 		}
 		require.NoError(t, pp.Close())
+	}
+	for _, tr := range compressionTransports() {
+		th, err := suite.NewCorpusThroughput(ctx, env, tr, corpus.Telemetry, 1)
+		require.NoError(t, err)
+		res, err := th.Run(ctx, 100, 0)
+		require.NoError(t, err)
+		require.Equal(t, int64(100), res.Records, tr)
+		require.Positive(t, res.WireBytes, tr)
+		require.NoError(t, th.Close())
 	}
 }

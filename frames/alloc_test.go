@@ -26,6 +26,12 @@ func TestZeroAllocs(t *testing.T) {
 
 	buf := make([]byte, 0, 2*len(frame))
 
+	// A compressed batch's header before an opaque section.
+	zh := hc
+	zh.Codec, zh.RawLen = 1, uint64(len(preEncoded))
+	zFrame := append(frames.AppendBatchHeader(nil, zh, 3), 0xaa, 0xbb, 0xcc)
+	_, zPayload := splitFrame(t, zFrame)
+
 	// A stream of batches with an ack and an unknown frame in between,
 	// one of them larger than the Reader's initial buffer.
 	var stream []byte
@@ -61,6 +67,19 @@ func TestZeroAllocs(t *testing.T) {
 			for seq, rec := range b.All() {
 				sink += int(seq) + len(rec)
 			}
+		}},
+		{"ParseBatch compressed+ParseRecords", func() {
+			// The header of a compressed batch, then the check of its
+			// decoded section (preEncoded stands for the decoder's output).
+			b, _, err := frames.ParseBatch(zPayload, 1<<10)
+			if err != nil {
+				panic(err)
+			}
+			n, err := frames.ParseRecords(preEncoded, b.Count, 1<<10)
+			if err != nil {
+				panic(err)
+			}
+			sink += n
 		}},
 		{"NewRecordIter", func() {
 			it := frames.NewRecordIter(preEncoded, 1)

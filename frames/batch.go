@@ -7,26 +7,48 @@ import (
 	"github.com/quic-go/quic-go/quicvarint"
 )
 
-// batchFlagAck marks a BATCH whose header carries a piggybacked ack.
-const batchFlagAck = 0x01
+// Flags of a BATCH header.
+const (
+	// batchFlagAck marks a BATCH whose header carries a piggybacked ack.
+	batchFlagAck = 0x01
+	// batchFlagCompressed marks a BATCH whose record section is
+	// compressed: the header names the codec and the section's length
+	// before compression.
+	batchFlagCompressed = 0x02
+)
 
 // BatchHeader is the fixed part of a BATCH payload.
 //
-// The payload layout is: flags (varint; bit 0x01 = ack present, every
-// other bit must be zero), the cumulative ack (varint, only when the flag is
-// set), the first sequence number (varint), the record count (varint), then
-// Count records, each a varint length and that many bytes.
+// The payload layout is: flags (varint; bit 0x01 = ack present, bit 0x02
+// = compressed, every other bit must be zero), the cumulative ack (varint,
+// only with 0x01), the first sequence number (varint), the record count
+// (varint), with 0x02 the codec (varint, not 0) and the length of the
+// record section before compression (varint), then the record section:
+// Count records, each a varint length and that many bytes, or with 0x02
+// their encoding by the codec, up to the end of the payload.
 type BatchHeader struct {
 	HasAck   bool   // a piggybacked cumulative ack follows the flags
 	Ack      uint64 // highest sequence number of the reverse direction the sender has applied
 	FirstSeq uint64 // sequence number of the first record, >= 1
 	Count    int    // number of records, >= 1
+
+	// Codec is 0 for a plain batch. Otherwise the record section is
+	// compressed with this codec (an id of the [ExtCodecs] registry) and
+	// RawLen is its length before compression, >= Count.
+	Codec  uint64
+	RawLen uint64
 }
+
+// Compressed reports whether the record section is compressed.
+func (h *BatchHeader) Compressed() bool { return h.Codec != 0 }
 
 func (h *BatchHeader) prefixLen() int {
 	n := 1 + quicvarint.Len(h.FirstSeq) + quicvarint.Len(uint64(h.Count))
 	if h.HasAck {
 		n += quicvarint.Len(h.Ack)
+	}
+	if h.Codec != 0 {
+		n += quicvarint.Len(h.Codec) + quicvarint.Len(h.RawLen)
 	}
 	return n
 }
@@ -35,8 +57,9 @@ func (h *BatchHeader) prefixLen() int {
 func (h *BatchHeader) LastSeq() uint64 { return h.FirstSeq + uint64(h.Count) - 1 }
 
 // BatchHeaderLen returns the length of a BATCH frame header plus batch header
-// for a batch whose encoded records take recordsLen bytes. A BATCH frame is
-// exactly BatchHeaderLen(h, recordsLen) + recordsLen bytes long.
+// for a batch whose record section (compressed, if h.Codec is set) takes
+// recordsLen bytes. A BATCH frame is exactly BatchHeaderLen(h, recordsLen)
+// + recordsLen bytes long.
 func BatchHeaderLen(h BatchHeader, recordsLen int) int {
 	pl := h.prefixLen() + recordsLen
 	return HeaderLen(TypeBatch, pl) + h.prefixLen()
@@ -46,16 +69,28 @@ func BatchHeaderLen(h BatchHeader, recordsLen int) int {
 // records already encoded with [AppendRecord] and taking recordsLen bytes.
 // The caller writes those records right after it. This is how a sender
 // that keeps records pre-encoded builds a frame without copying them again.
+// With h.Codec set, recordsLen is the length of the compressed section
+// the caller writes after the header, and h.RawLen its length before.
 func AppendBatchHeader(b []byte, h BatchHeader, recordsLen int) []byte {
 	b = AppendHeader(b, TypeBatch, h.prefixLen()+recordsLen)
+	var flags byte
 	if h.HasAck {
-		b = append(b, batchFlagAck)
+		flags |= batchFlagAck
+	}
+	if h.Codec != 0 {
+		flags |= batchFlagCompressed
+	}
+	b = append(b, flags)
+	if h.HasAck {
 		b = quicvarint.Append(b, h.Ack)
-	} else {
-		b = append(b, 0)
 	}
 	b = quicvarint.Append(b, h.FirstSeq)
-	return quicvarint.Append(b, uint64(h.Count))
+	b = quicvarint.Append(b, uint64(h.Count))
+	if h.Codec != 0 {
+		b = quicvarint.Append(b, h.Codec)
+		b = quicvarint.Append(b, h.RawLen)
+	}
+	return b
 }
 
 // RecordLen returns the encoded length of a record of n bytes.
@@ -77,7 +112,8 @@ func AppendRecord(b, rec []byte) []byte {
 }
 
 // BatchLen returns the encoded length of a BATCH frame holding records.
-// h.Count is ignored; the count is len(records).
+// h.Count is ignored; the count is len(records). h.Codec must be 0: a
+// compressed batch is built with [AppendBatchHeader].
 func BatchLen(h BatchHeader, records [][]byte) int {
 	h.Count = len(records)
 	rl := 0
@@ -89,7 +125,8 @@ func BatchLen(h BatchHeader, records [][]byte) int {
 
 // AppendBatch appends a complete BATCH frame holding records. h.Count is
 // ignored; the count is len(records). It does not allocate when b has the
-// capacity for [BatchLen] more bytes.
+// capacity for [BatchLen] more bytes. h.Codec must be 0: a compressed
+// batch is built with [AppendBatchHeader].
 func AppendBatch(b []byte, h BatchHeader, records [][]byte) []byte {
 	h.Count = len(records)
 	rl := 0
@@ -124,9 +161,13 @@ func AppendBatch(b []byte, h BatchHeader, records [][]byte) []byte {
 // until the next call to [Reader.ReadFrame]. Copy what must live longer.
 type Batch struct {
 	BatchHeader
-	// Records holds the Count encoded records, validated by ParseBatch.
+	// Records holds the record section: the Count encoded records,
+	// validated by ParseBatch, or, when the batch is compressed, the
+	// compressed section, not validated (decode it to RawLen bytes and
+	// check those with [ParseRecords]).
 	Records []byte
-	// DataBytes is the sum of the record lengths (not encoded on the wire).
+	// DataBytes is the sum of the record lengths (not encoded on the
+	// wire); 0 for a compressed batch.
 	DataBytes int
 }
 
@@ -139,7 +180,9 @@ func (b *Batch) Append(dst []byte) []byte {
 	return append(dst, b.Records...)
 }
 
-// Iter returns an iterator over the records. It does not allocate.
+// Iter returns an iterator over the records of a plain batch. It does not
+// allocate. On a compressed batch it yields nothing meaningful: iterate the
+// decoded section with [NewRecordIter].
 func (b *Batch) Iter() RecordIter { return RecordIter{b: b.Records, seq: b.FirstSeq} }
 
 // All returns the records with their sequence numbers, for range loops.
@@ -203,13 +246,15 @@ func (it *RecordIter) Remaining() []byte { return it.b }
 // validates every record length against maxRecordSize and the payload
 // before returning, so a batch it accepts iterates without error; a
 // record count or lengths that do not add up to the payload are an error.
-// It returns the bytes consumed, which on success is len(payload). It does
-// not allocate.
+// A compressed batch (flag 0x02) is validated up to its section: codec
+// not 0, RawLen at least Count and the section not empty; its records are
+// checked once decoded, by [ParseRecords]. It returns the bytes consumed,
+// which on success is len(payload). It does not allocate.
 func ParseBatch(payload []byte, maxRecordSize uint64) (Batch, int, error) {
 	p := parser{b: payload, t: TypeBatch}
 	var h BatchHeader
 	flags := p.varint("flags")
-	if p.err == nil && flags&^batchFlagAck != 0 {
+	if p.err == nil && flags&^(batchFlagAck|batchFlagCompressed) != 0 {
 		return Batch{}, 0, errEncoding(TypeBatch, "unknown flags")
 	}
 	if flags&batchFlagAck != 0 {
@@ -218,27 +263,55 @@ func ParseBatch(payload []byte, maxRecordSize uint64) (Batch, int, error) {
 	}
 	h.FirstSeq = p.varint("first seq")
 	count := p.varint("record count")
+	if flags&batchFlagCompressed != 0 {
+		h.Codec = p.varint("codec")
+		h.RawLen = p.varint("uncompressed length")
+	}
 	if p.err != nil {
 		return Batch{}, 0, p.err
+	}
+	// Every record takes at least one byte of the section.
+	sectionLen := uint64(p.rest())
+	if h.Codec != 0 {
+		sectionLen = h.RawLen
 	}
 	switch {
 	case h.FirstSeq == 0:
 		return Batch{}, 0, errEncoding(TypeBatch, "first seq is 0")
 	case count == 0:
 		return Batch{}, 0, errEncoding(TypeBatch, "empty batch")
-	case count > uint64(p.rest()):
-		// Every record takes at least one byte.
-		return Batch{}, 0, errEncoding(TypeBatch, "record count exceeds frame length")
+	case count > sectionLen:
+		return Batch{}, 0, errEncoding(TypeBatch, "record count exceeds the record section")
 	case count-1 > MaxSeq-h.FirstSeq:
 		return Batch{}, 0, errEncoding(TypeBatch, "sequence number out of range")
+	case flags&batchFlagCompressed != 0 && h.Codec == 0:
+		return Batch{}, 0, errEncoding(TypeBatch, "compressed with codec 0")
+	case h.Codec != 0 && p.rest() == 0:
+		return Batch{}, 0, errEncoding(TypeBatch, "empty compressed section")
 	}
 	h.Count = int(count)
+	records := payload[p.off:len(payload):len(payload)]
+	if h.Codec != 0 {
+		return Batch{BatchHeader: h, Records: records}, len(payload), nil
+	}
+	data, err := ParseRecords(records, h.Count, maxRecordSize)
+	if err != nil {
+		return Batch{}, 0, err
+	}
+	return Batch{BatchHeader: h, Records: records, DataBytes: data}, len(payload), nil
+}
+
+// ParseRecords validates a record section: exactly count records, each a
+// varint length up to maxRecordSize and that many bytes, filling records
+// exactly. It returns the sum of the record lengths. ParseBatch calls it
+// for a plain batch; a receiver calls it on the decoded section of a
+// compressed one. It does not allocate.
+func ParseRecords(records []byte, count int, maxRecordSize uint64) (dataBytes int, err error) {
 	// The record loop is the hot path of every receiver: it checks each
 	// length against the limit and the bytes left, nothing else.
-	records := payload[p.off:len(payload):len(payload)]
 	rest := records
 	data := 0
-	for range h.Count {
+	for range count {
 		// recordLen inlined by hand for the one- and two-byte lengths.
 		var l uint64
 		var n int
@@ -252,18 +325,17 @@ func ParseBatch(payload []byte, maxRecordSize uint64) (Batch, int, error) {
 		}
 		switch {
 		case n == 0:
-			return Batch{}, 0, errTruncated(TypeBatch, "record length")
+			return 0, errTruncated(TypeBatch, "record length")
 		case l > maxRecordSize:
-			return Batch{}, 0, errLimit(CodeRecordTooLarge, TypeBatch, "record", l, maxRecordSize)
+			return 0, errLimit(CodeRecordTooLarge, TypeBatch, "record", l, maxRecordSize)
 		case l > uint64(len(rest)-n):
-			return Batch{}, 0, errTruncated(TypeBatch, "record")
+			return 0, errTruncated(TypeBatch, "record")
 		}
 		rest = rest[n+int(l):]
 		data += int(l)
 	}
 	if len(rest) != 0 {
-		return Batch{}, 0, errEncoding(TypeBatch, "trailing bytes in frame")
+		return 0, errEncoding(TypeBatch, "trailing bytes in frame")
 	}
-	n := len(payload)
-	return Batch{BatchHeader: h, Records: records, DataBytes: data}, n, nil
+	return data, nil
 }

@@ -14,6 +14,15 @@
 // A sender that keeps records pre-encoded ([AppendRecord]) writes the
 // header alone with [AppendBatchHeader].
 //
+// A compressed BATCH (flag 0x02, with [FeatureCompression]) carries its
+// record section encoded by a codec: its header names the codec and the
+// section's uncompressed length ([BatchHeader.Codec],
+// [BatchHeader.RawLen]). This package does not compress or decompress:
+// [ParseBatch] returns such a section as it is, and the caller, having
+// checked the declared length against its limits and decoded it, validates
+// the records with [ParseRecords]. The codecs a side accepts travel in
+// the [ExtCodecs] HELLO extension.
+//
 // Parsers take a payload (the bytes after the frame header) and return the
 // frame and the bytes consumed: [ParseHello], [ParseBatch], [ParseAck],
 // [ParseDone], [ParseError]. [ParseFrame] splits a whole frame off a

@@ -61,6 +61,11 @@ const (
 	// CodeRejected is the default code for a record the application failed
 	// to apply.
 	CodeRejected ErrorCode = 0x10
+	// CodeCompression is a compressed BATCH the receiver cannot decode:
+	// a codec it did not list in its HELLO, a record section that is
+	// not a valid encoding, or one that decodes to a length other than
+	// the declared one.
+	CodeCompression ErrorCode = 0x11
 
 	// CodeApplicationMin is the first code available to applications.
 	CodeApplicationMin ErrorCode = 0x100
@@ -84,6 +89,7 @@ var codeNames = [...]string{
 	CodeResumeUnknown:     "RESUME_UNKNOWN",
 	CodeWindowExceeded:    "WINDOW_EXCEEDED",
 	CodeRejected:          "REJECTED",
+	CodeCompression:       "COMPRESSION_ERROR",
 }
 
 // String returns the code's name from the specification, or a hex number

@@ -92,6 +92,10 @@ const (
 	// and keep its direction open for acks and errors, so that its peer
 	// can go on sending (a half-close).
 	FeatureHalfClose Features = 1 << 3
+	// FeatureCompression lets a sender compress the record section of a
+	// BATCH with a codec the receiver listed in its HELLO's [ExtCodecs]
+	// extension (BATCH flag 0x02). Bit 1<<4 is left to another feature.
+	FeatureCompression Features = 1 << 5
 )
 
 // Has reports whether every bit of g is in f.
@@ -124,6 +128,10 @@ func (f Features) String() string {
 	if f.Has(FeatureHalfClose) {
 		add("half-close")
 		f &^= FeatureHalfClose
+	}
+	if f.Has(FeatureCompression) {
+		add("compression")
+		f &^= FeatureCompression
 	}
 	if f != 0 {
 		add("0x" + strconv.FormatUint(uint64(f), 16))

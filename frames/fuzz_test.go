@@ -153,6 +153,11 @@ func checkBatch(t testing.TB, payload []byte, maxRecord uint64) {
 		require.Zero(t, b.Ack)
 	}
 	require.Equal(t, payload[len(payload)-len(b.Records):], b.Records)
+	if b.Compressed() {
+		checkCompressedBatch(t, payload, maxRecord, &b)
+		return
+	}
+	require.Zero(t, b.RawLen)
 
 	var records [][]byte
 	total := 0
@@ -193,6 +198,29 @@ func checkBatch(t testing.TB, payload []byte, maxRecord uint64) {
 		b2, _, err := frames.ParseBatch(p, maxRecord)
 		return b2.Append(nil), err
 	}, true)
+}
+
+// checkCompressedBatch checks a compressed BATCH that ParseBatch
+// accepted: its section is not empty, RawLen covers a byte per record, and
+// the frame re-encodes to itself; its records are not looked at (the
+// section is opaque to ParseBatch), so ParseRecords is fuzzed on it as on
+// any decoded section: it either fails with a frame error or accounts for
+// every byte.
+func checkCompressedBatch(t testing.TB, payload []byte, maxRecord uint64, b *frames.Batch) {
+	require.NotEmpty(t, b.Records)
+	require.NotZero(t, b.Codec)
+	require.GreaterOrEqual(t, b.RawLen, uint64(b.Count))
+	require.Zero(t, b.DataBytes)
+	requireCanonical(t, frames.TypeBatch, payload, b.Append(nil), b.Len(), func(p []byte) ([]byte, error) {
+		b2, _, err := frames.ParseBatch(p, maxRecord)
+		return b2.Append(nil), err
+	}, true)
+	data, err := frames.ParseRecords(b.Records, b.Count, maxRecord)
+	if err != nil {
+		requireParseError(t, err, 0, frames.CodeFrameEncoding, frames.CodeRecordTooLarge)
+		return
+	}
+	require.LessOrEqual(t, data+b.Count, len(b.Records))
 }
 
 func checkAck(t testing.TB, payload []byte) {
@@ -254,6 +282,10 @@ func FuzzBatch(f *testing.F) {
 	}
 	f.Add(unhex(f, "4000 4001 c000000000000001 4000"), uint64(1<<10)) // non-minimal varints
 	f.Add(unhex(f, "00 ffffffffffffffff 01 00"), uint64(0))           // last seq 2^62-1
+	f.Add(unhex(f, "02 01 02 01 02 ff"), uint64(1<<10))               // compressed, opaque section
+	f.Add(unhex(f, "03 05 01 02 07 4002 0101"), uint64(1<<10))        // compressed with ack, unknown codec
+	f.Add(unhex(f, "02 01 03 01 02 ff"), uint64(1<<10))               // RawLen below Count
+	f.Add(unhex(f, "02 01 01 00 02 ff"), uint64(1<<10))               // codec 0
 	f.Fuzz(func(t *testing.T, payload []byte, maxRecord uint64) {
 		checkBatch(t, payload, maxRecord)
 	})

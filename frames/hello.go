@@ -66,6 +66,10 @@ const (
 	// ExtResumePosition carries a varint: the opener's first unacked seq
 	// (opener) or the acceptor's last applied seq (acceptor).
 	ExtResumePosition uint64 = 0x02
+	// ExtCodecs carries a varint bit set: bit c is set when the sender
+	// accepts BATCH record sections compressed with codec c (both sides,
+	// with [FeatureCompression]). Codec 1 is S2, codec 2 zstd.
+	ExtCodecs uint64 = 0x03
 )
 
 // Extension returns the value of the extension with the given id.

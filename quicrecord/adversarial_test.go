@@ -114,6 +114,9 @@ type hostileCase struct {
 	cfg   *Config
 	// halfClose makes the raw side announce FeatureHalfClose.
 	halfClose bool
+	// compression makes the raw side announce FeatureCompression and
+	// accept S2 and zstd.
+	compression bool
 	// acked and received are what the recordmux side keeps from the
 	// valid frames before the violation.
 	acked, received uint64
@@ -124,6 +127,10 @@ func (tc *hostileCase) hello() *frames.Hello {
 	h := rawHello()
 	if tc.halfClose {
 		h.Features |= frames.FeatureHalfClose
+	}
+	if tc.compression {
+		h.Features |= frames.FeatureCompression
+		h.Extensions = append(h.Extensions, codecsExtension())
 	}
 	return h
 }

@@ -236,7 +236,7 @@ type settings struct {
 }
 
 // orDefault returns v, or def when v is zero.
-func orDefault[T int | time.Duration | WindowMode](v, def T) T {
+func orDefault[T int | time.Duration | WindowMode | Compression](v, def T) T {
 	if v == 0 {
 		return def
 	}

@@ -92,6 +92,7 @@ func TestConfigDefaults(t *testing.T) {
 		maxInFlightRecs: DefaultMaxInFlightRecords, maxInFlightBytes: DefaultMaxInFlightBytes,
 		maxBacklogRecs: DefaultMaxApplyBacklogRecords, maxBacklogBytes: DefaultMaxApplyBacklogBytes,
 		maxRecordSize: DefaultMaxRecordSize, closeTimeout: DefaultCloseTimeout,
+		compression: DefaultCompression,
 	}, set.streamSettings)
 	require.Equal(t, DefaultHelloTimeout, set.helloTimeout)
 	require.Equal(t, DefaultAcceptBacklog, set.acceptBacklog)
@@ -111,8 +112,9 @@ func TestConfigDefaults(t *testing.T) {
 func TestStreamSettingsResolution(t *testing.T) {
 	conn := testSettings(t, &Config{Stream: StreamConfig{
 		MaxBatchRecords: 100, FlushDelay: 5 * time.Millisecond, MaxInFlightRecords: 1000, CloseTimeout: time.Minute,
+		Compression: CompressionS2,
 	}})
-	set, err := conn.withStream(&StreamConfig{MaxBatchRecords: 7, FlushDelay: -1, MaxRecordSize: 4096}, "StreamOptions.Config.")
+	set, err := conn.withStream(&StreamConfig{MaxBatchRecords: 7, FlushDelay: -1, MaxRecordSize: 4096, Compression: CompressionZstd}, "StreamOptions.Config.")
 	require.NoError(t, err)
 	require.Equal(t, streamSettings{
 		maxBatchRecords:  7, // the stream's
@@ -123,8 +125,9 @@ func TestStreamSettingsResolution(t *testing.T) {
 		maxInFlightRecs:  1000, // the connection's
 		maxInFlightBytes: DefaultMaxInFlightBytes, maxBacklogRecs: DefaultMaxApplyBacklogRecords,
 		maxBacklogBytes: DefaultMaxApplyBacklogBytes,
-		maxRecordSize:   4096,        // the stream's
-		closeTimeout:    time.Minute, // the connection's
+		maxRecordSize:   4096,            // the stream's
+		closeTimeout:    time.Minute,     // the connection's
+		compression:     CompressionZstd, // the stream's
 	}, set.streamSettings)
 	require.Equal(t, 5*time.Millisecond, conn.flushDelay, "the connection's settings are not touched")
 	same, err := conn.withStream(nil, "StreamOptions.Config.")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/recordmux/recordmux/internal/compress"
 	"github.com/recordmux/recordmux/registry"
 )
 
@@ -135,6 +136,15 @@ type Conn struct {
 	segPool sync.Pool
 	// bufPools recycle receive buffers by size class (see recvBuf).
 	bufPools [numBufPools]sync.Pool
+	// codecs is the compression state the connection's streams share:
+	// the zstd encoder and decoder, made on first use. It starts no
+	// goroutine and needs no Close; its memory goes with the Conn.
+	codecs *compress.Codecs
+	// zPool recycles the buffers writer loops compress a batch into, each
+	// held from the compression to the end of that batch's Write: the
+	// memory is that of the batches being written, not of every stream
+	// that ever compressed.
+	zPool sync.Pool
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes
@@ -182,6 +192,7 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		acceptQ: make(chan *RecordStream, set.acceptBacklog),
 		cleanup: cleanup,
 		segSize: hdrReserve + set.maxBatchBytes,
+		codecs:  compress.NewCodecs(0),
 	}
 	c.streams = newStreamRegistry(1, &c.ended, c.streamDetached)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())

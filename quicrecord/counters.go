@@ -95,6 +95,12 @@ type counters struct {
 	rateRecs     atomic.Uint64 // reader (under smu): delivery rate, records per second
 	rateBytes    atomic.Uint64 // reader (under smu): delivery rate, bytes per second
 	windowsOut   atomic.Uint64 // writer: WINDOW frames announcing a window below the HELLO's
+
+	// Compression: record-section bytes of every BATCH before and after
+	// compression (equal for plain batches), the batches sent
+	// compressed, and the time in the codec.
+	zOutRaw, zOutWire, zOutBatches, zOutNs atomic.Uint64 // writer
+	zInRaw, zInWire, zInBatches, zInNs     atomic.Uint64 // reader
 }
 
 func storeMax(a *atomic.Uint64, v uint64) {

@@ -46,6 +46,11 @@ func randomSnapshots(rng *rand.Rand, n int) []RecordSnapshot {
 			AckWaitTotal: time.Duration(u(1e9)), AckWaitMax: time.Duration(u(1e8)),
 		}
 		s.Errors = diag.ErrorStats{RejectedByPeer: u(10), RejectedLocally: u(10), ProtocolViolations: u(2)}
+		before := u(1e9)
+		s.Compression = diag.CompressionStats{
+			Out: diag.CompressionTotals{Compressed: u(1e4), BytesBefore: before, BytesAfter: before / (1 + u(5)), CodecTime: time.Duration(u(1e9))},
+			In:  diag.CompressionTotals{Compressed: u(1e4), BytesBefore: before, BytesAfter: before, CodecTime: time.Duration(u(1e9))},
+		}
 	}
 	return snaps
 }
@@ -67,6 +72,18 @@ func TestSummarizeTotals(t *testing.T) {
 		require.Equal(t, errs, d.Errors)
 		require.Equal(t, inflight, d.InFlight)
 		require.Equal(t, backlog, d.Backlog)
+		var z diag.CompressionStats
+		for _, s := range snaps {
+			z.Out.Compressed += s.Compression.Out.Compressed
+			z.Out.BytesBefore += s.Compression.Out.BytesBefore
+			z.Out.BytesAfter += s.Compression.Out.BytesAfter
+			z.Out.CodecTime += s.Compression.Out.CodecTime
+			z.In.Compressed += s.Compression.In.Compressed
+			z.In.BytesBefore += s.Compression.In.BytesBefore
+			z.In.BytesAfter += s.Compression.In.BytesAfter
+			z.In.CodecTime += s.Compression.In.CodecTime
+		}
+		require.Equal(t, z, d.Compression)
 
 		var peak diag.Volume
 		states := map[StreamState]int{}
@@ -203,6 +220,8 @@ func goldenSnapshots() []RecordSnapshot {
 	b.Barrier = diag.BarrierStats{Calls: 40, FlushWaitTotal: 12 * time.Millisecond, FlushWaitMax: 1500 * time.Microsecond,
 		AckWaitTotal: 1234567 * time.Microsecond, AckWaitMax: 98765 * time.Microsecond}
 	b.Errors = diag.ErrorStats{RejectedByPeer: 1}
+	b.Compression.Out = diag.CompressionTotals{Compressed: 790, BytesBefore: 52_480_000, BytesAfter: 15_904_000, CodecTime: 61234 * time.Microsecond}
+	b.Compression.In = diag.CompressionTotals{BytesBefore: 110, BytesAfter: 110}
 
 	c := mk("audit", 2, 0, 1, RoleAcceptor, 1, StateOpen)
 	c.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 40, Bytes: 4000, Batches: 40}, BacklogRecords: 40, BacklogBytes: 4000, BacklogPeakRecords: 40, BacklogPeakBytes: 4000}
@@ -236,6 +255,9 @@ in-flight                   17    12.5 KiB           -           -
 apply backlog              340    22.7 KiB        4096     256 KiB
 send window            records       bytes       rec/s   min delay   max queue
 total                     2304     768 KiB      125000       180µs       1.9ms
+compression         compressed      before       after       ratio  codec time
+out                        790    50.0 MiB    15.2 MiB       3.30x     61.23ms
+in                           0       110 B       110 B       1.00x          0s
 violations                   1
 unknown frames in            2
 top apply backlog      records       bytes

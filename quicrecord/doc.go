@@ -183,11 +183,31 @@
 // exchange: the highest version both sides speak, and the features both
 // announce. This library speaks versions [LowestProtocolVersion] (1) to
 // [HighestProtocolVersion] (2); version 2 adds piggybacked acks,
-// resumption and half-close. Config.MinProtocolVersion,
+// resumption, half-close and batch compression. Config.MinProtocolVersion,
 // Config.MaxProtocolVersion and Config.DisableFeatures (per stream,
 // StreamOptions.MaxProtocolVersion and DisableFeatures) pin a side down;
 // streams of different versions can share a connection. Peers with no common version
 // refuse the stream with CodeVersionMismatch.
+//
+// # Compression
+//
+// StreamConfig.Compression makes a stream's writer compress the batches
+// it sends: [CompressionS2], [CompressionZstd] or [CompressionAuto] (S2,
+// or zstd if that is all the peer takes); the default is
+// [CompressionOff]. It takes effect with a peer that negotiated
+// [FeatureCompression] (protocol version 2) and accepts the codec; a
+// version 1 peer, or one without the feature, gets plain batches. A batch
+// below 1 KiB goes plain, as does one that did not shrink by 12.5 %; after
+// three of those in a row the writer stops trying for a while and probes
+// again later, so random or already-compressed data costs little.
+// Compression runs in the writer loop, not in Send, into a buffer the
+// writer reuses. Every stream accepts S2 and zstd from its peer; the
+// receiver checks the length a batch declares against its limits before
+// it allocates or decodes anything, and never decodes more than declared:
+// a batch it cannot decode ends the stream with [CodeCompression].
+// Windows, backlogs and record limits count uncompressed bytes; the
+// snapshots' Compression field counts the bytes before and after, each
+// way, and the codec time.
 //
 // # Limitations
 //

@@ -35,6 +35,7 @@ const (
 	CodeResumeUnknown     = frames.CodeResumeUnknown
 	CodeWindowExceeded    = frames.CodeWindowExceeded
 	CodeRejected          = frames.CodeRejected
+	CodeCompression       = frames.CodeCompression
 	CodeApplicationMin    = frames.CodeApplicationMin
 )
 
@@ -58,10 +59,14 @@ const (
 	// keep acking the peer's records (RecordStream.CloseWrite; protocol
 	// version 2 and later).
 	FeatureHalfClose = frames.FeatureHalfClose
+	// FeatureCompression lets a side send batches compressed with a codec
+	// the peer accepts (StreamConfig.Compression; protocol version 2 and
+	// later). Disabling it makes a side neither send nor accept them.
+	FeatureCompression = frames.FeatureCompression
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64
@@ -148,6 +153,7 @@ var (
 	ErrCancelled         = &StreamError{Code: CodeCancelled, Reason: "stream cancelled"}
 	ErrResumeUnknown     = &StreamError{Code: CodeResumeUnknown, Reason: "resume state unknown"}
 	ErrWindowExceeded    = &StreamError{Code: CodeWindowExceeded, Reason: "window exceeded"}
+	ErrCompression       = &StreamError{Code: CodeCompression, Reason: "compressed batch not decodable"}
 )
 
 // RecordError reports one record that the peer's application rejected:

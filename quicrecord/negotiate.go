@@ -38,6 +38,11 @@ type Negotiated struct {
 	PeerFeatures Features
 	// PeerLimits are the receive limits the peer announced.
 	PeerLimits Limits
+	// PeerCodecs are the codecs the peer accepts compressed batches in
+	// (CompressionS2, CompressionZstd), when FeatureCompression is
+	// effective; empty otherwise. This side's StreamConfig.Compression
+	// picks from them.
+	PeerCodecs []Compression
 }
 
 // PiggybackAcks reports whether acks ride in BATCH headers on this stream.
@@ -55,7 +60,7 @@ func featuresAt(v uint64) Features {
 // the features defined at its highest version, as a build of that version
 // would.
 func (s *settings) localHello() frames.Hello {
-	return frames.Hello{
+	h := frames.Hello{
 		MinVersion:    s.minVersion,
 		MaxVersion:    s.maxVersion,
 		Features:      s.features & featuresAt(s.maxVersion),
@@ -64,6 +69,10 @@ func (s *settings) localHello() frames.Hello {
 		WindowRecords: uint64(s.maxBacklogRecs),
 		WindowBytes:   uint64(s.maxBacklogBytes),
 	}
+	if h.Features.Has(FeatureCompression) {
+		h.Extensions = append(h.Extensions, codecsExtension())
+	}
+	return h
 }
 
 // negotiate computes the outcome of a HELLO exchange from this side's
@@ -95,5 +104,8 @@ func negotiate(s *settings, peer *frames.Hello, role Role) (Negotiated, error) {
 	}
 	n.Version = v
 	n.Features = s.features & peer.Features & featuresAt(v)
+	if n.Features.Has(FeatureCompression) {
+		n.PeerCodecs = codecsOf(peerCodecs(peer))
+	}
 	return n, nil
 }

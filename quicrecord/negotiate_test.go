@@ -32,8 +32,20 @@ func (p peerProfile) future() bool { return p.cfg == nil }
 var profiles = []peerProfile{
 	{name: "v1", maxVer: 1, cfg: func() *Config { return &Config{MaxProtocolVersion: 1} }},
 	// A v2 build from before window-update.
-	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config { return &Config{DisableFeatures: FeatureWindowUpdate} }},
-	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config { return &Config{} }},
+	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config {
+		return &Config{DisableFeatures: FeatureWindowUpdate | FeatureCompression}
+	}},
+	// A v2 build from before compression.
+	{name: "v2-precompress", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config {
+		return &Config{DisableFeatures: FeatureCompression}
+	}},
+	// The current build, compressing what it sends (as much as its peer
+	// accepts), in batches that linger 500µs so that they are large
+	// enough to compress, with acks held as long as allowed for a batch to
+	// ride in.
+	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression, cfg: func() *Config {
+		return &Config{Stream: StreamConfig{Compression: CompressionAuto, FlushDelay: 500 * time.Microsecond, AckDelay: MaxAckDelay}}
+	}},
 	{name: "v3", maxVer: 3, features: FeaturePiggybackAck},
 }
 
@@ -73,7 +85,7 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 	if v < 2 {
 		return v, 0
 	}
-	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose)
+	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression)
 }
 
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
@@ -130,6 +142,23 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 		require.Equal(t, tx.Acks.StandaloneOut, rx.Acks.StandaloneIn)
 		require.Equal(t, tx.FramesOut.Batch, rx.FramesIn.Batch)
 		require.Equal(t, tx.FramesOut.Unknown, rx.FramesIn.Unknown)
+		require.Equal(t, tx.Compression.Out.Compressed, rx.Compression.In.Compressed)
+		require.Equal(t, tx.Compression.Out.BytesBefore, rx.Compression.In.BytesBefore)
+		require.Equal(t, tx.Compression.Out.BytesAfter, rx.Compression.In.BytesAfter)
+	}
+	// Batches go compressed exactly when both sides have the feature
+	// (a v1 or pre-compression peer gets plain ones), and the peer's
+	// codecs are known exactly then.
+	if wantFeat.Has(FeatureCompression) {
+		require.ElementsMatch(t, []Compression{CompressionS2, CompressionZstd}, o.Negotiated().PeerCodecs)
+		require.Positive(t, so.Compression.Out.Compressed, "the opener compresses what it sends")
+		if both {
+			require.Positive(t, sa.Compression.Out.Compressed)
+		}
+	} else {
+		require.Empty(t, o.Negotiated().PeerCodecs)
+		require.Empty(t, a.Negotiated().PeerCodecs)
+		require.Zero(t, so.Compression.Out.Compressed+sa.Compression.Out.Compressed)
 	}
 	if wantFeat.Has(FeaturePiggybackAck) && both {
 		require.Positive(t, sa.Acks.PiggybackedOut, "acks ride in batches when both directions are busy")

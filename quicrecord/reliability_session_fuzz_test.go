@@ -49,8 +49,38 @@ const (
 // closed gracefully must have delivered every record before io.EOF; one
 // reset must report the code on both sides as a *StreamError.
 func FuzzSession(f *testing.F) {
+	for _, seed := range sessionSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > sessMaxOps {
+			ops = ops[:sessMaxOps]
+		}
+		synctest.Test(t, func(t *testing.T) { _ = runSession(t, ops, CompressionOff) })
+	})
+}
+
+// FuzzSessionCompressed is FuzzSession with S2 compression on both
+// sides and a 2 ms FlushDelay: the batches of 1 KiB and up that fill the
+// receiver's window go compressed, and every invariant holds as without (the windows and the
+// backlog count uncompressed bytes); at the end the receiver has decoded
+// exactly the compressed batches the sender sent.
+func FuzzSessionCompressed(f *testing.F) {
+	for _, seed := range sessionSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > sessMaxOps {
+			ops = ops[:sessMaxOps]
+		}
+		synctest.Test(t, func(t *testing.T) { _ = runSession(t, ops, CompressionS2) })
+	})
+}
+
+// sessionSeeds are the seed inputs of the session fuzz targets.
+func sessionSeeds() [][]byte {
 	b := func(op, arg byte) byte { return op | arg<<3 }
-	for _, seed := range [][]byte{
+	return [][]byte{
 		{},
 		{b(sessOpSend, 3), b(sessOpRecv, 3), b(sessOpAck, 0), b(sessOpBarrier, 0)},
 		{b(sessOpSend, 31), b(sessOpSend, 31), b(sessOpStall, 5), b(sessOpBarrier, 0), b(sessOpRecv, 7), b(sessOpAck, 0), b(sessOpBarrier, 0)},
@@ -60,15 +90,7 @@ func FuzzSession(f *testing.F) {
 		{b(sessOpSend, 5), b(sessOpRecv, 2), b(sessOpReset, 1), b(sessOpSend, 1), b(sessOpBarrier, 0)},
 		{b(sessOpSend, 31), b(sessOpSend, 31), b(sessOpSend, 31), b(sessOpRecv, 7), b(sessOpReject, 0), b(sessOpReject, 0), b(sessOpAck, 0), b(sessOpSend, 31), b(sessOpBarrier, 0)},
 		{b(sessOpStall, 31), b(sessOpSend, 1), b(sessOpStall, 31), b(sessOpRecv, 1), b(sessOpAck, 0), b(sessOpClose, 0), b(sessOpBarrier, 0)},
-	} {
-		f.Add(seed)
 	}
-	f.Fuzz(func(t *testing.T, ops []byte) {
-		if len(ops) > sessMaxOps {
-			ops = ops[:sessMaxOps]
-		}
-		synctest.Test(t, func(t *testing.T) { runSession(t, ops) })
-	})
 }
 
 // fuzzSession is the state of one FuzzSession run.
@@ -82,9 +104,15 @@ type fuzzSession struct {
 	rejected int // records rejected (Barrier reports them)
 }
 
-func runSession(t *testing.T, ops []byte) {
-	ccfg := &Config{Stream: StreamConfig{MaxInFlightRecords: sessInFlightRecs, MaxInFlightBytes: sessInFlightBytes}}
-	scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: sessBacklogRecs, MaxApplyBacklogBytes: sessBacklogBytes}}
+// runSession runs one session; it returns the batches sent compressed
+// when the stream was not reset.
+func runSession(t *testing.T, ops []byte, z Compression) uint64 {
+	ccfg := &Config{Stream: StreamConfig{MaxInFlightRecords: sessInFlightRecs, MaxInFlightBytes: sessInFlightBytes, Compression: z}}
+	if z != CompressionOff {
+		// Batches linger, so that some reach the 1 KiB worth compressing.
+		ccfg.Stream.FlushDelay = 2 * time.Millisecond
+	}
+	scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: sessBacklogRecs, MaxApplyBacklogBytes: sessBacklogBytes, Compression: z}}
 	p := newSimPair(t, ccfg, scfg, nil, 5*time.Millisecond)
 	tx, rx := p.openPair(t, false, StreamOptions{Scope: "session", DataID: 9})
 	s := &fuzzSession{t: t, tx: tx, rx: rx, chk: simtest.NewChecker(9)}
@@ -97,6 +125,30 @@ func runSession(t *testing.T, ops []byte) {
 	s.finish()
 	_ = tx.Close(context.Background())
 	_ = rx.Close(context.Background())
+	if s.reset == 0 {
+		// Every batch sent arrived: the receiver decoded exactly the
+		// compressed batches the sender sent.
+		out, in := tx.Snapshot().Compression.Out, rx.Snapshot().Compression.In
+		require.Equal(t, out.Compressed, in.Compressed)
+		require.Equal(t, out.BytesBefore, in.BytesBefore)
+		require.Equal(t, out.BytesAfter, in.BytesAfter)
+		if z == CompressionOff {
+			require.Zero(t, out.Compressed)
+		}
+		return out.Compressed
+	}
+	return 0
+}
+
+// TestSessionSeedsCompress: the seeds of FuzzSessionCompressed do take
+// the compressed path, so that the fuzz target starts from inputs that
+// exercise it.
+func TestSessionSeedsCompress(t *testing.T) {
+	var compressed uint64
+	for _, seed := range sessionSeeds() {
+		synctest.Test(t, func(t *testing.T) { compressed += runSession(t, seed, CompressionS2) })
+	}
+	require.Positive(t, compressed)
 }
 
 func (s *fuzzSession) ctx(d time.Duration) (context.Context, context.CancelFunc) {

@@ -93,6 +93,9 @@ type RecordSnapshot struct {
 	Barrier   diag.BarrierStats `json:"barrier"`
 	Errors    diag.ErrorStats   `json:"errors"`
 	Window    diag.WindowStats  `json:"window"`
+	// Compression counts the record bytes before and after batch
+	// compression, each way (see StreamConfig.Compression).
+	Compression diag.CompressionStats `json:"compression"`
 }
 
 // Counters returns the stream's cumulative counters.
@@ -100,7 +103,7 @@ func (s *RecordSnapshot) Counters() diag.Counters {
 	return diag.Counters{
 		Out: s.Out.TrafficTotals, In: s.In.TrafficTotals,
 		FramesOut: s.FramesOut, FramesIn: s.FramesIn,
-		Acks: s.Acks, Barrier: s.Barrier, Errors: s.Errors,
+		Acks: s.Acks, Barrier: s.Barrier, Errors: s.Errors, Compression: s.Compression,
 	}
 }
 
@@ -202,6 +205,10 @@ func (s *RecordStream) fillCounters(snap *RecordSnapshot) {
 		AnnouncedRecords: c.annRecs.Load(), AnnouncedBytes: c.annBytes.Load(),
 		MinAckDelay: time.Duration(c.minDelayNs.Load()), QueueDelay: time.Duration(max(c.queueDelayNs.Load(), 0)),
 		RecordsPerSec: c.rateRecs.Load(), BytesPerSec: c.rateBytes.Load(),
+	}
+	snap.Compression = diag.CompressionStats{
+		Out: diag.CompressionTotals{Compressed: c.zOutBatches.Load(), BytesBefore: c.zOutRaw.Load(), BytesAfter: c.zOutWire.Load(), CodecTime: time.Duration(c.zOutNs.Load())},
+		In:  diag.CompressionTotals{Compressed: c.zInBatches.Load(), BytesBefore: c.zInRaw.Load(), BytesAfter: c.zInWire.Load(), CodecTime: time.Duration(c.zInNs.Load())},
 	}
 }
 

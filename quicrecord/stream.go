@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/compress"
 	"github.com/recordmux/recordmux/internal/flow"
 	"github.com/recordmux/recordmux/internal/wire"
 )
@@ -91,6 +92,10 @@ type RecordStream struct {
 	batchBytes  int  // encoded record bytes per BATCH
 	windowRecs  int  // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
+	// compression is set when FeatureCompression is effective: the peer
+	// may send compressed batches; peerCodecs are those it accepts.
+	compression bool
+	peerCodecs  compress.CodecSet
 	// flushWatch counts the Flush and Barrier calls waiting for records to
 	// be written: while there are none, the writer records each batch as
 	// written without taking smu, and takes it once per pass. ackRung is
@@ -339,6 +344,10 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 	s.batchBytes = int(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve))
 	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
 	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
+	s.compression = neg.Features.Has(FeatureCompression)
+	for _, c := range neg.PeerCodecs {
+		s.peerCodecs = s.peerCodecs.With(codecOf(c))
+	}
 	s.snd.nextSeq = 1
 	s.applyEvery = 16
 	s.initWindows()

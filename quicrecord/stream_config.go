@@ -79,6 +79,15 @@ type StreamConfig struct {
 	// follows from it.
 	MaxRecordSize int
 
+	// Compression says whether and how the stream compresses the batches
+	// it sends: [CompressionOff], [CompressionS2], [CompressionZstd] or
+	// [CompressionAuto]. Default [DefaultCompression] (off). It takes
+	// effect only with a peer that negotiated [FeatureCompression] and
+	// accepts the codec; otherwise batches go plain. Batches below 1 KiB,
+	// and those that do not shrink, go plain too. Windows, backlogs and
+	// record limits count uncompressed bytes either way.
+	Compression Compression
+
 	// CloseTimeout bounds how long [RecordStream.Close] waits for
 	// records already sent to be handed to QUIC before it resets the
 	// stream, as does the context passed to Close, whichever ends first.
@@ -162,6 +171,9 @@ func (c *StreamConfig) validate(prefix string) error {
 		return notNegative(prefix+"QueueDelayTarget", c.QueueDelayTarget)
 	case c.Window > WindowFixed:
 		return &ConfigError{Field: prefix + "Window", Value: c.Window, Reason: "must be WindowAdaptive, WindowFixed or 0 (the default)"}
+	case c.Compression > CompressionAuto:
+		return &ConfigError{Field: prefix + "Compression", Value: c.Compression,
+			Reason: "must be CompressionOff, CompressionS2, CompressionZstd, CompressionAuto or 0 (the default)"}
 	}
 	return nil
 }
@@ -181,6 +193,7 @@ func (c StreamConfig) overriddenBy(o *StreamConfig) StreamConfig {
 		MaxApplyBacklogBytes:   orDefault(o.MaxApplyBacklogBytes, c.MaxApplyBacklogBytes),
 		MaxRecordSize:          orDefault(o.MaxRecordSize, c.MaxRecordSize),
 		CloseTimeout:           orDefault(o.CloseTimeout, c.CloseTimeout),
+		Compression:            orDefault(o.Compression, c.Compression),
 	}
 }
 
@@ -198,6 +211,7 @@ type streamSettings struct {
 	maxBacklogBytes  int
 	maxRecordSize    int
 	closeTimeout     time.Duration
+	compression      Compression // never 0
 }
 
 // resolve applies the library's defaults to the fields c leaves unset.
@@ -215,6 +229,7 @@ func (c StreamConfig) resolve() streamSettings {
 		maxBacklogBytes:  orDefault(c.MaxApplyBacklogBytes, DefaultMaxApplyBacklogBytes),
 		maxRecordSize:    orDefault(c.MaxRecordSize, DefaultMaxRecordSize),
 		closeTimeout:     orDefault(c.CloseTimeout, DefaultCloseTimeout),
+		compression:      orDefault(c.Compression, DefaultCompression),
 	}
 }
 

@@ -212,7 +212,9 @@ func (s *RecordStream) dropDirect(f *wire.Frame) {
 // handleBatch validates a BATCH and queues its records. The payload is
 // the frame reader's buffer, copied before it is kept, unless the frame
 // was read directly into a receive buffer of its own, which is kept; on
-// error the caller gives that back.
+// error the caller gives that back. A compressed batch's records are
+// decoded into a receive buffer of their own (see inflate), given back
+// here on error.
 func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	b, _, err := frames.ParseBatch(f.Payload, uint64(s.set.maxRecordSize))
 	if err != nil {
@@ -221,6 +223,25 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	if b.HasAck && !s.piggyback {
 		return s.protocolError(CodeUnexpectedFrame, "piggybacked ack on a stream that did not negotiate it", nil)
 	}
+	if !b.Compressed() {
+		return s.queueBatch(f, &b, now, nil, nil)
+	}
+	raw, pooled, err := s.inflate(f, &b)
+	if err != nil {
+		return err
+	}
+	if err := s.queueBatch(f, &b, now, raw, pooled); err != nil {
+		s.conn.putRecvBuf(pooled)
+		return err
+	}
+	return nil
+}
+
+// queueBatch checks a parsed BATCH against the stream's state and queues
+// its records: from own (its pool handle pooled) when not nil, the
+// decoded records of a compressed batch; else from the frame's payload,
+// as handleBatch says.
+func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time, own []byte, ownPooled *[]byte) error {
 	// The reader is the only writer of rcv.received, so it may read it
 	// without the lock; the window check needs applied, which it does not own.
 	s.rmu.Lock()
@@ -259,9 +280,15 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 
 	buf := b.Records
 	pooled, _ := f.Token.(*[]byte)
-	if !f.Direct {
-		buf, pooled = s.conn.recvBuf(len(b.Records))
-		buf = append(buf, b.Records...)
+	if own != nil {
+		buf, pooled = own, ownPooled
+	} else {
+		if !f.Direct {
+			buf, pooled = s.conn.recvBuf(len(b.Records))
+			buf = append(buf, b.Records...)
+		}
+		s.ctr.zInRaw.Add(uint64(len(b.Records)))
+		s.ctr.zInWire.Add(uint64(len(b.Records)))
 	}
 	s.rmu.Lock()
 	it := frames.NewRecordIter(buf, b.FirstSeq)

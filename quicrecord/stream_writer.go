@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/recordmux/recordmux/frames"
+	"github.com/recordmux/recordmux/internal/compress"
 )
 
 // writer is the state the writer loop owns alone: the buffers it writes
@@ -31,6 +32,10 @@ type writer struct {
 	// doneSent is set once the DONE of a half-close is written: from then
 	// on only acks and rejections leave, then the FIN.
 	doneSent bool
+
+	// enc compresses batches (nil: they go plain), into buffers of the
+	// connection's pool (see compressBatch).
+	enc *compress.Encoder
 }
 
 // ending says how the send direction is to end, once everything queued is
@@ -77,7 +82,7 @@ const abortTimeout = time.Second
 func (s *RecordStream) writeLoop() {
 	defer s.conn.wg.Done()
 	defer close(s.writerDone)
-	w := &writer{timer: time.AfterFunc(time.Hour, s.wakeWriter)}
+	w := &writer{timer: time.AfterFunc(time.Hour, s.wakeWriter), enc: s.newEncoder()}
 	w.timer.Stop()
 	defer w.timer.Stop()
 	sendCtx := s.qs.Context()
@@ -290,13 +295,15 @@ func (s *RecordStream) writeBatches(w *writer, piggy bool, ack uint64, now time.
 		if piggy {
 			h.HasAck, h.Ack = true, ack
 		}
-		start := hdrReserve - frames.BatchHeaderLen(h, sg.bytes)
-		frames.AppendBatchHeader(sg.buf[start:start], h, sg.bytes)
+		frame, zb := s.compressBatch(w, &w.cur[i], h)
 		t0 := time.Now()
-		if err := s.write(w, sg.buf[start:]); err != nil {
+		err := s.write(w, frame)
+		s.conn.putZBuf(zb)
+		if err != nil {
 			return err
 		}
-		s.noteWrite(w, len(sg.buf)-start, time.Since(t0))
+		// The write rate counts record bytes, as the batch limit does.
+		s.noteWrite(w, len(sg.buf), time.Since(t0))
 		s.conn.putSegBuf(sg.pooled)
 		w.cur[i].buf, w.cur[i].pooled = nil, nil
 		s.ctr.outBatches.Add(1)

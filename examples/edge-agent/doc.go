@@ -40,6 +40,9 @@
 //	-progress D        progress line on stderr (1s; 0: none)
 //	-checkpoint D      state file update interval (250ms)
 //	-drain-timeout D   how long to wait at exit for the collector (30s)
+//	-compression C     batch compression: auto (the default: S2, skipping
+//	                   data that does not shrink), s2, zstd (smaller, more
+//	                   CPU: slow or metered links) or off
 //
 // The collector is always verified: by its key with -pin (package
 // identity: the handshake fails unless the collector proves it holds the
@@ -54,7 +57,10 @@
 // summary on stdout from ResumableStream.Snapshot: records sent and
 // acknowledged, connections and resumes, records replayed after
 // reconnections, records dropped because the collector already had them,
-// and the time spent disconnected. That time counts from when the loss
+// the time spent disconnected, and the compression ratio of what the stream
+// sent on its last connection (record bytes before and after compression,
+// batches compressed; a collector that does not accept compression gets
+// plain batches, ratio 1.00x). That time counts from when the loss
 // was noticed: after a collector dies silently (SIGKILL, a pulled cable)
 // the agent notices only at the QUIC idle timeout, and -idle-timeout
 // trades quick detection for keep-alive traffic.

@@ -151,6 +151,11 @@ func TestAgentGenerateContinues(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("run %d summary lacks %q", i, want)
 		}
+		// Compression is on by default, and the generated telemetry
+		// shrinks.
+		if !regexp.MustCompile(`compression         auto: ratio [2-9]\.\d\dx, \d+ → \d+ bytes in [1-9]\d* compressed batches`).MatchString(stdout.String()) {
+			t.Errorf("run %d summary lacks the compression ratio:\n%s", i, stdout.String())
+		}
 	}
 	recs := tc.records(stateKey(t, state))
 	if len(recs) != 500 {

@@ -199,7 +199,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(&resp) // a write error means the client went away
 }
 
-// writeText writes the summary table, then one line per listed stream.
+// ratio prints a direction's compression ratio ("3.21x"), or a dash
+// when no batch went.
+func ratio(c diag.CompressionTotals) string {
+	if c.BytesAfter == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(c.Ratio(), 'f', 2, 64) + "x"
+}
+
+// writeText writes the summary table, then one line per listed stream
+// (with its compression ratio each way).
 func writeText(w http.ResponseWriter, resp *Response) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "taken at %s\n\n", resp.TakenAt.Format(time.RFC3339))
@@ -207,7 +217,7 @@ func writeText(w http.ResponseWriter, resp *Response) {
 	fmt.Fprintf(&b, "\nstreams: %d matched, %d listed\n", resp.Matched, len(resp.Streams))
 	if len(resp.Streams) > 0 {
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scope\tconn\tstream\tdata\trole\tstate\tv\trecs out\trecs in\tin-flight\tbacklog\tidle\t")
+		fmt.Fprintln(tw, "scope\tconn\tstream\tdata\trole\tstate\tv\trecs out\trecs in\tin-flight\tbacklog\tratio out\tratio in\tidle\t")
 		for i := range resp.Streams {
 			s := &resp.Streams[i]
 			id := &s.Identity
@@ -215,9 +225,10 @@ func writeText(w http.ResponseWriter, resp *Response) {
 			if !s.Status.LastActivity.IsZero() {
 				idle = resp.TakenAt.Sub(s.Status.LastActivity).Round(time.Millisecond).String()
 			}
-			fmt.Fprintf(tw, "%q\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n",
+			fmt.Fprintf(tw, "%q\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n",
 				id.Scope, id.Conn, id.StreamID, id.DataID, id.Role, s.Status.State, id.Version,
-				s.Out.Records, s.In.Records, s.Out.InFlightRecords, s.In.BacklogRecords, idle)
+				s.Out.Records, s.In.Records, s.Out.InFlightRecords, s.In.BacklogRecords,
+				ratio(s.Compression.Out), ratio(s.Compression.In), idle)
 		}
 		_ = tw.Flush()
 	}

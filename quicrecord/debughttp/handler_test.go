@@ -42,6 +42,7 @@ func fakeSnapshots() fakeSource {
 		s.In = diag.InStats{TrafficTotals: diag.TrafficTotals{Records: 10 * backlog, Batches: 3}, BacklogRecords: backlog}
 		s.Out = diag.OutStats{TrafficTotals: diag.TrafficTotals{Records: 7, Batches: 1}, InFlightRecords: inflight}
 		s.Barrier = diag.BarrierStats{Calls: 2, AckWaitTotal: 3 * time.Millisecond, AckWaitMax: 2 * time.Millisecond}
+		s.Compression.Out = diag.CompressionTotals{Compressed: 1, BytesBefore: 4000 * inflight, BytesAfter: 1000 * inflight, CodecTime: time.Millisecond}
 		return s
 	}
 	// In key order, as a Conn or Listener returns them.
@@ -92,6 +93,10 @@ func TestHandlerJSON(t *testing.T) {
 	require.Contains(t, string(body), `"role": "acceptor"`)
 	require.Contains(t, string(body), `"ack_wait_total": "3ms"`)
 	require.Contains(t, string(body), `"ack_wait_mean": "1.5ms"`)
+	require.Contains(t, string(body), `"compression": {`)
+	require.Contains(t, string(body), `"codec_time": "1ms"`)
+	require.Contains(t, string(body), `"ratio": 4`)
+	require.Equal(t, uint64(16000), r.Summary.Compression.Out.BytesBefore)
 }
 
 // TestHandlerFilters checks each query parameter and their combination.
@@ -170,7 +175,9 @@ func TestHandlerText(t *testing.T) {
 	require.Len(t, header, 1)
 	require.Len(t, rows, 2)
 	require.Equal(t, len(header[0]), len(rows[0]), "columns are aligned")
-	require.Contains(t, rows[0], " 90 ") // records in of orders/1/4
+	require.Contains(t, rows[0], " 90 ")    // records in of orders/1/4
+	require.Contains(t, rows[0], " 4.00x ") // its compression ratio out
+	require.Contains(t, rows[1], " - ")     // orders/2/8 sent nothing
 
 	_, body = get(t, h, "/?format=text&limit=1")
 	require.Contains(t, string(body), "(3 more not listed; raise limit or filter)")

@@ -31,6 +31,9 @@ type Counters struct {
 	Barrier BarrierStats `json:"barrier"`
 	// Errors totals rejections and protocol violations.
 	Errors ErrorStats `json:"errors"`
+	// Compression totals the record bytes before and after batch
+	// compression, each way, and the codec time.
+	Compression CompressionStats `json:"compression"`
 }
 
 // Add adds the counters of o to c: totals add up, and the barrier maxima
@@ -43,6 +46,7 @@ func (c *Counters) Add(o *Counters) {
 	c.Acks.add(&o.Acks)
 	c.Barrier.add(&o.Barrier)
 	c.Errors.add(&o.Errors)
+	c.Compression.add(&o.Compression)
 }
 
 // TrafficTotals count one direction's records, record bytes and BATCH

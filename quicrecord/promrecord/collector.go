@@ -117,6 +117,7 @@ type descs struct {
 	backlogRecs, backlogBytes                     *prometheus.Desc
 	windowRecs, windowBytes, deliveryRate         *prometheus.Desc
 	minAckDelay, queueDelay                       *prometheus.Desc
+	zBytes, zBatches, zSeconds                    *prometheus.Desc
 
 	// Per stream.
 	sRecords, sBytes, sInflight, sBacklog *prometheus.Desc
@@ -141,6 +142,10 @@ func newDescs(cl prometheus.Labels) descs {
 		barrierWait: nd("barrier_wait_seconds_total", "Time completed Barrier calls waited: for their records to be handed to QUIC (phase=flush), then for the peer to apply them (phase=ack).", "phase"),
 		rejections:  nd("rejections_total", "Records rejected: of those this side sent, by the peer (direction=out); of those it received, by this side's application (direction=in).", "direction"),
 		violations:  nd("protocol_violations_total", "Protocol violations by peers detected on this side's streams."),
+		zBytes: nd("compression_bytes_total", "Record-section bytes of the BATCH frames sent (out) or received (in), before compression (stage=before) and on the wire (stage=after); plain batches count the same in both. before/after is the compression ratio.",
+			"direction", "stage"),
+		zBatches: nd("compressed_batches_total", "BATCH frames sent (out) or received (in) with a compressed record section.", "direction"),
+		zSeconds: nd("compression_seconds_total", "Time spent compressing batches (out, tries that did not pay included) and decompressing them (in).", "direction"),
 
 		streams:       nd("streams", "Record streams in the source, by state.", "state"),
 		versions:      nd("streams_by_version", "Record streams in the source, by negotiated protocol version.", "version"),
@@ -171,6 +176,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.records, d.bytes, d.batches, d.frames, d.acks, d.barriers, d.barrierWait, d.rejections, d.violations,
 		d.streams, d.versions, d.inflightRecs, d.inflightBytes, d.backlogRecs, d.backlogBytes,
 		d.windowRecs, d.windowBytes, d.deliveryRate, d.minAckDelay, d.queueDelay,
+		d.zBytes, d.zBatches, d.zSeconds,
 	} {
 		ch <- x
 	}
@@ -224,6 +230,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.emit(ch, snaps, &total)
 }
 
+// emitCompression sends the compression counters, each way.
+func (c *Collector) emitCompression(ch chan<- prometheus.Metric, z *diag.CompressionStats) {
+	d := &c.d
+	for _, dir := range []struct {
+		name string
+		c    *diag.CompressionTotals
+	}{{"out", &z.Out}, {"in", &z.In}} {
+		ch <- prometheus.MustNewConstMetric(d.zBytes, prometheus.CounterValue, float64(dir.c.BytesBefore), dir.name, "before")
+		ch <- prometheus.MustNewConstMetric(d.zBytes, prometheus.CounterValue, float64(dir.c.BytesAfter), dir.name, "after")
+		ch <- prometheus.MustNewConstMetric(d.zBatches, prometheus.CounterValue, float64(dir.c.Compressed), dir.name)
+		ch <- prometheus.MustNewConstMetric(d.zSeconds, prometheus.CounterValue, dir.c.CodecTime.Seconds(), dir.name)
+	}
+}
+
 // emit sends the metrics of one scrape: the counters in total, the gauges
 // and per-stream series of the live snapshots.
 func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordSnapshot, total *diag.Counters) {
@@ -263,6 +283,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, snaps []quicrecord.RecordS
 	counter(d.rejections, total.Errors.RejectedByPeer, "out")
 	counter(d.rejections, total.Errors.RejectedLocally, "in")
 	counter(d.violations, total.Errors.ProtocolViolations)
+	c.emitCompression(ch, &total.Compression)
 
 	gauge(d.streams, float64(sum.Streams.Open), "open")
 	gauge(d.streams, float64(sum.Streams.Closed), "closed")

@@ -138,6 +138,14 @@ recordmux_barriers_total 2
 		require.Equal(t, d.Window.MinAckDelay.Seconds(), m[`recordmux_min_ack_delay_seconds`])
 		require.Equal(t, d.Window.QueueDelayMax.Seconds(), m[`recordmux_queue_delay_seconds`])
 		require.Zero(t, m[`recordmux_rejections_total{direction="in"}`])
+		// Compression: the summary's totals, each way.
+		for dir, z := range map[string]diag.CompressionTotals{"out": d.Compression.Out, "in": d.Compression.In} {
+			require.Equal(t, float64(z.BytesBefore), m[fmt.Sprintf(`recordmux_compression_bytes_total{direction=%q,stage="before"}`, dir)])
+			require.Equal(t, float64(z.BytesAfter), m[fmt.Sprintf(`recordmux_compression_bytes_total{direction=%q,stage="after"}`, dir)])
+			require.Equal(t, float64(z.Compressed), m[fmt.Sprintf(`recordmux_compressed_batches_total{direction=%q}`, dir)])
+			require.Equal(t, z.CodecTime.Seconds(), m[fmt.Sprintf(`recordmux_compression_seconds_total{direction=%q}`, dir)])
+		}
+		require.Positive(t, m[`recordmux_compression_bytes_total{direction="out",stage="before"}`])
 
 		// The listener's view is the mirror image.
 		lm := scrape(t, promrecord.NewCollector(p.ln, &promrecord.Options{ConstLabels: prometheus.Labels{"listener": "test"}}))
@@ -146,6 +154,7 @@ recordmux_barriers_total 2
 		require.Equal(t, m[`recordmux_batches_total{direction="out"}`], lm[`recordmux_batches_total{direction="in",listener="test"}`])
 		require.Equal(t, m[`recordmux_acks_total{direction="in",kind="standalone"}`], lm[`recordmux_acks_total{direction="out",kind="standalone",listener="test"}`])
 		require.Equal(t, m[`recordmux_acks_total{direction="out",kind="piggybacked"}`], lm[`recordmux_acks_total{direction="in",kind="piggybacked",listener="test"}`])
+		require.Equal(t, m[`recordmux_compression_bytes_total{direction="out",stage="after"}`], lm[`recordmux_compression_bytes_total{direction="in",listener="test",stage="after"}`])
 
 		problems, err := testutil.CollectAndLint(cc)
 		require.NoError(t, err)

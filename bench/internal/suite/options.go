@@ -17,6 +17,7 @@ const (
 	CaseLoaded      = "loaded-latency"
 	CaseBacklog     = "backlog"
 	CaseManyStreams = "many-streams"
+	CaseCompression = "compression"
 	CaseHOL         = "hol"
 )
 
@@ -42,6 +43,7 @@ var caseDefs = []caseDef{
 	{name: CaseLoaded, transports: slices.Insert(slices.Clone(general), 1, "recordmux-w1024", "recordmux-w32768"), cells: loadedCells},
 	{name: CaseBacklog, transports: general, cells: backlogCells},
 	{name: CaseManyStreams, transports: general, cells: manyCells},
+	{name: CaseCompression, transports: []string{"recordmux", "recordmux-s2", "recordmux-zstd", "recordmux-auto"}, cells: compressionCells},
 	{name: CaseHOL, transports: []string{"recordmux", "mux", "framer"}, quicOnly: true, localOnly: true, cells: holCells},
 }
 

@@ -56,6 +56,11 @@ type Metrics[T any] struct {
 	// Hol: the packet loss the simulated link produced.
 	LossObserved T `json:"loss_observed,omitzero"`
 
+	// Compression: the bytes the client's connection put on the wire per
+	// record (quic-go's connection statistics), and over the payload.
+	WireBytesPerRecord T `json:"wire_bytes_per_record,omitzero" better:"lower"`
+	WireRatio          T `json:"wire_ratio,omitzero" better:"lower"`
+
 	// Two-host runs: the server's CPU time over the repetition's wall
 	// time, and its peak heap in use.
 	ServerCPUCores    T `json:"server_cpu_cores,omitzero" better:"lower"`
@@ -183,7 +188,9 @@ type Result struct {
 	Streams    int    `json:"streams"`
 	// Loss is the simulated packet loss rate (hol only).
 	Loss float64 `json:"loss,omitzero"`
-	Reps int     `json:"reps"`
+	// Corpus is the record corpus (compression only; RecordSize is 0).
+	Corpus string `json:"corpus,omitempty"`
+	Reps   int    `json:"reps"`
 	// Mode is "in-process" or "two-host".
 	Mode string `json:"mode"`
 	Metrics[Stat]
@@ -198,6 +205,9 @@ func (r *Result) Key() string {
 	k := fmt.Sprintf("%s/%s/%dB/x%d", r.Case, r.Transport, r.RecordSize, r.Streams)
 	if r.Loss != 0 {
 		k += fmt.Sprintf("/loss%g", r.Loss)
+	}
+	if r.Corpus != "" {
+		k += "/" + r.Corpus
 	}
 	return k
 }

@@ -255,3 +255,37 @@ func TestProgressSilentWhenNotATerminal(t *testing.T) {
 	require.Contains(t, buf.String(), "(0/3)", "the count of repetitions")
 	bar.End()
 }
+
+// TestCompressionCaseTiny runs the compression case briefly: a result per
+// corpus and transport, each with the wire bytes quic-go counted; on the
+// telemetry corpus every compressing variant puts fewer bytes on the
+// wire per payload byte than plain recordmux, and on the incompressible
+// one none does better than the payload itself.
+func TestCompressionCaseTiny(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := DefaultOptions()
+	o.Cases = []string{CaseCompression}
+	o.Reps = 1
+	o.Volume = 2 << 20
+	var log bytes.Buffer
+	o.Log = &log
+	rep, err := Run(ctx, o)
+	require.NoError(t, err)
+	require.Len(t, rep.Results, 2*4)
+	ratio := map[string]float64{}
+	for _, r := range rep.Results {
+		require.Equal(t, CaseCompression, r.Case)
+		require.Positive(t, r.RecordsPerSec.Median, r.Key())
+		require.Positive(t, r.WireBytesPerRecord.Median, r.Key())
+		ratio[r.Corpus+"/"+r.Transport] = r.WireRatio.Median
+	}
+	for _, tr := range []string{"recordmux-s2", "recordmux-zstd", "recordmux-auto"} {
+		require.Less(t, ratio["telemetry/"+tr], 0.6*ratio["telemetry/recordmux"], tr)
+		require.Greater(t, ratio["incompressible/"+tr], 1.0, tr)
+	}
+	var table bytes.Buffer
+	require.NoError(t, WriteTable(&table, rep))
+	require.Contains(t, table.String(), "COMPRESSION:")
+	require.Contains(t, table.String(), "wire B/record")
+}

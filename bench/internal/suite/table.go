@@ -101,6 +101,27 @@ var tables = []table{
 		},
 	},
 	{
+		cases: []string{CaseCompression},
+		title: func(o Options) string {
+			how := fmt.Sprintf("%v per repetition", o.Duration)
+			if o.Volume > 0 {
+				how = fmt.Sprintf("%d payload bytes per repetition", o.Volume)
+			}
+			return fmt.Sprintf("COMPRESSION: records of a corpus (telemetry JSON lines, or random bytes of the same sizes, 200-1500 B) on one stream (%s);\n"+
+				"  wire: bytes the client connection sent (quic-go ConnectionStats.BytesSent) per record and over the payload\n", how)
+		},
+		cols: []column{
+			{"corpus", func(r *Result) string { return r.Corpus }},
+			{"transport", func(r *Result) string { return r.Transport }},
+			{"MB/s", func(r *Result) string { return stat(r.MBPerSec, f1) }},
+			{"records/s", func(r *Result) string { return stat(r.RecordsPerSec, si) }},
+			{"wire B/record", func(r *Result) string { return stat(r.WireBytesPerRecord, f0) }},
+			{"wire/payload", func(r *Result) string { return stat(r.WireRatio, f2) }},
+			{"allocs/record", func(r *Result) string { return stat(r.AllocsPerRecord, f2) }},
+			{"cores", func(r *Result) string { return stat(r.CPUCores, f2) }},
+		},
+	},
+	{
 		cases: latencyCases,
 		title: func(o Options) string {
 			return fmt.Sprintf("LATENCY: µs from the start of Send until the record is known applied. pingpong: one %s record, wait for its ack, %d round trips;\n"+

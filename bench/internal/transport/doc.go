@@ -3,8 +3,11 @@
 // implementations, one file each:
 //
 //   - recordmux (recordmux.go): quicrecord, the system under test, with
-//     its default Config, and the fixed-window variants recordmux-w1024
-//     and recordmux-w32768 (configurations of the same type);
+//     its default Config, the fixed-window variants recordmux-w1024 and
+//     recordmux-w32768, and the compressing variants recordmux-s2,
+//     recordmux-zstd and recordmux-auto (configurations of the same type,
+//     whose client connections report the bytes quic-go sent,
+//     [WireCounter]);
 //   - framer and raw (streams.go): the hand-written baseline of
 //     bench/internal/framer on quic-go, and its fixed-size format without a
 //     per-record header, the ceiling of the framer-style transports;

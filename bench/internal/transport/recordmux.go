@@ -33,14 +33,28 @@ type RecordmuxOptions struct {
 // (NewListener and NewConn over the same quic.Transport setup as the
 // other QUIC transports, OpenRecordStream, Send, WaitAcked, Apply): one
 // QUIC stream per record stream. Its variants differ in configuration
-// only: "recordmux" keeps the default Config (adaptive windows),
-// "recordmux-wN" a fixed window of N records (WindowFixed, with
-// MaxInFlightRecords and MaxApplyBacklogRecords N).
+// only: "recordmux" keeps the default Config (adaptive windows, batches
+// sent uncompressed), "recordmux-wN" a fixed window of N records
+// (WindowFixed, with MaxInFlightRecords and MaxApplyBacklogRecords N),
+// "recordmux-s2", "recordmux-zstd" and "recordmux-auto" compress their
+// batches (StreamConfig.Compression).
 type Recordmux struct {
-	name   string
-	opts   RecordmuxOptions
-	tuning Tuning
-	fixed  bool
+	name        string
+	opts        RecordmuxOptions
+	tuning      Tuning
+	fixed       bool
+	compression quicrecord.Compression
+}
+
+// newRecordmuxCompressed is recordmux with StreamConfig.Compression
+// named c ("s2", "zstd", "auto"); it panics on another name, a
+// programming error.
+func newRecordmuxCompressed(o RecordmuxOptions, c string) Recordmux {
+	z, err := quicrecord.ParseCompression(c)
+	if err != nil {
+		panic(err)
+	}
+	return Recordmux{name: "recordmux-" + c, opts: o, compression: z}
 }
 
 func newRecordmux(o RecordmuxOptions) Recordmux { return Recordmux{name: "recordmux", opts: o} }
@@ -51,13 +65,17 @@ func newRecordmuxFixed(o RecordmuxOptions, window int) Recordmux {
 	return Recordmux{name: fmt.Sprintf("recordmux-w%d", window), opts: o, tuning: Tuning{WindowRecords: window}, fixed: true}
 }
 
-// Name returns "recordmux" or "recordmux-wN".
+// Name returns "recordmux", "recordmux-wN" or "recordmux-" and the
+// compression.
 func (r Recordmux) Name() string { return r.name }
 
 // Describe says what the transport is.
 func (r Recordmux) Describe() string {
 	if w := r.tuning.WindowRecords; r.fixed && w > 0 {
 		return fmt.Sprintf("recordmux, a fixed window: Window = WindowFixed, MaxInFlightRecords = MaxApplyBacklogRecords = %d", w)
+	}
+	if r.compression != 0 {
+		return fmt.Sprintf("recordmux (quicrecord), default Config with batches compressed: Compression = %s", r.compression)
 	}
 	return "recordmux (quicrecord), default Config (adaptive windows), one QUIC stream per stream"
 }
@@ -81,6 +99,7 @@ func (r Recordmux) config(n Network) *quicrecord.Config {
 			MaxInFlightBytes:       r.tuning.WindowBytes,
 			MaxApplyBacklogBytes:   r.tuning.WindowBytes,
 			Window:                 r.window(),
+			Compression:            r.compression,
 		},
 	}
 }
@@ -152,6 +171,10 @@ func (c *rmConn) Open(ctx context.Context) (Sender, error) {
 	}
 	return rmSender{s}, nil
 }
+
+// WireBytesSent returns the bytes quic-go has sent on the connection:
+// every UDP payload, QUIC and TLS overhead included.
+func (c *rmConn) WireBytesSent() uint64 { return c.c.QUIC().ConnectionStats().BytesSent }
 
 func (c *rmConn) Close() error {
 	err := c.c.Close()

@@ -102,6 +102,15 @@ type Applier interface {
 	Apply(ctx context.Context, fn func(rec []byte)) error
 }
 
+// WireCounter is implemented by client connections that can tell the
+// bytes they put on the wire (recordmux, from quic-go's connection
+// statistics).
+type WireCounter interface {
+	// WireBytesSent returns the bytes sent on the connection so far,
+	// transport overhead included.
+	WireBytesSent() uint64
+}
+
 // Backlogger is implemented by receivers that keep an apply backlog of
 // their own (recordmux).
 type Backlogger interface {
@@ -195,6 +204,9 @@ func All(o Options) []Transport {
 		newRecordmux(o.Recordmux),
 		newRecordmuxFixed(o.Recordmux, 1024),
 		newRecordmuxFixed(o.Recordmux, 32768),
+		newRecordmuxCompressed(o.Recordmux, "s2"),
+		newRecordmuxCompressed(o.Recordmux, "zstd"),
+		newRecordmuxCompressed(o.Recordmux, "auto"),
 		Raw(),
 		Framer(),
 		Mux{},
