@@ -92,6 +92,10 @@ const (
 	// and keep its direction open for acks and errors, so that its peer
 	// can go on sending (a half-close).
 	FeatureHalfClose Features = 1 << 3
+	// FeatureEarlyRecords announces that an acceptor takes records right
+	// behind the opener's HELLO, before its reply, within the early
+	// profile (docs/PROTOCOL.md §5.5); an opener learns it from a reply.
+	FeatureEarlyRecords Features = 1 << 6
 )
 
 // Has reports whether every bit of g is in f.
@@ -124,6 +128,10 @@ func (f Features) String() string {
 	if f.Has(FeatureHalfClose) {
 		add("half-close")
 		f &^= FeatureHalfClose
+	}
+	if f.Has(FeatureEarlyRecords) {
+		add("early-records")
+		f &^= FeatureEarlyRecords
 	}
 	if f != 0 {
 		add("0x" + strconv.FormatUint(uint64(f), 16))

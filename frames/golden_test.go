@@ -293,6 +293,7 @@ func TestFeatures(t *testing.T) {
 		{frames.FeatureResume, "resume"},
 		{frames.FeaturePiggybackAck | frames.FeatureResume, "piggyback-ack|resume"},
 		{frames.FeatureHalfClose, "half-close"},
+		{frames.FeatureEarlyRecords, "early-records"},
 		{frames.FeatureWindowUpdate, "window-update"},
 		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
 		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x10, "piggyback-ack|half-close|0x10"},

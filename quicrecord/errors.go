@@ -58,10 +58,15 @@ const (
 	// keep acking the peer's records (RecordStream.CloseWrite; protocol
 	// version 2 and later).
 	FeatureHalfClose = frames.FeatureHalfClose
+	// FeatureEarlyRecords lets an opener send records right behind its
+	// HELLO, before the acceptor's reply (StreamOptions.OptimisticOpen),
+	// on a connection whose acceptor announced it (protocol version 2 and
+	// later).
+	FeatureEarlyRecords = frames.FeatureEarlyRecords
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureEarlyRecords
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64

@@ -60,6 +60,9 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if err != nil {
 		return nil, c.openFailed(ctx, err)
 	}
+	if c.canOpenEarly(set, opts, ro) {
+		return c.openEarly(ctx, qs, set, opts, &h)
+	}
 	// Until the exchange is over, ctx's end resets the stream.
 	stop := context.AfterFunc(ctx, func() { resetStream(qs, CodeCancelled) })
 	x, sendBase, err := openerExchange(qs, set, &h, ro)
@@ -74,6 +77,9 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
 	s.setBases(sendBase, 0)
+	if x.neg.Features.Has(FeatureEarlyRecords) {
+		c.peerEarly.Store(true)
+	}
 	if ro != nil {
 		s.onAck = ro.onAck
 		if x.neg.Features.Has(FeatureResume) {
@@ -396,6 +402,11 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	set, err := c.authorize(info, deadline)
 	if err != nil {
 		return nil, err
+	}
+	if x.neg.Features.Has(FeatureEarlyRecords) {
+		// The opener may have sent early records (§5.5): announce, and
+		// enforce, limits that admit them.
+		set = set.withEarlyFloor()
 	}
 	s := newStream(c, set, qs, x.fr, x.neg, streamInfo{
 		role: RoleAcceptor, scope: x.peer.Scope, dataID: x.peer.DataID, metadata: x.peer.Metadata,

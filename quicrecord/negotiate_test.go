@@ -31,9 +31,11 @@ func (p peerProfile) future() bool { return p.cfg == nil }
 
 var profiles = []peerProfile{
 	{name: "v1", maxVer: 1, cfg: func() *Config { return &Config{MaxProtocolVersion: 1} }},
-	// A v2 build from before window-update.
-	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config { return &Config{DisableFeatures: FeatureWindowUpdate} }},
-	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config { return &Config{} }},
+	// A v2 build from before window-update (and early-records).
+	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config { return &Config{DisableFeatures: FeatureWindowUpdate | FeatureEarlyRecords} }},
+	// A v2 build from before early-records.
+	{name: "v2-preearly", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config { return &Config{DisableFeatures: FeatureEarlyRecords} }},
+	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureEarlyRecords, cfg: func() *Config { return &Config{} }},
 	{name: "v3", maxVer: 3, features: FeaturePiggybackAck},
 }
 
@@ -73,7 +75,7 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 	if v < 2 {
 		return v, 0
 	}
-	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose)
+	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureEarlyRecords)
 }
 
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
@@ -140,6 +142,39 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	require.Zero(t, sa.Errors.ProtocolViolations)
 	require.NoError(t, o.Close(context.Background()))
 	require.NoError(t, a.Close(context.Background()))
+	requireOptimisticGate(t, p, wantFeat.Has(FeatureEarlyRecords))
+}
+
+// requireOptimisticGate opens a second stream with OptimisticOpen on a
+// connection whose first stream was negotiated: it opens without waiting
+// for the reply exactly when the acceptor announced early-records, and
+// its records arrive either way.
+func requireOptimisticGate(t *testing.T, p *pair, early bool) {
+	ctx := context.Background()
+	start := time.Now()
+	o, err := p.client.OpenRecordStream(ctx, StreamOptions{Scope: "optimistic", OptimisticOpen: true})
+	require.NoError(t, err)
+	require.Equal(t, early, time.Since(start) == 0, "an optimistic open skips the wait for the reply only with early-records")
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	accepted := make(chan *RecordStream, 1)
+	applied := make(chan uint64, 1)
+	go func() {
+		a, err := p.server.AcceptRecordStream(actx)
+		accepted <- a
+		if err == nil {
+			applied <- applyChecked(t, actx, a)
+		}
+	}()
+	for seq := uint64(1); seq <= 2*EarlyWindowRecords; seq++ {
+		_, err := o.Send(ctx, payloadFor(seq))
+		require.NoError(t, err)
+	}
+	require.NoError(t, o.Barrier(ctx))
+	a := <-accepted
+	cancel()
+	require.Equal(t, uint64(2*EarlyWindowRecords), <-applied)
+	require.Zero(t, a.Snapshot().Errors.ProtocolViolations)
 }
 
 // runFutureCell pairs this library with a future peer, in either role.

@@ -155,6 +155,11 @@ func (s *RecordStream) pass(w *writer) (passNext, error) {
 	if take || plan != ackNone || len(acks.errs) > 0 || acks.windowDue {
 		s.ctr.touch(now)
 	}
+	if end != endingNone && s.replyPending.Load() {
+		// How the direction ends depends on the reply (§5.5); the reply
+		// rings the doorbell.
+		return passSleep, nil
+	}
 	switch end {
 	case endingAll:
 		return s.finishIfDrained(w)
@@ -211,7 +216,7 @@ func (s *RecordStream) lingerLocked(now time.Time, closing bool) bool {
 		return false
 	}
 	sg := &s.snd.segs[0]
-	return sg.count < s.set.maxBatchRecords && sg.bytes < s.batchBytes && now.Sub(s.snd.pendAt) < s.set.flushDelay
+	return sg.count < s.set.maxBatchRecords && sg.bytes < int(s.batchBytes.Load()) && now.Sub(s.snd.pendAt) < s.set.flushDelay
 }
 
 // ackPlan says how a pass conveys the pending ack.
@@ -232,9 +237,9 @@ func (s *RecordStream) planAck(w *writer, a *ackWork, take, closing bool, now ti
 	switch {
 	case !a.due:
 		return ackNone
-	case take && s.piggyback:
+	case take && s.piggyback.Load():
 		return ackPiggybacked
-	case s.piggyback && s.set.ackDelay > 0 && !closing &&
+	case s.piggyback.Load() && s.set.ackDelay > 0 && !closing &&
 		now.Sub(w.lastBatch) < s.set.ackDelay && now.Sub(a.since) < s.set.ackDelay:
 		w.ackUntil = a.since.Add(s.set.ackDelay)
 		return ackNone
@@ -342,7 +347,7 @@ func (s *RecordStream) ackBetween(w *writer) (piggy bool, ack uint64, err error)
 	plan := ackNone
 	if a.due {
 		plan = ackStandalone
-		if s.piggyback {
+		if s.piggyback.Load() {
 			plan = ackPiggybacked
 		}
 	}
@@ -408,7 +413,7 @@ func (s *RecordStream) flushed(seq uint64) {
 // §8.4). Without it, the FIN goes out once nothing is left to write, and
 // no ack can follow it.
 func (s *RecordStream) endRecords(w *writer) (passNext, error) {
-	if !s.halfClose {
+	if !s.halfClose.Load() {
 		return s.finishIfDrained(w)
 	}
 	if !w.doneSent {
