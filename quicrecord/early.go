@@ -10,9 +10,11 @@ import (
 	"github.com/recordmux/recordmux/internal/flow"
 )
 
-// Optimistic open (docs/PROTOCOL.md §5.5). An opener whose connection
-// has learned that the acceptor takes early records (a reply on it
-// announced FeatureEarlyRecords) may open a stream without waiting for
+// Optimistic open (docs/PROTOCOL.md §5.5). An acceptor announces
+// FeatureEarlyRecords in every reply (an offer); an opener announces it
+// only in the HELLO of an optimistic open, so the feature is effective
+// exactly on the streams that carry early records. An opener whose
+// connection has learned the offer (learnEarly) may open a stream without waiting for
 // the reply: OpenRecordStream writes the HELLO and returns, and the
 // stream's records follow the HELLO in the same flight. Until the reply
 // the stream assumes the early profile: version 1 (BATCH without an
@@ -79,16 +81,21 @@ func coversEarly(l Limits) bool {
 		l.MaxInFlightRecords >= e.MaxInFlightRecords && l.MaxInFlightBytes >= e.MaxInFlightBytes
 }
 
-// canOpenEarly reports whether a stream with settings set and options
-// opts opens optimistically on c.
-func (c *Conn) canOpenEarly(set *settings, opts StreamOptions, ro *resumeOpen) bool {
+// canOpenEarly reports whether a stream with options opts opens
+// optimistically on c.
+func (c *Conn) canOpenEarly(opts StreamOptions, ro *resumeOpen) bool {
 	return opts.OptimisticOpen && ro == nil && c.peerEarly.Load() &&
-		set.features.Has(FeatureEarlyRecords) && set.maxVersion >= frames.Version2
+		c.set.features.Has(FeatureEarlyRecords) && !opts.DisableFeatures.Has(FeatureEarlyRecords) &&
+		(opts.MaxProtocolVersion == 0 || opts.MaxProtocolVersion >= frames.Version2) && c.set.maxVersion >= frames.Version2
 }
 
 // openEarly writes the HELLO h on qs and launches the stream without
 // waiting for the reply; its reader loop reads the reply first.
 func (c *Conn) openEarly(ctx context.Context, qs *quic.Stream, set *settings, opts StreamOptions, h *frames.Hello) (*RecordStream, error) {
+	early := *set
+	early.features |= FeatureEarlyRecords
+	set = &early
+	h.Features |= FeatureEarlyRecords
 	stop := context.AfterFunc(ctx, func() { resetStream(qs, CodeCancelled) })
 	err := writeHello(qs, h, time.Now().Add(set.helloTimeout))
 	if err == nil && !stop() {
@@ -133,7 +140,6 @@ func (s *RecordStream) readReply() error {
 	s.ctr.frameIn(kindHello)
 	s.ctr.inFrames[kindUnknown].Add(unknown)
 	s.upgrade(neg)
-	s.conn.peerEarly.Store(true)
 	return nil
 }
 
@@ -192,4 +198,11 @@ func (s *RecordStream) waitReply(ctx context.Context) error {
 		}
 	}
 	return s.snd.err
+}
+
+// learnEarly notes a reply's offer of early records on the connection.
+func (c *Conn) learnEarly(reply *frames.Hello, neg Negotiated) {
+	if neg.Version >= frames.Version2 && reply.Features.Has(FeatureEarlyRecords) {
+		c.peerEarly.Store(true)
+	}
 }

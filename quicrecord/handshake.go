@@ -60,7 +60,7 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if err != nil {
 		return nil, c.openFailed(ctx, err)
 	}
-	if c.canOpenEarly(set, opts, ro) {
+	if c.canOpenEarly(opts, ro) {
 		return c.openEarly(ctx, qs, set, opts, &h)
 	}
 	// Until the exchange is over, ctx's end resets the stream.
@@ -77,9 +77,7 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
 	s.setBases(sendBase, 0)
-	if x.neg.Features.Has(FeatureEarlyRecords) {
-		c.peerEarly.Store(true)
-	}
+	c.learnEarly(&x.peer, x.neg)
 	if ro != nil {
 		s.onAck = ro.onAck
 		if x.neg.Features.Has(FeatureResume) {
@@ -102,7 +100,8 @@ func (s *settings) forOpen(opts StreamOptions, resumable bool) (*settings, error
 	if err != nil {
 		return nil, err
 	}
-	disable := opts.DisableFeatures
+	// Only an optimistic open announces early-records (early.go).
+	disable := opts.DisableFeatures | FeatureEarlyRecords
 	if !resumable {
 		disable |= FeatureResume
 	}

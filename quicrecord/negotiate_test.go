@@ -75,7 +75,13 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 	if v < 2 {
 		return v, 0
 	}
-	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureEarlyRecords)
+	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose)
+}
+
+// earlyWant says whether an optimistic open of op's to ac goes without
+// waiting for the reply (and negotiates early-records).
+func earlyWant(op, ac peerProfile) bool {
+	return min(op.maxVer, ac.maxVer) >= 2 && (op.features&ac.features).Has(FeatureEarlyRecords)
 }
 
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
@@ -92,7 +98,7 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	}
 	require.Equal(t, wantVer, info.Negotiated.Version)
 	require.Equal(t, wantFeat, info.Negotiated.Features)
-	require.Equal(t, op.features, info.Negotiated.PeerFeatures)
+	require.Equal(t, op.features&^FeatureEarlyRecords, info.Negotiated.PeerFeatures, "a plain open does not announce early-records")
 
 	// Traffic: o → a always, a → o too when both; paced so that both
 	// directions are busy at once.
@@ -142,7 +148,7 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	require.Zero(t, sa.Errors.ProtocolViolations)
 	require.NoError(t, o.Close(context.Background()))
 	require.NoError(t, a.Close(context.Background()))
-	requireOptimisticGate(t, p, wantFeat.Has(FeatureEarlyRecords))
+	requireOptimisticGate(t, p, earlyWant(op, ac))
 }
 
 // requireOptimisticGate opens a second stream with OptimisticOpen on a
@@ -175,6 +181,8 @@ func requireOptimisticGate(t *testing.T, p *pair, early bool) {
 	cancel()
 	require.Equal(t, uint64(2*EarlyWindowRecords), <-applied)
 	require.Zero(t, a.Snapshot().Errors.ProtocolViolations)
+	require.Equal(t, early, a.Negotiated().Features.Has(FeatureEarlyRecords))
+	require.Equal(t, early, o.Negotiated().Features.Has(FeatureEarlyRecords))
 }
 
 // runFutureCell pairs this library with a future peer, in either role.
