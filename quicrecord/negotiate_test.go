@@ -81,7 +81,7 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 // earlyWant says whether an optimistic open of op's to ac goes without
 // waiting for the reply (and negotiates early-records).
 func earlyWant(op, ac peerProfile) bool {
-	return min(op.maxVer, ac.maxVer) >= 2 && (op.features&ac.features).Has(FeatureEarlyRecords)
+	return min(op.maxVer, ac.maxVer) >= 2 && (op.features & ac.features).Has(FeatureEarlyRecords)
 }
 
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
