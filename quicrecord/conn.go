@@ -134,6 +134,7 @@ type Conn struct {
 	closeOnce sync.Once
 	cleanup   func() // closes a transport this package created; may be nil
 
+	mig     migrations    // Migrate (migrate.go)
 	refused atomic.Uint64 // streams this side refused
 	// peerEarly is set once a reply to a stream this side opened
 	// announced FeatureEarlyRecords: later streams may open
@@ -248,6 +249,7 @@ func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
 // may run twice (a local close and quic-go's end); both steps are
 // idempotent.
 func (c *Conn) release() {
+	c.releaseMigrations()
 	if c.cleanup != nil {
 		c.cleanup()
 	}
