@@ -148,3 +148,23 @@ func (c *Conn) releaseMigrations() {
 		_ = pc.Close()
 	}
 }
+
+// ErrNotConnected is the cause of the *MigrationError of a
+// ResumableStream.Migrate called while the stream has no connection.
+var ErrNotConnected = errors.New("quicrecord: the resumable stream has no connection")
+
+// Migrate moves the resumable stream's current connection to the local
+// socket pc, as Conn.Migrate does; the stream carries on without a
+// reconnect. Connections dialed after a later loss use the dial function
+// as before. Without a connection it fails with a *MigrationError whose
+// cause is ErrNotConnected, and closes pc.
+func (r *ResumableStream) Migrate(ctx context.Context, pc net.PacketConn) error {
+	r.mu.Lock()
+	conn := r.curConn
+	r.mu.Unlock()
+	if conn == nil {
+		_ = pc.Close()
+		return &MigrationError{Local: pc.LocalAddr(), Err: ErrNotConnected}
+	}
+	return conn.Migrate(ctx, pc)
+}
