@@ -134,7 +134,8 @@ type Conn struct {
 	closeOnce sync.Once
 	cleanup   func() // closes a transport this package created; may be nil
 
-	mig     migrations    // Migrate (migrate.go)
+	mig         migrations    // Migrate (migrate.go)
+	zeroRTTHeld atomic.Uint64 // resume HELLOs in 0-RTT held for the handshake (zerortt.go)
 	refused atomic.Uint64 // streams this side refused
 	// peerEarly is set once a reply to a stream this side opened
 	// announced FeatureEarlyRecords: later streams may open

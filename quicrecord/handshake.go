@@ -56,6 +56,12 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if err != nil {
 		return nil, err
 	}
+	if ro == nil {
+		// Nothing of a plain stream travels in 0-RTT (zerortt.go).
+		if err := c.waitHandshake(ctx); err != nil {
+			return nil, err
+		}
+	}
 	qs, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, c.openFailed(ctx, err)
@@ -413,6 +419,9 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	})
 	reply := set.localHello()
 	if info.ResumeKey != nil {
+		if err := c.confirmBeforeTakeover(info.ResumeKey, deadline); err != nil {
+			return nil, err
+		}
 		applied, err := c.takeResumeKey(s, info, resumeFirst, deadline)
 		if err != nil {
 			return nil, err

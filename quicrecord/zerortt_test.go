@@ -1,0 +1,191 @@
+package quicrecord
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/internal/simtest"
+)
+
+const zeroRTT = 50 * time.Millisecond
+
+// zeroRTTQUIC is the QUIC configuration of both ends: a short idle
+// timeout, so that both sides give a lost connection up quickly, and
+// 0-RTT allowed on the server.
+func zeroRTTQUIC() *quic.Config {
+	q := DefaultQUICConfig()
+	q.MaxIdleTimeout = time.Second
+	q.KeepAlivePeriod = 300 * time.Millisecond
+	q.Allow0RTT = true
+	return q
+}
+
+// applyLog is the server's applied records: when each sequence number was
+// applied, and how often.
+type applyLog struct {
+	mu    sync.Mutex
+	at    map[uint64]time.Time
+	twice atomic.Uint64
+}
+
+func (l *applyLog) applied(seq uint64) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.at[seq]
+	return t, ok
+}
+
+// reconnectNet is a resumable stream's client and an acceptor with a
+// resume store over a router that can cut the path, at RTT zeroRTT.
+type reconnectNet struct {
+	router   *simtest.Router
+	cut      atomic.Bool // the path is cut: dialing fails at once, as with a network down
+	ln       *Listener
+	log      *applyLog
+	dialAt   atomic.Int64 // unix nanos of the last dial attempt that had a path
+	dial     func(ctx context.Context) (*Conn, error)
+	serverMu sync.Mutex
+	servers  []*Conn
+}
+
+func newReconnectNet(t *testing.T, early bool) *reconnectNet {
+	t.Helper()
+	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}}}
+	n := simtest.NewNet(t, m.router, simtest.Latency(zeroRTT/2))
+	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
+	n.Start()
+	stls, ctls := tlsPair(t)
+	eln, err := simtest.Transport(t, sconn).ListenEarly(withALPN(stls), zeroRTTQUIC())
+	require.NoError(t, err)
+	scfg := &Config{ResumeStore: NewResumeStore(ResumeStoreConfig{}), QUIC: zeroRTTQUIC()}
+	m.ln, err = NewEarlyListener(eln, scfg)
+	require.NoError(t, err)
+	m.serve(t)
+
+	ctr := simtest.Transport(t, cconn)
+	ctls = withALPN(ctls)
+	ctls.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+	m.dial = func(ctx context.Context) (*Conn, error) {
+		if m.cut.Load() {
+			return nil, errors.New("network unreachable")
+		}
+		m.dialAt.Store(time.Now().UnixNano())
+		d := ctr.Dial
+		if early {
+			d = ctr.DialEarly
+		}
+		qc, err := d(ctx, simServerAddr, ctls, zeroRTTQUIC())
+		if err != nil {
+			return nil, err
+		}
+		return NewConn(qc, &Config{QUIC: zeroRTTQUIC()})
+	}
+	return m
+}
+
+// serve accepts connections and streams and applies every record,
+// logging when and failing the test on a record applied twice.
+func (m *reconnectNet) serve(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		_ = m.ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := m.ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			m.serverMu.Lock()
+			m.servers = append(m.servers, conn)
+			m.serverMu.Unlock()
+			wg.Go(func() {
+				defer conn.Close()
+				for {
+					s, err := conn.AcceptRecordStream(ctx)
+					if err != nil {
+						return
+					}
+					wg.Go(func() {
+						_ = s.Apply(ctx, func(r Record) error {
+							m.log.mu.Lock()
+							if _, dup := m.log.at[r.Seq]; dup {
+								m.log.twice.Add(1)
+							}
+							m.log.at[r.Seq] = time.Now()
+							m.log.mu.Unlock()
+							return nil
+						})
+					})
+				}
+			})
+		}
+	})
+}
+
+// reconnectTime sends 100 records, loses the connection (the path is cut
+// for 3 s, longer than both sides' idle timeout), sends 10 more, restores
+// the path and returns how long after the first dial attempt with a path
+// the first record sent while cut (101) was applied.
+func reconnectTime(t *testing.T, early bool) (time.Duration, *reconnectNet) {
+	m := newReconnectNet(t, early)
+	ctx := context.Background()
+	rs, err := NewResumableStream(ctx, m.dial, &Config{QUIC: zeroRTTQUIC()}, ResumeOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer rs.Close(ctx)
+	for i := range 100 {
+		_, err := rs.Send(ctx, []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, rs.Barrier(ctx))
+	time.Sleep(zeroRTT) // the session ticket arrives after the handshake
+	m.router.Cut()
+	m.cut.Store(true)
+	for i := range 10 {
+		_, err := rs.Send(ctx, []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	time.Sleep(3 * time.Second)
+	require.False(t, rs.Snapshot().Connected)
+	m.cut.Store(false)
+	m.router.Restore()
+	require.NoError(t, rs.Barrier(ctx))
+	applied, ok := m.log.applied(101)
+	require.True(t, ok)
+	require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+	return applied.Sub(time.Unix(0, m.dialAt.Load())), m
+}
+
+// TestResumable0RTTReconnect: at RTT 50 ms, a resumable stream whose
+// connection was lost applies its first replayed record 2.5 RTT after the
+// path is back with a full handshake (TLS round trip, HELLO round trip,
+// half a round trip for the record), and 1.5 RTT with 0-RTT, where the
+// resume HELLO travels in the first flight.
+func TestResumable0RTTReconnect(t *testing.T) {
+	var full, early time.Duration
+	synctest.Test(t, func(t *testing.T) { full, _ = reconnectTime(t, false) })
+	synctest.Test(t, func(t *testing.T) {
+		var m *reconnectNet
+		early, m = reconnectTime(t, true)
+		m.serverMu.Lock()
+		last := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.True(t, last.QUIC().ConnectionState().Used0RTT, "the reconnection used 0-RTT")
+	})
+	t.Logf("first replayed record applied after the path is back: %v with a full handshake, %v with 0-RTT (RTT %v)", full, early, zeroRTT)
+	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
+	require.LessOrEqual(t, early, zeroRTT+zeroRTT/2+zeroRTT/10)
+	require.Less(t, early, full)
+}
