@@ -1,7 +1,9 @@
 package quicrecord
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"crypto/tls"
 	"errors"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/testutils/simnet"
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/internal/simtest"
@@ -57,10 +60,14 @@ type reconnectNet struct {
 	servers  []*Conn
 }
 
-func newReconnectNet(t *testing.T, early bool) *reconnectNet {
+func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
 	t.Helper()
 	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}}}
-	n := simtest.NewNet(t, m.router, simtest.Latency(zeroRTT/2))
+	var router simnet.Router = m.router
+	if wrap != nil {
+		router = wrap(m.router)
+	}
+	n := simtest.NewNet(t, router, simtest.Latency(zeroRTT/2))
 	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
 	n.Start()
 	stls, ctls := tlsPair(t)
@@ -140,11 +147,23 @@ func (m *reconnectNet) serve(t *testing.T) {
 // the path and returns how long after the first dial attempt with a path
 // the first record sent while cut (101) was applied.
 func reconnectTime(t *testing.T, early bool) (time.Duration, *reconnectNet) {
-	m := newReconnectNet(t, early)
+	m := newReconnectNet(t, early, nil)
+	rs := m.loseAndResume(t, nil)
+	defer rs.Close(context.Background())
+	applied, ok := m.log.applied(101)
+	require.True(t, ok)
+	require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+	return applied.Sub(time.Unix(0, m.dialAt.Load())), m
+}
+
+// loseAndResume opens a resumable stream, sends 100 records, cuts the
+// path for 3 s (longer than both sides' idle timeout) while it sends 10
+// more, calls beforeRestore, restores the path and waits until all 110
+// were applied.
+func (m *reconnectNet) loseAndResume(t *testing.T, beforeRestore func()) *ResumableStream {
 	ctx := context.Background()
 	rs, err := NewResumableStream(ctx, m.dial, &Config{QUIC: zeroRTTQUIC()}, ResumeOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	require.NoError(t, err)
-	defer rs.Close(ctx)
 	for i := range 100 {
 		_, err := rs.Send(ctx, []byte{byte(i)})
 		require.NoError(t, err)
@@ -159,13 +178,13 @@ func reconnectTime(t *testing.T, early bool) (time.Duration, *reconnectNet) {
 	}
 	time.Sleep(3 * time.Second)
 	require.False(t, rs.Snapshot().Connected)
+	if beforeRestore != nil {
+		beforeRestore()
+	}
 	m.cut.Store(false)
 	m.router.Restore()
 	require.NoError(t, rs.Barrier(ctx))
-	applied, ok := m.log.applied(101)
-	require.True(t, ok)
-	require.Zero(t, m.log.twice.Load(), "nothing applied twice")
-	return applied.Sub(time.Unix(0, m.dialAt.Load())), m
+	return rs
 }
 
 // TestResumable0RTTReconnect: at RTT 50 ms, a resumable stream whose
@@ -188,4 +207,103 @@ func TestResumable0RTTReconnect(t *testing.T) {
 	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
 	require.LessOrEqual(t, early, zeroRTT+zeroRTT/2+zeroRTT/10)
 	require.Less(t, early, full)
+}
+
+// replayRouter is a simtest.Router that, once armed, captures the
+// client's first flight (every packet it sends within a millisecond of
+// the first), delivers each of those packets twice, and can replay them
+// later from another address, as an attacker who recorded them would.
+type replayRouter struct {
+	*simtest.Router
+	mu       sync.Mutex
+	armed    bool
+	firstAt  time.Time
+	captured []simnet.Packet
+}
+
+func (r *replayRouter) SendPacket(p simnet.Packet) error {
+	r.mu.Lock()
+	dup := false
+	if r.armed && p.From.String() == simClientAddr.String() {
+		if r.firstAt.IsZero() {
+			r.firstAt = time.Now()
+		}
+		if time.Since(r.firstAt) <= time.Millisecond {
+			r.captured = append(r.captured, simnet.Packet{To: p.To, From: p.From, Data: bytes.Clone(p.Data)})
+			dup = true
+		}
+	}
+	r.mu.Unlock()
+	if dup {
+		_ = r.Router.SendPacket(simnet.Packet{To: p.To, From: p.From, Data: bytes.Clone(p.Data)})
+	}
+	return r.Router.SendPacket(p)
+}
+
+func (r *replayRouter) arm() {
+	r.mu.Lock()
+	r.armed = true
+	r.mu.Unlock()
+}
+
+// replay sends the captured flight again from addr.
+func (r *replayRouter) replay(from net.Addr) int {
+	r.mu.Lock()
+	pkts := r.captured
+	r.mu.Unlock()
+	for _, p := range pkts {
+		_ = r.Router.SendPacket(simnet.Packet{To: p.To, From: from, Data: bytes.Clone(p.Data)})
+	}
+	return len(pkts)
+}
+
+// attackerAddr is where the replayed flight comes from.
+var attackerAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.66"), Port: 6666}
+
+// TestResumable0RTTReplay: the client's first flight of a 0-RTT
+// reconnection (resume HELLO in 0-RTT) is delivered twice, and replayed
+// later from another address while the resumed stream is live. Nothing
+// is applied twice, the replayed resume HELLO does not take the key from
+// the live stream (it waits for a handshake the replay cannot complete,
+// and is refused), and the live stream goes on without a reconnection.
+func TestResumable0RTTReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rr *replayRouter
+		m := newReconnectNet(t, true, func(r *simtest.Router) simnet.Router {
+			rr = &replayRouter{Router: r}
+			return rr
+		})
+		rs := m.loseAndResume(t, rr.arm)
+		defer rs.Close(context.Background())
+		ctx := context.Background()
+		resumes := rs.Snapshot().Stats.Resumes
+		require.Equal(t, uint64(1), resumes)
+		m.serverMu.Lock()
+		live := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.True(t, live.QUIC().ConnectionState().Used0RTT)
+
+		time.Sleep(500 * time.Millisecond)
+		require.Positive(t, rr.replay(attackerAddr))
+		time.Sleep(DefaultHelloTimeout + time.Second)
+		for i := range 10 {
+			_, err := rs.Send(ctx, []byte{byte(i)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, rs.Barrier(ctx))
+
+		require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+		_, ok := m.log.applied(120)
+		require.True(t, ok)
+		snap := rs.Snapshot()
+		require.True(t, snap.Connected)
+		require.Equal(t, resumes, snap.Stats.Resumes, "the live stream kept its key and its connection")
+		m.serverMu.Lock()
+		replayed := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.NotSame(t, live, replayed, "the replay made a connection of its own")
+		require.Equal(t, attackerAddr.String(), replayed.RemoteAddr().String())
+		require.Equal(t, uint64(1), replayed.ZeroRTTHeld(), "the replayed resume HELLO waited for the handshake")
+		require.Equal(t, uint64(1), replayed.RefusedStreams(), "and was refused")
+	})
 }
