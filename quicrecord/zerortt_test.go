@@ -38,6 +38,10 @@ type applyLog struct {
 	mu    sync.Mutex
 	at    map[uint64]time.Time
 	twice atomic.Uint64
+	// early counts the streams accepted before their connection's
+	// handshake completed (their HELLO came in 0-RTT), plain and
+	// resumable; late those accepted after.
+	early, late map[bool]int
 }
 
 func (l *applyLog) applied(seq uint64) (time.Time, bool) {
@@ -62,7 +66,7 @@ type reconnectNet struct {
 
 func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
 	t.Helper()
-	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}}}
+	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}, early: map[bool]int{}, late: map[bool]int{}}}
 	var router simnet.Router = m.router
 	if wrap != nil {
 		router = wrap(m.router)
@@ -125,6 +129,14 @@ func (m *reconnectNet) serve(t *testing.T) {
 					if err != nil {
 						return
 					}
+					m.log.mu.Lock()
+					select {
+					case <-conn.QUIC().HandshakeComplete():
+						m.log.late[s.ResumeKey() != nil]++
+					default:
+						m.log.early[s.ResumeKey() != nil]++
+					}
+					m.log.mu.Unlock()
 					wg.Go(func() {
 						_ = s.Apply(ctx, func(r Record) error {
 							m.log.mu.Lock()
@@ -202,6 +214,9 @@ func TestResumable0RTTReconnect(t *testing.T) {
 		last := m.servers[len(m.servers)-1]
 		m.serverMu.Unlock()
 		require.True(t, last.QUIC().ConnectionState().Used0RTT, "the reconnection used 0-RTT")
+		m.log.mu.Lock()
+		defer m.log.mu.Unlock()
+		require.Equal(t, 1, m.log.early[true], "the resume HELLO came in 0-RTT")
 	})
 	t.Logf("first replayed record applied after the path is back: %v with a full handshake, %v with 0-RTT (RTT %v)", full, early, zeroRTT)
 	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
@@ -305,5 +320,32 @@ func TestResumable0RTTReplay(t *testing.T) {
 		require.Equal(t, attackerAddr.String(), replayed.RemoteAddr().String())
 		require.Equal(t, uint64(1), replayed.ZeroRTTHeld(), "the replayed resume HELLO waited for the handshake")
 		require.Equal(t, uint64(1), replayed.RefusedStreams(), "and was refused")
+	})
+}
+
+// TestPlainStreamNot0RTT: on a connection dialed with 0-RTT, a plain
+// stream's HELLO (and so its records) waits for the handshake, while a
+// resumable stream's HELLO travels in 0-RTT.
+func TestPlainStreamNot0RTT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newReconnectNet(t, true, nil)
+		ctx := context.Background()
+		first, err := m.dial(ctx) // a full handshake: the session ticket
+		require.NoError(t, err)
+		time.Sleep(zeroRTT)
+		require.NoError(t, first.Close())
+		conn, err := m.dial(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		s, err := conn.OpenRecordStream(ctx, StreamOptions{Scope: "plain"})
+		require.NoError(t, err)
+		_, err = s.Send(ctx, []byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, s.Barrier(ctx))
+		require.True(t, conn.QUIC().ConnectionState().Used0RTT)
+		m.log.mu.Lock()
+		defer m.log.mu.Unlock()
+		require.Zero(t, m.log.early[false], "no plain stream in 0-RTT")
+		require.Equal(t, 1, m.log.late[false])
 	})
 }
