@@ -404,6 +404,12 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	if err != nil {
 		return nil, err
 	}
+	if info.ResumeKey == nil {
+		// A plain stream is never taken from 0-RTT data (zerortt.go).
+		if err := c.handshakeBy(deadline); err != nil {
+			return nil, err
+		}
+	}
 	set, err := c.authorize(info, deadline)
 	if err != nil {
 		return nil, err

@@ -117,7 +117,10 @@ func newListener(ql quicListener, set *settings) *Listener {
 func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
 
 // Accept waits for the next connection. After Close or Shutdown it
-// returns ErrClosed.
+// returns ErrClosed. When the listener allows 0-RTT (Config.QUIC.Allow0RTT,
+// NewEarlyListener), a connection may come before its handshake
+// completed: its TLS state (the client certificate) is final once
+// Conn.QUIC().HandshakeComplete() is closed.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	qc, err := l.ql.Accept(ctx)
 	if err != nil {

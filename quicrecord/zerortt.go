@@ -18,7 +18,9 @@ import (
 // it, so:
 //
 //   - a plain stream never sends anything in 0-RTT: OpenRecordStream
-//     waits for the handshake to complete (openStream);
+//     waits for the handshake to complete (openStream); an acceptor takes
+//     a plain stream whose HELLO came in 0-RTT (from another
+//     implementation) only once the handshake completes (handshakeBy);
 //   - a resumable stream sends its resume HELLO in 0-RTT: replaying it
 //     applies nothing twice, because the acceptor drops every sequence
 //     number its key already applied (§6.3);
@@ -46,10 +48,28 @@ func (c *Conn) waitHandshake(ctx context.Context) error {
 	}
 }
 
+// handshakeBy waits, until deadline, for the handshake to complete: an
+// acceptor takes no plain stream from 0-RTT data, whoever sent it (a
+// replay of a plain stream's records would apply them twice). A replay,
+// which cannot complete the handshake, is refused.
+func (c *Conn) handshakeBy(deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := c.waitHandshake(ctx); err != nil {
+		if ctx.Err() != nil {
+			return &StreamError{Code: CodeRefused, Reason: "a plain stream in 0-RTT data is taken only once the handshake completes"}
+		}
+		return err
+	}
+	return nil
+}
+
 // confirmBeforeTakeover is the acceptor's replay defence: a resume HELLO
 // that arrived before the handshake completed (in 0-RTT) and would take
 // key over from a live stream waits, until deadline, for the handshake
-// to complete; a replay never completes it and is refused.
+// to complete; a replay never completes it and is refused. So does one
+// whose key is bound to another identity than the one known so far, so
+// that the binding is checked against the final client certificate.
 func (c *Conn) confirmBeforeTakeover(key []byte, deadline time.Time) error {
 	done := c.qc.HandshakeComplete()
 	select {
@@ -57,7 +77,7 @@ func (c *Conn) confirmBeforeTakeover(key []byte, deadline time.Time) error {
 		return nil
 	default:
 	}
-	if !c.set.resume.owned(key) {
+	if !c.set.resume.mustConfirm(key, peerIdentity(c.qc.ConnectionState())) {
 		return nil
 	}
 	c.zeroRTTHeld.Add(1)
@@ -73,12 +93,14 @@ func (c *Conn) confirmBeforeTakeover(key []byte, deadline time.Time) error {
 	}
 }
 
-// owned reports whether key belongs to a live stream.
-func (st *ResumeStore) owned(key []byte) bool {
+// mustConfirm reports whether a resume of key by peer, before the
+// handshake completed, must wait for it: the key belongs to a live
+// stream, or to another identity than the one known so far.
+func (st *ResumeStore) mustConfirm(key []byte, peer string) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rs := st.keys[string(key)]
-	return rs != nil && rs.stream != nil && rs.stream.ctx.Err() == nil
+	return rs != nil && (rs.peer != peer || (rs.stream != nil && rs.stream.ctx.Err() == nil))
 }
 
 // ZeroRTTHeld counts the resume HELLOs that arrived before the handshake

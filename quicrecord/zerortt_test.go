@@ -3,9 +3,9 @@ package quicrecord
 import (
 	"bytes"
 	"context"
-	"net"
 	"crypto/tls"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -332,7 +332,7 @@ func TestPlainStreamNot0RTT(t *testing.T) {
 		ctx := context.Background()
 		first, err := m.dial(ctx) // a full handshake: the session ticket
 		require.NoError(t, err)
-		time.Sleep(zeroRTT)
+		time.Sleep(2 * zeroRTT) // the ticket follows the handshake
 		require.NoError(t, first.Close())
 		conn, err := m.dial(ctx)
 		require.NoError(t, err)
