@@ -94,8 +94,12 @@ const (
 	FeatureHalfClose Features = 1 << 3
 	// FeatureCompression lets a sender compress the record section of a
 	// BATCH with a codec the receiver listed in its HELLO's [ExtCodecs]
-	// extension (BATCH flag 0x02). Bit 1<<4 is left to another feature.
+	// extension (BATCH flag 0x02).
 	FeatureCompression Features = 1 << 5
+	// FeatureEarlyRecords announces that an acceptor takes records right
+	// behind the opener's HELLO, before its reply, within the early
+	// profile (docs/PROTOCOL.md §5.5); an opener learns it from a reply.
+	FeatureEarlyRecords Features = 1 << 6
 )
 
 // Has reports whether every bit of g is in f.
@@ -132,6 +136,10 @@ func (f Features) String() string {
 	if f.Has(FeatureCompression) {
 		add("compression")
 		f &^= FeatureCompression
+	}
+	if f.Has(FeatureEarlyRecords) {
+		add("early-records")
+		f &^= FeatureEarlyRecords
 	}
 	if f != 0 {
 		add("0x" + strconv.FormatUint(uint64(f), 16))

@@ -36,16 +36,16 @@ func (s *RecordStream) initWindows() {
 		MaxBytes:   int64(s.windowBytes),
 		Fixed:      s.set.fixedWindow,
 	}, s.snd.ackedSeq, s.snd.ackedBytes)
-	s.batchLimit.Store(int64(s.batchBytes))
+	s.batchLimit.Store(s.batchBytes.Load())
 	s.rcv.backlog = flow.NewBacklog(flow.BacklogParams{
 		Target:     target,
 		MaxRecords: int64(s.set.maxBacklogRecs),
 		MaxBytes:   int64(s.set.maxBacklogBytes),
 		// Without the feature the peer cannot be told of a smaller window.
-		Fixed: s.set.fixedWindow || !s.neg.Features.Has(FeatureWindowUpdate),
+		Fixed: s.set.fixedWindow || !s.negotiated().Features.Has(FeatureWindowUpdate),
 	})
-	s.ctr.peerWinRecs.Store(s.neg.PeerLimits.MaxInFlightRecords)
-	s.ctr.peerWinBytes.Store(s.neg.PeerLimits.MaxInFlightBytes)
+	s.ctr.peerWinRecs.Store(s.negotiated().PeerLimits.MaxInFlightRecords)
+	s.ctr.peerWinBytes.Store(s.negotiated().PeerLimits.MaxInFlightBytes)
 	s.ctr.annRecs.Store(uint64(s.set.maxBacklogRecs))
 	s.ctr.annBytes.Store(uint64(s.set.maxBacklogBytes))
 	s.publishWindowLocked()
@@ -93,7 +93,7 @@ func (s *RecordStream) noteWrite(w *writer, n int, took time.Duration) {
 		w.writeRate += (rate - w.writeRate) / 8
 	}
 	limit := int64(w.writeRate * batchTime.Seconds())
-	s.batchLimit.Store(min(max(limit, minBatchBytes), int64(s.batchBytes)))
+	s.batchLimit.Store(min(max(limit, minBatchBytes), s.batchBytes.Load()))
 }
 
 // windowAckLocked hands the window a new cumulative ack. Called by the
@@ -120,14 +120,14 @@ func (s *RecordStream) publishWindowLocked() {
 // become the announced window, within the HELLO's limits and this side's
 // own. Called by the reader loop.
 func (s *RecordStream) handleWindow(payload []byte) error {
-	if !s.neg.Features.Has(FeatureWindowUpdate) {
+	if !s.negotiated().Features.Has(FeatureWindowUpdate) {
 		return s.protocolError(CodeUnexpectedFrame, "WINDOW on a stream that did not negotiate window-update", nil)
 	}
 	f, _, err := frames.ParseWindow(payload)
 	if err != nil {
 		return s.frameError(err)
 	}
-	if pl := s.neg.PeerLimits; f.Records > pl.MaxInFlightRecords || f.Bytes > pl.MaxInFlightBytes {
+	if pl := s.negotiated().PeerLimits; f.Records > pl.MaxInFlightRecords || f.Bytes > pl.MaxInFlightBytes {
 		return s.protocolError(CodeProtocolViolation, "WINDOW above the limits of the peer's HELLO", nil)
 	}
 	s.smu.Lock()

@@ -170,6 +170,11 @@ func (s *RecordStream) newEncoder() *compress.Encoder {
 // frame is written. Called by the writer loop.
 func (s *RecordStream) compressBatch(w *writer, sg *segment, h frames.BatchHeader) ([]byte, *[]byte) {
 	section := sg.buf[hdrReserve:]
+	if !w.encReady && !s.replyPending.Load() {
+		// The negotiation is final: replyPending's store happens after
+		// the reply set the peer's codecs.
+		w.enc, w.encReady = s.newEncoder(), true
+	}
 	if w.enc != nil && len(section) >= compress.DefaultMinSize {
 		zb := s.conn.zBuf()
 		t0 := time.Now()

@@ -76,6 +76,20 @@ type StreamOptions struct {
 	// different versions.
 	MaxProtocolVersion uint64
 	DisableFeatures    Features
+	// OptimisticOpen lets OpenRecordStream return without waiting for the
+	// acceptor's reply, so that the stream's first records travel right
+	// behind its HELLO (docs/PROTOCOL.md §5.5): a round trip less before
+	// the first record is applied. It takes effect on a connection whose
+	// acceptor has announced FeatureEarlyRecords in a reply (any stream
+	// this side opened before on it), for a plain stream; otherwise the
+	// open waits for the reply as usual. Until the reply the stream has
+	// at most EarlyWindowRecords records and EarlyWindowBytes bytes in
+	// flight, and sends no record above EarlyWindowBytes. If the acceptor
+	// refuses the stream it applies none of them, and Send, Flush and
+	// Barrier fail with the refusal (a *StreamError, errors.Is
+	// ErrRefused for the accept handler's refusal), instead of
+	// OpenRecordStream.
+	OptimisticOpen bool
 }
 
 // AcceptInfo describes a stream the peer opened, for
@@ -121,7 +135,13 @@ type Conn struct {
 	closeOnce sync.Once
 	cleanup   func() // closes a transport this package created; may be nil
 
-	refused atomic.Uint64 // streams this side refused
+	mig         migrations    // Migrate (migrate.go)
+	zeroRTTHeld atomic.Uint64 // resume HELLOs in 0-RTT held for the handshake (zerortt.go)
+	refused     atomic.Uint64 // streams this side refused
+	// peerEarly is set once a reply to a stream this side opened
+	// announced FeatureEarlyRecords: later streams may open
+	// optimistically (early.go).
+	peerEarly atomic.Bool
 	// draining is set by Listener.Shutdown: streams the peer opens are
 	// refused from now on.
 	draining atomic.Bool
@@ -241,6 +261,7 @@ func (c *Conn) CloseWithError(code ErrorCode, reason string) error {
 // may run twice (a local close and quic-go's end); both steps are
 // idempotent.
 func (c *Conn) release() {
+	c.releaseMigrations()
 	if c.cleanup != nil {
 		c.cleanup()
 	}

@@ -383,6 +383,7 @@ func TestDiagnosticsJSON(t *testing.T) {
 // the sequence numbers.
 func TestSnapshotResumedStreamCounts(t *testing.T) {
 	s := &RecordStream{conn: &Conn{}, info: streamInfo{role: RoleOpener}}
+	s.neg.Store(&Negotiated{})
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	defer s.cancel(nil)
 	s.setBases(100, 0)

@@ -29,6 +29,11 @@ import (
 // the application protocol gives [ErrALPNMismatch], and the end of ctx
 // its cause (matching os.ErrDeadlineExceeded for a deadline).
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
+	return dial(ctx, addr, tlsConf, cfg, false)
+}
+
+// dial is Dial, and DialEarly when early.
+func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, early bool) (*Conn, error) {
 	set, err := cfg.settings()
 	if err != nil {
 		return nil, err
@@ -50,7 +55,11 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*
 		_ = tr.Close()
 		_ = pc.Close()
 	})
-	qc, err := tr.Dial(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
+	dialQUIC := tr.Dial
+	if early {
+		dialQUIC = tr.DialEarly
+	}
+	qc, err := dialQUIC(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
 	if err != nil {
 		cleanup()
 		return nil, &DialError{Network: "udp", Addr: ra.String(), Err: dialCause(ctx, err, cfg.handshakeTimeout())}

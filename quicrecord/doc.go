@@ -207,7 +207,22 @@
 // a batch it cannot decode ends the stream with [CodeCompression].
 // Windows, backlogs and record limits count uncompressed bytes; the
 // snapshots' Compression field counts the bytes before and after, each
-// way, and the codec time.
+// way, and the codec time. The early batches of an optimistic open
+// (below) go plain.
+//
+// # Round trips
+//
+// StreamOptions.OptimisticOpen sends a stream's first records behind its
+// HELLO, before the acceptor's reply, on a connection whose acceptor
+// announced [FeatureEarlyRecords] (within [EarlyWindowRecords] and
+// [EarlyWindowBytes]); a refusal then fails Send, Flush and Barrier.
+// [DialEarly], [FailoverDialEarly] and ResumeOptions.ZeroRTT reconnect a
+// [ResumableStream] with 0-RTT (the acceptor's listener needs
+// Config.QUIC.Allow0RTT); plain streams never use 0-RTT, and a resume in
+// 0-RTT takes a live stream's key only once the handshake completes (see
+// the README for the replay trade-off). [Conn.Migrate] and
+// [ResumableStream.Migrate] move a client connection to a new local
+// socket by path probing; a NAT rebinding needs no call.
 //
 // # Limitations
 //
@@ -224,4 +239,8 @@
 //     the frame being written before the ERROR; a peer that stopped
 //     reading gets the reset with its code but without the reason.
 //   - Ordering holds within a stream, not across streams.
+//   - The first stream of a connection cannot open optimistically: the
+//     opener learns the acceptor's early-records offer from a reply.
+//   - A 0-RTT reconnect sends the resume HELLO in 0-RTT, but its replayed
+//     records only after the reply.
 package quicrecord

@@ -63,10 +63,15 @@ const (
 	// the peer accepts (StreamConfig.Compression; protocol version 2 and
 	// later). Disabling it makes a side neither send nor accept them.
 	FeatureCompression = frames.FeatureCompression
+	// FeatureEarlyRecords lets an opener send records right behind its
+	// HELLO, before the acceptor's reply (StreamOptions.OptimisticOpen),
+	// on a connection whose acceptor announced it (protocol version 2 and
+	// later).
+	FeatureEarlyRecords = frames.FeatureEarlyRecords
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression | FeatureEarlyRecords
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64

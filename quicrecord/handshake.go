@@ -56,9 +56,18 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 	if err != nil {
 		return nil, err
 	}
+	if ro == nil {
+		// Nothing of a plain stream travels in 0-RTT (zerortt.go).
+		if err := c.waitHandshake(ctx); err != nil {
+			return nil, err
+		}
+	}
 	qs, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, c.openFailed(ctx, err)
+	}
+	if c.canOpenEarly(opts, ro) {
+		return c.openEarly(ctx, qs, set, opts, &h)
 	}
 	// Until the exchange is over, ctx's end resets the stream.
 	stop := context.AfterFunc(ctx, func() { resetStream(qs, CodeCancelled) })
@@ -74,6 +83,7 @@ func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpe
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
 	s.setBases(sendBase, 0)
+	c.learnEarly(&x.peer, x.neg)
 	if ro != nil {
 		s.onAck = ro.onAck
 		if x.neg.Features.Has(FeatureResume) {
@@ -96,7 +106,8 @@ func (s *settings) forOpen(opts StreamOptions, resumable bool) (*settings, error
 	if err != nil {
 		return nil, err
 	}
-	disable := opts.DisableFeatures
+	// Only an optimistic open announces early-records (early.go).
+	disable := opts.DisableFeatures | FeatureEarlyRecords
 	if !resumable {
 		disable |= FeatureResume
 	}
@@ -393,9 +404,20 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	if err != nil {
 		return nil, err
 	}
+	if info.ResumeKey == nil {
+		// A plain stream is never taken from 0-RTT data (zerortt.go).
+		if err := c.handshakeBy(deadline); err != nil {
+			return nil, err
+		}
+	}
 	set, err := c.authorize(info, deadline)
 	if err != nil {
 		return nil, err
+	}
+	if x.neg.Features.Has(FeatureEarlyRecords) {
+		// The opener may have sent early records (§5.5): announce, and
+		// enforce, limits that admit them.
+		set = set.withEarlyFloor()
 	}
 	s := newStream(c, set, qs, x.fr, x.neg, streamInfo{
 		role: RoleAcceptor, scope: x.peer.Scope, dataID: x.peer.DataID, metadata: x.peer.Metadata,
@@ -403,6 +425,9 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	})
 	reply := set.localHello()
 	if info.ResumeKey != nil {
+		if err := c.confirmBeforeTakeover(info.ResumeKey, deadline); err != nil {
+			return nil, err
+		}
 		applied, err := c.takeResumeKey(s, info, resumeFirst, deadline)
 		if err != nil {
 			return nil, err

@@ -20,7 +20,7 @@ import (
 // Like quic-go's Listener, Close stops accepting and leaves the
 // connections already accepted alone; Shutdown also ends them, gracefully.
 type Listener struct {
-	ql      *quic.Listener
+	ql      quicListener
 	set     *settings
 	streams *streamRegistry
 	ended   endedTotals // streams that detached from streams
@@ -73,7 +73,12 @@ func Listen(addr string, tlsConf *tls.Config, cfg *Config) (*Listener, error) {
 		return nil, fmt.Errorf("quicrecord: listen: %w", err)
 	}
 	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.resetKey()}
-	ql, err := tr.Listen(withALPN(tlsConf), cfg.quicConfig())
+	var ql quicListener
+	if qconf := cfg.quicConfig(); qconf.Allow0RTT {
+		ql, err = tr.ListenEarly(withALPN(tlsConf), qconf)
+	} else {
+		ql, err = tr.Listen(withALPN(tlsConf), qconf)
+	}
 	if err != nil {
 		_ = tr.Close()
 		_ = pc.Close()
@@ -98,7 +103,7 @@ func NewListener(ql *quic.Listener, cfg *Config) (*Listener, error) {
 	return newListener(ql, set), nil
 }
 
-func newListener(ql *quic.Listener, set *settings) *Listener {
+func newListener(ql quicListener, set *settings) *Listener {
 	l := &Listener{
 		ql:    ql,
 		set:   set,
@@ -112,7 +117,10 @@ func newListener(ql *quic.Listener, set *settings) *Listener {
 func (l *Listener) Addr() net.Addr { return l.ql.Addr() }
 
 // Accept waits for the next connection. After Close or Shutdown it
-// returns ErrClosed.
+// returns ErrClosed. When the listener allows 0-RTT (Config.QUIC.Allow0RTT,
+// NewEarlyListener), a connection may come before its handshake
+// completed: its TLS state (the client certificate) is final once
+// Conn.QUIC().HandshakeComplete() is closed.
 func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	qc, err := l.ql.Accept(ctx)
 	if err != nil {

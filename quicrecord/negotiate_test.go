@@ -31,22 +31,33 @@ func (p peerProfile) future() bool { return p.cfg == nil }
 
 var profiles = []peerProfile{
 	{name: "v1", maxVer: 1, cfg: func() *Config { return &Config{MaxProtocolVersion: 1} }},
-	// A v2 build from before window-update.
+	// A v2 build from before window-update (and compression, and
+	// early-records).
 	{name: "v2-prewindow", maxVer: 2, features: FeaturePiggybackAck | FeatureHalfClose, cfg: func() *Config {
-		return &Config{DisableFeatures: FeatureWindowUpdate | FeatureCompression}
+		return &Config{DisableFeatures: FeatureWindowUpdate | FeatureCompression | FeatureEarlyRecords}
 	}},
-	// A v2 build from before compression.
+	// A v2 build from before compression (and early-records).
 	{name: "v2-precompress", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose, cfg: func() *Config {
-		return &Config{DisableFeatures: FeatureCompression}
+		return &Config{DisableFeatures: FeatureCompression | FeatureEarlyRecords}
+	}},
+	// A v2 build from before early-records, compressing what it sends.
+	{name: "v2-preearly", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression, cfg: func() *Config {
+		return &Config{DisableFeatures: FeatureEarlyRecords, Stream: compressingStream()}
 	}},
 	// The current build, compressing what it sends (as much as its peer
-	// accepts), in batches that linger 500µs so that they are large
-	// enough to compress, with acks held as long as allowed for a batch to
-	// ride in.
-	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression, cfg: func() *Config {
-		return &Config{Stream: StreamConfig{Compression: CompressionAuto, FlushDelay: 500 * time.Microsecond, AckDelay: MaxAckDelay}}
+	// accepts).
+	{name: "v2", maxVer: 2, features: FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression | FeatureEarlyRecords, cfg: func() *Config {
+		return &Config{Stream: compressingStream()}
 	}},
 	{name: "v3", maxVer: 3, features: FeaturePiggybackAck},
+}
+
+// compressingStream is the stream settings of the matrix's compressing
+// profiles: compressing what they send, in batches that linger 500µs so
+// that they are large enough to compress, with acks held as long as
+// allowed for a batch to ride in.
+func compressingStream() StreamConfig {
+	return StreamConfig{Compression: CompressionAuto, FlushDelay: 500 * time.Microsecond, AckDelay: MaxAckDelay}
 }
 
 // TestNegotiationMatrix runs every pairing of peer generations, each
@@ -88,6 +99,12 @@ func negotiationWant(op, ac peerProfile) (uint64, Features) {
 	return v, op.features & ac.features & (FeaturePiggybackAck | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression)
 }
 
+// earlyWant says whether an optimistic open of op's to ac goes without
+// waiting for the reply (and negotiates early-records).
+func earlyWant(op, ac peerProfile) bool {
+	return min(op.maxVer, ac.maxVer) >= 2 && (op.features & ac.features).Has(FeatureEarlyRecords)
+}
+
 func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	infoCh := make(chan AcceptInfo, 1)
 	acfg := ac.cfg()
@@ -102,7 +119,7 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	}
 	require.Equal(t, wantVer, info.Negotiated.Version)
 	require.Equal(t, wantFeat, info.Negotiated.Features)
-	require.Equal(t, op.features, info.Negotiated.PeerFeatures)
+	require.Equal(t, op.features&^FeatureEarlyRecords, info.Negotiated.PeerFeatures, "a plain open does not announce early-records")
 
 	// Traffic: o → a always, a → o too when both; paced so that both
 	// directions are busy at once.
@@ -175,6 +192,41 @@ func runNegotiationCell(t *testing.T, op, ac peerProfile, both bool) {
 	require.Zero(t, sa.Errors.ProtocolViolations)
 	require.NoError(t, o.Close(context.Background()))
 	require.NoError(t, a.Close(context.Background()))
+	requireOptimisticGate(t, p, earlyWant(op, ac))
+}
+
+// requireOptimisticGate opens a second stream with OptimisticOpen on a
+// connection whose first stream was negotiated: it opens without waiting
+// for the reply exactly when the acceptor announced early-records, and
+// its records arrive either way.
+func requireOptimisticGate(t *testing.T, p *pair, early bool) {
+	ctx := context.Background()
+	start := time.Now()
+	o, err := p.client.OpenRecordStream(ctx, StreamOptions{Scope: "optimistic", OptimisticOpen: true})
+	require.NoError(t, err)
+	require.Equal(t, early, time.Since(start) == 0, "an optimistic open skips the wait for the reply only with early-records")
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	accepted := make(chan *RecordStream, 1)
+	applied := make(chan uint64, 1)
+	go func() {
+		a, err := p.server.AcceptRecordStream(actx)
+		accepted <- a
+		if err == nil {
+			applied <- applyChecked(t, actx, a)
+		}
+	}()
+	for seq := uint64(1); seq <= 2*EarlyWindowRecords; seq++ {
+		_, err := o.Send(ctx, payloadFor(seq))
+		require.NoError(t, err)
+	}
+	require.NoError(t, o.Barrier(ctx))
+	a := <-accepted
+	cancel()
+	require.Equal(t, uint64(2*EarlyWindowRecords), <-applied)
+	require.Zero(t, a.Snapshot().Errors.ProtocolViolations)
+	require.Equal(t, early, a.Negotiated().Features.Has(FeatureEarlyRecords))
+	require.Equal(t, early, o.Negotiated().Features.Has(FeatureEarlyRecords))
 }
 
 // runFutureCell pairs this library with a future peer, in either role.

@@ -37,6 +37,13 @@ type ResumeOptions struct {
 	// OnEvent, if set, is told of connection changes. It runs on the
 	// stream's connection goroutine and must not block.
 	OnEvent func(ResumeEvent)
+	// ZeroRTT makes DialResumable reconnect with 0-RTT (DialEarly, with a
+	// TLS session cache of its own when the tls.Config has none): the
+	// resume HELLO travels in the first flight of a reconnection, which
+	// saves the TLS round trip before the stream resumes. The acceptor's
+	// listener must allow 0-RTT. See DialEarly for what is and is not
+	// sent in 0-RTT, and the README for the replay trade-off.
+	ZeroRTT bool
 	// OnReject, if set, is called for every record the acceptor rejects,
 	// on the reader goroutine of the connection's stream; it must not
 	// block or close the stream. Barrier reports the rejections too.
@@ -164,8 +171,15 @@ type ResumableStream struct {
 // tlsConf and cfg are as for Dial; a client certificate binds the stream's
 // key to this client.
 func DialResumable(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, opts ResumeOptions) (*ResumableStream, error) {
+	if !opts.ZeroRTT {
+		return NewResumableStream(ctx, func(ctx context.Context) (*Conn, error) {
+			return Dial(ctx, addr, tlsConf, cfg)
+		}, cfg, opts)
+	}
+	var once sync.Once
+	var cache tls.ClientSessionCache
 	return NewResumableStream(ctx, func(ctx context.Context) (*Conn, error) {
-		return Dial(ctx, addr, tlsConf, cfg)
+		return DialEarly(ctx, addr, sessionCache(tlsConf, &once, &cache), cfg)
 	}, cfg, opts)
 }
 

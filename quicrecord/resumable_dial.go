@@ -42,7 +42,23 @@ const DefaultFailoverAttemptTimeout = 3 * time.Second
 // open: when the first acceptor that answers refuses the stream, it
 // returns that error.
 func FailoverDial(addrs []string, tlsConf *tls.Config, cfg *Config, attemptTimeout time.Duration) func(ctx context.Context) (*Conn, error) {
+	return newFailover(addrs, tlsConf, cfg, attemptTimeout, false)
+}
+
+// FailoverDialEarly is FailoverDial with 0-RTT reconnects: it dials with
+// DialEarly, through a TLS session cache of its own when tlsConf has
+// none, so that a resumable stream's resume HELLO travels in the first
+// flight of every connection after the first to an acceptor (whose
+// listener must allow 0-RTT). See DialEarly for what 0-RTT carries.
+func FailoverDialEarly(addrs []string, tlsConf *tls.Config, cfg *Config, attemptTimeout time.Duration) func(ctx context.Context) (*Conn, error) {
+	var once sync.Once
+	var cache tls.ClientSessionCache
+	return newFailover(addrs, sessionCache(tlsConf, &once, &cache), cfg, attemptTimeout, true)
+}
+
+func newFailover(addrs []string, tlsConf *tls.Config, cfg *Config, attemptTimeout time.Duration, early bool) func(ctx context.Context) (*Conn, error) {
 	f := &failover{
+		early:   early,
 		addrs:   append([]string(nil), addrs...),
 		tls:     tlsConf,
 		cfg:     cfg,
@@ -53,6 +69,7 @@ func FailoverDial(addrs []string, tlsConf *tls.Config, cfg *Config, attemptTimeo
 
 // failover is the state of one FailoverDial function.
 type failover struct {
+	early   bool // DialEarly (0-RTT)
 	addrs   []string
 	tls     *tls.Config
 	cfg     *Config
@@ -74,7 +91,7 @@ func (f *failover) dial(ctx context.Context) (*Conn, error) {
 	for i := range f.addrs {
 		idx := (start + i) % len(f.addrs)
 		actx, cancel := context.WithTimeout(ctx, f.timeout)
-		conn, err := Dial(actx, f.addrs[idx], f.tls, f.cfg)
+		conn, err := dial(actx, f.addrs[idx], f.tls, f.cfg, f.early)
 		cancel()
 		if err == nil {
 			f.mu.Lock()

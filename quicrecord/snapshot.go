@@ -160,7 +160,8 @@ func (s *RecordStream) snapshot() RecordSnapshot {
 // negotiated protocol and state. It allocates nothing for a live stream.
 func (s *RecordStream) fillState(id *StreamIdentity, st *StreamStatus) {
 	id.Scope, id.Conn, id.StreamID, id.DataID = s.info.scope, s.conn.id, s.id, s.info.dataID
-	id.Role, id.Version, id.Features = s.info.role, s.neg.Version, s.neg.Features
+	neg := s.negotiated()
+	id.Role, id.Version, id.Features = s.info.role, neg.Version, neg.Features
 	st.State = StateOpen
 	if s.ctx.Err() != nil {
 		cause := context.Cause(s.ctx)

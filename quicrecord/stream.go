@@ -84,18 +84,26 @@ type RecordStream struct {
 	set  *settings
 	id   StreamID
 	info streamInfo
-	neg  Negotiated
-	// Effective send limits, fixed at negotiation.
-	piggyback   bool
-	halfClose   bool // CloseWrite ends the records with DONE (FeatureHalfClose)
-	maxSendRec  int  // largest record Send accepts
-	batchBytes  int  // encoded record bytes per BATCH
-	windowRecs  int  // hard caps of the send window: local limit and the peer's HELLO
+	// neg and the effective send limits below are set by
+	// applyNegotiated: before the loops start, and for an optimistic open
+	// (early.go) once more by the reader loop when the acceptor's reply
+	// arrives. Hence the atomics; windowRecs and windowBytes are read
+	// only by the reader loop (and before it starts).
+	neg         atomic.Pointer[Negotiated]
+	piggyback   atomic.Bool
+	halfClose   atomic.Bool  // CloseWrite ends the records with DONE (FeatureHalfClose)
+	maxSendRec  atomic.Int64 // largest record Send accepts
+	batchBytes  atomic.Int64 // encoded record bytes per BATCH
+	windowRecs  int          // hard caps of the send window: local limit and the peer's HELLO
 	windowBytes int
 	// compression is set when FeatureCompression is effective: the peer
 	// may send compressed batches; peerCodecs are those it accepts.
 	compression bool
 	peerCodecs  compress.CodecSet
+	// replyPending is set while an optimistic open waits for the
+	// acceptor's reply (early.go): the send direction does not end
+	// before it.
+	replyPending atomic.Bool
 	// flushWatch counts the Flush and Barrier calls waiting for records to
 	// be written: while there are none, the writer records each batch as
 	// written without taking smu, and takes it once per pass. ackRung is
@@ -331,23 +339,12 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 		set:        set,
 		id:         streamID(qs),
 		info:       info,
-		neg:        neg,
-		piggyback:  neg.PiggybackAcks(),
-		halfClose:  neg.Features.Has(FeatureHalfClose),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
 		fr:         fr,
 	}
-	pl := neg.PeerLimits
-	s.maxSendRec = int(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8))
-	s.batchBytes = int(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve))
-	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
-	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
-	s.compression = neg.Features.Has(FeatureCompression)
-	for _, c := range neg.PeerCodecs {
-		s.peerCodecs = s.peerCodecs.With(codecOf(c))
-	}
+	s.applyNegotiated(neg)
 	s.snd.nextSeq = 1
 	s.applyEvery = 16
 	s.initWindows()
@@ -362,6 +359,28 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 	return s
 }
 
+// applyNegotiated sets the outcome of the negotiation and the send
+// limits that follow from it. Called by newStream, and by the reader loop
+// of an optimistic open when the reply arrives (with smu held).
+func (s *RecordStream) applyNegotiated(neg Negotiated) {
+	s.neg.Store(&neg)
+	s.piggyback.Store(neg.PiggybackAcks())
+	s.halfClose.Store(neg.Features.Has(FeatureHalfClose))
+	pl, set := neg.PeerLimits, s.set
+	s.maxSendRec.Store(int64(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8)))
+	s.batchBytes.Store(int64(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve)))
+	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
+	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
+	s.compression = neg.Features.Has(FeatureCompression)
+	s.peerCodecs = 0
+	for _, c := range neg.PeerCodecs {
+		s.peerCodecs = s.peerCodecs.With(codecOf(c))
+	}
+}
+
+// negotiated returns the outcome of the negotiation (see applyNegotiated).
+func (s *RecordStream) negotiated() *Negotiated { return s.neg.Load() }
+
 func (s *RecordStream) start() {
 	s.smu.Lock()
 	s.snd.started = true
@@ -369,7 +388,8 @@ func (s *RecordStream) start() {
 	go s.writeLoop()
 	go s.readLoop()
 	if s.log != nil {
-		s.log.Debug("record stream open", "version", s.neg.Version, "features", s.neg.Features.String())
+		neg := s.negotiated()
+		s.log.Debug("record stream open", "version", neg.Version, "features", neg.Features.String(), "reply_pending", s.replyPending.Load())
 	}
 }
 
@@ -381,7 +401,10 @@ func (s *RecordStream) Context() context.Context { return s.ctx }
 func (s *RecordStream) StreamID() StreamID { return s.id }
 
 // Negotiated returns the outcome of the stream's capability negotiation.
-func (s *RecordStream) Negotiated() Negotiated { return s.neg }
+// A stream opened optimistically (StreamOptions.OptimisticOpen) reports
+// the early profile (version 1, no features, the early limits of
+// docs/PROTOCOL.md §5.5) until the acceptor's reply arrives.
+func (s *RecordStream) Negotiated() Negotiated { return *s.negotiated() }
 
 // Role says whether this side opened or accepted the stream.
 func (s *RecordStream) Role() Role { return s.info.role }
@@ -403,7 +426,7 @@ func (s *RecordStream) Metadata() map[string]string {
 
 // MaxRecordSize returns the largest record Send accepts on this stream:
 // the smaller of this side's MaxRecordSize and the peer's.
-func (s *RecordStream) MaxRecordSize() int { return s.maxSendRec }
+func (s *RecordStream) MaxRecordSize() int { return int(s.maxSendRec.Load()) }
 
 // SetPriority sets the QUIC scheduling priority of the stream's data
 // relative to the connection's other streams (see quic-go's

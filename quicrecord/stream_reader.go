@@ -19,7 +19,10 @@ import (
 func (s *RecordStream) readLoop() {
 	defer s.conn.wg.Done()
 	defer close(s.readerDone)
-	err := s.readFrames()
+	err := s.readReply()
+	if err == nil {
+		err = s.readFrames()
+	}
 	s.readerExit(err)
 }
 
@@ -220,7 +223,7 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	if err != nil {
 		return s.frameError(err)
 	}
-	if b.HasAck && !s.piggyback {
+	if b.HasAck && !s.piggyback.Load() {
 		return s.protocolError(CodeUnexpectedFrame, "piggybacked ack on a stream that did not negotiate it", nil)
 	}
 	if !b.Compressed() {
@@ -337,7 +340,7 @@ func (s *RecordStream) handleAck(payload []byte) error {
 // errors may come, and Recv and Apply end once the queue is empty. The
 // writer is woken, as a half-closed stream's FIN may now be due.
 func (s *RecordStream) handleDone(payload []byte) error {
-	if !s.halfClose {
+	if !s.halfClose.Load() {
 		return s.protocolError(CodeUnexpectedFrame, "DONE on a stream that did not negotiate half-close", nil)
 	}
 	last, _, err := frames.ParseDone(payload)

@@ -17,8 +17,14 @@ import (
 // fails at once with an error matching [ErrRecordTooLarge], and the
 // stream goes on. After the stream ends Send returns its terminal error.
 func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
-	if len(data) > s.maxSendRec {
-		return 0, errTooLarge(len(data), s.maxSendRec)
+	if len(data) > int(s.maxSendRec.Load()) && s.replyPending.Load() {
+		// Above the early profile's record limit: wait for the reply.
+		if err := s.waitReply(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if limit := int(s.maxSendRec.Load()); len(data) > limit {
+		return 0, errTooLarge(len(data), limit)
 	}
 	s.smu.Lock()
 	for {
@@ -58,7 +64,7 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 		if n == 0 && s.set.flushDelay > 0 {
 			s.snd.pendAt = now
 		}
-		buf, pooled := s.conn.segBuf(hdrReserve + max(rl, s.batchBytes))
+		buf, pooled := s.conn.segBuf(hdrReserve + max(rl, int(s.batchBytes.Load())))
 		s.snd.segs = append(s.snd.segs, segment{buf: buf, pooled: pooled, first: seq})
 		s.snd.win.OnBatch(seq, now)
 		n++
@@ -84,7 +90,9 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 
 // Flush waits until every record sent before the call has been handed to
 // the QUIC stream, skipping any FlushDelay linger. It does not wait for the
-// peer; see [RecordStream.Barrier].
+// peer; see [RecordStream.Barrier]. On a stream opened optimistically
+// (StreamOptions.OptimisticOpen) that the acceptor refused, it fails with
+// the refusal.
 func (s *RecordStream) Flush(ctx context.Context) error {
 	s.smu.Lock()
 	target := s.snd.nextSeq - 1
@@ -94,6 +102,13 @@ func (s *RecordStream) Flush(ctx context.Context) error {
 
 func (s *RecordStream) waitFlushed(ctx context.Context, target uint64) error {
 	s.smu.Lock()
+	if s.snd.err != nil && s.replyPending.Load() {
+		// An optimistic open that ended without a reply (a refusal): what
+		// was handed to QUIC went nowhere (early.go).
+		err := s.snd.err
+		s.smu.Unlock()
+		return err
+	}
 	for s.snd.flushedSeq < target {
 		if s.snd.err != nil {
 			err := s.snd.err

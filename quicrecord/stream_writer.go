@@ -34,8 +34,12 @@ type writer struct {
 	doneSent bool
 
 	// enc compresses batches (nil: they go plain), into buffers of the
-	// connection's pool (see compressBatch).
-	enc *compress.Encoder
+	// connection's pool (see compressBatch). It is made once the
+	// negotiation is final (encReady): an optimistic open sends its early
+	// batches plain, and the reader loop sets the peer's codecs when the
+	// reply arrives.
+	enc      *compress.Encoder
+	encReady bool
 }
 
 // ending says how the send direction is to end, once everything queued is
@@ -82,7 +86,7 @@ const abortTimeout = time.Second
 func (s *RecordStream) writeLoop() {
 	defer s.conn.wg.Done()
 	defer close(s.writerDone)
-	w := &writer{timer: time.AfterFunc(time.Hour, s.wakeWriter), enc: s.newEncoder()}
+	w := &writer{timer: time.AfterFunc(time.Hour, s.wakeWriter)}
 	w.timer.Stop()
 	defer w.timer.Stop()
 	sendCtx := s.qs.Context()
@@ -160,6 +164,11 @@ func (s *RecordStream) pass(w *writer) (passNext, error) {
 	if take || plan != ackNone || len(acks.errs) > 0 || acks.windowDue {
 		s.ctr.touch(now)
 	}
+	if end != endingNone && s.replyPending.Load() {
+		// How the direction ends depends on the reply (§5.5); the reply
+		// rings the doorbell.
+		return passSleep, nil
+	}
 	switch end {
 	case endingAll:
 		return s.finishIfDrained(w)
@@ -216,7 +225,7 @@ func (s *RecordStream) lingerLocked(now time.Time, closing bool) bool {
 		return false
 	}
 	sg := &s.snd.segs[0]
-	return sg.count < s.set.maxBatchRecords && sg.bytes < s.batchBytes && now.Sub(s.snd.pendAt) < s.set.flushDelay
+	return sg.count < s.set.maxBatchRecords && sg.bytes < int(s.batchBytes.Load()) && now.Sub(s.snd.pendAt) < s.set.flushDelay
 }
 
 // ackPlan says how a pass conveys the pending ack.
@@ -237,9 +246,9 @@ func (s *RecordStream) planAck(w *writer, a *ackWork, take, closing bool, now ti
 	switch {
 	case !a.due:
 		return ackNone
-	case take && s.piggyback:
+	case take && s.piggyback.Load():
 		return ackPiggybacked
-	case s.piggyback && s.set.ackDelay > 0 && !closing &&
+	case s.piggyback.Load() && s.set.ackDelay > 0 && !closing &&
 		now.Sub(w.lastBatch) < s.set.ackDelay && now.Sub(a.since) < s.set.ackDelay:
 		w.ackUntil = a.since.Add(s.set.ackDelay)
 		return ackNone
@@ -349,7 +358,7 @@ func (s *RecordStream) ackBetween(w *writer) (piggy bool, ack uint64, err error)
 	plan := ackNone
 	if a.due {
 		plan = ackStandalone
-		if s.piggyback {
+		if s.piggyback.Load() {
 			plan = ackPiggybacked
 		}
 	}
@@ -415,7 +424,7 @@ func (s *RecordStream) flushed(seq uint64) {
 // §8.4). Without it, the FIN goes out once nothing is left to write, and
 // no ack can follow it.
 func (s *RecordStream) endRecords(w *writer) (passNext, error) {
-	if !s.halfClose {
+	if !s.halfClose.Load() {
 		return s.finishIfDrained(w)
 	}
 	if !w.doneSent {

@@ -187,12 +187,15 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		cfg.StatelessResetKey = key
 		log.Info("stateless reset key", "file", path, "created", created)
 	}
+	q := quicrecord.DefaultQUICConfig()
 	if o.idleTimeout > 0 {
-		q := quicrecord.DefaultQUICConfig()
 		q.MaxIdleTimeout = o.idleTimeout
 		q.KeepAlivePeriod = min(q.KeepAlivePeriod, o.idleTimeout/2)
-		cfg.QUIC = q
 	}
+	// 0-RTT reconnects of resumable streams (edge-agent): replay-safe, see
+	// the README; plain streams wait for the handshake on both sides.
+	q.Allow0RTT = true
+	cfg.QUIC = q
 	ln, err := quicrecord.Listen(o.addr, tlsConf, cfg)
 	if err != nil {
 		return err
@@ -270,6 +273,15 @@ func serverTLS(o options) (*tls.Config, identity.Fingerprint, error) {
 }
 
 func (c *collector) serveConn(ctx context.Context, conn *quicrecord.Conn, wg *sync.WaitGroup) {
+	// With 0-RTT allowed, a connection is accepted before its handshake
+	// completes; the client certificate is known once it has.
+	select {
+	case <-conn.QUIC().HandshakeComplete():
+	case <-ctx.Done():
+		return
+	case <-conn.Context().Done():
+		return
+	}
 	peer := peerIdentity(conn.QUIC().ConnectionState().TLS)
 	c.log.Info("connection", "remote", conn.RemoteAddr().String(), "client_cert", peer != "")
 	for {

@@ -43,6 +43,17 @@
 //	-compression C     batch compression: auto (the default: S2, skipping
 //	                   data that does not shrink), s2, zstd (smaller, more
 //	                   CPU: slow or metered links) or off
+//	-migrate-addr A    local address of the socket the connection moves to
+//	                   on SIGHUP (any address, a new port when empty)
+//	-migrate-after D   also move it once, D after the start (0: only on SIGHUP)
+//
+// Reconnections use 0-RTT (quicrecord.FailoverDialEarly): the resume
+// HELLO rides in the first flight of every connection after the first,
+// which saves the TLS round trip (the collector allows 0-RTT; see the
+// README for why a replay of it is harmless). When the network changes
+// under the agent (Wi-Fi to cellular), SIGHUP moves the live connection
+// to a new socket by QUIC path probing: no reconnection, no replay; a path
+// that does not answer within 5 s leaves the connection where it was.
 //
 // The collector is always verified: by its key with -pin (package
 // identity: the handshake fails unless the collector proves it holds the

@@ -32,7 +32,19 @@ func main() {
 		<-ctx.Done()
 		stop() // a second signal kills the agent at once, without draining
 	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// SIGHUP: the network changed; move the connection (see -migrate-addr).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	migrate := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case migrate <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	code := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr, migrate)
 	stop()
 	os.Exit(code)
 }
@@ -58,12 +70,20 @@ type options struct {
 	checkpoint   time.Duration
 	drainTimeout time.Duration
 	compression  quicrecord.Compression
+	migrateAddr  string
+	migrateAfter time.Duration
 }
 
 // run is the whole program; it returns the exit code. When ctx ends, the
 // agent stops reading its source, waits for what it sent to be applied
 // (at most -drain-timeout) and exits.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, stdout, stderr, nil)
+}
+
+// runWith is run with a channel that asks for a connection migration
+// (main sends on it for every SIGHUP).
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, migrate <-chan struct{}) int {
 	fs := flag.NewFlagSet("edge-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -91,6 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.checkpoint, "checkpoint", 250*time.Millisecond, "how often the state file is brought up to date")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "at exit, how long to wait for the collector to apply what was sent")
 	compression := fs.String("compression", "auto", "batch compression: auto (S2, skipping data that does not shrink), s2, zstd (smaller, more CPU: slow or metered links) or off")
+	fs.StringVar(&o.migrateAddr, "migrate-addr", "", "local address (IP:port, port 0 for any) of the socket the connection moves to on SIGHUP, after the network changed: probe and switch, no reconnect (empty: a new socket of the same family on any address)")
+	fs.DurationVar(&o.migrateAfter, "migrate-after", 0, "move the connection to -migrate-addr once, this long after the start (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -119,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge-agent: -compression must be auto, s2, zstd or off")
 		return 2
 	}
-	if err := agent(ctx, o, stdout, &lockedWriter{w: stderr}); err != nil {
+	if err := agent(ctx, o, stdout, &lockedWriter{w: stderr}, migrate); err != nil {
 		fmt.Fprintf(stderr, "edge-agent: %v\n", err)
 		return 1
 	}
@@ -144,7 +166,7 @@ type position struct {
 	off int64
 }
 
-func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
+func agent(ctx context.Context, o options, stdout, stderr io.Writer, migrate <-chan struct{}) error {
 	start := time.Now()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "edge-agent: %6.1fs "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
@@ -236,6 +258,9 @@ func agent(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		printSummary(stdout, summary{key: st.Key, source: srcName, first: first, elapsed: time.Since(start)})
 		return nil
 	}
+
+	stopMigrations := migrations(ctx, o, rs, migrate, logf)
+	defer stopMigrations()
 
 	// Checkpoints and progress run beside the send loop.
 	var (
@@ -418,7 +443,9 @@ func printSummary(w io.Writer, s summary) {
 // business.
 func dial(ctx context.Context, o options, tlsConf *tls.Config, cfg *quicrecord.Config, opts quicrecord.ResumeOptions, logf func(string, ...any)) (*quicrecord.ResumableStream, error) {
 	backoff := o.minBackoff
-	connect := quicrecord.FailoverDial(strings.Split(o.addr, ","), tlsConf, cfg, 0)
+	// 0-RTT reconnects: the resume HELLO rides in the first flight of
+	// every connection after the first (the collector allows 0-RTT).
+	connect := quicrecord.FailoverDialEarly(strings.Split(o.addr, ","), tlsConf, cfg, 0)
 	for {
 		rs, err := quicrecord.NewResumableStream(ctx, connect, cfg, opts)
 		if err == nil {

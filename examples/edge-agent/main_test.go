@@ -376,3 +376,41 @@ func TestHelp(t *testing.T) {
 		t.Errorf("-h does not list -pin:\n%s", help)
 	}
 }
+
+// TestAgentMigrates: asked to migrate (as SIGHUP does) mid-stream, the
+// agent moves its connection to a new socket by probe and switch: the
+// stream carries on without a disconnection, and every record is applied
+// once.
+func TestAgentMigrates(t *testing.T) {
+	tc := newTestCollector(t)
+	state := filepath.Join(t.TempDir(), "agent.state")
+	migrate := make(chan struct{}, 1)
+	args := []string{"-addr", tc.addr, "-pin", tc.pin, "-state", state, "-rate", "2000", "-name", "m", "-progress", "0", "-generate", "1000",
+		"-migrate-addr", "127.0.0.1:0"}
+	var stdout, stderr outbuf.Buffer
+	done := make(chan int, 1)
+	go func() { done <- runWith(t.Context(), args, &stdout, &stderr, migrate) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(state); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	key := stateKey(t, state)
+	tc.waitFor(key, 200)
+	migrate <- struct{}{}
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	log := stderr.String()
+	if !strings.Contains(log, "connection moved to 127.0.0.1:") {
+		t.Errorf("no migration in the log:\n%s", log)
+	}
+	if n := strings.Count(log, "disconnected"); n != 0 {
+		t.Errorf("%d disconnections, want none:\n%s", n, log)
+	}
+	if n := len(tc.records(key)); n != 1000 {
+		t.Errorf("%d records applied, want 1000", n)
+	}
+}

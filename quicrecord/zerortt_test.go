@@ -1,0 +1,351 @@
+package quicrecord
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/testutils/simnet"
+	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/internal/simtest"
+)
+
+const zeroRTT = 50 * time.Millisecond
+
+// zeroRTTQUIC is the QUIC configuration of both ends: a short idle
+// timeout, so that both sides give a lost connection up quickly, and
+// 0-RTT allowed on the server.
+func zeroRTTQUIC() *quic.Config {
+	q := DefaultQUICConfig()
+	q.MaxIdleTimeout = time.Second
+	q.KeepAlivePeriod = 300 * time.Millisecond
+	q.Allow0RTT = true
+	return q
+}
+
+// applyLog is the server's applied records: when each sequence number was
+// applied, and how often.
+type applyLog struct {
+	mu    sync.Mutex
+	at    map[uint64]time.Time
+	twice atomic.Uint64
+	// early counts the streams accepted before their connection's
+	// handshake completed (their HELLO came in 0-RTT), plain and
+	// resumable; late those accepted after.
+	early, late map[bool]int
+}
+
+func (l *applyLog) applied(seq uint64) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.at[seq]
+	return t, ok
+}
+
+// reconnectNet is a resumable stream's client and an acceptor with a
+// resume store over a router that can cut the path, at RTT zeroRTT.
+type reconnectNet struct {
+	router   *simtest.Router
+	cut      atomic.Bool // the path is cut: dialing fails at once, as with a network down
+	ln       *Listener
+	log      *applyLog
+	dialAt   atomic.Int64 // unix nanos of the last dial attempt that had a path
+	dial     func(ctx context.Context) (*Conn, error)
+	serverMu sync.Mutex
+	servers  []*Conn
+}
+
+func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
+	t.Helper()
+	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}, early: map[bool]int{}, late: map[bool]int{}}}
+	var router simnet.Router = m.router
+	if wrap != nil {
+		router = wrap(m.router)
+	}
+	n := simtest.NewNet(t, router, simtest.Latency(zeroRTT/2))
+	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
+	n.Start()
+	stls, ctls := tlsPair(t)
+	eln, err := simtest.Transport(t, sconn).ListenEarly(withALPN(stls), zeroRTTQUIC())
+	require.NoError(t, err)
+	scfg := &Config{ResumeStore: NewResumeStore(ResumeStoreConfig{}), QUIC: zeroRTTQUIC()}
+	m.ln, err = NewEarlyListener(eln, scfg)
+	require.NoError(t, err)
+	m.serve(t)
+
+	ctr := simtest.Transport(t, cconn)
+	ctls = withALPN(ctls)
+	ctls.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+	m.dial = func(ctx context.Context) (*Conn, error) {
+		if m.cut.Load() {
+			return nil, errors.New("network unreachable")
+		}
+		m.dialAt.Store(time.Now().UnixNano())
+		d := ctr.Dial
+		if early {
+			d = ctr.DialEarly
+		}
+		qc, err := d(ctx, simServerAddr, ctls, zeroRTTQUIC())
+		if err != nil {
+			return nil, err
+		}
+		return NewConn(qc, &Config{QUIC: zeroRTTQUIC()})
+	}
+	return m
+}
+
+// serve accepts connections and streams and applies every record,
+// logging when and failing the test on a record applied twice.
+func (m *reconnectNet) serve(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		_ = m.ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := m.ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			m.serverMu.Lock()
+			m.servers = append(m.servers, conn)
+			m.serverMu.Unlock()
+			wg.Go(func() {
+				defer conn.Close()
+				for {
+					s, err := conn.AcceptRecordStream(ctx)
+					if err != nil {
+						return
+					}
+					m.log.mu.Lock()
+					select {
+					case <-conn.QUIC().HandshakeComplete():
+						m.log.late[s.ResumeKey() != nil]++
+					default:
+						m.log.early[s.ResumeKey() != nil]++
+					}
+					m.log.mu.Unlock()
+					wg.Go(func() {
+						_ = s.Apply(ctx, func(r Record) error {
+							m.log.mu.Lock()
+							if _, dup := m.log.at[r.Seq]; dup {
+								m.log.twice.Add(1)
+							}
+							m.log.at[r.Seq] = time.Now()
+							m.log.mu.Unlock()
+							return nil
+						})
+					})
+				}
+			})
+		}
+	})
+}
+
+// reconnectTime sends 100 records, loses the connection (the path is cut
+// for 3 s, longer than both sides' idle timeout), sends 10 more, restores
+// the path and returns how long after the first dial attempt with a path
+// the first record sent while cut (101) was applied.
+func reconnectTime(t *testing.T, early bool) (time.Duration, *reconnectNet) {
+	m := newReconnectNet(t, early, nil)
+	rs := m.loseAndResume(t, nil)
+	defer rs.Close(context.Background())
+	applied, ok := m.log.applied(101)
+	require.True(t, ok)
+	require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+	return applied.Sub(time.Unix(0, m.dialAt.Load())), m
+}
+
+// loseAndResume opens a resumable stream, sends 100 records, cuts the
+// path for 3 s (longer than both sides' idle timeout) while it sends 10
+// more, calls beforeRestore, restores the path and waits until all 110
+// were applied.
+func (m *reconnectNet) loseAndResume(t *testing.T, beforeRestore func()) *ResumableStream {
+	ctx := context.Background()
+	rs, err := NewResumableStream(ctx, m.dial, &Config{QUIC: zeroRTTQUIC()}, ResumeOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	require.NoError(t, err)
+	for i := range 100 {
+		_, err := rs.Send(ctx, []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, rs.Barrier(ctx))
+	time.Sleep(zeroRTT) // the session ticket arrives after the handshake
+	m.router.Cut()
+	m.cut.Store(true)
+	for i := range 10 {
+		_, err := rs.Send(ctx, []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	time.Sleep(3 * time.Second)
+	require.False(t, rs.Snapshot().Connected)
+	if beforeRestore != nil {
+		beforeRestore()
+	}
+	m.cut.Store(false)
+	m.router.Restore()
+	require.NoError(t, rs.Barrier(ctx))
+	return rs
+}
+
+// TestResumable0RTTReconnect: at RTT 50 ms, a resumable stream whose
+// connection was lost applies its first replayed record 2.5 RTT after the
+// path is back with a full handshake (TLS round trip, HELLO round trip,
+// half a round trip for the record), and 1.5 RTT with 0-RTT, where the
+// resume HELLO travels in the first flight.
+func TestResumable0RTTReconnect(t *testing.T) {
+	var full, early time.Duration
+	synctest.Test(t, func(t *testing.T) { full, _ = reconnectTime(t, false) })
+	synctest.Test(t, func(t *testing.T) {
+		var m *reconnectNet
+		early, m = reconnectTime(t, true)
+		m.serverMu.Lock()
+		last := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.True(t, last.QUIC().ConnectionState().Used0RTT, "the reconnection used 0-RTT")
+		m.log.mu.Lock()
+		defer m.log.mu.Unlock()
+		require.Equal(t, 1, m.log.early[true], "the resume HELLO came in 0-RTT")
+	})
+	t.Logf("first replayed record applied after the path is back: %v with a full handshake, %v with 0-RTT (RTT %v)", full, early, zeroRTT)
+	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
+	require.LessOrEqual(t, early, zeroRTT+zeroRTT/2+zeroRTT/10)
+	require.Less(t, early, full)
+}
+
+// replayRouter is a simtest.Router that, once armed, captures the
+// client's first flight (every packet it sends within a millisecond of
+// the first), delivers each of those packets twice, and can replay them
+// later from another address, as an attacker who recorded them would.
+type replayRouter struct {
+	*simtest.Router
+	mu       sync.Mutex
+	armed    bool
+	firstAt  time.Time
+	captured []simnet.Packet
+}
+
+func (r *replayRouter) SendPacket(p simnet.Packet) error {
+	r.mu.Lock()
+	dup := false
+	if r.armed && p.From.String() == simClientAddr.String() {
+		if r.firstAt.IsZero() {
+			r.firstAt = time.Now()
+		}
+		if time.Since(r.firstAt) <= time.Millisecond {
+			r.captured = append(r.captured, simnet.Packet{To: p.To, From: p.From, Data: bytes.Clone(p.Data)})
+			dup = true
+		}
+	}
+	r.mu.Unlock()
+	if dup {
+		_ = r.Router.SendPacket(simnet.Packet{To: p.To, From: p.From, Data: bytes.Clone(p.Data)})
+	}
+	return r.Router.SendPacket(p)
+}
+
+func (r *replayRouter) arm() {
+	r.mu.Lock()
+	r.armed = true
+	r.mu.Unlock()
+}
+
+// replay sends the captured flight again from addr.
+func (r *replayRouter) replay(from net.Addr) int {
+	r.mu.Lock()
+	pkts := r.captured
+	r.mu.Unlock()
+	for _, p := range pkts {
+		_ = r.Router.SendPacket(simnet.Packet{To: p.To, From: from, Data: bytes.Clone(p.Data)})
+	}
+	return len(pkts)
+}
+
+// attackerAddr is where the replayed flight comes from.
+var attackerAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.66"), Port: 6666}
+
+// TestResumable0RTTReplay: the client's first flight of a 0-RTT
+// reconnection (resume HELLO in 0-RTT) is delivered twice, and replayed
+// later from another address while the resumed stream is live. Nothing
+// is applied twice, the replayed resume HELLO does not take the key from
+// the live stream (it waits for a handshake the replay cannot complete,
+// and is refused), and the live stream goes on without a reconnection.
+func TestResumable0RTTReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rr *replayRouter
+		m := newReconnectNet(t, true, func(r *simtest.Router) simnet.Router {
+			rr = &replayRouter{Router: r}
+			return rr
+		})
+		rs := m.loseAndResume(t, rr.arm)
+		defer rs.Close(context.Background())
+		ctx := context.Background()
+		resumes := rs.Snapshot().Stats.Resumes
+		require.Equal(t, uint64(1), resumes)
+		m.serverMu.Lock()
+		live := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.True(t, live.QUIC().ConnectionState().Used0RTT)
+
+		time.Sleep(500 * time.Millisecond)
+		require.Positive(t, rr.replay(attackerAddr))
+		time.Sleep(DefaultHelloTimeout + time.Second)
+		for i := range 10 {
+			_, err := rs.Send(ctx, []byte{byte(i)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, rs.Barrier(ctx))
+
+		require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+		_, ok := m.log.applied(120)
+		require.True(t, ok)
+		snap := rs.Snapshot()
+		require.True(t, snap.Connected)
+		require.Equal(t, resumes, snap.Stats.Resumes, "the live stream kept its key and its connection")
+		m.serverMu.Lock()
+		replayed := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.NotSame(t, live, replayed, "the replay made a connection of its own")
+		require.Equal(t, attackerAddr.String(), replayed.RemoteAddr().String())
+		require.Equal(t, uint64(1), replayed.ZeroRTTHeld(), "the replayed resume HELLO waited for the handshake")
+		require.Equal(t, uint64(1), replayed.RefusedStreams(), "and was refused")
+	})
+}
+
+// TestPlainStreamNot0RTT: on a connection dialed with 0-RTT, a plain
+// stream's HELLO (and so its records) waits for the handshake, while a
+// resumable stream's HELLO travels in 0-RTT.
+func TestPlainStreamNot0RTT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newReconnectNet(t, true, nil)
+		ctx := context.Background()
+		first, err := m.dial(ctx) // a full handshake: the session ticket
+		require.NoError(t, err)
+		time.Sleep(2 * zeroRTT) // the ticket follows the handshake
+		require.NoError(t, first.Close())
+		conn, err := m.dial(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		s, err := conn.OpenRecordStream(ctx, StreamOptions{Scope: "plain"})
+		require.NoError(t, err)
+		_, err = s.Send(ctx, []byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, s.Barrier(ctx))
+		require.True(t, conn.QUIC().ConnectionState().Used0RTT)
+		m.log.mu.Lock()
+		defer m.log.mu.Unlock()
+		require.Zero(t, m.log.early[false], "no plain stream in 0-RTT")
+		require.Equal(t, 1, m.log.late[false])
+	})
+}
