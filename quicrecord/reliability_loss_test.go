@@ -39,6 +39,9 @@ func lossMatrix(t *testing.T) map[float64][]uint64 {
 // throughout: nothing lost, nothing duplicated, nothing out of order,
 // acked ⊆ applied ⊆ sent; Barrier returns nil and then applied == sent.
 func TestReliabilityLossJitter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak (20 seeds × 100,000 records): skipped under -short; TestReliabilityManyStreamsLoss and TestReliabilityBlackout cover loss and jitter")
+	}
 	t.Parallel()
 	m := lossMatrix(t)
 	for _, loss := range []float64{0, 0.01, 0.05, 0.10} {

@@ -134,6 +134,9 @@ func countLines(path string) int {
 // transfer, with the same state file and the same sink. At the end the
 // sink holds every record of the agent's stream exactly once, in order.
 func TestCollectorSIGKILLRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak (about 13 s of rate-limited records, 5 kills): skipped under -short; TestCollectorRestartResetsAgents covers a kill and restart")
+	}
 	t.Parallel()
 	const (
 		records = 20_000
