@@ -82,6 +82,7 @@ func TestR3CollectorKilledMidTransfer(t *testing.T) {
 // shut down during the transfer; a new leader takes over and the stream
 // still holds every record once, in order.
 func TestR3StreamLeaderShutdownMidTransfer(t *testing.T) {
+	t.Parallel()
 	const n = 20_000
 	srvs := startCluster(t)
 	urls := []string{srvs[0].ClientURL(), srvs[1].ClientURL(), srvs[2].ClientURL()}
