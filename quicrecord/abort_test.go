@@ -3,6 +3,7 @@ package quicrecord
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -130,23 +131,27 @@ func requireLocalAbort(t *testing.T, b *busyStream, code ErrorCode, reason strin
 // after whole batches only, ERROR(seq 0, UNEXPECTED_FRAME, "second
 // HELLO") and then the reset with that code.
 func TestAbortReasonBusyViolation(t *testing.T) {
-	busyRounds := 0
+	t.Parallel()
+	var busyRounds atomic.Int64 // the rounds run in parallel
+	t.Cleanup(func() {
+		t.Logf("%d of %d rounds had batches in flight between the violation and the ERROR", busyRounds.Load(), abortRounds)
+	})
 	for round := range abortRounds {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				b := newBusyStream(t, true)
 				threshold := 64<<10 + round*(97<<10)
 				f, after := b.readUntilError(t, threshold, func() { b.raw.write(rawHello().Append(nil)) })
 				require.Equal(t, frames.ErrorFrame{Code: CodeUnexpectedFrame, Reason: "second HELLO"}, f)
 				if after > 0 {
-					busyRounds++
+					busyRounds.Add(1)
 				}
 				requireLocalAbort(t, b, CodeUnexpectedFrame, "second HELLO")
 				require.NoError(t, b.s.Close(context.Background()))
 			})
 		})
 	}
-	t.Logf("%d of %d rounds had batches in flight between the violation and the ERROR", busyRounds, abortRounds)
 }
 
 // TestAbortReasonBusyCloseWithError: a stream sending flat out is closed
@@ -154,10 +159,12 @@ func TestAbortReasonBusyViolation(t *testing.T) {
 // raw peer receives ERROR(seq 0, code, reason) after whole batches, then
 // the reset; CloseWithError returns once the loops ended.
 func TestAbortReasonBusyCloseWithError(t *testing.T) {
+	t.Parallel()
 	const code = CodeApplicationMin + 7
 	const reason = "shutting down: disk full — réessayez"
 	for round := range abortRounds {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				b := newBusyStream(t, true)
 				closed := make(chan error, 1)
@@ -177,10 +184,12 @@ func TestAbortReasonBusyCloseWithError(t *testing.T) {
 // library on both ends: the receiving side's Apply and its stream's cause
 // report the sender's code and exact reason, as a remote error.
 func TestAbortReasonBusyCloseWithErrorLibraryPeer(t *testing.T) {
+	t.Parallel()
 	const code = CodeApplicationMin + 8
 	const reason = "rebalancing"
 	for round := range abortRounds {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				p := newSimPair(t, nil, nil, nil, simRTT/2)
@@ -229,6 +238,7 @@ func TestAbortReasonBusyCloseWithErrorLibraryPeer(t *testing.T) {
 // TestAbortReasonIdle: an idle stream aborted by CloseWithError or by a
 // violation delivers its ERROR and reset too.
 func TestAbortReasonIdle(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		trigger func(b *busyStream, closed chan<- error)
@@ -244,6 +254,7 @@ func TestAbortReasonIdle(t *testing.T) {
 		}, CodeAckOutOfRange, "ack 5 beyond the highest sequence number sent, 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				b := newBusyStream(t, false)
 				time.Sleep(simRTT) // quiet
@@ -264,6 +275,7 @@ func TestAbortReasonIdle(t *testing.T) {
 // returns after abortTimeout, and the peer gets the reset with the code
 // alone: an ERROR cannot follow half a frame.
 func TestAbortStalledPeer(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const code = CodeApplicationMin + 2
 		b := newBusyStream(t, true)

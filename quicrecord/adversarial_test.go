@@ -225,9 +225,11 @@ func hostileCases() []hostileCase {
 // trip, nothing of the bad frame is applied, and another stream on the
 // same connection keeps working.
 func TestHostilePeer(t *testing.T) {
+	t.Parallel()
 	for _, rawOpens := range []bool{true, false} {
 		for _, tc := range hostileCases() {
 			t.Run(fmt.Sprintf("rawOpens=%v/%s", rawOpens, tc.name), func(t *testing.T) {
+				t.Parallel()
 				synctest.Test(t, func(t *testing.T) { runHostile(t, tc, rawOpens) })
 			})
 		}
@@ -374,6 +376,7 @@ func checkOtherStreamWorks(t *testing.T, conn *Conn, rawConn *quic.Conn) {
 // TestPeerResetMidFrame: a peer that resets its stream in the middle of a
 // frame ends the stream with the peer's code; nothing partial is applied.
 func TestPeerResetMidFrame(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)

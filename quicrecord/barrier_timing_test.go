@@ -15,6 +15,7 @@ import (
 // a Barrier's time is split into flush-wait (until its records were
 // handed to QUIC) and ack-wait (until the peer applied them).
 func TestBarrierTimeSplit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// run sends and calls Barrier; it returns how long the Barrier
@@ -81,6 +82,7 @@ func TestBarrierTimeSplit(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				tx := simApplied(t)
 				took := tc.run(t, tx)

@@ -17,6 +17,7 @@ import (
 // or its CloseTimeout passes, whichever comes first, with a
 // CodeCancelled *StreamError saying which, and resets the stream.
 func TestCloseBounded(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name         string
 		ctxTimeout   time.Duration // 0: no deadline
@@ -29,6 +30,7 @@ func TestCloseBounded(t *testing.T) {
 		{"close timeout alone", 0, 200 * time.Millisecond, 200 * time.Millisecond, os.ErrDeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				rawConn, qs := newSimQUIC(t, nil, nil, nil, simRTT/2)
@@ -189,8 +191,10 @@ func TestListenerCloseLeavesConnections(t *testing.T) {
 // nil; with streams that never end, it closes them all when ctx ends and
 // returns ctx's error.
 func TestListenerShutdown(t *testing.T) {
+	t.Parallel()
 	for _, streamsEnd := range []bool{true, false} {
 		t.Run(map[bool]string{true: "streams end", false: "ctx ends"}[streamsEnd], func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				sl := newSimListener(t, nil, nil, simRTT/2)

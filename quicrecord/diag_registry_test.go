@@ -86,6 +86,7 @@ func (r *registries) requireLive(t *testing.T, p *pair, o, a *RecordStream) {
 // ends out of the client, server and listener registries, once each, and
 // leaves the other streams registered.
 func TestDiagDetachOnStreamEnd(t *testing.T) {
+	t.Parallel()
 	ends := []struct {
 		name string
 		end  func(t *testing.T, o, a *RecordStream, cancel context.CancelFunc)
@@ -107,6 +108,7 @@ func TestDiagDetachOnStreamEnd(t *testing.T) {
 	for _, serverOpens := range []bool{false, true} {
 		for _, e := range ends {
 			t.Run(fmt.Sprintf("serverOpens=%v/%s", serverOpens, e.name), func(t *testing.T) {
+				t.Parallel()
 				synctest.Test(t, func(t *testing.T) {
 					r := newRegistries(t, nil)
 					p := r.dial()
@@ -144,8 +146,10 @@ func TestDiagDetachOnStreamEnd(t *testing.T) {
 // TestDiagDetachOnConnEnd: closing either Conn takes every stream of the
 // pair out of all three registries, once each.
 func TestDiagDetachOnConnEnd(t *testing.T) {
+	t.Parallel()
 	for _, closeServer := range []bool{false, true} {
 		t.Run(fmt.Sprintf("closeServer=%v", closeServer), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				r := newRegistries(t, nil)
 				p := r.dial()
@@ -187,6 +191,7 @@ func TestDiagDetachOnConnEnd(t *testing.T) {
 // goroutines of the bubble run in parallel, so the race detector sees the
 // real interleavings.
 func TestDiagDetachRace(t *testing.T) {
+	t.Parallel()
 	iterations := 60
 	if testing.Short() {
 		iterations = 10

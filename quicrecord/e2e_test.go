@@ -92,8 +92,10 @@ func TestTransferLoopback(t *testing.T) {
 }
 
 func TestTransferSimnet(t *testing.T) {
+	t.Parallel()
 	for _, serverOpens := range []bool{false, true} {
 		t.Run(fmt.Sprintf("serverOpens=%v", serverOpens), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				p := newSimPair(t, nil, nil, nil, 10*time.Millisecond)
 				o, a := p.openPair(t, serverOpens, StreamOptions{Scope: "sim"})

@@ -28,8 +28,10 @@ func recvN(t *testing.T, s *RecordStream, from uint64, n int) {
 // the stream ends gracefully by itself, every record of both directions
 // acked, one DONE each way.
 func TestCloseWrite(t *testing.T) {
+	t.Parallel()
 	for _, openerFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("openerFirst=%v", openerFirst), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				p := newSimPair(t, nil, nil, nil, simRTT/2)

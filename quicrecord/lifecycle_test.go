@@ -17,8 +17,10 @@ import (
 // HELLO one byte a second, is reset with CodeHelloTimeout exactly at the
 // timeout; the connection's other streams carry on.
 func TestHelloTimeout(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"silent", "one byte a second"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				cfg := &Config{HelloTimeout: 3 * time.Second}
@@ -88,9 +90,11 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 // TestTransferSimnetMatrix runs 100,000 records over simnet with either
 // side opening and either side sending.
 func TestTransferSimnetMatrix(t *testing.T) {
+	t.Parallel()
 	for _, serverOpens := range []bool{false, true} {
 		for _, acceptorSends := range []bool{false, true} {
 			t.Run(fmt.Sprintf("serverOpens=%v/acceptorSends=%v", serverOpens, acceptorSends), func(t *testing.T) {
+				t.Parallel()
 				synctest.Test(t, func(t *testing.T) {
 					p := newSimPair(t, nil, nil, nil, 5*time.Millisecond)
 					o, a := p.openPair(t, serverOpens, StreamOptions{})
@@ -130,8 +134,10 @@ func TestALPNDefault(t *testing.T) {
 // every closed stream must complete in quic-go on both sides and give its
 // credit back, or the 1,025th open blocks.
 func TestStreamCreditReturned(t *testing.T) {
+	t.Parallel()
 	for mode := range 4 {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				p := newSimPair(t, nil, nil, nil, time.Millisecond)
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -47,8 +47,10 @@ func deadPeerConfig() *Config {
 //   - endpoint closed: the receiver's simnet endpoint is closed without
 //     closing QUIC, as when its process dies; nothing more leaves it.
 func TestReliabilityDeadPeer(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"cut", "cut+send", "endpoint closed"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				cfg := deadPeerConfig()
@@ -137,6 +139,7 @@ func TestReliabilityDeadPeer(t *testing.T) {
 // is short (a few percent of attempts hit it), so the check is repeated on
 // 100 connections.
 func TestReliabilitySendAfterStreamEnd(t *testing.T) {
+	t.Parallel()
 	for i := range 100 {
 		synctest.Test(t, func(t *testing.T) {
 			cfg := deadPeerConfig()
@@ -159,9 +162,11 @@ func TestReliabilitySendAfterStreamEnd(t *testing.T) {
 // covers an idle sender). The sender's window is full, so the error
 // travels while the receiver holds records it never applied.
 func TestReliabilityPeerErrorReachesBarrier(t *testing.T) {
+	t.Parallel()
 	const code = CodeApplicationMin + 77
 	for _, how := range []string{"stream CloseWithError", "conn CloseWithError"} {
 		t.Run(how, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				scfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 50}}
@@ -215,9 +220,11 @@ func TestReliabilityPeerErrorReachesBarrier(t *testing.T) {
 // error code. B's Barrier must return A's code within one round trip, as
 // it does when B's backlog has room (TestCloseWithErrorEachSide).
 func TestReliabilityResetWithFullBacklogReachesBarrier(t *testing.T) {
+	t.Parallel()
 	const code = CodeApplicationMin + 78
 	for _, backlogFull := range []bool{false, true} {
 		t.Run(fmt.Sprintf("backlogFull=%v", backlogFull), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				bcfg := &Config{Stream: StreamConfig{MaxApplyBacklogRecords: 20}}

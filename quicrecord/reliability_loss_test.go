@@ -39,10 +39,15 @@ func lossMatrix(t *testing.T) map[float64][]uint64 {
 // throughout: nothing lost, nothing duplicated, nothing out of order,
 // acked ⊆ applied ⊆ sent; Barrier returns nil and then applied == sent.
 func TestReliabilityLossJitter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak (20 seeds × 100,000 records): skipped under -short; TestReliabilityManyStreamsLoss and TestReliabilityBlackout cover loss and jitter")
+	}
+	t.Parallel()
 	m := lossMatrix(t)
 	for _, loss := range []float64{0, 0.01, 0.05, 0.10} {
 		for _, seed := range m[loss] {
 			t.Run(fmt.Sprintf("loss=%g%%/seed=%d", loss*100, seed), func(t *testing.T) {
+				t.Parallel()
 				simtest.Seed(t, seed) // logs the seed; the matrix already applied RECORDMUX_SEED
 				synctest.Test(t, func(t *testing.T) {
 					o := linkOpts{seed: seed, loss: loss, latency: 20 * time.Millisecond, jitter: 15 * time.Millisecond}
@@ -70,6 +75,7 @@ func TestReliabilityLossJitter(t *testing.T) {
 // Every record carries its stream's DataID, so one delivered on the wrong
 // stream fails the checker.
 func TestReliabilityManyStreamsLoss(t *testing.T) {
+	t.Parallel()
 	seed := simtest.Seed(t, 101)
 	synctest.Test(t, func(t *testing.T) {
 		o := linkOpts{seed: seed, loss: 0.05, latency: 20 * time.Millisecond, jitter: 15 * time.Millisecond}
@@ -126,8 +132,10 @@ func TestReliabilityManyStreamsLoss(t *testing.T) {
 // connection survives (the idle timeout is 30 s) and the transfer
 // completes with the checker green.
 func TestReliabilityBlackout(t *testing.T) {
+	t.Parallel()
 	for _, d := range []time.Duration{time.Second, 5 * time.Second} {
 		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
 			seed := simtest.Seed(t, 201)
 			synctest.Test(t, func(t *testing.T) {
 				o := linkOpts{seed: seed, loss: 0.01, latency: 20 * time.Millisecond, jitter: 5 * time.Millisecond}

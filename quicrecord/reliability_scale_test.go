@@ -163,6 +163,9 @@ func churnCycle(ctx context.Context, p *pair, id uint64, openerFirst bool) error
 // has grown by less than 1 MiB over it: nothing is kept per finished
 // stream, in quicrecord or in quic-go. goleak is clean at the end.
 func TestReliabilityChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak (20,000 stream lifetimes): skipped under -short; TestStreamCreditReturned covers stream teardown")
+	}
 	leaks := goleak.IgnoreCurrent()
 	cycles, every := churnCycles()
 	t.Logf("%d cycles, checkpoint every %d (RECORDMUX_LONG=1 for 100,000)", cycles, every)

@@ -148,6 +148,7 @@ func (rig *resumeRig) open(opts ResumeOptions) (*ResumableStream, error) {
 // so the connection really dies each time, during a transfer of 100,000
 // records; every record is applied exactly once and in order.
 func TestResumeAcrossBlackouts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		rig := newResumeRig(t, ResumeStoreConfig{}, nil, nil)
 		var events []ResumeEventKind

@@ -11,8 +11,10 @@ import (
 // TestRetainLog checks the log against a model under random appends,
 // drops and cursor walks, with records of all sizes across chunk edges.
 func TestRetainLog(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
 			rng := rand.New(rand.NewPCG(seed, 9))
 			start := rng.Uint64N(1000) + 1
 			l := newRetainLog(start)

@@ -161,8 +161,10 @@ func TestAckAndRejectValidation(t *testing.T) {
 }
 
 func TestPiggybackCounters(t *testing.T) {
+	t.Parallel()
 	for _, both := range []bool{false, true} {
 		t.Run(fmt.Sprintf("bothWays=%v", both), func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				// A 2 ms round trip; each side sends a batch every 50µs,
 				// more often than the default AckDelay of 250µs, for ten
@@ -292,9 +294,11 @@ func TestBackpressureBytes(t *testing.T) {
 }
 
 func TestCloseGracefulEachSide(t *testing.T) {
+	t.Parallel()
 	for _, serverOpens := range []bool{false, true} {
 		for _, closer := range []string{"opener", "acceptor"} {
 			t.Run(fmt.Sprintf("serverOpens=%v/closer=%s", serverOpens, closer), func(t *testing.T) {
+				t.Parallel()
 				synctest.Test(t, func(t *testing.T) {
 					p := newSimPair(t, nil, nil, nil, simRTT/2)
 					o, a := p.openPair(t, serverOpens, StreamOptions{})
@@ -425,6 +429,7 @@ func TestConnCloseEndsStreams(t *testing.T) {
 }
 
 func TestManyConcurrentStreams(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		cfg := &Config{}
 		p := newSimPair(t, cfg, cfg, nil, simRTT/2)

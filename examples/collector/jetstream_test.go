@@ -104,6 +104,7 @@ func sendResumable(t *testing.T, rs *quicrecord.ResumableStream, from, to int) {
 // with an embedded JetStream stored beside its state file. Restarted, it
 // continues the agent's stream from what the store holds.
 func TestCollectorJetStreamEmbedded(t *testing.T) {
+	t.Parallel()
 	certs := certSet(t)
 	dir := t.TempDir()
 	natsAddr := freeTCPAddr(t)
@@ -141,6 +142,7 @@ func TestCollectorJetStreamEmbedded(t *testing.T) {
 // collectors on it, an agent that fails over; the first collector stops
 // in the middle of the transfer and the agent continues on the second.
 func TestCollectorFleet(t *testing.T) {
+	t.Parallel()
 	port, _ := strconv.Atoi(freeTCPAddr(t)[len("127.0.0.1:"):])
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {

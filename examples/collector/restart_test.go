@@ -19,26 +19,47 @@ import (
 	"time"
 )
 
-// buildExamples builds the collector and the edge agent into a temporary
-// directory and returns it.
+// builtExamples is the collector and edge-agent build the real-process
+// tests share: go build runs once per test binary (with -race when the
+// tests have it), into a directory TestMain removes.
+var builtExamples struct {
+	once sync.Once
+	dir  string // set by once; removed by TestMain
+	took time.Duration
+	out  []byte
+	err  error
+}
+
+// buildExamples builds the collector and the edge agent (once per test
+// binary) and returns the directory that holds them.
 func buildExamples(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("no go command to build the examples with: %v", err)
 	}
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	if raceBuild {
-		args = append(args, "-race")
+	b := &builtExamples
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "collector-examples-"); b.err != nil {
+			return
+		}
+		args := []string{"build", "-o", b.dir + string(filepath.Separator)}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		args = append(args, "github.com/recordmux/recordmux/examples/collector", "github.com/recordmux/recordmux/examples/edge-agent")
+		start := time.Now()
+		b.out, b.err = exec.Command(goBin, args...).CombinedOutput()
+		if b.err != nil {
+			b.err = fmt.Errorf("go %s: %w", strings.Join(args, " "), b.err)
+		}
+		b.took = time.Since(start)
+	})
+	if b.err != nil {
+		t.Fatalf("%v\n%s", b.err, b.out)
 	}
-	args = append(args, "github.com/recordmux/recordmux/examples/collector", "github.com/recordmux/recordmux/examples/edge-agent")
-	start := time.Now()
-	if out, err := exec.Command(goBin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	t.Logf("built the binaries in %v (race: %v)", time.Since(start).Round(time.Millisecond), raceBuild)
-	return dir
+	t.Logf("built the binaries in %v (race: %v; shared by the tests of this run)", b.took.Round(time.Millisecond), raceBuild)
+	return b.dir
 }
 
 // freeUDPPort returns a loopback UDP port that was free a moment ago.
@@ -113,6 +134,10 @@ func countLines(path string) int {
 // transfer, with the same state file and the same sink. At the end the
 // sink holds every record of the agent's stream exactly once, in order.
 func TestCollectorSIGKILLRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak (about 13 s of rate-limited records, 5 kills): skipped under -short; TestCollectorRestartResetsAgents covers a kill and restart")
+	}
+	t.Parallel()
 	const (
 		records = 20_000
 		kills   = 5
@@ -292,6 +317,7 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 // 10-minute idle timeout: an agent that had to wait for it could not
 // reconnect within this test's one-minute deadline.
 func TestCollectorRestartResetsAgents(t *testing.T) {
+	t.Parallel()
 	bin := buildExamples(t)
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")

@@ -13,6 +13,7 @@ import (
 // hold 32,768 records, 6.5 s at the slow rate; with it, the slow
 // consumer's latency stays within a few intervals.
 func TestBacklogSlowConsumerFixedSender(t *testing.T) {
+	t.Parallel()
 	const rtt = 20 * time.Millisecond
 	slowFrom, slowTo, end := 2*time.Second, 14*time.Second, 16*time.Second
 	rate := func(now time.Duration) float64 {

@@ -25,8 +25,8 @@ type pathModel struct {
 	events   eventHeap
 	nextSeq  uint64 // next record to send
 	acked    uint64
-	applied  time.Duration // when the consumer finishes its last queued record
-	created  map[uint64]time.Duration
+	applied  time.Duration   // when the consumer finishes its last queued record
+	created  []time.Duration // when each record was sent: created[seq-1] (seqs are contiguous from 1)
 	latency  []time.Duration // creation → applied, per record
 	appliedN []appliedAt
 	winLog   []windowAt
@@ -79,7 +79,7 @@ func (h *eventHeap) Pop() any {
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newPathModel(w *Window, rtt time.Duration, rate func(time.Duration) float64) *pathModel {
-	return &pathModel{rtt: rtt, rate: rate, size: 256, maxBatch: 256, w: w, nextSeq: 1, created: map[uint64]time.Duration{},
+	return &pathModel{rtt: rtt, rate: rate, size: 256, maxBatch: 256, w: w, nextSeq: 1,
 		caps: [2]int64{int64(w.recs.max), int64(w.bytes.max)}}
 }
 
@@ -99,8 +99,8 @@ func (m *pathModel) send() {
 		}
 		first := m.nextSeq
 		m.w.OnBatch(first, epoch.Add(m.now))
-		for s := first; s < first+uint64(k); s++ {
-			m.created[s] = m.now
+		for range k {
+			m.created = append(m.created, m.now)
 		}
 		m.nextSeq += uint64(k)
 		heap.Push(&m.events, event{at: m.now + m.rtt/2, kind: evArrive, first: first, last: m.nextSeq - 1})
@@ -109,6 +109,14 @@ func (m *pathModel) send() {
 
 // run simulates until the model time reaches end.
 func (m *pathModel) run(end time.Duration) {
+	// Size the per-record logs for the consumer's starting rate over the
+	// whole run, so that they are not copied as they grow (costly under
+	// the race detector); append still grows them if more arrive.
+	if n := int(end.Seconds() * m.rate(0)); n > 0 {
+		m.created = slices.Grow(m.created, n)
+		m.latency = slices.Grow(m.latency, n)
+		m.appliedN = slices.Grow(m.appliedN, n)
+	}
 	m.send()
 	lastLog := time.Duration(-1)
 	for m.events.Len() > 0 {
@@ -124,8 +132,7 @@ func (m *pathModel) run(end time.Duration) {
 			for s := e.first; s <= e.last; s++ {
 				start := max(m.applied, m.now)
 				m.applied = start + time.Duration(float64(time.Second)/m.rate(start))
-				m.latency = append(m.latency, m.applied-m.created[s])
-				delete(m.created, s)
+				m.latency = append(m.latency, m.applied-m.created[s-1])
 				m.appliedN = append(m.appliedN, appliedAt{m.applied, s})
 				// The consumer acks at the end of a batch, and within a
 				// long batch every millisecond of applying.

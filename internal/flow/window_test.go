@@ -37,6 +37,7 @@ func bestStatic(t *testing.T, rtt time.Duration, rate func(time.Duration) float6
 // throughput of the best static window while holding the delivery
 // latency within the round trip plus the target, and that it settles.
 func TestWindowModelPaths(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		rtt  time.Duration
@@ -49,6 +50,7 @@ func TestWindowModelPaths(t *testing.T) {
 		{"rtt100ms-50mbit", 100 * time.Millisecond, 50e6 / 8 / 256, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			end := max(200*tc.rtt, 2*time.Second)
 			link := 0.0
 			if tc.link {
@@ -86,6 +88,7 @@ func TestWindowModelPaths(t *testing.T) {
 // few round trips each way, keeping latency bounded while the consumer is
 // slow and the throughput once it is fast again.
 func TestWindowModelConsumerChange(t *testing.T) {
+	t.Parallel()
 	const rtt = 20 * time.Millisecond
 	slowFrom, slowTo, end := 2*time.Second, 4*time.Second, 6*time.Second
 	rate := func(now time.Duration) float64 {
@@ -133,6 +136,7 @@ func TestWindowModelConsumerChange(t *testing.T) {
 // path's round trip grows: without a probe a stale, smaller minimum would
 // read as a standing queue forever and starve the stream.
 func TestWindowProbesMinDelay(t *testing.T) {
+	t.Parallel()
 	w := NewWindow(bigCaps(), 0, 0)
 	rtt := 10 * time.Millisecond
 	m := newPathModel(w, rtt, constRate(50_000))

@@ -36,6 +36,11 @@ func finish(t *testing.T, ctx context.Context, rs *quicrecord.ResumableStream, s
 // records are in transfer; the agent resumes on B, and the stream holds
 // every record once, in order.
 func TestR3CollectorKilledMidTransfer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak (100,000 records through an R3 cluster): skipped under -short; TestR3StreamLeaderShutdownMidTransfer and TestFencingPausedCollector cover failover")
+	}
+	// Not parallel: its 100,000 records must get through within the
+	// 90 s context even under the race detector.
 	const n = 100_000
 	srvs := startCluster(t)
 	urls := []string{srvs[0].ClientURL(), srvs[1].ClientURL(), srvs[2].ClientURL()}
@@ -77,6 +82,7 @@ func TestR3CollectorKilledMidTransfer(t *testing.T) {
 // shut down during the transfer; a new leader takes over and the stream
 // still holds every record once, in order.
 func TestR3StreamLeaderShutdownMidTransfer(t *testing.T) {
+	t.Parallel()
 	const n = 20_000
 	srvs := startCluster(t)
 	urls := []string{srvs[0].ClientURL(), srvs[1].ClientURL(), srvs[2].ClientURL()}
@@ -124,6 +130,7 @@ func TestR3StreamLeaderShutdownMidTransfer(t *testing.T) {
 // it; if B has already published the same records, their message IDs do
 // (JetStream checks those first).
 func TestFencingPausedCollector(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		holdB      bool // B waits after its claim until A's batch is refused
@@ -134,6 +141,7 @@ func TestFencingPausedCollector(t *testing.T) {
 		{"message IDs", false, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			st := fencingScenario(t, tc.holdB)
 			require.Equal(t, tc.fenced, st.Fenced)
 			require.Equal(t, tc.duplicates, st.DuplicateRefused)

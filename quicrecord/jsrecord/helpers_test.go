@@ -97,7 +97,31 @@ func startCluster(t testing.TB) []*server.Server {
 		}
 		return false
 	})
+	waitPlacement(t, srvs[0])
 	return srvs
+}
+
+// waitPlacement waits until the cluster srv is in can place a
+// three-replica stream. A meta leader alone is not enough: until it has
+// heard from both other servers, placement fails with "no suitable peers
+// for placement" (seen on a loaded machine).
+func waitPlacement(t testing.TB, srv *server.Server) {
+	t.Helper()
+	js := newJS(t, connect(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	probe := jetstream.StreamConfig{Name: "PLACEMENT_PROBE", Subjects: []string{"placement.probe"}, Replicas: 3, Storage: jetstream.MemoryStorage}
+	for {
+		_, err := js.CreateStream(ctx, probe)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the cluster never placed a three-replica stream: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, js.DeleteStream(ctx, probe.Name))
 }
 
 // connect opens a NATS connection that keeps reconnecting quickly; an

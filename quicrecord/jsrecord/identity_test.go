@@ -25,6 +25,7 @@ type peerLog struct {
 // is bound to that client in JetStream: another client can continue it on
 // no collector, while its owner continues it on any.
 func TestKeyBoundToClientIdentity(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, t.TempDir(), 0)
 	nc := connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
