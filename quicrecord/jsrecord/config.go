@@ -34,6 +34,11 @@ type Config struct {
 	// so keep the sum over the collectors sharing a stream below that. 0
 	// means 16.
 	MaxInflightBatches int
+	// AtomicBatches makes the sink publish atomic batches on every stream.
+	// By default it does so only on a replicated stream (or one without
+	// allow_batched), and publishes fast batches, record by record with a
+	// fence on each, on a stream without replication: see the package doc.
+	AtomicBatches bool
 	// Timeout bounds each JetStream request: a batch commit, a claim, a
 	// read. A batch not confirmed in time is never acknowledged (see
 	// [CodeUnavailable]). 0 means 5 s.
@@ -87,6 +92,8 @@ func (c *Config) timeout() time.Duration {
 	return c.Timeout
 }
 
+func (c *Config) atomicOnly() bool { return c != nil && c.AtomicBatches }
+
 func (c *Config) logger() *slog.Logger {
 	if c == nil {
 		return nil
@@ -115,6 +122,7 @@ func StreamConfig(cfg *Config, replicas int) jetstream.StreamConfig {
 		Storage:            jetstream.FileStorage,
 		Replicas:           max(replicas, 1),
 		AllowAtomicPublish: true,
+		AllowBatchPublish:  true,
 		AllowDirect:        false,
 		Duplicates:         2 * time.Minute,
 	}

@@ -32,6 +32,10 @@ type Sink struct {
 	timeout   time.Duration
 	log       *slog.Logger
 	sem       chan struct{} // one token per batch being published
+	// useFast: publish fast batches (the stream has no replication, see
+	// fast.go) rather than atomic ones. Cleared for good when JetStream
+	// refuses pipelined fences (the stream was scaled up).
+	useFast atomic.Bool
 
 	ctr counters
 
@@ -92,13 +96,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Sink, error
 	if name == "" {
 		name = nuid.Next()
 	}
-	return &Sink{
+	s := &Sink{
 		js: js, nc: js.Conn(), st: st,
 		stream: cfg.stream(), prefix: cfg.prefix(), collector: name,
 		maxBatch: cfg.maxBatch(), timeout: cfg.timeout(), log: cfg.logger(),
 		sem:  make(chan struct{}, cfg.maxInflight()),
 		keys: make(map[string]*keyState),
-	}, nil
+	}
+	s.useFast.Store(!cfg.atomicOnly() && info.Config.Replicas <= 1 && info.Config.AllowBatchPublish)
+	return s, nil
 }
 
 // Snapshot returns the sink's statistics.
