@@ -48,6 +48,7 @@ func TestR3CollectorKilledMidTransfer(t *testing.T) {
 	stls, ctls := serverTLS(t)
 	a := startCollector(t, ncA, stls, nil, nil)
 	b := startCollector(t, ncB, stls, nil, nil)
+	require.False(t, a.sink.useFast.Load(), "a replicated stream gets atomic batches")
 
 	key := []byte("r3-kill")
 	dial := quicrecord.FailoverDial([]string{a.addr(), b.addr()}, ctls, nil, time.Second)
@@ -134,7 +135,7 @@ func TestFencingPausedCollector(t *testing.T) {
 		holdB      bool // B waits after its claim until A's batch is refused
 		fenced     uint64
 		duplicates uint64
-		dropped    bool   // A's records after the stall are duplicates, dropped and reported stored
+		dropped    bool // A's records after the stall are duplicates, dropped and reported stored
 	}{
 		{"atomic/fence", true, true, 1, 0, false},
 		{"atomic/message IDs", true, false, 0, 1, false},
