@@ -23,16 +23,18 @@ type Config struct {
 	// random name.
 	Collector string
 	// MaxBatch caps the records of one atomic batch, the unit the sink
-	// publishes and acknowledges. 0 means 1,000, the server's default
-	// limit (server option jetstream.limits.max_batch_size); larger
-	// values need that limit raised.
+	// publishes and acknowledges on a replicated stream (fast batches
+	// have no cap). 0 means 1,000, the server's default limit (server
+	// option jetstream.limits.max_batch_size); larger values need that
+	// limit raised.
 	MaxBatch int
 	// MaxInflightBatches caps the batches this sink publishes at once, over
-	// all its streams (a stream has up to two: one committing, the next
-	// being sent); further batches wait. The server refuses more than
-	// 50 uncommitted atomic batches per stream (max_batch_inflight_per_stream),
-	// so keep the sum over the collectors sharing a stream below that. 0
-	// means 16.
+	// all its streams (a stream has up to two atomic batches, one
+	// committing and the next being sent, or one fast batch); further
+	// batches wait. The server refuses more than 50 uncommitted atomic
+	// batches per stream (max_batch_inflight_per_stream), so keep the sum
+	// over the collectors sharing a replicated stream below that. 0 means
+	// 16.
 	MaxInflightBatches int
 	// AtomicBatches makes the sink publish atomic batches on every stream.
 	// By default it does so only on a replicated stream (or one without
@@ -110,10 +112,11 @@ func (c *Config) collector() string {
 
 // StreamConfig returns the configuration of a stream the sink can use, with
 // the given number of replicas (1 or 3 for a cluster; 0 means 1): file
-// storage, subjects PREFIX.>, atomic batch publishing allowed, direct gets
-// off (reads go to the stream leader), and the default two-minute
-// deduplication window. Create it with [EnsureStream] or your own tooling
-// (nats stream add), and tune limits and retention to taste.
+// storage, subjects PREFIX.>, atomic and fast batch publishing allowed,
+// direct gets off (reads go to the stream leader), and the default
+// two-minute deduplication window. Durability settings are JetStream's
+// defaults (see the package doc). Create it with [EnsureStream] or your
+// own tooling (nats stream add), and tune limits and retention to taste.
 func StreamConfig(cfg *Config, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               cfg.stream(),

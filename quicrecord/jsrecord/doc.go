@@ -92,6 +92,13 @@
 //     last record once JetStream confirmed it. Config.AtomicBatches
 //     picks this path on every stream.
 //
+// Why not plain pipelined publishes, each record with its fence
+// (PublishAsync): a record refused, or lost in a reconnect while later
+// ones are delivered from the client's reconnect buffer, would leave a gap
+// in the key's records that the next claim cannot see (it resumes after
+// the last record stored), and the record would be lost. A fast batch in
+// gap mode "fail" stores nothing after it.
+//
 // Why two paths: on a stream without replication JetStream stages an
 // atomic batch in a file store created for it, synced to disk (fsync) at
 // the commit, and then stores every record again, so atomic batches cost
@@ -108,11 +115,12 @@
 // acknowledged, nor is any after it: Serve resets the stream with
 // [CodeUnavailable] (or [CodeSuperseded] when the fence refused it)
 // instead of retrying, because whether a timed-out record was stored is
-// unknown until the key's next claim reads it back. The agent's ResumableStream keeps the
-// records, reconnects with backoff (new streams are refused with
-// CodeUnavailable while JetStream is unreachable, and a ResumableStream
-// retries that) and resumes after what JetStream holds. Its Barrier
-// meanwhile waits, or fails with its context.
+// unknown until the key's next claim reads it back. Records JetStream
+// confirmed before the failure stay acknowledged. The agent's
+// ResumableStream keeps the rest, reconnects with backoff (new streams are
+// refused with CodeUnavailable while JetStream is unreachable, and a
+// ResumableStream retries that) and resumes after what JetStream holds.
+// Its Barrier meanwhile waits, or fails with its context.
 //
 // # Cancellation
 //

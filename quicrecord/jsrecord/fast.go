@@ -164,9 +164,15 @@ func (p *fastPipe) send(ctx context.Context, seq uint64, data []byte) error {
 		p.cur.Store(b)
 		p.n = 0
 	}
-	confirmed, ended, _, err := b.state()
+	confirmed, ended, count, err := b.state()
 	if ended {
-		return p.finish(b, err) // refused mid-batch: send no more
+		// Refused mid-batch, or ended by JetStream without its error
+		// report reaching us (reports may be lost): send no more, and
+		// acknowledge no more than the PubAck's count, if any.
+		if err == nil {
+			err = fmt.Errorf("jsrecord: batch ended by JetStream after %d of %d records", count, p.n)
+		}
+		return p.finish(b, err)
 	}
 	p.ackUpTo(b, confirmed)
 	p.n++
