@@ -101,6 +101,18 @@ type fastPipe struct {
 
 // serveFast is Serve on a stream without replication; see fastPipe.
 func (s *Sink) serveFast(ctx context.Context, rs recordStream, name string, claim uint64) error {
+	p := s.newFastPipe(rs, name, claim)
+	sub, err := s.nc.Subscribe(p.inbox+".>", p.onReply)
+	if err != nil {
+		return p.fail(0, 0, fmt.Errorf("jsrecord: subscribe: %w", err))
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	return p.run(ctx)
+}
+
+// newFastPipe returns the pipeline of stream rs of key name, fenced on
+// claim.
+func (s *Sink) newFastPipe(rs recordStream, name string, claim uint64) *fastPipe {
 	p := &fastPipe{s: s, rs: rs, name: name, claim: claim, inbox: s.nc.NewRespInbox()}
 	p.msg = &nats.Msg{Subject: recordSubject(s.prefix, name), Header: make(nats.Header, 4)}
 	p.vals = [4][]string{{""}, {""}, {strconv.FormatUint(claim, 10)}, {claimSubject(s.prefix, name)}}
@@ -108,12 +120,7 @@ func (s *Sink) serveFast(ctx context.Context, rs recordStream, name string, clai
 	p.msg.Header[HeaderSeq] = p.vals[1]
 	p.msg.Header[hdrExpectSubjSeq] = p.vals[2]
 	p.msg.Header[hdrExpectSubj] = p.vals[3]
-	sub, err := s.nc.Subscribe(p.inbox+".>", p.onReply)
-	if err != nil {
-		return p.fail(0, 0, fmt.Errorf("jsrecord: subscribe: %w", err))
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	return p.run(ctx)
+	return p
 }
 
 func (p *fastPipe) run(ctx context.Context) error {
@@ -170,7 +177,7 @@ func (p *fastPipe) send(ctx context.Context, seq uint64, data []byte) error {
 		// report reaching us (reports may be lost): send no more, and
 		// acknowledge no more than the PubAck's count, if any.
 		if err == nil {
-			err = fmt.Errorf("jsrecord: batch ended by JetStream after %d of %d records", count, p.n)
+			err = fmt.Errorf("%w: after %d of %d records", errEndedEarly, count, p.n)
 		}
 		return p.finish(b, err)
 	}
@@ -318,6 +325,10 @@ func (p *fastPipe) onReply(m *nats.Msg) {
 	b.ended = true
 	close(b.end)
 }
+
+// errEndedEarly: JetStream ended a fast batch before the sink committed
+// it, and its report of why did not arrive.
+var errEndedEarly = errors.New("jsrecord: JetStream ended the batch early")
 
 // errReplicated: JetStream refused a pipelined fence because the stream is
 // replicated now (it was not when the sink started).

@@ -197,6 +197,37 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 	}
 }
 
+// TestFastBatchEndedWithoutReport: JetStream ends a batch (its PubAck
+// arrives) before the sink committed it, without the error report that
+// says why reaching the sink (reports may be lost). The sink sends no
+// more, acknowledges only the records the PubAck counts, and resets the
+// stream with CodeUnavailable. The pipeline is driven by hand, without
+// its reply subscription, so that only the replies the test hands it
+// count.
+func TestFastBatchEndedWithoutReport(t *testing.T) {
+	key := []byte("fast-ended")
+	s, _, claim := fastSink(t, key, nil)
+	f := newFakeStream(0, record)
+	p := s.newFastPipe(f, KeyName(key), claim)
+	ctx := t.Context()
+	require.NoError(t, p.send(ctx, 1, record(1)))
+	require.NoError(t, p.send(ctx, 2, record(2)))
+	b := p.cur.Load()
+	require.NotNil(t, b)
+	p.onReply(&nats.Msg{Subject: p.replySubject(b.id, 2, fastOpAppend),
+		Data: []byte(`{"stream":"RECORDMUX","seq":7,"batch":"` + b.id + `","count":1}`)})
+	err := p.send(ctx, 3, record(3))
+	require.ErrorIs(t, err, errEndedEarly)
+	acks, code, _ := f.result()
+	require.Equal(t, []uint64{1}, acks)
+	require.Equal(t, CodeUnavailable, code)
+	require.Nil(t, p.cur.Load())
+	st := s.Snapshot()
+	require.Equal(t, uint64(1), st.Failed)
+	require.Equal(t, uint64(1), st.Records)
+	require.Zero(t, st.Inflight)
+}
+
 // TestPublishPathChosen: the sink publishes fast batches on a stream
 // without replication that allows them, atomic batches otherwise or when
 // told to.
