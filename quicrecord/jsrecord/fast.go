@@ -123,6 +123,8 @@ func (s *Sink) newFastPipe(rs recordStream, name string, claim uint64) *fastPipe
 	return p
 }
 
+// run publishes the stream's records until the opener finishes it (nil),
+// or a receive or a batch fails (the stream is then reset).
 func (p *fastPipe) run(ctx context.Context) error {
 	idle, stop := context.WithCancel(ctx)
 	stop() // a receive that does not wait
