@@ -22,11 +22,12 @@ type Config struct {
 	// reading the stream; the sink itself does not use it). "" means a
 	// random name.
 	Collector string
-	// MaxBatch caps the records of one atomic batch, the unit the sink
-	// publishes and acknowledges on a replicated stream (fast batches
-	// have no cap). 0 means 1,000, the server's default limit (server
-	// option jetstream.limits.max_batch_size); larger values need that
-	// limit raised.
+	// MaxBatch caps the records of one batch. An atomic batch (on a
+	// replicated stream) is the unit the sink publishes and acknowledges,
+	// and the server limits its size (jetstream.limits.max_batch_size,
+	// 1,000 by default; larger values need it raised). A fast batch is
+	// committed when it is full, so that the streams of a sink take turns
+	// at its MaxInflightBatches. 0 means 1,000.
 	MaxBatch int
 	// MaxInflightBatches caps the batches this sink publishes at once, over
 	// all its streams (a stream has up to two atomic batches, one

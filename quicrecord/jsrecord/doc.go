@@ -74,8 +74,10 @@
 //     the fence on each, against its store, one after another, and
 //     reports its progress at least every 256 messages; Serve
 //     acknowledges up to each report. A batch runs while records keep
-//     arriving and is committed as soon as none is waiting; the next one
-//     starts only once JetStream confirmed the commit. The batch's gap
+//     arriving and is committed as soon as none is waiting, or when it
+//     holds Config.MaxBatch records (so that the streams of a sink take
+//     turns at its batch tokens); the next one starts only once JetStream
+//     confirmed the commit. The batch's gap
 //     mode is "fail": a record JetStream refuses, or one lost on the way
 //     (a reconnect), ends the batch there and no later record of it is
 //     stored, so what JetStream holds of a key is always a prefix of its

@@ -81,7 +81,9 @@ func (b *fastBatch) state() (confirmed uint64, ended bool, count uint64, err err
 }
 
 // fastPipe publishes one stream's records as fast batches, one batch at a
-// time: a batch is committed when no record is waiting, and the next one
+// time: a batch is committed when no record is waiting or when it holds
+// Config.MaxBatch records (so that streams take turns at the sink's
+// MaxInflightBatches tokens even while records keep coming), and the next one
 // starts only once JetStream confirmed the commit, so a batch that ended
 // early cannot be followed by stored records of a later one. Owned by the
 // Serve call; the reply handler only writes the current batch.
@@ -129,21 +131,24 @@ func (p *fastPipe) run(ctx context.Context) error {
 	idle, stop := context.WithCancel(ctx)
 	stop() // a receive that does not wait
 	for {
-		b := p.cur.Load()
+		open := p.cur.Load() != nil
 		w := ctx
-		if b != nil {
+		if open {
 			w = idle
 		}
 		r, recvErr := p.rs.Recv(w)
-		if recvErr != nil && b != nil && ctx.Err() == nil && errors.Is(recvErr, context.Canceled) {
-			recvErr = nil // nothing waiting: commit what was sent
-		} else if recvErr == nil {
+		if recvErr == nil {
 			if err := p.send(ctx, r.Seq, r.Data); err != nil {
 				return err
 			}
-			continue
+			if p.n < uint64(p.s.maxBatch) {
+				continue
+			}
+		} else if open && ctx.Err() == nil && errors.Is(recvErr, context.Canceled) {
+			recvErr = nil // nothing waiting
 		}
-		if b != nil {
+		// Nothing waiting, the batch full, or the stream ended: commit.
+		if p.cur.Load() != nil {
 			if err := p.commit(ctx); err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ type fakeStream struct {
 	mu     sync.Mutex
 	recs   []quicrecord.Record
 	before func(seq uint64)
+	onAck  func(seq uint64)
 	acks   []uint64
 	code   quicrecord.ErrorCode
 	reset  bool
@@ -62,9 +63,20 @@ func (f *fakeStream) Recv(ctx context.Context) (quicrecord.Record, error) {
 
 func (f *fakeStream) Ack(seq uint64) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.acks = append(f.acks, seq)
+	onAck := f.onAck
+	f.mu.Unlock()
+	if onAck != nil {
+		onAck(seq)
+	}
 	return nil
+}
+
+// left returns how many records Recv has not returned yet.
+func (f *fakeStream) left() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.recs)
 }
 
 func (f *fakeStream) Close(context.Context) error {
@@ -89,8 +101,9 @@ func (f *fakeStream) result() ([]uint64, quicrecord.ErrorCode, bool) {
 }
 
 // fastSink starts a server, creates the stream (edit may change its
-// configuration) and returns a sink on it with a claim on key.
-func fastSink(t *testing.T, key []byte, edit func(*jetstream.StreamConfig)) (*Sink, *nats.Conn, uint64) {
+// configuration) and returns a sink (configured by cfg) on it with a
+// claim on key.
+func fastSink(t *testing.T, key []byte, edit func(*jetstream.StreamConfig), cfg *Config) (*Sink, *nats.Conn, uint64) {
 	t.Helper()
 	srv := startServer(t, t.TempDir(), freeTCPPort(t))
 	nc := connect(t, nil, srv.ClientURL())
@@ -102,7 +115,7 @@ func fastSink(t *testing.T, key []byte, edit func(*jetstream.StreamConfig)) (*Si
 	}
 	_, err := newJS(t, nc).CreateStream(ctx, sc)
 	require.NoError(t, err)
-	s, err := New(ctx, newJS(t, nc), nil)
+	s, err := New(ctx, newJS(t, nc), cfg)
 	require.NoError(t, err)
 	require.True(t, s.useFast.Load(), "a stream without replication gets fast batches")
 	_, _, err = s.claimKey(ctx, KeyName(key), "")
@@ -129,7 +142,7 @@ func requireAcksInOrder(t *testing.T, acks []uint64, last uint64) {
 func TestFastBatchAcksInOrder(t *testing.T) {
 	const n = 5000
 	key := []byte("fast-order")
-	s, nc, claim := fastSink(t, key, nil)
+	s, nc, claim := fastSink(t, key, nil, nil)
 	f := newFakeStream(n, record)
 	require.NoError(t, s.serveFast(t.Context(), f, KeyName(key), claim))
 	acks, code, closed := f.result()
@@ -139,9 +152,50 @@ func TestFastBatchAcksInOrder(t *testing.T) {
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), n)
 	st := s.Snapshot()
 	require.Equal(t, uint64(n), st.Records)
-	require.NotZero(t, st.Batches)
+	require.GreaterOrEqual(t, st.Batches, uint64(n/DefaultMaxBatch), "a batch is committed when full")
 	require.Zero(t, st.Inflight)
 	require.Zero(t, st.Failed+st.Fenced)
+}
+
+// TestFastBatchFullCommits: a fast batch is committed when it holds
+// MaxBatch records, even while more are waiting, so that one stream does
+// not keep the sink's token for as long as its records keep coming: with
+// one token, a second stream gets its turn while the first is still
+// sending, and both streams are stored whole.
+func TestFastBatchFullCommits(t *testing.T) {
+	const n, maxBatch = 2000, 100
+	keys := [][]byte{[]byte("fast-full-a"), []byte("fast-full-b")}
+	s, nc, claim := fastSink(t, keys[0], nil, &Config{MaxBatch: maxBatch, MaxInflightBatches: 1})
+	_, _, err := s.claimKey(t.Context(), KeyName(keys[1]), "")
+	require.NoError(t, err)
+	claimB := s.attach(KeyName(keys[1]), nil)
+	fa, fb := newFakeStream(n, record), newFakeStream(n, record)
+	var bDone sync.WaitGroup
+	var errB error
+	fa.before = func(seq uint64) {
+		if seq == 2*maxBatch+1 { // A is on its third batch: B's turn comes
+			bDone.Go(func() { errB = s.serveFast(t.Context(), fb, KeyName(keys[1]), claimB) })
+		}
+	}
+	aLeft := -1 // A's records not yet sent when B's first were confirmed
+	fb.onAck = func(uint64) {
+		if aLeft < 0 {
+			aLeft = fa.left()
+		}
+	}
+	require.NoError(t, s.serveFast(t.Context(), fa, KeyName(keys[0]), claim))
+	bDone.Wait()
+	require.NoError(t, errB)
+	require.Positive(t, aLeft, "B's records were confirmed while A still had records to send")
+	for i, f := range []*fakeStream{fa, fb} {
+		acks, code, _ := f.result()
+		require.Zero(t, code)
+		requireAcksInOrder(t, acks, n)
+		requireExactlyOnce(t, readBack(t, newJS(t, nc), keys[i]), n)
+	}
+	st := s.Snapshot()
+	require.Equal(t, uint64(2*n/maxBatch), st.Batches)
+	require.Equal(t, uint64(2*n), st.Records)
 }
 
 // TestFastBatchRefusedMidBatch: JetStream refuses a record in the middle
@@ -162,7 +216,7 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := []byte("fast-refused")
-			s, nc, claim := fastSink(t, key, func(c *jetstream.StreamConfig) { c.MaxMsgSize = 1024 })
+			s, nc, claim := fastSink(t, key, func(c *jetstream.StreamConfig) { c.MaxMsgSize = 1024 }, nil)
 			f := newFakeStream(n, record)
 			if tc.is == nil {
 				f.recs[bad-1].Data = make([]byte, 2000)
@@ -206,7 +260,7 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 // count.
 func TestFastBatchEndedWithoutReport(t *testing.T) {
 	key := []byte("fast-ended")
-	s, _, claim := fastSink(t, key, nil)
+	s, _, claim := fastSink(t, key, nil, nil)
 	f := newFakeStream(0, record)
 	p := s.newFastPipe(f, KeyName(key), claim)
 	ctx := t.Context()
