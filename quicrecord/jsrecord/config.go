@@ -22,18 +22,26 @@ type Config struct {
 	// reading the stream; the sink itself does not use it). "" means a
 	// random name.
 	Collector string
-	// MaxBatch caps the records of one atomic batch, the unit the sink
-	// publishes and acknowledges. 0 means 1,000, the server's default
-	// limit (server option jetstream.limits.max_batch_size); larger
-	// values need that limit raised.
+	// MaxBatch caps the records of one batch. An atomic batch (on a
+	// replicated stream) is the unit the sink publishes and acknowledges,
+	// and the server limits its size (jetstream.limits.max_batch_size,
+	// 1,000 by default; larger values need it raised). A fast batch is
+	// committed when it is full, so that the streams of a sink take turns
+	// at its MaxInflightBatches. 0 means 1,000.
 	MaxBatch int
 	// MaxInflightBatches caps the batches this sink publishes at once, over
-	// all its streams (a stream has up to two: one committing, the next
-	// being sent); further batches wait. The server refuses more than
-	// 50 uncommitted atomic batches per stream (max_batch_inflight_per_stream),
-	// so keep the sum over the collectors sharing a stream below that. 0
-	// means 16.
+	// all its streams (a stream has up to two atomic batches, one
+	// committing and the next being sent, or one fast batch); further
+	// batches wait. The server refuses more than 50 uncommitted atomic
+	// batches per stream (max_batch_inflight_per_stream), so keep the sum
+	// over the collectors sharing a replicated stream below that. 0 means
+	// 16.
 	MaxInflightBatches int
+	// AtomicBatches makes the sink publish atomic batches on every stream.
+	// By default it does so only on a replicated stream (or one without
+	// allow_batched), and publishes fast batches, record by record with a
+	// fence on each, on a stream without replication: see the package doc.
+	AtomicBatches bool
 	// Timeout bounds each JetStream request: a batch commit, a claim, a
 	// read. A batch not confirmed in time is never acknowledged (see
 	// [CodeUnavailable]). 0 means 5 s.
@@ -87,6 +95,8 @@ func (c *Config) timeout() time.Duration {
 	return c.Timeout
 }
 
+func (c *Config) atomicOnly() bool { return c != nil && c.AtomicBatches }
+
 func (c *Config) logger() *slog.Logger {
 	if c == nil {
 		return nil
@@ -103,10 +113,11 @@ func (c *Config) collector() string {
 
 // StreamConfig returns the configuration of a stream the sink can use, with
 // the given number of replicas (1 or 3 for a cluster; 0 means 1): file
-// storage, subjects PREFIX.>, atomic batch publishing allowed, direct gets
-// off (reads go to the stream leader), and the default two-minute
-// deduplication window. Create it with [EnsureStream] or your own tooling
-// (nats stream add), and tune limits and retention to taste.
+// storage, subjects PREFIX.>, atomic and fast batch publishing allowed,
+// direct gets off (reads go to the stream leader), and the default
+// two-minute deduplication window. Durability settings are JetStream's
+// defaults (see the package doc). Create it with [EnsureStream] or your
+// own tooling (nats stream add), and tune limits and retention to taste.
 func StreamConfig(cfg *Config, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               cfg.stream(),
@@ -115,6 +126,7 @@ func StreamConfig(cfg *Config, replicas int) jetstream.StreamConfig {
 		Storage:            jetstream.FileStorage,
 		Replicas:           max(replicas, 1),
 		AllowAtomicPublish: true,
+		AllowBatchPublish:  true,
 		AllowDirect:        false,
 		Duplicates:         2 * time.Minute,
 	}

@@ -53,7 +53,7 @@
 // for the stream, then claims K: it appends a claim with an expected last
 // sequence on PREFIX.own.K equal to the claim it read, so of two
 // collectors claiming at once only one wins, and only after that append
-// reads the last record of K. Every batch is fenced on the claim of the
+// reads the last record of K. Every record is fenced on the claim of the
 // collector that publishes it, so anything the previous holder got in
 // came before the new claim and is in that read, and anything it sends
 // later is refused. The agent's records after the last one read are then
@@ -61,37 +61,71 @@
 //
 // # Batches, fencing and acknowledgements
 //
-// [Sink.Serve] publishes what has arrived on a stream, up to
-// Config.MaxBatch records, as one JetStream atomic batch (nats-server
-// 2.12 or later, stream option allow_atomic): the records go out
-// pipelined, without waiting, and the last one commits the batch. Its
-// first message carries the fence, an expected last sequence of
-// PREFIX.own.K equal to this collector's claim; JetStream checks it when
-// it commits and stores the whole batch or nothing. Only when JetStream
-// confirmed the batch does Serve acknowledge its last record to the
-// agent, so acknowledgements are in order and a Barrier on the agent
-// succeeds only for records JetStream holds.
+// [Sink.Serve] publishes a stream's records pipelined, without waiting
+// for each, and acknowledges them to the agent in order, each only once
+// JetStream confirmed it, so a Barrier on the agent succeeds only for
+// records JetStream holds. Every record is fenced: JetStream stores it
+// only while the last message of PREFIX.own.K is this collector's claim
+// (an expected last sequence of PREFIX.own.K). How depends on the stream:
 //
-// Why batches and not one publish per record: on a replicated stream
-// JetStream refuses an expected-last-subject-sequence check while another
-// message checked against the same subject is still being committed
-// (error 10164), so per-record fences cannot be pipelined there; within an
-// atomic batch one check covers every record. A stream's batches are
-// therefore committed one after another, each up to MaxBatch records;
-// while one commits, the next is collected from what the agent keeps
-// sending into its window, and its records are sent as soon as it is full
-// or the commit returned. Streams of different keys commit in parallel,
-// up to Config.MaxInflightBatches batches per sink.
+//   - Without replication (one replica, as on a single server), records
+//     go out as fast batches (nats-server 2.14 or later, stream option
+//     allow_batched). JetStream stores each message as it arrives, checks
+//     the fence on each, against its store, one after another, and
+//     reports its progress at least every 256 messages; Serve
+//     acknowledges up to each report. A batch runs while records keep
+//     arriving and is committed as soon as none is waiting, or when it
+//     holds Config.MaxBatch records (so that the streams of a sink take
+//     turns at its batch tokens); the next one starts only once JetStream
+//     confirmed the commit. The batch's gap
+//     mode is "fail": a record JetStream refuses, or one lost on the way
+//     (a reconnect), ends the batch there and no later record of it is
+//     stored, so what JetStream holds of a key is always a prefix of its
+//     records, whichever record failed.
+//   - Replicated, JetStream refuses an expected-last-subject-sequence
+//     check while another message checked against the same subject is
+//     still being committed (error 10164), so per-record fences cannot be
+//     pipelined there. Records go out as atomic batches (nats-server 2.12
+//     or later, allow_atomic) of up to Config.MaxBatch records: sent
+//     pipelined, the last one committing the batch, the first carrying
+//     the fence, which JetStream checks at the commit, storing the whole
+//     batch or nothing. While one batch commits, the next is collected
+//     from what the agent keeps sending; Serve acknowledges a batch's
+//     last record once JetStream confirmed it. Config.AtomicBatches
+//     picks this path on every stream.
 //
-// A batch that fails or is not confirmed within Config.Timeout is never
-// acknowledged: Serve resets the stream with [CodeUnavailable] (or
-// [CodeSuperseded] when the fence refused it) instead of retrying it,
-// because whether a timed-out batch was stored is unknown until the key's
-// next claim reads it back. The agent's ResumableStream keeps the
-// records, reconnects with backoff (new streams are refused with
-// CodeUnavailable while JetStream is unreachable, and a ResumableStream
-// retries that) and resumes after what JetStream holds. Its Barrier
-// meanwhile waits, or fails with its context.
+// Why not plain pipelined publishes, each record with its fence
+// (PublishAsync): a record refused, or lost in a reconnect while later
+// ones are delivered from the client's reconnect buffer, would leave a gap
+// in the key's records that the next claim cannot see (it resumes after
+// the last record stored), and the record would be lost. A fast batch in
+// gap mode "fail" stores nothing after it.
+//
+// Why two paths: on a stream without replication JetStream stages an
+// atomic batch in a file store created for it, synced to disk (fsync) at
+// the commit, and then stores every record again, so atomic batches cost
+// an fsync per batch and two writes per record; a fast batch is stored
+// once, as plain publishes are. In the collector's BenchmarkSinks (one
+// stream of 256-byte records, embedded JetStream, on a busy 2-core
+// machine) that is 36–52 k records/s instead of 0.75–1.9 k in the same
+// runs; see the README for the figures and the profile. A
+// stream without replication that is scaled up while a sink runs refuses
+// its pipelined fences (10164): the stream is reset with
+// [CodeUnavailable] and the sink publishes atomic batches from then on.
+//
+// Streams of different keys publish in parallel, up to
+// Config.MaxInflightBatches batches per sink.
+//
+// A record that fails or is not confirmed within Config.Timeout is never
+// acknowledged, nor is any after it: Serve resets the stream with
+// [CodeUnavailable] (or [CodeSuperseded] when the fence refused it)
+// instead of retrying, because whether a timed-out record was stored is
+// unknown until the key's next claim reads it back. Records JetStream
+// confirmed before the failure stay acknowledged. The agent's
+// ResumableStream keeps the rest, reconnects with backoff (new streams are
+// refused with CodeUnavailable while JetStream is unreachable, and a
+// ResumableStream retries that) and resumes after what JetStream holds.
+// Its Barrier meanwhile waits, or fails with its context.
 //
 // # Cancellation
 //
@@ -121,17 +155,25 @@
 //     R3 across failure domains, and set sync_interval: always where a
 //     lost acknowledged record is not acceptable (as the collector's
 //     journal sink does with its fsync), at a cost in throughput.
-//   - JetStream caps uncommitted atomic batches (50 per stream, 1,000 per
-//     server by default) and their size (1,000 messages): keep
-//     Config.MaxInflightBatches, summed over the collectors of a stream,
-//     and Config.MaxBatch within them, or raise the server's limits.
-//   - A stream's batches commit one at a time, so one key's throughput is
-//     at most MaxBatch records per commit round trip.
-//   - On a single-replica file stream JetStream writes each record twice
-//     (it stages an atomic batch in a file store of its own before
-//     committing it), and its stream loop is one goroutine per stream: on
-//     small machines that, not the network, bounds the records per
-//     second (see the collector's BenchmarkSinks).
+//   - JetStream caps open batches: atomic ones at 50 per stream and 1,000
+//     per server, 1,000 messages each; fast ones at 1,000 per stream and
+//     50,000 per server (by default). Keep Config.MaxInflightBatches,
+//     summed over the collectors of a stream, and Config.MaxBatch within
+//     them, or raise the server's limits.
+//   - A stream's batches commit one at a time, so one key's throughput on
+//     a replicated stream is at most MaxBatch records per commit round
+//     trip; without replication, a commit round trip is spent each time
+//     the agent's records pause.
+//   - On the fast path JetStream drops a record whose message ID it
+//     already holds and reports it stored. Only a collector whose key was
+//     taken over meets that (its successor published the record, which
+//     is therefore stored once); the fence refuses the first record the
+//     successor has not published. Stats.DuplicateRefused counts atomic
+//     batches only.
+//   - JetStream's stream loop is one goroutine per stream, which stores
+//     every record with a write system call on a stream without
+//     replication: on small machines that, not the network, bounds the
+//     records per second (see the collector's BenchmarkSinks).
 //   - Identity binding uses the same client identity as
 //     quicrecord.ResumeKeyInfo.Peer; connections without a verified
 //     client certificate all share the identity "".

@@ -53,6 +53,7 @@ func TestR3CollectorKilledMidTransfer(t *testing.T) {
 	stls, ctls := serverTLS(t)
 	a := startCollector(t, ncA, stls, nil, nil)
 	b := startCollector(t, ncB, stls, nil, nil)
+	require.False(t, a.sink.useFast.Load(), "a replicated stream gets atomic batches")
 
 	key := []byte("r3-kill")
 	dial := quicrecord.FailoverDial([]string{a.addr(), b.addr()}, ctls, nil, time.Second)
@@ -128,30 +129,47 @@ func TestR3StreamLeaderShutdownMidTransfer(t *testing.T) {
 // nothing is duplicated. If A wakes before B has published anything, the
 // fence (the expected last sequence of the key's claim subject) refuses
 // it; if B has already published the same records, their message IDs do
-// (JetStream checks those first).
+// (JetStream checks those first): an atomic batch holding one is refused
+// whole, while a fast batch's duplicates are dropped one by one and
+// reported stored, which they are (by B), so A's batch is "confirmed"
+// without A appending anything. Both publishing paths run (the stream
+// has one replica, so the sink picks fast batches unless told otherwise).
 func TestFencingPausedCollector(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name       string
+		atomic     bool // Config.AtomicBatches
 		holdB      bool // B waits after its claim until A's batch is refused
 		fenced     uint64
 		duplicates uint64
+		dropped    bool // A's records after the stall are duplicates, dropped and reported stored
 	}{
-		{"fence", true, 1, 0},
-		{"message IDs", false, 0, 1},
+		{"atomic/fence", true, true, 1, 0, false},
+		{"atomic/message IDs", true, false, 0, 1, false},
+		{"fast/fence", false, true, 1, 0, false},
+		{"fast/message IDs", false, false, 0, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st := fencingScenario(t, tc.holdB)
+			st := fencingScenario(t, tc.atomic, tc.holdB, func(st Stats) bool {
+				return st.Fenced == tc.fenced && st.DuplicateRefused == tc.duplicates && (st.Records > 1000) == tc.dropped
+			})
 			require.Equal(t, tc.fenced, st.Fenced)
 			require.Equal(t, tc.duplicates, st.DuplicateRefused)
+			if tc.dropped {
+				require.Greater(t, st.Records, uint64(1000))
+				require.LessOrEqual(t, st.Records, uint64(1500))
+			} else {
+				require.Equal(t, uint64(1000), st.Records, "A confirmed (and acknowledged) only what it had before the stall")
+			}
 		})
 	}
 }
 
-// fencingScenario runs the paused-collector scenario and returns A's
+// fencingScenario runs the paused-collector scenario, waits for A's
+// batch to end as expected (ended(A's statistics) true), and returns A's
 // statistics.
-func fencingScenario(t *testing.T, holdB bool) Stats {
+func fencingScenario(t *testing.T, atomicBatches, holdB bool, ended func(Stats) bool) Stats {
 	srv := startServer(t, t.TempDir(), freeTCPPort(t))
 	proxy := startProxy(t, srv.Addr().String())
 	ncA := connect(t, nil, proxy.url())
@@ -163,7 +181,8 @@ func fencingScenario(t *testing.T, holdB bool) Stats {
 	stls, ctls := serverTLS(t)
 	// A waits long for its commit: the reply must be JetStream's verdict,
 	// not a timeout.
-	a := startCollector(t, ncA, stls, &Config{Timeout: 50 * time.Second, Collector: "A"}, nil)
+	a := startCollector(t, ncA, stls, &Config{Timeout: 50 * time.Second, Collector: "A", AtomicBatches: atomicBatches}, nil)
+	require.Equal(t, !atomicBatches, a.sink.useFast.Load())
 	claimed, release := make(chan struct{}), make(chan struct{})
 	var sinkB atomic.Pointer[Sink]
 	qcfgB := &quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond,
@@ -175,7 +194,7 @@ func fencingScenario(t *testing.T, holdB bool) Stats {
 			}
 			return last, found, err
 		}})}
-	b := startCollector(t, ncB, stls, &Config{Collector: "B"}, qcfgB)
+	b := startCollector(t, ncB, stls, &Config{Collector: "B", AtomicBatches: atomicBatches}, qcfgB)
 	sinkB.Store(b.sink)
 
 	var target atomic.Pointer[string]
@@ -212,11 +231,12 @@ func fencingScenario(t *testing.T, holdB bool) Stats {
 	}
 	require.Equal(t, uint64(1), b.sink.Snapshot().Claims)
 
-	// A wakes up: its batch reaches JetStream and is refused.
+	// A wakes up: its batch reaches JetStream and is refused (or, for a
+	// fast batch of duplicates only, dropped).
 	proxy.resume()
-	waitFor(t, 20*time.Second, "A's batch refused", func() bool {
+	waitFor(t, 20*time.Second, "A's batch ended", func() bool {
 		st := a.sink.Snapshot()
-		return st.Fenced+st.DuplicateRefused == 1
+		return st.Inflight == 0 && ended(st)
 	})
 	if holdB {
 		close(release)
@@ -228,7 +248,6 @@ func fencingScenario(t *testing.T, holdB bool) Stats {
 	requireExactlyOnce(t, readBack(t, newJS(t, ncB), key), 2000)
 	st := a.sink.Snapshot()
 	require.Zero(t, st.Failed)
-	require.Equal(t, uint64(1000), st.Records, "A confirmed (and acknowledged) only what it had before the stall")
 	return st
 }
 

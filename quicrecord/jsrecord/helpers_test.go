@@ -89,9 +89,11 @@ func startCluster(t testing.TB) []*server.Server {
 	for _, srv := range srvs {
 		require.True(t, srv.ReadyForConnections(10*time.Second))
 	}
-	waitFor(t, 20*time.Second, "a JetStream meta leader", func() bool {
+	// The leader places a stream only on peers it has heard from (an R3
+	// stream created before that fails with "no suitable peers").
+	waitFor(t, 20*time.Second, "a JetStream meta leader that knows every peer", func() bool {
 		for _, srv := range srvs {
-			if srv.JetStreamIsLeader() {
+			if srv.JetStreamIsLeader() && len(srv.JetStreamClusterPeers()) == len(srvs) {
 				return true
 			}
 		}

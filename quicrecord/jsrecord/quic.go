@@ -22,6 +22,15 @@ type liveStream interface {
 	CloseWithError(code quicrecord.ErrorCode, reason string) error
 }
 
+// recordStream is what the fast batch pipeline needs of a stream
+// (*quicrecord.RecordStream; a test double in tests).
+type recordStream interface {
+	liveStream
+	Recv(ctx context.Context) (quicrecord.Record, error)
+	Ack(seq uint64) error
+	Close(ctx context.Context) error
+}
+
 // NewResumeStore returns the ResumeStore a collector using the sink sets as
 // its quicrecord.Config.ResumeStore. Its LoadApplied is [Sink.LoadApplied],
 // and it keeps the state of a key only while a stream of the key is
@@ -112,6 +121,9 @@ func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
 	if claim == 0 {
 		_ = rs.CloseWithError(CodeSuperseded, ErrNoClaim.Error())
 		return ErrNoClaim
+	}
+	if s.useFast.Load() {
+		return s.serveFast(ctx, rs, name, claim)
 	}
 	p := &pipe{s: s, rs: rs}
 	p.next = &batch{name: name, claim: claim, recs: make([][]byte, 0, s.maxBatch)}

@@ -32,6 +32,10 @@ type Sink struct {
 	timeout   time.Duration
 	log       *slog.Logger
 	sem       chan struct{} // one token per batch being published
+	// useFast: publish fast batches (the stream has no replication, see
+	// fast.go) rather than atomic ones. Cleared for good when JetStream
+	// refuses pipelined fences (the stream was scaled up).
+	useFast atomic.Bool
 
 	ctr counters
 
@@ -57,17 +61,20 @@ type counters struct {
 
 // Stats is a snapshot of a sink's work. Counters only grow.
 type Stats struct {
-	// Records and Batches count what JetStream confirmed (and the sink
-	// acknowledged).
+	// Records count what JetStream confirmed (and the sink acknowledged),
+	// Batches the batches it confirmed whole (atomic batches, and fast
+	// batches committed).
 	Records, Batches uint64
 	// Claims counts the keys this sink claimed (a stream started or
 	// resumed here).
 	Claims uint64
 	// Fenced counts batches JetStream refused on the fence (another
-	// collector had claimed the key); DuplicateRefused those it refused
-	// because it held records of the batch already (published by the
-	// key's new holder); Failed counts batches that failed otherwise
-	// (error or timeout). None was acknowledged.
+	// collector had claimed the key); DuplicateRefused atomic batches it
+	// refused because it held records of the batch already (published by
+	// the key's new holder; a fast batch's duplicates are dropped and
+	// reported stored, see the package doc); Failed counts batches that
+	// failed otherwise (error or timeout). Nothing from the record that
+	// failed on was acknowledged.
 	Fenced, DuplicateRefused, Failed uint64
 	// Refused counts streams refused because JetStream was unreachable.
 	Refused uint64
@@ -78,7 +85,10 @@ type Stats struct {
 // New returns a sink publishing to the stream cfg names (see
 // [EnsureStream] to create it), over js's connection. It checks that the
 // stream allows atomic batches, has direct gets off and captures the
-// subject prefix.
+// subject prefix. It publishes fast batches if the stream has one replica
+// and allows them (allow_batched, which [StreamConfig] sets; a stream
+// created before it did keeps atomic batches until it is edited), atomic
+// batches otherwise: see the package doc.
 func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Sink, error) {
 	st, err := js.Stream(ctx, cfg.stream())
 	if err != nil {
@@ -92,13 +102,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Sink, error
 	if name == "" {
 		name = nuid.Next()
 	}
-	return &Sink{
+	s := &Sink{
 		js: js, nc: js.Conn(), st: st,
 		stream: cfg.stream(), prefix: cfg.prefix(), collector: name,
 		maxBatch: cfg.maxBatch(), timeout: cfg.timeout(), log: cfg.logger(),
 		sem:  make(chan struct{}, cfg.maxInflight()),
 		keys: make(map[string]*keyState),
-	}, nil
+	}
+	s.useFast.Store(!cfg.atomicOnly() && info.Config.Replicas <= 1 && info.Config.AllowBatchPublish)
+	return s, nil
 }
 
 // Snapshot returns the sink's statistics.
