@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -142,6 +143,10 @@ type Conn struct {
 	// announced FeatureEarlyRecords: later streams may open
 	// optimistically (early.go).
 	peerEarly atomic.Bool
+	// early is set, once and for all by newConn, on a client connection
+	// returned before its handshake completed (DialEarly with 0-RTT):
+	// the server may reject its 0-RTT (zerortt.go).
+	early bool
 	// draining is set by Listener.Shutdown: streams the peer opens are
 	// refused from now on.
 	draining atomic.Bool
@@ -213,6 +218,13 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		cleanup: cleanup,
 		segSize: hdrReserve + set.maxBatchBytes,
 		codecs:  compress.NewCodecs(0),
+	}
+	select {
+	case <-qc.HandshakeComplete():
+	default:
+		// Returned before its handshake completed: a client that dialed
+		// with 0-RTT (DialEarly), which the server may still reject.
+		c.early = ln == nil
 	}
 	c.streams = newStreamRegistry(1, &c.ended, c.streamDetached)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
@@ -377,6 +389,9 @@ func (c *Conn) acceptLoop() {
 	defer c.wg.Done()
 	for {
 		qs, err := c.qc.AcceptStream(c.ctx)
+		if errors.Is(err, quic.Err0RTTRejected) && c.rejected0RTT(c.ctx) {
+			continue
+		}
 		if err != nil {
 			return
 		}

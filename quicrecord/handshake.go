@@ -43,8 +43,18 @@ type exchange struct {
 }
 
 // openStream opens a stream and runs the opener's side of the exchange.
-// ro is nil for a plain stream.
+// ro is nil for a plain stream. A resumable stream opened in 0-RTT that
+// the server rejected is opened again once the handshake completed
+// (rejected0RTT).
 func (c *Conn) openStream(ctx context.Context, opts StreamOptions, ro *resumeOpen) (*RecordStream, error) {
+	s, err := c.openStreamOnce(ctx, opts, ro)
+	if err != nil && ro != nil && ctx.Err() == nil && c.rejected0RTT(ctx) {
+		s, err = c.openStreamOnce(ctx, opts, ro)
+	}
+	return s, err
+}
+
+func (c *Conn) openStreamOnce(ctx context.Context, opts StreamOptions, ro *resumeOpen) (*RecordStream, error) {
 	if c.ctx.Err() != nil {
 		return nil, c.connErr()
 	}

@@ -35,17 +35,47 @@ func (c *Conn) waitHandshake(ctx context.Context) error {
 	done := c.qc.HandshakeComplete()
 	select {
 	case <-done:
+		c.after0RTT(ctx)
 		return nil
 	default:
 	}
 	select {
 	case <-done:
+		c.after0RTT(ctx)
 		return nil
 	case <-ctx.Done():
 		return ctxError(ctx)
 	case <-c.ctx.Done():
 		return c.connErr()
 	}
+}
+
+// after0RTT makes an early connection whose handshake completed usable
+// for new streams: when the server rejected its 0-RTT, quic-go discards
+// every stream opened in it and refuses new ones (quic.Err0RTTRejected)
+// until NextConnection, which returns at once once the handshake is
+// complete.
+func (c *Conn) after0RTT(ctx context.Context) {
+	if c.early {
+		_, _ = c.qc.NextConnection(ctx)
+	}
+}
+
+// rejected0RTT reports whether this is an early connection whose 0-RTT
+// the server rejected, once the handshake completed (waiting for it
+// within ctx), and makes it usable for new streams. A server that lost
+// its session ticket keys (a restart) rejects the 0-RTT of every client
+// resuming with an old ticket: the stream opened in 0-RTT is gone, with
+// everything sent on it, and is opened again over the same connection
+// (openStream), which also brings the client a new ticket.
+func (c *Conn) rejected0RTT(ctx context.Context) bool {
+	if !c.early {
+		return false
+	}
+	if _, err := c.qc.NextConnection(ctx); err != nil {
+		return false
+	}
+	return !c.qc.ConnectionState().Used0RTT
 }
 
 // handshakeBy waits, until deadline, for the handshake to complete: an

@@ -62,6 +62,7 @@ type reconnectNet struct {
 	dial     func(ctx context.Context) (*Conn, error)
 	serverMu sync.Mutex
 	servers  []*Conn
+	stls     *tls.Config // the acceptor's: SetSessionTicketKeys makes it forget the tickets it issued
 }
 
 func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
@@ -75,7 +76,8 @@ func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet
 	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
 	n.Start()
 	stls, ctls := tlsPair(t)
-	eln, err := simtest.Transport(t, sconn).ListenEarly(withALPN(stls), zeroRTTQUIC())
+	m.stls = withALPN(stls)
+	eln, err := simtest.Transport(t, sconn).ListenEarly(m.stls, zeroRTTQUIC())
 	require.NoError(t, err)
 	scfg := &Config{ResumeStore: NewResumeStore(ResumeStoreConfig{}), QUIC: zeroRTTQUIC()}
 	m.ln, err = NewEarlyListener(eln, scfg)
@@ -222,6 +224,38 @@ func TestResumable0RTTReconnect(t *testing.T) {
 	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
 	require.LessOrEqual(t, early, zeroRTT+zeroRTT/2+zeroRTT/10)
 	require.Less(t, early, full)
+}
+
+// TestResumable0RTTRejected: the acceptor forgot the session tickets it
+// issued (a restarted process has new ticket keys), so it rejects the
+// 0-RTT the client tries with its old ticket and quic-go discards the
+// resume HELLO sent in it. The resumable stream reconnects over the
+// completed handshake of that same connection, at once, and nothing is
+// applied twice.
+func TestResumable0RTTRejected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newReconnectNet(t, true, nil)
+		var restored time.Time
+		rs := m.loseAndResume(t, func() {
+			m.stls.SetSessionTicketKeys([][32]byte{{1, 2, 3}})
+			restored = time.Now()
+		})
+		defer rs.Close(context.Background())
+		applied, ok := m.log.applied(101)
+		require.True(t, ok)
+		require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+		m.serverMu.Lock()
+		last := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.False(t, last.QUIC().ConnectionState().Used0RTT, "the acceptor rejected 0-RTT")
+		require.Equal(t, uint64(1), rs.Snapshot().Stats.Resumes, "one reconnection")
+		// The next dial comes within the maximum backoff with jitter
+		// (300 ms); then the handshake, the HELLO round trip and half a
+		// round trip for the record.
+		took := applied.Sub(restored)
+		t.Logf("first replayed record applied %v after the path is back", took)
+		require.LessOrEqual(t, took, 300*time.Millisecond+3*zeroRTT)
+	})
 }
 
 // replayRouter is a simtest.Router that, once armed, captures the
