@@ -135,6 +135,9 @@ type Conn struct {
 	segPool sync.Pool
 	// bufPools recycle receive buffers by size class (see recvBuf).
 	bufPools [numBufPools]sync.Pool
+	// budget is the connection's receive budget (see
+	// Config.MaxConnReceiveBytes); its parent is the listener's.
+	budget *budget
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes
@@ -183,6 +186,11 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		cleanup: cleanup,
 		segSize: hdrReserve + set.maxBatchBytes,
 	}
+	var parent *budget
+	if ln != nil {
+		parent = ln.budget
+	}
+	c.budget = newBudget(set.connBudget, parent)
 	c.streams = newStreamRegistry(1, &c.ended, c.streamDetached)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.stopQC = context.AfterFunc(qc.Context(), func() {
@@ -328,11 +336,13 @@ func (c *Conn) RefusedStreams() uint64 { return c.refused.Load() }
 func (c *Conn) AcceptRecordStream(ctx context.Context) (*RecordStream, error) {
 	select {
 	case s := <-c.acceptQ:
+		s.acct.accept()
 		return s, nil
 	default:
 	}
 	select {
 	case s := <-c.acceptQ:
+		s.acct.accept()
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctxError(ctx)

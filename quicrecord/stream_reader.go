@@ -187,26 +187,44 @@ func (frameCodec) Truncated(t uint64) error {
 // directMinBatch is the smallest BATCH payload the reader reads straight
 // into a receive buffer of its own (see wire.Reader.SetDirect) when the
 // frame is not buffered whole yet: the Reader's own buffer stays at its
-// initial 4 KiB, and the records of a large batch are copied once (by
-// quic-go, into that receive buffer) instead of twice.
-const directMinBatch = wire.DefaultBuffer
+// initial 4 KiB (a smaller BATCH with its header fits it), and the
+// records of a large batch are copied once (by quic-go, into that receive
+// buffer) instead of twice. The first receive buffer of a frame is at
+// most maxPooledBuf bytes, which holds a default batch whole; a larger
+// frame's buffer doubles as its bytes arrive.
+const directMinBatch = wire.DefaultBuffer - wire.MaxHeaderLen
 
-// directBuf gives the frame reader a receive buffer for a BATCH payload of
-// n bytes, with its pool handle (a nil *[]byte if it is not pooled) as the
-// token the reader hands back with the frame. Called by the reader loop,
-// inside Next.
-func (s *RecordStream) directBuf(n int) ([]byte, any) {
+// directBuf gives the frame reader a receive buffer of n bytes for a
+// BATCH payload of total bytes, with its pool handle (a nil *[]byte if it
+// is not pooled) as the token the reader hands back with the frame. The
+// first call of a frame charges total to the receive budget, waiting for
+// room (see recvAccount.acquire). Called by the reader loop, inside Next.
+func (s *RecordStream) directBuf(n, total int) ([]byte, any, error) {
+	if s.frameCharge == 0 {
+		c, err := s.acct.acquire(s.ctx, int64(total))
+		if err != nil {
+			return nil, nil, err
+		}
+		s.frameCharge = c
+	}
 	buf, pooled := s.conn.recvBuf(n)
-	return buf[:n], pooled
+	return buf[:n], pooled, nil
+}
+
+// releaseBuf gives back a receive buffer the frame reader outgrew.
+func (s *RecordStream) releaseBuf(token any) {
+	pooled, _ := token.(*[]byte)
+	s.conn.putRecvBuf(pooled)
 }
 
 // dropDirect gives back the receive buffer of a frame read directly that
-// will not be queued.
+// will not be queued, and its charge.
 func (s *RecordStream) dropDirect(f *wire.Frame) {
 	if f.Direct {
-		pooled, _ := f.Token.(*[]byte)
-		s.conn.putRecvBuf(pooled)
+		s.releaseBuf(f.Token)
 	}
+	s.acct.release(s.frameCharge)
+	s.frameCharge = 0
 }
 
 // handleBatch validates a BATCH and queues its records. The payload is
@@ -259,7 +277,12 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 
 	buf := b.Records
 	pooled, _ := f.Token.(*[]byte)
+	charge := s.frameCharge
+	s.frameCharge = 0
 	if !f.Direct {
+		if charge, err = s.acct.acquire(s.ctx, int64(len(b.Records))); err != nil {
+			return err
+		}
 		buf, pooled = s.conn.recvBuf(len(b.Records))
 		buf = append(buf, b.Records...)
 	}
@@ -274,7 +297,7 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
+	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, charge: charge, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)

@@ -82,7 +82,9 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 			b := &s.rcv.q[s.rcv.qHead]
 			s.startBatchLocked(b)
 			seq, data, _ := b.it.Next()
+			var charge int64
 			if seq == b.last {
+				charge = b.charge
 				s.popBatchLocked()
 			}
 			s.rcv.delivered = seq
@@ -90,6 +92,9 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 				s.rsm.delivered.Store(seq)
 			}
 			s.rmu.Unlock()
+			// The records are the caller's now: the batch leaves the
+			// receive budget.
+			s.acct.release(charge)
 			return Record{Seq: seq, Data: data}, nil
 		}
 		if err := s.recvEndLocked(); err != nil {
@@ -335,6 +340,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 			return err
 		}
 		s.conn.putRecvBuf(b.pooled)
+		s.acct.release(b.charge)
 	}
 }
 
