@@ -201,7 +201,7 @@ const directMinBatch = wire.DefaultBuffer - wire.MaxHeaderLen
 // room (see recvAccount.acquire). Called by the reader loop, inside Next.
 func (s *RecordStream) directBuf(n, total int) ([]byte, any, error) {
 	if s.frameCharge == 0 {
-		c, err := s.acct.acquire(s.ctx, int64(total))
+		c, err := s.acct.acquire(s.ctx, int64(recvBufCap(total)))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -280,7 +280,7 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	charge := s.frameCharge
 	s.frameCharge = 0
 	if !f.Direct {
-		if charge, err = s.acct.acquire(s.ctx, int64(len(b.Records))); err != nil {
+		if charge, err = s.acct.acquire(s.ctx, int64(recvBufCap(len(b.Records)))); err != nil {
 			return err
 		}
 		buf, pooled = s.conn.recvBuf(len(b.Records))

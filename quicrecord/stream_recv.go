@@ -34,6 +34,15 @@ func bufClass(n int) int {
 	return (n - minPooledBuf + pooledBufStep - 1) / pooledBufStep
 }
 
+// recvBufCap returns the capacity of the buffer recvBuf returns for n
+// bytes: what a batch of n bytes is charged to the receive budget.
+func recvBufCap(n int) int {
+	if k := bufClass(n); k >= 0 {
+		return minPooledBuf + k*pooledBufStep
+	}
+	return n
+}
+
 // recvBuf returns an empty buffer with capacity for n bytes, and the
 // pool handle to give it back with, nil if it is not pooled.
 func (c *Conn) recvBuf(n int) ([]byte, *[]byte) {
