@@ -61,6 +61,11 @@ const (
 	// CodeRejected is the default code for a record the application failed
 	// to apply.
 	CodeRejected ErrorCode = 0x10
+	// CodeSuperseded ends a resumed stream, or refuses its resumption,
+	// because an opener with a newer resume epoch holds its key (sent
+	// only on streams that negotiated [FeatureResumeEpoch]). The
+	// superseded opener does not reconnect.
+	CodeSuperseded ErrorCode = 0x11
 
 	// CodeApplicationMin is the first code available to applications.
 	CodeApplicationMin ErrorCode = 0x100
@@ -84,10 +89,19 @@ var codeNames = [...]string{
 	CodeResumeUnknown:     "RESUME_UNKNOWN",
 	CodeWindowExceeded:    "WINDOW_EXCEEDED",
 	CodeRejected:          "REJECTED",
+	CodeSuperseded:        "SUPERSEDED",
 }
 
 // String returns the code's name from the specification, or a hex number
 // for codes without one.
+// IsReserved reports whether c is one of the reserved protocol codes
+// 0x1f*N+0x21 below CodeApplicationMin (0x21, 0x40, …, 0xfa) that no
+// version will ever assign. An endpoint may use them in ERROR frames and
+// resets to exercise its peer's rule for unknown codes.
+func (c ErrorCode) IsReserved() bool {
+	return c >= 0x21 && c < CodeApplicationMin && (c-0x21)%0x1f == 0
+}
+
 func (c ErrorCode) String() string {
 	if c < ErrorCode(len(codeNames)) && codeNames[c] != "" {
 		return codeNames[c]

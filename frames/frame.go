@@ -99,7 +99,18 @@ const (
 	// and keep its direction open for acks and errors, so that its peer
 	// can go on sending (a half-close).
 	FeatureHalfClose Features = 1 << 3
+	// FeatureResumeEpoch orders the openers of a resume key: the opener
+	// sends its epoch in the [ExtResumeEpoch] extension, the acceptor
+	// lets only an equal or newer epoch take the key over and ends the
+	// superseded stream with [CodeSuperseded]. It takes effect only with
+	// [FeatureResume].
+	FeatureResumeEpoch Features = 1 << 4
 )
+
+// ReservedFeatures are feature bits that no version will ever assign
+// (bits 56 to 61). An endpoint may announce them to exercise its peer's
+// rule that unknown bits are ignored; they are never effective.
+const ReservedFeatures Features = 0x3f << 56
 
 // Has reports whether every bit of g is in f.
 func (f Features) Has(g Features) bool { return f&g == g }
@@ -131,6 +142,10 @@ func (f Features) String() string {
 	if f.Has(FeatureHalfClose) {
 		add("half-close")
 		f &^= FeatureHalfClose
+	}
+	if f.Has(FeatureResumeEpoch) {
+		add("resume-epoch")
+		f &^= FeatureResumeEpoch
 	}
 	if f != 0 {
 		add("0x" + strconv.FormatUint(uint64(f), 16))

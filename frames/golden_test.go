@@ -1,6 +1,7 @@
 package frames_test
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -274,13 +275,39 @@ func TestErrorCodeNames(t *testing.T) {
 		{frames.CodeResumeUnknown, "RESUME_UNKNOWN"},
 		{frames.CodeWindowExceeded, "WINDOW_EXCEEDED"},
 		{frames.CodeRejected, "REJECTED"},
-		{0x11, "0x11"},
+		{frames.CodeSuperseded, "SUPERSEDED"},
+		{0x12, "0x12"},
 		{0xff, "0xff"},
 		{frames.CodeApplicationMin, "APPLICATION(0x100)"},
 		{0xbeef, "APPLICATION(0xbeef)"},
 	} {
 		require.Equal(t, tc.name, tc.code.String())
 	}
+}
+
+// TestReservedValues: the reserved (grease) values of each registry are
+// the ones PROTOCOL.md §11.4 lists, none of them is assigned, and they
+// print as unknown values.
+func TestReservedValues(t *testing.T) {
+	for _, id := range []uint64{0x21, 0x40, 0x5f, 0x1f*100 + 0x21} {
+		require.True(t, frames.IsReservedExtension(id), "%#x", id)
+	}
+	for _, id := range []uint64{0, frames.ExtResumeKey, frames.ExtResumePosition, frames.ExtResumeEpoch, 0x22, 0x3f00} {
+		require.False(t, frames.IsReservedExtension(id), "%#x", id)
+	}
+	var codes []frames.ErrorCode
+	for c := frames.ErrorCode(0); c < 0x200; c++ {
+		if c.IsReserved() {
+			codes = append(codes, c)
+			require.Equal(t, fmt.Sprintf("%#x", uint64(c)), c.String(), "a reserved code has no name")
+		}
+	}
+	require.Equal(t, []frames.ErrorCode{0x21, 0x40, 0x5f, 0x7e, 0x9d, 0xbc, 0xdb, 0xfa}, codes)
+	require.Equal(t, frames.Features(0x3f<<56), frames.ReservedFeatures)
+	for f := frames.Features(1); f <= frames.FeatureResumeEpoch; f <<= 1 {
+		require.Zero(t, f&frames.ReservedFeatures, "an assigned feature is reserved")
+	}
+	require.Equal(t, "piggyback-ack|0x100000000000000", (frames.FeaturePiggybackAck | 1<<56).String())
 }
 
 func TestFeatures(t *testing.T) {
@@ -295,8 +322,9 @@ func TestFeatures(t *testing.T) {
 		{frames.FeatureHalfClose, "half-close"},
 		{frames.FeatureWindowUpdate, "window-update"},
 		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
-		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x10, "piggyback-ack|half-close|0x10"},
-		{frames.FeaturePiggybackAck | 0x30, "piggyback-ack|0x30"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | frames.FeatureResumeEpoch, "piggyback-ack|half-close|resume-epoch"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x20, "piggyback-ack|half-close|0x20"},
+		{frames.FeaturePiggybackAck | 0x60, "piggyback-ack|0x60"},
 		{0x80, "0x80"},
 	} {
 		require.Equal(t, tc.name, tc.f.String())

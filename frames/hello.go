@@ -66,7 +66,17 @@ const (
 	// ExtResumePosition carries a varint: the opener's first unacked seq
 	// (opener) or the acceptor's last applied seq (acceptor).
 	ExtResumePosition uint64 = 0x02
+	// ExtResumeEpoch carries a varint: the resume epoch of the opener of
+	// a resumable stream (opener only; meaningful with
+	// [FeatureResumeEpoch]).
+	ExtResumeEpoch uint64 = 0x03
 )
+
+// IsReservedExtension reports whether id is one of the reserved extension
+// ids 0x1f*N+0x21 that no version will ever assign. An endpoint may send
+// them, with any value, to exercise its peer's rule that unknown
+// extensions are ignored.
+func IsReservedExtension(id uint64) bool { return id >= 0x21 && (id-0x21)%0x1f == 0 }
 
 // Extension returns the value of the extension with the given id.
 func (h *Hello) Extension(id uint64) ([]byte, bool) {

@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,6 +102,17 @@ type Config struct {
 	// listener. nil: this side does not offer resumption, and resumable
 	// streams opened towards it fall back to plain streams.
 	ResumeStore *ResumeStore
+	// PeerIdentity names the peer of a connection: the identity resume
+	// state is bound to (ResumeKeyInfo.Peer) and AcceptInfo.PeerIdentity.
+	// "" means the peer has none (see ResumeStoreConfig.AllowAnonymous).
+	// An application with identities of its own (a SPIFFE ID from a URI
+	// SAN, say) returns them here; it must derive them only from what the
+	// TLS handshake verified. nil means [DefaultPeerIdentity]: the SPKI
+	// fingerprint of a certificate verified against a chain, so that a
+	// renewed certificate for the same key keeps its streams. Pinned
+	// configurations (identity.MutualServerConfig) verify in
+	// VerifyConnection and leave no chain: use [PresentedPeerIdentity].
+	PeerIdentity func(cs tls.ConnectionState) string
 
 	// AcceptHandler, if set, decides on every stream a peer opens on a
 	// connection made with this Config, after the version negotiation and
@@ -293,6 +305,8 @@ type settings struct {
 	onRefused     func(*AcceptInfo, *StreamError)
 	acceptHandler func(context.Context, *AcceptInfo) (*StreamConfig, error)
 	resume        *ResumeStore
+	peerIdentity  func(tls.ConnectionState) string
+	disabled      Features // Config.DisableFeatures
 	// Receive budgets (see Config.MaxConnReceiveBytes).
 	connBudget, listenerBudget, preAcceptCredit int64
 }
@@ -325,9 +339,14 @@ func (c *Config) settings() (*settings, error) {
 		onRefused:      c.OnStreamRefused,
 		acceptHandler:  c.AcceptHandler,
 		resume:         c.ResumeStore,
+		peerIdentity:   c.PeerIdentity,
+		disabled:       c.DisableFeatures,
 	}
 	if s.resume == nil {
-		s.features &^= FeatureResume
+		s.features &^= FeatureResume | FeatureResumeEpoch
+	}
+	if s.peerIdentity == nil {
+		s.peerIdentity = DefaultPeerIdentity
 	}
 	s.connBudget, s.listenerBudget, s.preAcceptCredit = c.budgets()
 	if c.MinProtocolVersion != 0 {

@@ -94,6 +94,10 @@ type AcceptInfo struct {
 	TLS tls.ConnectionState
 	// ResumeKey is the key of a resumable stream, nil for a plain one.
 	ResumeKey []byte
+	// PeerIdentity is the peer's identity from Config.PeerIdentity (by
+	// default the SPKI fingerprint of its verified client certificate),
+	// "" when it has none: what resume state is bound to.
+	PeerIdentity string
 }
 
 // Conn is a QUIC connection carrying record streams. Either side may open
@@ -138,6 +142,29 @@ type Conn struct {
 	// budget is the connection's receive budget (see
 	// Config.MaxConnReceiveBytes); its parent is the listener's.
 	budget *budget
+
+	// peerOnce computes peerID, the peer's identity (Config.PeerIdentity),
+	// once the TLS handshake is complete: when the first stream needs it.
+	peerOnce sync.Once
+	peerID   string
+}
+
+// peerIdentity returns the peer's identity.
+func (c *Conn) peerIdentity() string {
+	c.peerOnce.Do(func() { c.peerID = c.set.peerIdentity(c.qc.ConnectionState().TLS) })
+	return c.peerID
+}
+
+// acceptSettings returns the settings a stream the peer opens starts
+// from: the connection's, without resumption when the resume store does
+// not offer it to this peer (no identity, and no anonymous resumption).
+func (c *Conn) acceptSettings() *settings {
+	if c.set.resume == nil || c.set.resume.offers(c.peerIdentity()) {
+		return c.set
+	}
+	n := *c.set
+	n.features &^= FeatureResume | FeatureResumeEpoch
+	return &n
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes

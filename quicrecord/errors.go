@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 
 	"github.com/recordmux/recordmux/frames"
 )
@@ -35,6 +36,7 @@ const (
 	CodeResumeUnknown     = frames.CodeResumeUnknown
 	CodeWindowExceeded    = frames.CodeWindowExceeded
 	CodeRejected          = frames.CodeRejected
+	CodeSuperseded        = frames.CodeSuperseded
 	CodeApplicationMin    = frames.CodeApplicationMin
 )
 
@@ -58,10 +60,16 @@ const (
 	// keep acking the peer's records (RecordStream.CloseWrite; protocol
 	// version 2 and later).
 	FeatureHalfClose = frames.FeatureHalfClose
+	// FeatureResumeEpoch orders the openers of a resume key by their
+	// epoch (ResumeOptions.Epoch): a newer opener takes the key over, an
+	// older one is refused, and the superseded one ends with
+	// CodeSuperseded and does not reconnect (protocol version 2 and
+	// later, with FeatureResume).
+	FeatureResumeEpoch = frames.FeatureResumeEpoch
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureResumeEpoch
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64
@@ -111,9 +119,19 @@ func (e *StreamError) Error() string {
 	}
 	s := fmt.Sprintf("quicrecord: stream %d: %s error %s", e.StreamID, side, e.Code)
 	if e.Reason != "" {
-		s += ": " + e.Reason
+		s += ": " + reasonText(e.Reason, e.Remote)
 	}
 	return s
+}
+
+// reasonText formats a reason for an error's text: a reason the peer
+// sent is untrusted (it may hold newlines or terminal escapes meant for
+// a log reader), so it is quoted, as %q does; a local one is as it is.
+func reasonText(reason string, remote bool) string {
+	if remote {
+		return strconv.Quote(reason)
+	}
+	return reason
 }
 
 // Unwrap returns the underlying cause.
@@ -148,6 +166,7 @@ var (
 	ErrCancelled         = &StreamError{Code: CodeCancelled, Reason: "stream cancelled"}
 	ErrResumeUnknown     = &StreamError{Code: CodeResumeUnknown, Reason: "resume state unknown"}
 	ErrWindowExceeded    = &StreamError{Code: CodeWindowExceeded, Reason: "window exceeded"}
+	ErrSuperseded        = &StreamError{Code: CodeSuperseded, Reason: "superseded by a newer opener of the resume key"}
 )
 
 // RecordError reports one record that the peer's application rejected:
@@ -169,7 +188,7 @@ type RecordError struct {
 func (e *RecordError) Error() string {
 	s := fmt.Sprintf("quicrecord: record %d rejected by the peer: %s", e.Seq, e.Code)
 	if e.Reason != "" {
-		s += ": " + e.Reason
+		s += ": " + reasonText(e.Reason, true)
 	}
 	return s
 }
@@ -320,7 +339,7 @@ func (e *ConnError) Error() string {
 	case e.app && e.Remote:
 		s := "quicrecord: connection closed by the peer with code " + e.Code.String()
 		if e.Reason != "" {
-			s += ": " + e.Reason
+			s += ": " + reasonText(e.Reason, true)
 		}
 		return s
 	case e.Err != nil:

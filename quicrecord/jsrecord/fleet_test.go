@@ -158,7 +158,7 @@ func fencingScenario(t *testing.T, holdB bool) Stats {
 	a := startCollector(t, ncA, stls, &Config{Timeout: 50 * time.Second, Collector: "A"}, nil)
 	claimed, release := make(chan struct{}), make(chan struct{})
 	var sinkB atomic.Pointer[Sink]
-	qcfgB := &quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond,
+	qcfgB := &quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, AllowAnonymous: true,
 		LoadApplied: func(ctx context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
 			last, found, err := sinkB.Load().LoadApplied(ctx, info)
 			if holdB {

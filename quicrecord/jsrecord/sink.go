@@ -31,6 +31,7 @@ type Sink struct {
 	maxBatch  int
 	timeout   time.Duration
 	log       *slog.Logger
+	anonymous bool          // Config.AllowAnonymous
 	sem       chan struct{} // one token per batch being published
 
 	ctr counters
@@ -95,7 +96,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Sink, error
 	return &Sink{
 		js: js, nc: js.Conn(), st: st,
 		stream: cfg.stream(), prefix: cfg.prefix(), collector: name,
-		maxBatch: cfg.maxBatch(), timeout: cfg.timeout(), log: cfg.logger(),
+		maxBatch: cfg.maxBatch(), timeout: cfg.timeout(), log: cfg.logger(), anonymous: cfg != nil && cfg.AllowAnonymous,
 		sem:  make(chan struct{}, cfg.maxInflight()),
 		keys: make(map[string]*keyState),
 	}, nil
