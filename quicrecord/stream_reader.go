@@ -275,16 +275,9 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 		}
 	}
 
-	buf := b.Records
-	pooled, _ := f.Token.(*[]byte)
-	charge := s.frameCharge
-	s.frameCharge = 0
-	if !f.Direct {
-		if charge, err = s.acct.acquire(s.ctx, int64(recvBufCap(len(b.Records)))); err != nil {
-			return err
-		}
-		buf, pooled = s.conn.recvBuf(len(b.Records))
-		buf = append(buf, b.Records...)
+	buf, pooled, charge, err := s.keepRecords(f, b.Records)
+	if err != nil {
+		return err
 	}
 	s.rmu.Lock()
 	it := frames.NewRecordIter(buf, b.FirstSeq)
@@ -312,6 +305,25 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 	s.rcv.wait.notify()
 	s.rmu.Unlock()
 	return nil
+}
+
+// keepRecords returns the receive buffer a batch's records are queued in,
+// its pool handle and its charge to the receive budget: the buffer the
+// frame was read into directly, or else a copy of records (which alias
+// the frame reader's buffer) in one charged now, waiting for budget room.
+func (s *RecordStream) keepRecords(f *wire.Frame, records []byte) ([]byte, *[]byte, int64, error) {
+	charge := s.frameCharge
+	s.frameCharge = 0
+	if f.Direct {
+		pooled, _ := f.Token.(*[]byte)
+		return records, pooled, charge, nil
+	}
+	charge, err := s.acct.acquire(s.ctx, int64(recvBufCap(len(records))))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	buf, pooled := s.conn.recvBuf(len(records))
+	return append(buf, records...), pooled, charge, nil
 }
 
 func (s *RecordStream) handleAck(payload []byte) error {

@@ -170,10 +170,7 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				"sink_bytes_discarded", rec.Discarded, "torn_state_line", rec.TornState)
 		}
 		c.j = j
-		// Without client certificates, agents resume anonymously: a
-		// resume key is then a bearer token (see -client-ca).
-		cfg.ResumeStore = quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied,
-			AllowAnonymous: o.clientCA == ""})
+		cfg.ResumeStore = quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied, AllowAnonymous: o.clientCA == ""})
 	}
 	store := cfg.ResumeStore
 	if o.state != "" {
