@@ -114,7 +114,10 @@ func (a *recvAccount) acquire(ctx context.Context, n int64) (int64, error) {
 		a.mu.Lock()
 		if a.closed {
 			a.mu.Unlock()
-			return 0, context.Cause(ctx)
+			if err := context.Cause(ctx); err != nil {
+				return 0, err
+			}
+			return 0, ErrClosed
 		}
 		if !a.accepted && a.held+n > a.credit {
 			ch := waitChan(&a.acceptWait)
