@@ -27,6 +27,7 @@ var goldenHex = []struct{ name, hex string }{
 	{"window", "05 06 4400 80100000"},
 	{"done", "06 02 43e8"},
 	{"reserved", "21 03 000102"},
+	{"hello-resume", "01 20 01 02 13 80010000 80004000 4100 80100000 00 00 00 01 02 6b31 02 02 4065 03 02 43e8"},
 }
 
 // goldenBatch and goldenUnknown describe the BATCH and unknown vectors.
@@ -89,6 +90,20 @@ var goldenValues = map[string]any{
 	"window":   frames.WindowFrame{Records: 1024, Bytes: 1 << 20},
 	"done":     goldenDone(1000),
 	"reserved": goldenUnknown{typ: 0x21, payload: []byte{0, 1, 2}},
+	"hello-resume": frames.Hello{
+		MinVersion:    frames.Version1,
+		MaxVersion:    frames.Version2,
+		Features:      frames.FeaturePiggybackAck | frames.FeatureResume | frames.FeatureResumeEpoch,
+		MaxFrameSize:  64 << 10,
+		MaxRecordSize: 16 << 10,
+		WindowRecords: 256,
+		WindowBytes:   1 << 20,
+		Extensions: []frames.Extension{
+			{ID: frames.ExtResumeKey, Value: []byte("k1")},
+			{ID: frames.ExtResumePosition, Value: []byte{0x40, 0x65}},
+			{ID: frames.ExtResumeEpoch, Value: []byte{0x43, 0xe8}},
+		},
+	},
 }
 
 func TestGolden(t *testing.T) {
