@@ -206,6 +206,14 @@ var badCases = []badCase{
 	{"header/8-byte length 2^62-1", header("02 ffffffffffffffff", 1<<10), frames.CodeFrameTooLarge},
 	{"header/unknown type above max", header("21 44 01", 1<<10), frames.CodeFrameTooLarge},
 	{"header/hello above max", header("01 4401 00", 1<<10), frames.CodeFrameTooLarge},
+	// Per-type maxima (Type.MaxPayload), from the header alone, under a
+	// frame size limit that would allow them.
+	{"header/ack of 9 bytes", header("03 09", 1<<20), frames.CodeFrameTooLarge},
+	{"header/ack declaring 1 MiB", header("03 80100000", 1<<20), frames.CodeFrameTooLarge},
+	{"header/done of 9 bytes", header("06 09", 1<<20), frames.CodeFrameTooLarge},
+	{"header/window of 17 bytes", header("05 11", 1<<20), frames.CodeFrameTooLarge},
+	{"header/error of 1049 bytes", header("04 4419", 1<<20), frames.CodeFrameTooLarge},
+	{"header/hello of 16385 bytes", header("01 80004001", 1<<20), frames.CodeFrameTooLarge},
 
 	// BATCH payloads (records of at most 1 KiB unless stated).
 	{"batch/empty payload", batch("", 1<<10), frames.CodeFrameEncoding},
@@ -251,7 +259,7 @@ var badCases = []badCase{
 	{"error/code truncated", errorFrame(hexPayload("07 41")), frames.CodeFrameEncoding},
 	{"error/reason length missing", errorFrame(hexPayload("07 10")), frames.CodeFrameEncoding},
 	{"error/reason truncated", errorFrame(hexPayload("07 10 05 6162")), frames.CodeFrameEncoding},
-	{"error/reason of 1025 bytes", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLen+1)), frames.CodeFrameEncoding},
+	{"error/reason of 1025 bytes", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLenAccepted+1)), frames.CodeFrameEncoding},
 	{"error/reason length 2^62-1", errorFrame(hexPayload("07 10 ffffffffffffffff 00")), frames.CodeFrameEncoding},
 	{"error/trailing byte", errorFrame(hexPayload("07 10 00 00")), frames.CodeFrameEncoding},
 
@@ -313,7 +321,8 @@ func TestLimitsAccepted(t *testing.T) {
 		{"ack/0", ack("00")},
 		{"done/2^62-1", done("ffffffffffffffff")},
 		{"done/0", done("00")},
-		{"error/reason of 1024 bytes", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLen))},
+		{"error/reason of MaxReasonLen bytes", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLen))},
+		{"error/reason of 1024 bytes (an earlier revision's limit)", errorFrame(errorPayload(0, frames.CodeInternal, frames.MaxReasonLenAccepted))},
 		{"hello/MaxHelloSize", hello(helloOfSize(frames.MaxHelloSize))},
 		{"hello/min frame size", hello(helloPayload(func(h *frames.Hello) { h.MaxFrameSize = frames.MinFrameSize }))},
 		{"hello/version 1 only", hello(helloPayload(func(h *frames.Hello) { h.MinVersion, h.MaxVersion = 1, 1 }))},
@@ -355,8 +364,10 @@ func TestTruncatedPayload(t *testing.T) {
 				switch typ {
 				case frames.TypeHello:
 					_, _, err = frames.ParseHello(p)
-					if (g.name == "hello-opener" && cut == len(payload)-4) || (g.name == "hello-codecs" && cut == len(payload)-3) {
-						require.NoError(t, err, "HELLO without its extension")
+					// Extensions run to the end of the payload: a cut
+					// between two of them leaves a valid HELLO.
+					if helloExtensionCut(g.name, len(payload)-cut) {
+						require.NoError(t, err, "HELLO without its last extensions")
 						continue
 					}
 				case frames.TypeBatch:
@@ -498,4 +509,19 @@ func TestReaderSetMaxFrameSize(t *testing.T) {
 	r.SetMaxFrameSize(1 << 10)
 	_, _, err = r.ReadFrame()
 	requireCode(t, err, frames.CodeFrameTooLarge)
+}
+
+// helloExtensionCut reports whether cutting the last n bytes of the named
+// golden HELLO removes whole extensions (each of those vectors' extensions
+// is 4 bytes long).
+func helloExtensionCut(name string, n int) bool {
+	switch name {
+	case "hello-opener":
+		return n == 4
+	case "hello-resume":
+		return n == 4 || n == 8 || n == 12
+	case "hello-codecs":
+		return n == 3
+	}
+	return false
 }

@@ -62,7 +62,8 @@ func ParseDone(payload []byte) (lastSeq uint64, n int, err error) {
 // to apply.
 //
 // The payload layout is: seq (varint), code (varint), reason (varint
-// length, at most [MaxReasonLen] bytes).
+// length, at most [MaxReasonLen] bytes from this package's encoder and at
+// most [MaxReasonLenAccepted] bytes from a peer).
 type ErrorFrame struct {
 	Seq    uint64
 	Code   ErrorCode
@@ -108,13 +109,13 @@ func (f *ErrorFrame) Append(b []byte) []byte {
 }
 
 // ParseError parses an ERROR payload and returns the frame and the bytes
-// consumed. A reason longer than [MaxReasonLen] is an error.
+// consumed. A reason longer than [MaxReasonLenAccepted] is an error.
 func ParseError(payload []byte) (ErrorFrame, int, error) {
 	p := parser{b: payload, t: TypeError}
 	var f ErrorFrame
 	f.Seq = p.varint("seq")
 	f.Code = ErrorCode(p.varint("code"))
-	reason := p.bytes("reason", MaxReasonLen)
+	reason := p.bytes("reason", MaxReasonLenAccepted)
 	n, err := p.finish()
 	if err != nil {
 		return ErrorFrame{}, 0, err

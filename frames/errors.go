@@ -66,6 +66,11 @@ const (
 	// not a valid encoding, or one that decodes to a length other than
 	// the declared one.
 	CodeCompression ErrorCode = 0x11
+	// CodeSuperseded ends a resumed stream, or refuses its resumption,
+	// because an opener with a newer resume epoch holds its key (sent
+	// only on streams that negotiated [FeatureResumeEpoch]). The
+	// superseded opener does not reconnect.
+	CodeSuperseded ErrorCode = 0x12
 
 	// CodeApplicationMin is the first code available to applications.
 	CodeApplicationMin ErrorCode = 0x100
@@ -90,10 +95,19 @@ var codeNames = [...]string{
 	CodeWindowExceeded:    "WINDOW_EXCEEDED",
 	CodeRejected:          "REJECTED",
 	CodeCompression:       "COMPRESSION_ERROR",
+	CodeSuperseded:        "SUPERSEDED",
 }
 
 // String returns the code's name from the specification, or a hex number
 // for codes without one.
+// IsReserved reports whether c is one of the reserved protocol codes
+// 0x1f*N+0x21 below CodeApplicationMin (0x21, 0x40, …, 0xfa) that no
+// version will ever assign. An endpoint may use them in ERROR frames and
+// resets to exercise its peer's rule for unknown codes.
+func (c ErrorCode) IsReserved() bool {
+	return c >= 0x21 && c < CodeApplicationMin && (c-0x21)%0x1f == 0
+}
+
 func (c ErrorCode) String() string {
 	if c < ErrorCode(len(codeNames)) && codeNames[c] != "" {
 		return codeNames[c]

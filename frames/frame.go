@@ -59,8 +59,15 @@ const (
 	// MaxHelloSize caps a HELLO payload regardless of any negotiated limit,
 	// because HELLO is read before the limits are known.
 	MaxHelloSize = 16 << 10
-	// MaxReasonLen caps the reason of an ERROR frame.
-	MaxReasonLen = 1 << 10
+	// MaxReasonLen caps the reason of an ERROR frame a sender sends, so
+	// that the largest ERROR payload (two 8-byte varints, the reason
+	// length and the reason: 1018 bytes) fits the smallest maximum frame
+	// size, MinFrameSize.
+	MaxReasonLen = 1000
+	// MaxReasonLenAccepted caps the reason of an ERROR frame a receiver
+	// accepts: the 1024 bytes earlier revisions of the specification let
+	// senders use.
+	MaxReasonLenAccepted = 1 << 10
 	// MinFrameSize is the smallest maximum frame size a peer may announce.
 	MinFrameSize = 1 << 10
 )
@@ -92,6 +99,12 @@ const (
 	// and keep its direction open for acks and errors, so that its peer
 	// can go on sending (a half-close).
 	FeatureHalfClose Features = 1 << 3
+	// FeatureResumeEpoch orders the openers of a resume key: the opener
+	// sends its epoch in the [ExtResumeEpoch] extension, the acceptor
+	// lets only an equal or newer epoch take the key over and ends the
+	// superseded stream with [CodeSuperseded]. It takes effect only with
+	// [FeatureResume].
+	FeatureResumeEpoch Features = 1 << 4
 	// FeatureCompression lets a sender compress the record section of a
 	// BATCH with a codec the receiver listed in its HELLO's [ExtCodecs]
 	// extension (BATCH flag 0x02).
@@ -101,6 +114,11 @@ const (
 	// profile (docs/PROTOCOL.md §5.5); an opener learns it from a reply.
 	FeatureEarlyRecords Features = 1 << 6
 )
+
+// ReservedFeatures are feature bits that no version will ever assign
+// (bits 56 to 61). An endpoint may announce them to exercise its peer's
+// rule that unknown bits are ignored; they are never effective.
+const ReservedFeatures Features = 0x3f << 56
 
 // Has reports whether every bit of g is in f.
 func (f Features) Has(g Features) bool { return f&g == g }
@@ -133,6 +151,10 @@ func (f Features) String() string {
 		add("half-close")
 		f &^= FeatureHalfClose
 	}
+	if f.Has(FeatureResumeEpoch) {
+		add("resume-epoch")
+		f &^= FeatureResumeEpoch
+	}
 	if f.Has(FeatureCompression) {
 		add("compression")
 		f &^= FeatureCompression
@@ -145,6 +167,31 @@ func (f Features) String() string {
 		add("0x" + strconv.FormatUint(uint64(f), 16))
 	}
 	return s
+}
+
+// maxVarintLen is the longest varint encoding, which receivers accept for
+// every field.
+const maxVarintLen = 8
+
+// MaxPayload returns the largest payload the layout of a frame of type t
+// allows, counting every varint at its longest encoding: MaxHelloSize for
+// HELLO, 8 bytes for ACK and DONE, 16 for WINDOW, 24 plus
+// MaxReasonLenAccepted for ERROR. BATCH and unknown types have no maximum
+// of their own (MaxSeq): the receiver's maximum frame size bounds them.
+// [ParseHeader] rejects a longer declared length with
+// [CodeFrameTooLarge], before any payload is read.
+func (t Type) MaxPayload() uint64 {
+	switch t {
+	case TypeHello:
+		return MaxHelloSize
+	case TypeAck, TypeDone:
+		return maxVarintLen
+	case TypeWindow:
+		return 2 * maxVarintLen
+	case TypeError:
+		return 3*maxVarintLen + MaxReasonLenAccepted
+	}
+	return MaxSeq
 }
 
 // HeaderLen returns the length of a frame header for type t and a payload
@@ -161,7 +208,8 @@ func AppendHeader(b []byte, t Type, payloadLen int) []byte {
 
 // ParseHeader parses a frame header from b. It returns the type, the
 // declared payload length and the number of bytes consumed. A declared
-// length above maxFrameSize is an error ([ErrFrameTooLarge]); nothing is
+// length above maxFrameSize, or above the type's own maximum
+// ([Type.MaxPayload]), is an error ([ErrFrameTooLarge]); nothing is
 // allocated either way.
 func ParseHeader(b []byte, maxFrameSize uint64) (t Type, length uint64, n int, err error) {
 	v, l, err := quicvarint.Parse(b)
@@ -175,6 +223,9 @@ func ParseHeader(b []byte, maxFrameSize uint64) (t Type, length uint64, n int, e
 	}
 	if length > maxFrameSize {
 		return 0, 0, 0, errTooLarge(t, "frame", length, maxFrameSize)
+	}
+	if m := t.MaxPayload(); length > m {
+		return 0, 0, 0, errTooLarge(t, "frame", length, m)
 	}
 	return t, length, l + l2, nil
 }

@@ -449,9 +449,9 @@ const fuzzMaxFrame = 4 << 10
 // fuzzReaderSlack is what FuzzReader lets a Reader allocate on top of
 // fuzzMaxFrame over a whole input, however long: the Reader and the
 // test's chunkReader (under 200 bytes); the Reader's initial buffer
-// (wire.DefaultBuffer, 4 KiB), which it replaces once by a buffer of
-// fuzzMaxFrame+MaxHeaderLen bytes (wire.MidBuffer is larger than that
-// limit, so there is no intermediate step) that the allocator's size classes round
+// (wire.DefaultBuffer, 4 KiB), which it replaces at most once, by a
+// buffer of fuzzMaxFrame+MaxHeaderLen bytes (doubling 4 KiB passes that
+// limit, so there is no intermediate step), that the allocator's size classes round
 // up by at most 12.5% (0.5 KiB); and the one error that ends the input (an
 // *Error and its formatted reason, under 0.5 KiB). That is about 5 KiB; 8
 // KiB leaves room for runtime noise but not for a second buffer or

@@ -1,6 +1,7 @@
 package frames_test
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,6 +31,7 @@ var goldenHex = []struct{ name, hex string }{
 	{"hello-codecs", "01 17 01 02 21 80010000 80004000 4100 80100000 00 00 00 03 01 06"},
 	{"batch-s2", "02 2e 02 01 03 01 404e 4e 6419686f73743d6131206c6576656c3d696e666f206d73673d6f6b 0d1a0032150011003315000a"},
 	{"batch-zstd", "02 36 02 01 03 02 404e 28b52ffd 204e 3d0100c40119686f73743d6131206c6576656c3d696e666f206d73673d6f6b3233031004ed49af6b6763"},
+	{"hello-resume", "01 20 01 02 13 80010000 80004000 4100 80100000 00 00 00 01 02 6b31 02 02 4065 04 02 43e8"},
 }
 
 // goldenBatch and goldenUnknown describe the BATCH and unknown vectors.
@@ -101,6 +103,20 @@ var goldenValues = map[string]any{
 		WindowRecords: 256,
 		WindowBytes:   1 << 20,
 		Extensions:    []frames.Extension{{ID: frames.ExtCodecs, Value: []byte{0x06}}},
+	},
+	"hello-resume": frames.Hello{
+		MinVersion:    frames.Version1,
+		MaxVersion:    frames.Version2,
+		Features:      frames.FeaturePiggybackAck | frames.FeatureResume | frames.FeatureResumeEpoch,
+		MaxFrameSize:  64 << 10,
+		MaxRecordSize: 16 << 10,
+		WindowRecords: 256,
+		WindowBytes:   1 << 20,
+		Extensions: []frames.Extension{
+			{ID: frames.ExtResumeKey, Value: []byte("k1")},
+			{ID: frames.ExtResumePosition, Value: []byte{0x40, 0x65}},
+			{ID: frames.ExtResumeEpoch, Value: []byte{0x43, 0xe8}},
+		},
 	},
 	"batch-s2":   goldenCompressed{codec: compress.S2, records: goldenTelemetry},
 	"batch-zstd": goldenCompressed{codec: compress.Zstd, records: goldenTelemetry},
@@ -347,13 +363,39 @@ func TestErrorCodeNames(t *testing.T) {
 		{frames.CodeWindowExceeded, "WINDOW_EXCEEDED"},
 		{frames.CodeRejected, "REJECTED"},
 		{frames.CodeCompression, "COMPRESSION_ERROR"},
-		{0x12, "0x12"},
+		{frames.CodeSuperseded, "SUPERSEDED"},
+		{0x13, "0x13"},
 		{0xff, "0xff"},
 		{frames.CodeApplicationMin, "APPLICATION(0x100)"},
 		{0xbeef, "APPLICATION(0xbeef)"},
 	} {
 		require.Equal(t, tc.name, tc.code.String())
 	}
+}
+
+// TestReservedValues: the reserved (grease) values of each registry are
+// the ones PROTOCOL.md §11.4 lists, none of them is assigned, and they
+// print as unknown values.
+func TestReservedValues(t *testing.T) {
+	for _, id := range []uint64{0x21, 0x40, 0x5f, 0x1f*100 + 0x21} {
+		require.True(t, frames.IsReservedExtension(id), "%#x", id)
+	}
+	for _, id := range []uint64{0, frames.ExtResumeKey, frames.ExtResumePosition, frames.ExtResumeEpoch, 0x22, 0x3f00} {
+		require.False(t, frames.IsReservedExtension(id), "%#x", id)
+	}
+	var codes []frames.ErrorCode
+	for c := frames.ErrorCode(0); c < 0x200; c++ {
+		if c.IsReserved() {
+			codes = append(codes, c)
+			require.Equal(t, fmt.Sprintf("%#x", uint64(c)), c.String(), "a reserved code has no name")
+		}
+	}
+	require.Equal(t, []frames.ErrorCode{0x21, 0x40, 0x5f, 0x7e, 0x9d, 0xbc, 0xdb, 0xfa}, codes)
+	require.Equal(t, frames.Features(0x3f<<56), frames.ReservedFeatures)
+	for f := frames.Features(1); f <= frames.FeatureResumeEpoch; f <<= 1 {
+		require.Zero(t, f&frames.ReservedFeatures, "an assigned feature is reserved")
+	}
+	require.Equal(t, "piggyback-ack|0x100000000000000", (frames.FeaturePiggybackAck | 1<<56).String())
 }
 
 func TestFeatures(t *testing.T) {
@@ -369,11 +411,12 @@ func TestFeatures(t *testing.T) {
 		{frames.FeatureEarlyRecords, "early-records"},
 		{frames.FeatureWindowUpdate, "window-update"},
 		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
-		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x10, "piggyback-ack|half-close|0x10"},
-		{frames.FeaturePiggybackAck | 0x90, "piggyback-ack|0x90"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x80, "piggyback-ack|half-close|0x80"},
+		{frames.FeaturePiggybackAck | 0x180, "piggyback-ack|0x180"},
 		{frames.FeatureCompression | frames.FeatureEarlyRecords, "compression|early-records"},
 		{frames.FeatureCompression, "compression"},
-		{frames.FeatureHalfClose | frames.FeatureCompression | 0x10, "half-close|compression|0x10"},
+		{frames.FeatureHalfClose | frames.FeatureCompression | 0x80, "half-close|compression|0x80"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | frames.FeatureResumeEpoch, "piggyback-ack|half-close|resume-epoch"},
 		{0x80, "0x80"},
 	} {
 		require.Equal(t, tc.name, tc.f.String())

@@ -70,7 +70,17 @@ const (
 	// accepts BATCH record sections compressed with codec c (both sides,
 	// with [FeatureCompression]). Codec 1 is S2, codec 2 zstd.
 	ExtCodecs uint64 = 0x03
+	// ExtResumeEpoch carries a varint: the resume epoch of the opener of
+	// a resumable stream (opener only; meaningful with
+	// [FeatureResumeEpoch]).
+	ExtResumeEpoch uint64 = 0x04
 )
+
+// IsReservedExtension reports whether id is one of the reserved extension
+// ids 0x1f*N+0x21 that no version will ever assign. An endpoint may send
+// them, with any value, to exercise its peer's rule that unknown
+// extensions are ignored.
+func IsReservedExtension(id uint64) bool { return id >= 0x21 && (id-0x21)%0x1f == 0 }
 
 // Extension returns the value of the extension with the given id.
 func (h *Hello) Extension(id uint64) ([]byte, bool) {

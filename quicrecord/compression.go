@@ -208,22 +208,28 @@ func (s *RecordStream) compressBatch(w *writer, sg *segment, h frames.BatchHeade
 // own header; the decoder never writes more than the declared length. A
 // frame read directly into a receive buffer is given back here. Called
 // by the reader loop.
-func (s *RecordStream) inflate(f *wire.Frame, b *frames.Batch) ([]byte, *[]byte, error) {
+func (s *RecordStream) inflate(f *wire.Frame, b *frames.Batch) ([]byte, *[]byte, int64, error) {
 	codec := compress.Codec(min(b.Codec, 255))
 	declared := b.RawLen
 	limit := s.set.maxFrameSize() - uint64(len(f.Payload)-len(b.Records))
 	switch {
 	case !s.compression:
-		return nil, nil, s.protocolError(CodeUnexpectedFrame, "compressed BATCH on a stream that did not negotiate compression", nil)
+		return nil, nil, 0, s.protocolError(CodeUnexpectedFrame, "compressed BATCH on a stream that did not negotiate compression", nil)
 	case b.Codec > 255 || !localCodecs.Has(codec):
-		return nil, nil, s.protocolError(CodeCompression, fmt.Sprintf("BATCH compressed with codec %d, which this side did not list", b.Codec), nil)
+		return nil, nil, 0, s.protocolError(CodeCompression, fmt.Sprintf("BATCH compressed with codec %d, which this side did not list", b.Codec), nil)
 	case declared > limit:
-		return nil, nil, s.protocolError(CodeFrameTooLarge, fmt.Sprintf("compressed BATCH declares %d record bytes, above the %d a BATCH may carry", declared, limit), nil)
+		return nil, nil, 0, s.protocolError(CodeFrameTooLarge, fmt.Sprintf("compressed BATCH declares %d record bytes, above the %d a BATCH may carry", declared, limit), nil)
 	}
 	n := int(declared)
 	room := n
 	if codec == compress.Zstd {
 		room += min(n, 128<<10) + 64 // the decoder's spare room (see compress.Codecs.Decompress)
+	}
+	// The decoded records are charged to the receive budget before their
+	// buffer exists: a stream over budget waits here, allocating nothing.
+	charge, err := s.acct.acquire(s.ctx, int64(recvBufCap(room)))
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	buf, pooled := s.conn.recvBuf(room)
 	t0 := time.Now()
@@ -231,7 +237,8 @@ func (s *RecordStream) inflate(f *wire.Frame, b *frames.Batch) ([]byte, *[]byte,
 	s.ctr.zInNs.Add(uint64(time.Since(t0)))
 	if err != nil {
 		s.conn.putRecvBuf(pooled)
-		return nil, nil, s.compressionError(err)
+		s.acct.release(charge)
+		return nil, nil, 0, s.compressionError(err)
 	}
 	if pooled != nil && (cap(raw) != cap(*pooled) || (n > 0 && &raw[0] != &(*pooled)[:1][0])) {
 		pooled = nil // the decoder outgrew the pooled buffer: keep its own
@@ -239,7 +246,8 @@ func (s *RecordStream) inflate(f *wire.Frame, b *frames.Batch) ([]byte, *[]byte,
 	data, err := frames.ParseRecords(raw, b.Count, uint64(s.set.maxRecordSize))
 	if err != nil {
 		s.conn.putRecvBuf(pooled)
-		return nil, nil, s.frameError(err)
+		s.acct.release(charge)
+		return nil, nil, 0, s.frameError(err)
 	}
 	s.ctr.zInBatches.Add(1)
 	s.ctr.zInRaw.Add(uint64(n))
@@ -247,7 +255,7 @@ func (s *RecordStream) inflate(f *wire.Frame, b *frames.Batch) ([]byte, *[]byte,
 	s.dropDirect(f)
 	f.Direct, f.Token = false, nil
 	b.Records, b.DataBytes = raw, data
-	return raw, pooled, nil
+	return raw, pooled, charge, nil
 }
 
 // compressionError maps a decoder error to the violation it is.

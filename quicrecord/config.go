@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,29 @@ type Config struct {
 	// [DefaultAcceptBacklog] (128).
 	AcceptBacklog int
 
+	// MaxConnReceiveBytes is the receive budget of one connection: the
+	// most record data all its streams together hold in receive buffers,
+	// apply backlogs and frames being read. A stream whose next frame
+	// does not fit stops reading until room is given back (records
+	// applied, or returned by Recv), so QUIC flow control pushes back on
+	// the peer; nothing is allocated meanwhile. A frame larger than the
+	// whole budget waits until all of it is free. 0 means
+	// [DefaultMaxConnReceiveBytes] (64 MiB).
+	MaxConnReceiveBytes int64
+	// MaxListenerReceiveBytes is the receive budget shared by all
+	// connections a Listener accepts: each grant takes room in the
+	// connection's budget and in this one. It is ignored for dialed
+	// connections. 0 means [DefaultMaxListenerReceiveBytes] (512 MiB); it
+	// must not be below the connection budget.
+	MaxListenerReceiveBytes int64
+	// PreAcceptReceiveBytes is what a stream the peer opened may hold of
+	// the connection's budget before AcceptRecordStream returns it: a
+	// stream waiting in the accept backlog reads no more than this, so
+	// streams the application never accepts cannot take the budget. 0
+	// means [DefaultPreAcceptReceiveBytes] (128 KiB); it must not be above
+	// the connection budget.
+	PreAcceptReceiveBytes int64
+
 	// MinProtocolVersion and MaxProtocolVersion narrow the protocol
 	// versions this side speaks, within [LowestProtocolVersion] and
 	// [HighestProtocolVersion]; 0 means that bound. Operators pin a mixed
@@ -78,6 +102,17 @@ type Config struct {
 	// listener. nil: this side does not offer resumption, and resumable
 	// streams opened towards it fall back to plain streams.
 	ResumeStore *ResumeStore
+	// PeerIdentity names the peer of a connection: the identity resume
+	// state is bound to (ResumeKeyInfo.Peer) and AcceptInfo.PeerIdentity.
+	// "" means the peer has none (see ResumeStoreConfig.AllowAnonymous).
+	// An application with identities of its own (a SPIFFE ID from a URI
+	// SAN, say) returns them here; it must derive them only from what the
+	// TLS handshake verified. nil means [DefaultPeerIdentity]: the SPKI
+	// fingerprint of a certificate verified against a chain, so that a
+	// renewed certificate for the same key keeps its streams. Pinned
+	// configurations (identity.MutualServerConfig) verify in
+	// VerifyConnection and leave no chain: use [PresentedPeerIdentity].
+	PeerIdentity func(cs tls.ConnectionState) string
 
 	// AcceptHandler, if set, decides on every stream a peer opens on a
 	// connection made with this Config, after the version negotiation and
@@ -114,19 +149,22 @@ type Config struct {
 // The defaults of the Config and StreamConfig fields, used when a field
 // is zero.
 const (
-	DefaultQueueDelayTarget       = flow.DefaultTarget
-	DefaultMaxBatchRecords        = 4096
-	DefaultMaxBatchBytes          = 64 << 10
-	DefaultAckDelay               = 250 * time.Microsecond
-	DefaultMaxInFlightRecords     = 32768
-	DefaultMaxInFlightBytes       = 8 << 20
-	DefaultMaxApplyBacklogRecords = 32768
-	DefaultMaxApplyBacklogBytes   = 8 << 20
-	DefaultMaxRecordSize          = 1 << 20
-	DefaultHelloTimeout           = 10 * time.Second
-	DefaultHandshakeTimeout       = 5 * time.Second
-	DefaultCloseTimeout           = 10 * time.Second
-	DefaultAcceptBacklog          = 128
+	DefaultQueueDelayTarget        = flow.DefaultTarget
+	DefaultMaxBatchRecords         = 4096
+	DefaultMaxBatchBytes           = 64 << 10
+	DefaultAckDelay                = 250 * time.Microsecond
+	DefaultMaxInFlightRecords      = 32768
+	DefaultMaxInFlightBytes        = 8 << 20
+	DefaultMaxApplyBacklogRecords  = 32768
+	DefaultMaxApplyBacklogBytes    = 8 << 20
+	DefaultMaxRecordSize           = 1 << 20
+	DefaultHelloTimeout            = 10 * time.Second
+	DefaultHandshakeTimeout        = 5 * time.Second
+	DefaultCloseTimeout            = 10 * time.Second
+	DefaultAcceptBacklog           = 128
+	DefaultMaxConnReceiveBytes     = 64 << 20
+	DefaultMaxListenerReceiveBytes = 512 << 20
+	DefaultPreAcceptReceiveBytes   = 128 << 10
 )
 
 // MaxAckDelay is the largest StreamConfig.AckDelay.
@@ -192,7 +230,41 @@ func (c *Config) Validate() error {
 	case c.AcceptBacklog < 0:
 		return notNegative("Config.AcceptBacklog", c.AcceptBacklog)
 	}
+	if err := c.validateBudgets(); err != nil {
+		return err
+	}
 	return c.validateVersions()
+}
+
+// validateBudgets checks the receive budgets: none negative, the
+// listener's not below a connection's, the pre-accept credit not above
+// it (defaults resolved).
+func (c *Config) validateBudgets() error {
+	switch {
+	case c.MaxConnReceiveBytes < 0:
+		return notNegative("Config.MaxConnReceiveBytes", c.MaxConnReceiveBytes)
+	case c.MaxListenerReceiveBytes < 0:
+		return notNegative("Config.MaxListenerReceiveBytes", c.MaxListenerReceiveBytes)
+	case c.PreAcceptReceiveBytes < 0:
+		return notNegative("Config.PreAcceptReceiveBytes", c.PreAcceptReceiveBytes)
+	}
+	conn, ln, pre := c.budgets()
+	if ln < conn {
+		return &ConfigError{Field: "Config.MaxListenerReceiveBytes", Value: ln,
+			Reason: fmt.Sprintf("below the connection budget (%d)", conn)}
+	}
+	if pre > conn {
+		return &ConfigError{Field: "Config.PreAcceptReceiveBytes", Value: pre,
+			Reason: fmt.Sprintf("above the connection budget (%d)", conn)}
+	}
+	return nil
+}
+
+// budgets returns the receive budgets with their defaults resolved.
+func (c *Config) budgets() (conn, listener, preAccept int64) {
+	return orDefault(c.MaxConnReceiveBytes, DefaultMaxConnReceiveBytes),
+		orDefault(c.MaxListenerReceiveBytes, DefaultMaxListenerReceiveBytes),
+		orDefault(c.PreAcceptReceiveBytes, DefaultPreAcceptReceiveBytes)
 }
 
 func (c *Config) validateVersions() error {
@@ -233,10 +305,14 @@ type settings struct {
 	onRefused     func(*AcceptInfo, *StreamError)
 	acceptHandler func(context.Context, *AcceptInfo) (*StreamConfig, error)
 	resume        *ResumeStore
+	peerIdentity  func(tls.ConnectionState) string
+	disabled      Features // Config.DisableFeatures
+	// Receive budgets (see Config.MaxConnReceiveBytes).
+	connBudget, listenerBudget, preAcceptCredit int64
 }
 
 // orDefault returns v, or def when v is zero.
-func orDefault[T int | time.Duration | WindowMode | Compression](v, def T) T {
+func orDefault[T int | int64 | time.Duration | WindowMode | Compression](v, def T) T {
 	if v == 0 {
 		return def
 	}
@@ -263,10 +339,16 @@ func (c *Config) settings() (*settings, error) {
 		onRefused:      c.OnStreamRefused,
 		acceptHandler:  c.AcceptHandler,
 		resume:         c.ResumeStore,
+		peerIdentity:   c.PeerIdentity,
+		disabled:       c.DisableFeatures,
 	}
 	if s.resume == nil {
-		s.features &^= FeatureResume
+		s.features &^= FeatureResume | FeatureResumeEpoch
 	}
+	if s.peerIdentity == nil {
+		s.peerIdentity = DefaultPeerIdentity
+	}
+	s.connBudget, s.listenerBudget, s.preAcceptCredit = c.budgets()
 	if c.MinProtocolVersion != 0 {
 		s.minVersion = c.MinProtocolVersion
 	}

@@ -38,6 +38,13 @@ func TestConfigValidate(t *testing.T) {
 			"quicrecord: invalid Config.Stream.CloseTimeout: -1s: must be 0 (default) or positive"},
 		{"HelloTimeout", Config{HelloTimeout: -1}, "Config.HelloTimeout", ""},
 		{"AcceptBacklog", Config{AcceptBacklog: -1}, "Config.AcceptBacklog", ""},
+		{"MaxConnReceiveBytes", Config{MaxConnReceiveBytes: -1}, "Config.MaxConnReceiveBytes", ""},
+		{"MaxListenerReceiveBytes", Config{MaxListenerReceiveBytes: -1}, "Config.MaxListenerReceiveBytes", ""},
+		{"PreAcceptReceiveBytes", Config{PreAcceptReceiveBytes: -1}, "Config.PreAcceptReceiveBytes", ""},
+		{"listener budget below the connection's", Config{MaxConnReceiveBytes: 1 << 30}, "Config.MaxListenerReceiveBytes",
+			"quicrecord: invalid Config.MaxListenerReceiveBytes: 536870912: below the connection budget (1073741824)"},
+		{"pre-accept credit above the connection budget", Config{MaxConnReceiveBytes: 64 << 10}, "Config.PreAcceptReceiveBytes",
+			"quicrecord: invalid Config.PreAcceptReceiveBytes: 131072: above the connection budget (65536)"},
 		{"MinProtocolVersion below", Config{MinProtocolVersion: HighestProtocolVersion + 1}, "Config.MinProtocolVersion",
 			"quicrecord: invalid Config.MinProtocolVersion: 3: must be 0 (the library's bound) or within 1..2"},
 		{"MaxProtocolVersion above", Config{MaxProtocolVersion: 9}, "Config.MaxProtocolVersion", ""},
@@ -65,6 +72,8 @@ func TestConfigValidate(t *testing.T) {
 		{MinProtocolVersion: 2},
 		{MaxProtocolVersion: 1},
 		{DisableFeatures: 1 << 40},
+		{MaxConnReceiveBytes: 1 << 30, MaxListenerReceiveBytes: 1 << 30},
+		{MaxConnReceiveBytes: 64 << 10, PreAcceptReceiveBytes: 64 << 10},
 	} {
 		require.NoError(t, cfg.Validate(), "%+v", cfg)
 	}
@@ -96,6 +105,9 @@ func TestConfigDefaults(t *testing.T) {
 	}, set.streamSettings)
 	require.Equal(t, DefaultHelloTimeout, set.helloTimeout)
 	require.Equal(t, DefaultAcceptBacklog, set.acceptBacklog)
+	require.Equal(t, int64(DefaultMaxConnReceiveBytes), set.connBudget)
+	require.Equal(t, int64(DefaultMaxListenerReceiveBytes), set.listenerBudget)
+	require.Equal(t, int64(DefaultPreAcceptReceiveBytes), set.preAcceptCredit)
 	require.Equal(t, LowestProtocolVersion, set.minVersion)
 	require.Equal(t, HighestProtocolVersion, set.maxVersion)
 	neg := testSettings(t, &Config{Stream: StreamConfig{AckDelay: -1, FlushDelay: -1}})

@@ -110,6 +110,10 @@ type AcceptInfo struct {
 	TLS tls.ConnectionState
 	// ResumeKey is the key of a resumable stream, nil for a plain one.
 	ResumeKey []byte
+	// PeerIdentity is the peer's identity from Config.PeerIdentity (by
+	// default the SPKI fingerprint of its verified client certificate),
+	// "" when it has none: what resume state is bound to.
+	PeerIdentity string
 }
 
 // Conn is a QUIC connection carrying record streams. Either side may open
@@ -170,6 +174,50 @@ type Conn struct {
 	// memory is that of the batches being written, not of every stream
 	// that ever compressed.
 	zPool sync.Pool
+
+	// budget is the connection's receive budget (see
+	// Config.MaxConnReceiveBytes); its parent is the listener's.
+	budget *budget
+
+	// peerOnce computes peerID, the peer's identity (Config.PeerIdentity),
+	// once the TLS handshake is complete: when the first stream needs it.
+	peerOnce sync.Once
+	peerID   string
+}
+
+// peerIdentity returns the peer's identity.
+//
+// Before the handshake completed (a stream whose HELLO came in 0-RTT) no
+// client certificate is known yet: the identity so far is returned, not
+// kept (see Conn.acceptExchange).
+func (c *Conn) peerIdentity() string {
+	if !c.handshakeDone() {
+		return c.set.peerIdentity(c.qc.ConnectionState().TLS)
+	}
+	c.peerOnce.Do(func() { c.peerID = c.set.peerIdentity(c.qc.ConnectionState().TLS) })
+	return c.peerID
+}
+
+// handshakeDone reports whether the connection's handshake completed.
+func (c *Conn) handshakeDone() bool {
+	select {
+	case <-c.qc.HandshakeComplete():
+		return true
+	default:
+		return false
+	}
+}
+
+// acceptSettings returns the settings a stream the peer opens starts
+// from: the connection's, without resumption when the resume store does
+// not offer it to this peer (no identity, and no anonymous resumption).
+func (c *Conn) acceptSettings() *settings {
+	if c.set.resume == nil || c.set.resume.offers(c.peerIdentity()) {
+		return c.set
+	}
+	n := *c.set
+	n.features &^= FeatureResume | FeatureResumeEpoch
+	return &n
 }
 
 // segBuf returns an empty send buffer of capacity n with hdrReserve bytes
@@ -226,6 +274,11 @@ func newConn(qc *quic.Conn, set *settings, ln *Listener, id uint64, cleanup func
 		// with 0-RTT (DialEarly), which the server may still reject.
 		c.early = ln == nil
 	}
+	var parent *budget
+	if ln != nil {
+		parent = ln.budget
+	}
+	c.budget = newBudget(set.connBudget, parent)
 	c.streams = newStreamRegistry(1, &c.ended, c.streamDetached)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.stopQC = context.AfterFunc(qc.Context(), func() {
@@ -372,11 +425,13 @@ func (c *Conn) RefusedStreams() uint64 { return c.refused.Load() }
 func (c *Conn) AcceptRecordStream(ctx context.Context) (*RecordStream, error) {
 	select {
 	case s := <-c.acceptQ:
+		s.acct.accept()
 		return s, nil
 	default:
 	}
 	select {
 	case s := <-c.acceptQ:
+		s.acct.accept()
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctxError(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 
 	"github.com/recordmux/recordmux/frames"
 )
@@ -36,6 +37,7 @@ const (
 	CodeWindowExceeded    = frames.CodeWindowExceeded
 	CodeRejected          = frames.CodeRejected
 	CodeCompression       = frames.CodeCompression
+	CodeSuperseded        = frames.CodeSuperseded
 	CodeApplicationMin    = frames.CodeApplicationMin
 )
 
@@ -59,6 +61,12 @@ const (
 	// keep acking the peer's records (RecordStream.CloseWrite; protocol
 	// version 2 and later).
 	FeatureHalfClose = frames.FeatureHalfClose
+	// FeatureResumeEpoch orders the openers of a resume key by their
+	// epoch (ResumeOptions.Epoch): a newer opener takes the key over, an
+	// older one is refused, and the superseded one ends with
+	// CodeSuperseded and does not reconnect (protocol version 2 and
+	// later, with FeatureResume).
+	FeatureResumeEpoch = frames.FeatureResumeEpoch
 	// FeatureCompression lets a side send batches compressed with a codec
 	// the peer accepts (StreamConfig.Compression; protocol version 2 and
 	// later). Disabling it makes a side neither send nor accept them.
@@ -71,7 +79,7 @@ const (
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureCompression | FeatureEarlyRecords
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureResumeEpoch | FeatureCompression | FeatureEarlyRecords
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64
@@ -121,9 +129,19 @@ func (e *StreamError) Error() string {
 	}
 	s := fmt.Sprintf("quicrecord: stream %d: %s error %s", e.StreamID, side, e.Code)
 	if e.Reason != "" {
-		s += ": " + e.Reason
+		s += ": " + reasonText(e.Reason, e.Remote)
 	}
 	return s
+}
+
+// reasonText formats a reason for an error's text: a reason the peer
+// sent is untrusted (it may hold newlines or terminal escapes meant for
+// a log reader), so it is quoted, as %q does; a local one is as it is.
+func reasonText(reason string, remote bool) string {
+	if remote {
+		return strconv.Quote(reason)
+	}
+	return reason
 }
 
 // Unwrap returns the underlying cause.
@@ -159,6 +177,7 @@ var (
 	ErrResumeUnknown     = &StreamError{Code: CodeResumeUnknown, Reason: "resume state unknown"}
 	ErrWindowExceeded    = &StreamError{Code: CodeWindowExceeded, Reason: "window exceeded"}
 	ErrCompression       = &StreamError{Code: CodeCompression, Reason: "compressed batch not decodable"}
+	ErrSuperseded        = &StreamError{Code: CodeSuperseded, Reason: "superseded by a newer opener of the resume key"}
 )
 
 // RecordError reports one record that the peer's application rejected:
@@ -180,7 +199,7 @@ type RecordError struct {
 func (e *RecordError) Error() string {
 	s := fmt.Sprintf("quicrecord: record %d rejected by the peer: %s", e.Seq, e.Code)
 	if e.Reason != "" {
-		s += ": " + e.Reason
+		s += ": " + reasonText(e.Reason, true)
 	}
 	return s
 }
@@ -331,7 +350,7 @@ func (e *ConnError) Error() string {
 	case e.app && e.Remote:
 		s := "quicrecord: connection closed by the peer with code " + e.Code.String()
 		if e.Reason != "" {
-			s += ": " + e.Reason
+			s += ": " + reasonText(e.Reason, true)
 		}
 		return s
 	case e.Err != nil:

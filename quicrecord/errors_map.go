@@ -46,13 +46,27 @@ func streamCode(err error, fallback ErrorCode) ErrorCode {
 }
 
 // asStreamError returns the *StreamError in err's chain, or else a local
-// one with code fallback and err's text that wraps err.
+// one with code fallback and a generic reason that wraps err: its text
+// may go to the peer as the reason of an ERROR frame, and err's own text
+// stays on this side.
 func asStreamError(err error, fallback ErrorCode) *StreamError {
 	var se *StreamError
 	if errors.As(err, &se) {
 		return se
 	}
-	return &StreamError{Code: fallback, Reason: err.Error(), Err: err}
+	return &StreamError{Code: fallback, Reason: genericReason(fallback), Err: err}
+}
+
+// genericReason is the reason sent for a local failure of code whose own
+// text is not for the peer.
+func genericReason(code ErrorCode) string {
+	switch code {
+	case CodeRefused:
+		return reasonRefused
+	case CodeRejected:
+		return reasonRejected
+	}
+	return "internal error"
 }
 
 // isViolation reports whether a code means the peer broke the protocol.

@@ -276,3 +276,29 @@ func TestMisuseErrors(t *testing.T) {
 		require.NoError(t, o.WaitAcked(ctx, 4), "the stream went on")
 	})
 }
+
+// TestRemoteReasonsQuoted: a reason the peer sent is untrusted text: the
+// error texts quote it (as %q does), so a newline or a terminal escape in
+// it cannot forge a log line; a reason this side chose is as it is.
+func TestRemoteReasonsQuoted(t *testing.T) {
+	const hostile = "ok\n2026-01-01 INFO forged line \x1b[2J"
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"remote stream error", &StreamError{Code: CodeRefused, Remote: true, StreamID: 4, Reason: hostile},
+			`quicrecord: stream 4: remote error REFUSED: "ok\n2026-01-01 INFO forged line \x1b[2J"`},
+		{"record error", &RecordError{Seq: 7, Code: CodeRejected, Reason: hostile},
+			`quicrecord: record 7 rejected by the peer: REJECTED: "ok\n2026-01-01 INFO forged line \x1b[2J"`},
+		{"remote connection close", &ConnError{Code: CodeApplicationMin, Reason: hostile, Remote: true, app: true},
+			`quicrecord: connection closed by the peer with code APPLICATION(0x100): "ok\n2026-01-01 INFO forged line \x1b[2J"`},
+		{"local stream error", &StreamError{Code: CodeCancelled, StreamID: 4, Reason: "closed by us"},
+			"quicrecord: stream 4: local error CANCELLED: closed by us"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.err.Error())
+			require.NotContains(t, tc.err.Error(), "\n")
+		})
+	}
+}

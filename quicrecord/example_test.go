@@ -163,10 +163,11 @@ func ExampleRecordStream_Reject() {
 }
 
 // A resumable stream carries on across lost connections; the acceptor
-// needs a ResumeStore.
+// needs a ResumeStore. The client here has no certificate, so the store
+// must allow anonymous resumption, and the key is a bearer token.
 func ExampleDialResumable() {
 	ctx := context.Background()
-	ln, clientTLS := loopback(&quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{})})
+	ln, clientTLS := loopback(&quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{AllowAnonymous: true})})
 	defer ln.Close()
 	applied := make(chan uint64, 10)
 	go func() {

@@ -57,8 +57,8 @@ type futureCounts struct {
 }
 
 // futureFeatures are the features a future peer announces: piggybacked
-// acks and two bits this library does not know.
-const futureFeatures = FeaturePiggybackAck | Features(1<<40|1<<7)
+// acks, two bits this library does not know, and a reserved (grease) bit.
+const futureFeatures = FeaturePiggybackAck | Features(1<<40|1<<7) | 1<<61
 
 // chanMutex is a mutex whose waiters are durably blocked under synctest.
 type chanMutex struct{ ch chan struct{} }
@@ -71,7 +71,7 @@ func futureHello(scope string) *frames.Hello {
 		MinVersion: 1, MaxVersion: 3, Features: futureFeatures,
 		MaxFrameSize: 1 << 20, MaxRecordSize: 1 << 20, WindowRecords: DefaultMaxApplyBacklogRecords, WindowBytes: DefaultMaxApplyBacklogBytes,
 		Scope:      scope,
-		Extensions: []frames.Extension{{ID: 0x3f00, Value: []byte("future")}},
+		Extensions: []frames.Extension{{ID: 0x3f00, Value: []byte("future")}, {ID: 0x1f*3 + 0x21, Value: []byte("grease")}},
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 type resumeOpen struct {
 	key         []byte
 	first, last uint64
+	epoch       uint64 // the opener's resume epoch (ResumeOptions.Epoch)
 	// onAck is installed on the stream before its loops start.
 	onAck func(uint64)
 }
@@ -119,12 +120,12 @@ func (s *settings) forOpen(opts StreamOptions, resumable bool) (*settings, error
 	// Only an optimistic open announces early-records (early.go).
 	disable := opts.DisableFeatures | FeatureEarlyRecords
 	if !resumable {
-		disable |= FeatureResume
+		disable |= FeatureResume | FeatureResumeEpoch
 	}
 	set := s.narrow(opts.MaxProtocolVersion, disable)
 	if resumable && !set.features.Has(FeatureResume) && !opts.DisableFeatures.Has(FeatureResume) {
 		withResume := *set
-		withResume.features |= FeatureResume
+		withResume.features |= (FeatureResume | FeatureResumeEpoch) &^ (s.disabled | opts.DisableFeatures)
 		set = &withResume
 	}
 	return set, nil
@@ -139,6 +140,9 @@ func openerHello(set *settings, opts StreamOptions, ro *resumeOpen) (frames.Hell
 		h.Extensions = append(h.Extensions,
 			frames.Extension{ID: frames.ExtResumeKey, Value: ro.key},
 			frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, ro.first)})
+		if set.features.Has(FeatureResumeEpoch) {
+			h.Extensions = append(h.Extensions, frames.Extension{ID: frames.ExtResumeEpoch, Value: quicvarint.Append(nil, ro.epoch)})
+		}
 	}
 	return h, checkOptions(&h)
 }
@@ -380,7 +384,7 @@ func (s *RecordStream) countHellos(unknown uint64) {
 // peer opened, and queues the stream for AcceptRecordStream.
 func (c *Conn) handshake(qs *quic.Stream) {
 	defer c.wg.Done()
-	info := AcceptInfo{StreamID: streamID(qs), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS}
+	info := AcceptInfo{StreamID: streamID(qs), RemoteAddr: c.qc.RemoteAddr(), TLS: c.qc.ConnectionState().TLS, PeerIdentity: c.peerIdentity()}
 	s, err := c.acceptExchange(qs, &info)
 	if err != nil {
 		c.refuse(qs, &info, err)
@@ -401,7 +405,17 @@ func (c *Conn) handshake(qs *quic.Stream) {
 // side's HELLO.
 func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream, error) {
 	deadline := time.Now().Add(c.set.helloTimeout)
-	x, err := readPeerHello(qs, c.set, deadline, RoleAcceptor)
+	if c.set.resume != nil && !c.handshakeDone() && !c.set.resume.offers(c.peerIdentity()) {
+		// A HELLO in 0-RTT, before any client certificate is known, on
+		// a connection that resumes only for verified identities: the
+		// identity comes with the handshake (a replay never completes
+		// it).
+		if err := c.handshakeBy(deadline); err != nil {
+			return nil, err
+		}
+	}
+	base := c.acceptSettings()
+	x, err := readPeerHello(qs, base, deadline, RoleAcceptor)
 	info.Scope, info.DataID, info.Metadata = x.peer.Scope, x.peer.DataID, x.peer.Metadata
 	if err != nil {
 		return nil, err
@@ -410,17 +424,30 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	if c.draining.Load() {
 		return nil, &StreamError{Code: CodeRefused, Reason: "the listener is shutting down"}
 	}
-	resumeFirst, err := resumeRequest(&x, info)
+	claim, err := resumeRequest(&x, info)
 	if err != nil {
 		return nil, err
 	}
-	if info.ResumeKey == nil {
+	if claim != nil && c.set.resume != nil && !c.handshakeDone() && !c.set.resume.holds(claim.info) {
+		// Not held under the identity known before the handshake
+		// completed: the client's certificate may name another. Look
+		// again under the final identity.
+		if err := c.handshakeBy(deadline); err != nil {
+			return nil, err
+		}
+		info.PeerIdentity = c.peerIdentity()
+		claim.info.Peer = info.PeerIdentity
+	}
+	if claim == nil {
 		// A plain stream is never taken from 0-RTT data (zerortt.go).
 		if err := c.handshakeBy(deadline); err != nil {
 			return nil, err
 		}
+	} else if err := c.set.resume.check(claim); err != nil {
+		// An older opener is refused before the application is asked.
+		return nil, err
 	}
-	set, err := c.authorize(info, deadline)
+	set, err := c.authorize(base, info, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -434,11 +461,11 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
 	reply := set.localHello()
-	if info.ResumeKey != nil {
+	if claim != nil {
 		if err := c.confirmBeforeTakeover(info.ResumeKey, deadline); err != nil {
 			return nil, err
 		}
-		applied, err := c.takeResumeKey(s, info, resumeFirst, deadline)
+		applied, err := c.takeResumeKey(s, claim, deadline)
 		if err != nil {
 			return nil, err
 		}
@@ -454,36 +481,44 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 	return s, nil
 }
 
-// resumeRequest reads the resume key and position of an opener's HELLO
-// when resumption is effective: it sets info.ResumeKey and returns the
-// first record the opener holds. A plain stream leaves info alone.
-func resumeRequest(x *exchange, info *AcceptInfo) (uint64, error) {
+// resumeRequest reads the resume key, position and epoch of an opener's
+// HELLO when resumption is effective: it sets info.ResumeKey and returns
+// the opener's claim on the key. A plain stream leaves info alone and
+// returns nil.
+func resumeRequest(x *exchange, info *AcceptInfo) (*resumeClaim, error) {
 	if !x.neg.Features.Has(FeatureResume) {
-		return 0, nil
+		return nil, nil
 	}
 	key, ok := x.peer.Extension(frames.ExtResumeKey)
 	if !ok {
-		return 0, nil
+		return nil, nil
 	}
 	if len(key) == 0 || len(key) > MaxResumeKeyLen {
-		return 0, &StreamError{Code: CodeFrameEncoding, Reason: "resume key of invalid length"}
+		return nil, &StreamError{Code: CodeFrameEncoding, Reason: "resume key of invalid length"}
 	}
 	pos, _ := x.peer.Extension(frames.ExtResumePosition)
 	first, ok := parsePosition(pos)
 	if !ok || first == 0 {
-		return 0, errBadPosition()
+		return nil, errBadPosition()
+	}
+	c := &resumeClaim{first: first, epochs: x.neg.Features.Has(FeatureResumeEpoch)}
+	if v, ok := x.peer.Extension(frames.ExtResumeEpoch); ok && c.epochs {
+		if c.epoch, ok = parsePosition(v); !ok {
+			return nil, &StreamError{Code: CodeFrameEncoding, Reason: "malformed resume epoch"}
+		}
 	}
 	info.ResumeKey = bytes.Clone(key)
-	return first, nil
+	c.info = ResumeKeyInfo{Key: info.ResumeKey, Peer: info.PeerIdentity, Scope: info.Scope, DataID: info.DataID}
+	return c, nil
 }
 
 // authorize asks the accept handler, until deadline, and returns the
-// stream's settings: the StreamConfig it returned over the connection's.
-// Its error refuses the stream with the code callbackCode gives it; an
-// invalid StreamConfig refuses it with CodeInternal.
-func (c *Conn) authorize(info *AcceptInfo, deadline time.Time) (*settings, error) {
+// stream's settings: the StreamConfig it returned over base, the
+// connection's. Its error refuses the stream with the code callbackCode
+// gives it; an invalid StreamConfig refuses it with CodeInternal.
+func (c *Conn) authorize(base *settings, info *AcceptInfo, deadline time.Time) (*settings, error) {
 	if c.set.acceptHandler == nil {
-		return c.set, nil
+		return base, nil
 	}
 	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
@@ -492,7 +527,7 @@ func (c *Conn) authorize(info *AcceptInfo, deadline time.Time) (*settings, error
 		code, reason := callbackCode(err, CodeRefused, reasonRefused)
 		return nil, &StreamError{Code: code, Reason: reason, Err: err}
 	}
-	set, err := c.set.withStream(sc, "AcceptHandler StreamConfig.")
+	set, err := base.withStream(sc, "AcceptHandler StreamConfig.")
 	if err != nil {
 		return nil, &StreamError{Code: CodeInternal, Reason: "the acceptor chose invalid stream settings", Err: err}
 	}
@@ -503,16 +538,14 @@ func (c *Conn) authorize(info *AcceptInfo, deadline time.Time) (*settings, error
 // until deadline, for the records a previous stream of the key delivered
 // to be applied) and returns the last applied sequence number, which the
 // stream's records in this direction follow.
-func (c *Conn) takeResumeKey(s *RecordStream, info *AcceptInfo, first uint64, deadline time.Time) (uint64, error) {
+func (c *Conn) takeResumeKey(s *RecordStream, claim *resumeClaim, deadline time.Time) (uint64, error) {
 	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
-	rsm, applied, err := c.set.resume.acquire(ctx, ResumeKeyInfo{
-		Key: info.ResumeKey, Peer: peerIdentity(c.qc.ConnectionState()), Scope: info.Scope, DataID: info.DataID,
-	}, first, s)
+	rsm, applied, err := c.set.resume.acquire(ctx, claim, s)
 	if err != nil {
 		return 0, err
 	}
-	s.rsm, s.store, s.resumeKey = rsm, c.set.resume, info.ResumeKey
+	s.rsm, s.store, s.resumeKey = rsm, c.set.resume, claim.info.Key
 	s.setBases(0, applied)
 	return applied, nil
 }

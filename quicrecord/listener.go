@@ -32,6 +32,9 @@ type Listener struct {
 	mu     sync.Mutex
 	conns  map[*Conn]struct{} // accepted connections that have not ended
 	closed bool
+	// budget is the receive budget of all accepted connections (see
+	// Config.MaxListenerReceiveBytes).
+	budget *budget
 	// cleaned is set once cleanup ran: after Close, when the last
 	// accepted connection ended.
 	cleaned bool
@@ -109,6 +112,7 @@ func newListener(ql quicListener, set *settings) *Listener {
 		set:   set,
 		conns: make(map[*Conn]struct{}),
 	}
+	l.budget = newBudget(set.listenerBudget, nil)
 	l.streams = newStreamRegistry(0, &l.ended, nil)
 	return l
 }

@@ -104,6 +104,9 @@ func negotiate(s *settings, peer *frames.Hello, role Role) (Negotiated, error) {
 	}
 	n.Version = v
 	n.Features = s.features & peer.Features & featuresAt(v)
+	if !n.Features.Has(FeatureResume) {
+		n.Features &^= FeatureResumeEpoch // meaningless without resumption
+	}
 	if n.Features.Has(FeatureCompression) {
 		n.PeerCodecs = codecsOf(peerCodecs(peer))
 	}

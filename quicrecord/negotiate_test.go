@@ -497,3 +497,70 @@ func TestMixedVersionsOneConn(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeEpochMatrix: resume-epoch is negotiated like every feature,
+// and a peer without it keeps the earlier takeover: a newer stream of a
+// key always takes it over, and the stream it replaces ends with
+// CANCELLED. SUPERSEDED is sent only on streams that negotiated epochs.
+func TestResumeEpochMatrix(t *testing.T) {
+	for _, opener := range []bool{false, true} {
+		for _, acceptor := range []bool{false, true} {
+			t.Run(fmt.Sprintf("opener=%v/acceptor=%v", opener, acceptor), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { runEpochCell(t, opener, acceptor) })
+			})
+		}
+	}
+}
+
+func runEpochCell(t *testing.T, opener, acceptor bool) {
+	ctx := context.Background()
+	off := func(on bool) Features {
+		if on {
+			return 0
+		}
+		return FeatureResumeEpoch
+	}
+	rig := newResumeRigAcceptor(t, ResumeStoreConfig{}, nil, nil, nil, func(server, client *Config) {
+		server.DisableFeatures, client.DisableFeatures = off(acceptor), off(opener)
+	})
+	both := opener && acceptor
+	want := FeatureResume
+	if both {
+		want |= FeatureResumeEpoch
+	}
+	ended := make(chan error, 1)
+	first, err := rig.open(ResumeOptions{Key: []byte("k"), Epoch: 1, OnEvent: func(e ResumeEvent) {
+		if e.Kind == ResumeDisconnected {
+			select {
+			case ended <- e.Err:
+			default:
+			}
+		}
+	}})
+	require.NoError(t, err)
+	sendSeqs(t, first, 1, 10)
+	require.NoError(t, first.Barrier(ctx))
+	require.Equal(t, want, first.Snapshot().Stream.Identity.Features&(FeatureResume|FeatureResumeEpoch))
+
+	second, err := rig.open(ResumeOptions{Key: []byte("k"), Epoch: 2, FirstSeq: 11})
+	require.NoError(t, err)
+	code := CodeOf(<-ended)
+	if !both {
+		// The earlier takeover: the first opener's stream ends with
+		// CANCELLED and it reconnects, taking the key back (the
+		// flapping epochs end). Stop both.
+		require.Equal(t, CodeCancelled, code, "no SUPERSEDED without epochs on both sides")
+		_ = first.Close(ctx)
+		_ = second.Close(ctx)
+		return
+	}
+	require.Equal(t, CodeSuperseded, code)
+	<-first.Context().Done()
+	require.ErrorIs(t, first.Err(), ErrSuperseded)
+	sendSeqs(t, second, 11, 20)
+	require.NoError(t, second.Barrier(ctx))
+	require.NoError(t, second.Close(ctx))
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	require.Zero(t, rig.dups)
+}

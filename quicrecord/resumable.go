@@ -21,6 +21,18 @@ type ResumeOptions struct {
 	// means 16 random bytes from crypto/rand. An application that
 	// restarts and wants to continue where it left off keeps its key.
 	Key []byte
+	// Epoch orders the openers of one key (with FeatureResumeEpoch): when
+	// two openers hold the same key (a cloned agent, a process restarted
+	// while its predecessor still runs), the acceptor lets the one with
+	// the larger epoch take the stream over, refuses the other, and ends
+	// the superseded stream with CodeSuperseded; a superseded
+	// ResumableStream does not reconnect (it fails with an error
+	// matching ErrSuperseded). Reconnections of one ResumableStream keep
+	// its epoch. 0 means the time NewResumableStream was called, in
+	// nanoseconds since the Unix epoch, so that a restarted process is
+	// newer than its predecessor; an application whose clocks cannot be
+	// trusted passes a counter it persists and increments at each start.
+	Epoch uint64
 	// FirstSeq is the sequence number of the first record of a new
 	// stream; 0 means 1. An application that restarts and persisted its
 	// position (for example the last acked sequence number plus one)
@@ -210,6 +222,9 @@ func NewResumableStream(ctx context.Context, dial func(ctx context.Context) (*Co
 		done: make(chan struct{}),
 	}
 	r.acked, r.written = first-1, first-1
+	if r.opts.Epoch == 0 {
+		r.opts.Epoch = uint64(max(time.Now().UnixNano(), 1))
+	}
 	r.opts.MinBackoff = orDefault(opts.MinBackoff, DefaultMinBackoff)
 	r.opts.MaxBackoff = max(orDefault(opts.MaxBackoff, DefaultMaxBackoff), r.opts.MinBackoff)
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
@@ -476,7 +491,7 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 		return nil, nil, err
 	}
 	r.mu.Lock()
-	ro := &resumeOpen{key: r.key, first: r.acked + 1, last: r.written, onAck: r.onAck}
+	ro := &resumeOpen{key: r.key, first: r.acked + 1, last: r.written, epoch: r.opts.Epoch, onAck: r.onAck}
 	if r.stats.Connects == 0 {
 		// A new ResumableStream may continue a key an earlier process
 		// used: it cannot know how far that process got, so the acceptor
@@ -490,7 +505,7 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	}
 	if err != nil {
 		_ = conn.Close()
-		if errors.Is(err, ErrResumeUnknown) || errors.Is(err, ErrRefused) {
+		if errors.Is(err, ErrResumeUnknown) || errors.Is(err, ErrRefused) || errors.Is(err, ErrSuperseded) {
 			return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: ro.first, LastUnknown: ro.last, Err: err}
 		}
 		return nil, nil, err
@@ -536,6 +551,13 @@ func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, er
 	return conn, s, nil
 }
 
+// superseded reports whether err is the acceptor's word that a newer
+// opener took the stream's key over.
+func superseded(err error) bool {
+	var se *StreamError
+	return errors.As(err, &se) && se.Remote && se.Code == CodeSuperseded
+}
+
 // run serves each connection and reconnects after losing one.
 func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 	defer close(r.done)
@@ -556,7 +578,10 @@ func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
 		first, last := r.acked+1, r.written
 		r.mu.Unlock()
 		r.event(ResumeDisconnected, err)
-		if noResume {
+		if noResume || superseded(err) {
+			// Without resumption the records in doubt stay in doubt;
+			// a superseded stream must not reconnect: a newer opener
+			// holds its key.
 			r.fail(&ResumeError{Key: r.Key(), FirstUnknown: first, LastUnknown: last, Err: err})
 			return
 		}

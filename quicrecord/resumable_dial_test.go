@@ -114,7 +114,7 @@ func waitConnects(t *testing.T, rs *ResumableStream, want uint64) {
 
 func TestFailoverDialSkipsUnreachableAndReturns(t *testing.T) {
 	stls, ctls := tlsPair(t)
-	store := NewResumeStore(ResumeStoreConfig{})
+	store := NewResumeStore(ResumeStoreConfig{AllowAnonymous: true})
 	cfg := &Config{ResumeStore: store}
 	sink := &fleetSink{}
 	down := unusedUDPAddr(t)
@@ -141,7 +141,7 @@ func TestFailoverDialSkipsUnreachableAndReturns(t *testing.T) {
 
 func TestFailoverDialMovesPastRefusingAcceptor(t *testing.T) {
 	stls, ctls := tlsPair(t)
-	store := NewResumeStore(ResumeStoreConfig{})
+	store := NewResumeStore(ResumeStoreConfig{AllowAnonymous: true})
 	cfg := &Config{ResumeStore: store}
 	var refusals atomic.Int64
 	refusing := &Config{ResumeStore: store, AcceptHandler: func(context.Context, *AcceptInfo) (*StreamConfig, error) {

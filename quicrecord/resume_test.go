@@ -64,21 +64,27 @@ func newResumeRig(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS
 }
 
 // newResumeRigAcceptor is newResumeRig whose acceptor chooses each
-// stream's settings with handler.
+// stream's settings with handler; tweaks, if any, change the acceptor's
+// and the dialer's Config.
 func newResumeRigAcceptor(t *testing.T, storeCfg ResumeStoreConfig, serverTLS, clientTLS *tls.Config,
-	handler func(context.Context, *AcceptInfo) (*StreamConfig, error)) *resumeRig {
+	handler func(context.Context, *AcceptInfo) (*StreamConfig, error), tweaks ...func(server, client *Config)) *resumeRig {
 	rig := &resumeRig{t: t, router: &blackoutRouter{}, applied: map[string]uint64{}}
 	n := simtest.NewNet(t, rig.router, simtest.Latency(10*time.Millisecond))
 	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
 	n.Start()
 	if serverTLS == nil {
+		// No client certificates: the clients resume anonymously.
 		serverTLS, clientTLS = tlsPair(t)
+		storeCfg.AllowAnonymous = true
 	}
 	serverTLS.NextProtos, clientTLS.NextProtos = []string{ALPN}, []string{ALPN}
 	rig.ctls = clientTLS
 	rig.store = NewResumeStore(storeCfg)
 	scfg := &Config{QUIC: resumeQUIC(), ResumeStore: rig.store, AcceptHandler: handler}
 	rig.ccfg = &Config{QUIC: resumeQUIC()}
+	for _, tw := range tweaks {
+		tw(scfg, rig.ccfg)
+	}
 	rig.ctr = simtest.Transport(t, cconn)
 	rig.ln = newTestListener(t, simtest.Listen(t, sconn, serverTLS, scfg.quicConfig()), scfg)
 	var wg sync.WaitGroup
@@ -304,41 +310,58 @@ func TestResumeDurableHook(t *testing.T) {
 	})
 }
 
-// TestResumeUnavailable: an acceptor without a store gives a plain stream;
-// the application is told, and losing the connection ends the stream with
-// the records in doubt.
+// TestResumeUnavailable: an acceptor without a store, or whose store does
+// not allow anonymous resumption on a connection without a client
+// identity, gives a plain stream; the application is told, and losing the
+// connection ends the stream with the records in doubt.
 func TestResumeUnavailable(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		qc, qs := newSimQUIC(t, nil, nil, nil, 10*time.Millisecond)
-		server, err := NewConn(qs, nil)
-		require.NoError(t, err)
-		defer server.Close()
-		dialed := false
-		events := make(chan ResumeEvent, 10)
-		rs, err := NewResumableStream(context.Background(), func(context.Context) (*Conn, error) {
-			if dialed {
-				return nil, errors.New("no second connection in this test")
-			}
-			dialed = true
-			return NewConn(qc, nil)
-		}, nil, ResumeOptions{OnEvent: func(e ResumeEvent) { events <- e }})
-		require.NoError(t, err)
-		require.Equal(t, ResumeConnected, (<-events).Kind)
-		require.Equal(t, ResumeUnavailable, (<-events).Kind)
-		require.False(t, rs.Snapshot().ResumeAvailable)
-		a, err := server.AcceptRecordStream(context.Background())
-		require.NoError(t, err)
-		require.Nil(t, a.ResumeKey())
-		go func() { _ = a.Apply(context.Background(), func(Record) error { return nil }) }()
-		_, err = rs.Send(context.Background(), []byte("works"))
-		require.NoError(t, err)
-		require.NoError(t, rs.Barrier(context.Background()))
-		require.NoError(t, rs.Close(context.Background()))
-	})
+	for _, tc := range []struct {
+		name string
+		cfg  func() *Config
+	}{
+		{"no store", func() *Config { return nil }},
+		{"anonymous peer", func() *Config { return &Config{ResumeStore: NewResumeStore(ResumeStoreConfig{})} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { runResumeUnavailable(t, tc.cfg()) })
+		})
+	}
 }
 
-// TestResumeHijack: with client certificates, a second client presenting
-// the first client's key is refused.
+func runResumeUnavailable(t *testing.T, serverCfg *Config) {
+	qc, qs := newSimQUIC(t, nil, serverCfg, nil, 10*time.Millisecond)
+	server, err := NewConn(qs, serverCfg)
+	require.NoError(t, err)
+	defer server.Close()
+	dialed := false
+	events := make(chan ResumeEvent, 10)
+	rs, err := NewResumableStream(context.Background(), func(context.Context) (*Conn, error) {
+		if dialed {
+			return nil, errors.New("no second connection in this test")
+		}
+		dialed = true
+		return NewConn(qc, nil)
+	}, nil, ResumeOptions{OnEvent: func(e ResumeEvent) { events <- e }})
+	require.NoError(t, err)
+	require.Equal(t, ResumeConnected, (<-events).Kind)
+	require.Equal(t, ResumeUnavailable, (<-events).Kind)
+	require.False(t, rs.Snapshot().ResumeAvailable)
+	a, err := server.AcceptRecordStream(context.Background())
+	require.NoError(t, err)
+	require.Nil(t, a.ResumeKey())
+	require.False(t, a.Negotiated().Features.Has(FeatureResume))
+	go func() { _ = a.Apply(context.Background(), func(Record) error { return nil }) }()
+	_, err = rs.Send(context.Background(), []byte("works"))
+	require.NoError(t, err)
+	require.NoError(t, rs.Barrier(context.Background()))
+	require.NoError(t, rs.Close(context.Background()))
+}
+
+// TestResumeHijack: resume state is bound to the identity of the client
+// certificate that created it. Another client that knows the key cannot
+// continue the stream, and its refusal is the one for a key that never
+// existed (RESUME_UNKNOWN, same reason), so it cannot even tell that the
+// key is in use. The owner's stream is untouched.
 func TestResumeHijack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ca, err := tlsutil.NewCA("test CA")
@@ -362,13 +385,18 @@ func TestResumeHijack(t *testing.T) {
 
 		rig.ctls = ctls.Clone()
 		rig.ctls.Certificates = []tls.Certificate{mallory}
-		_, err = rig.open(ResumeOptions{Key: []byte("alice-stream"), FirstSeq: 11})
-		var re *ResumeError
-		require.ErrorAs(t, err, &re)
-		require.ErrorIs(t, err, ErrRefused)
-		var se *StreamError
-		require.ErrorAs(t, err, &se)
-		require.Equal(t, "resume key belongs to another peer", se.Reason)
+		refusal := func(key string) *StreamError {
+			_, err := rig.open(ResumeOptions{Key: []byte(key), FirstSeq: 11})
+			var re *ResumeError
+			require.ErrorAs(t, err, &re)
+			require.ErrorIs(t, err, ErrResumeUnknown)
+			var se *StreamError
+			require.ErrorAs(t, err, &se)
+			return se
+		}
+		taken, unused := refusal("alice-stream"), refusal("never-used")
+		require.Equal(t, unused.Code, taken.Code, "the refusal does not reveal that the key exists")
+		require.Equal(t, unused.Reason, taken.Reason)
 
 		// Alice's stream is untouched.
 		_, err = rs.Send(context.Background(), []byte("still alice"))
@@ -378,6 +406,56 @@ func TestResumeHijack(t *testing.T) {
 		rig.mu.Lock()
 		require.Equal(t, uint64(11), rig.applied["alice-stream"])
 		rig.mu.Unlock()
+	})
+}
+
+// TestResumeIdentityRenewal: the identity is the client's public key, not
+// its certificate: a client whose certificate was renewed for the same
+// key continues its stream after a restart, exactly once.
+func TestResumeIdentityRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		ca, err := tlsutil.NewCA("test CA")
+		require.NoError(t, err)
+		serverCert, err := ca.IssueServer("localhost")
+		require.NoError(t, err)
+		agent, err := ca.IssueClient("agent")
+		require.NoError(t, err)
+		stls := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+		ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{agent}}
+		rig := newResumeRig(t, ResumeStoreConfig{}, stls, ctls)
+		first, err := rig.open(ResumeOptions{Key: []byte("agent")})
+		require.NoError(t, err)
+		for i := 1; i <= 100; i++ {
+			_, err := first.Send(ctx, payloadFor(uint64(i)))
+			require.NoError(t, err)
+		}
+		require.NoError(t, first.Barrier(ctx))
+		// The process dies without closing: its key's state stays.
+		rig.router.dark.Store(true)
+		time.Sleep(3 * time.Second)
+		rig.router.dark.Store(false)
+		first.cancel(errors.New("process killed"))
+		<-first.done
+
+		renewed, err := ca.Renew(agent)
+		require.NoError(t, err)
+		require.NotEqual(t, agent.Leaf.Raw, renewed.Leaf.Raw, "a new certificate")
+		rig.ctls = ctls.Clone()
+		rig.ctls.Certificates = []tls.Certificate{renewed}
+		second, err := rig.open(ResumeOptions{Key: []byte("agent"), FirstSeq: 101})
+		require.NoError(t, err, "the renewed certificate continues the key")
+		for i := 101; i <= 150; i++ {
+			_, err := second.Send(ctx, payloadFor(uint64(i)))
+			require.NoError(t, err)
+		}
+		require.NoError(t, second.Barrier(ctx))
+		require.NoError(t, second.Close(ctx))
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		require.Equal(t, uint64(150), rig.applied["agent"])
+		require.Zero(t, rig.dups)
+		require.Zero(t, rig.gaps)
 	})
 }
 

@@ -106,7 +106,7 @@ func TestBarrierReportsRejections(t *testing.T) {
 			{Seq: 3, Code: CodeApplicationMin + 7, Reason: "bad record three"},
 			{Seq: 5, Code: CodeRejected, Reason: "rejected by the application"},
 		}}, rej, "record 5 was rejected too; its error's text stayed on the receiver")
-		require.Equal(t, "quicrecord: record 3 rejected by the peer: APPLICATION(0x107): bad record three (and 1 more)", err.Error())
+		require.Equal(t, `quicrecord: record 3 rejected by the peer: APPLICATION(0x107): "bad record three" (and 1 more)`, err.Error())
 		var re *RecordError
 		require.ErrorAs(t, err, &re)
 		require.Equal(t, uint64(3), re.Seq, "errors.As finds the first rejection")

@@ -167,6 +167,12 @@ type RecordStream struct {
 	// loop while it takes acks. Never held together with smu.
 	rmu sync.Mutex
 	rcv recvState
+
+	// acct is the stream's share of the connection's receive budget.
+	// frameCharge is what the frame being read directly was charged
+	// (reader loop only): it moves to the batch once the frame is read.
+	acct        *recvAccount
+	frameCharge int64
 }
 
 // streamInfo is the identity of a stream, fixed at open.
@@ -291,6 +297,7 @@ type recvState struct {
 type inBatch struct {
 	buf     []byte  // the encoded records, in a buffer the batch owns
 	pooled  *[]byte // the pool handle of buf, nil if it is not pooled
+	charge  int64   // what it holds of the receive budget
 	it      frames.RecordIter
 	last    uint64
 	arrived time.Time // when the reader queued it
@@ -350,7 +357,8 @@ func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Neg
 	s.initWindows()
 	s.ctx, s.cancel = context.WithCancelCause(c.ctx)
 	fr.SetMaxFrameSize(set.maxFrameSize())
-	fr.SetDirect(uint64(frames.TypeBatch), directMinBatch, s.directBuf)
+	s.acct = newRecvAccount(c.budget, set.preAcceptCredit, info.role == RoleOpener)
+	fr.SetDirect(wire.Direct{Type: uint64(frames.TypeBatch), MinLen: directMinBatch, Step: maxPooledBuf, Alloc: s.directBuf, Release: s.releaseBuf})
 	if set.logger != nil {
 		s.log = set.logger.With("stream", s.id, "role", info.role.String(), "scope", info.scope)
 	}

@@ -246,6 +246,9 @@ func (s *RecordStream) end(cause error) {
 	if !s.ended.CompareAndSwap(false, true) {
 		return
 	}
+	// Records still queued stay deliverable, but no longer count against
+	// the connection's receive budget.
+	s.acct.close()
 	if s.rsm != nil {
 		s.rmu.Lock()
 		graceful := s.rcv.eof

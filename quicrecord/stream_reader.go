@@ -190,26 +190,44 @@ func (frameCodec) Truncated(t uint64) error {
 // directMinBatch is the smallest BATCH payload the reader reads straight
 // into a receive buffer of its own (see wire.Reader.SetDirect) when the
 // frame is not buffered whole yet: the Reader's own buffer stays at its
-// initial 4 KiB, and the records of a large batch are copied once (by
-// quic-go, into that receive buffer) instead of twice.
-const directMinBatch = wire.DefaultBuffer
+// initial 4 KiB (a smaller BATCH with its header fits it), and the
+// records of a large batch are copied once (by quic-go, into that receive
+// buffer) instead of twice. The first receive buffer of a frame is at
+// most maxPooledBuf bytes, which holds a default batch whole; a larger
+// frame's buffer doubles as its bytes arrive.
+const directMinBatch = wire.DefaultBuffer - wire.MaxHeaderLen
 
-// directBuf gives the frame reader a receive buffer for a BATCH payload of
-// n bytes, with its pool handle (a nil *[]byte if it is not pooled) as the
-// token the reader hands back with the frame. Called by the reader loop,
-// inside Next.
-func (s *RecordStream) directBuf(n int) ([]byte, any) {
+// directBuf gives the frame reader a receive buffer of n bytes for a
+// BATCH payload of total bytes, with its pool handle (a nil *[]byte if it
+// is not pooled) as the token the reader hands back with the frame. The
+// first call of a frame charges total to the receive budget, waiting for
+// room (see recvAccount.acquire). Called by the reader loop, inside Next.
+func (s *RecordStream) directBuf(n, total int) ([]byte, any, error) {
+	if s.frameCharge == 0 {
+		c, err := s.acct.acquire(s.ctx, int64(recvBufCap(total)))
+		if err != nil {
+			return nil, nil, err
+		}
+		s.frameCharge = c
+	}
 	buf, pooled := s.conn.recvBuf(n)
-	return buf[:n], pooled
+	return buf[:n], pooled, nil
+}
+
+// releaseBuf gives back a receive buffer the frame reader outgrew.
+func (s *RecordStream) releaseBuf(token any) {
+	pooled, _ := token.(*[]byte)
+	s.conn.putRecvBuf(pooled)
 }
 
 // dropDirect gives back the receive buffer of a frame read directly that
-// will not be queued.
+// will not be queued, and its charge.
 func (s *RecordStream) dropDirect(f *wire.Frame) {
 	if f.Direct {
-		pooled, _ := f.Token.(*[]byte)
-		s.conn.putRecvBuf(pooled)
+		s.releaseBuf(f.Token)
 	}
+	s.acct.release(s.frameCharge)
+	s.frameCharge = 0
 }
 
 // handleBatch validates a BATCH and queues its records. The payload is
@@ -227,24 +245,25 @@ func (s *RecordStream) handleBatch(f *wire.Frame, now time.Time) error {
 		return s.protocolError(CodeUnexpectedFrame, "piggybacked ack on a stream that did not negotiate it", nil)
 	}
 	if !b.Compressed() {
-		return s.queueBatch(f, &b, now, nil, nil)
+		return s.queueBatch(f, &b, now, nil, nil, 0)
 	}
-	raw, pooled, err := s.inflate(f, &b)
+	raw, pooled, charge, err := s.inflate(f, &b)
 	if err != nil {
 		return err
 	}
-	if err := s.queueBatch(f, &b, now, raw, pooled); err != nil {
+	if err := s.queueBatch(f, &b, now, raw, pooled, charge); err != nil {
 		s.conn.putRecvBuf(pooled)
+		s.acct.release(charge)
 		return err
 	}
 	return nil
 }
 
 // queueBatch checks a parsed BATCH against the stream's state and queues
-// its records: from own (its pool handle pooled) when not nil, the
-// decoded records of a compressed batch; else from the frame's payload,
-// as handleBatch says.
-func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time, own []byte, ownPooled *[]byte) error {
+// its records: from own (its pool handle ownPooled, its charge to the
+// receive budget ownCharge) when not nil, the decoded records of a
+// compressed batch; else from the frame's payload, as handleBatch says.
+func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time, own []byte, ownPooled *[]byte, ownCharge int64) error {
 	// The reader is the only writer of rcv.received, so it may read it
 	// without the lock; the window check needs applied, which it does not own.
 	s.rmu.Lock()
@@ -281,14 +300,11 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 		}
 	}
 
-	buf := b.Records
-	pooled, _ := f.Token.(*[]byte)
-	if own != nil {
-		buf, pooled = own, ownPooled
-	} else {
-		if !f.Direct {
-			buf, pooled = s.conn.recvBuf(len(b.Records))
-			buf = append(buf, b.Records...)
+	buf, pooled, charge := own, ownPooled, ownCharge
+	if own == nil {
+		var err error
+		if buf, pooled, charge, err = s.keepRecords(f, b.Records); err != nil {
+			return err
 		}
 		s.ctr.zInRaw.Add(uint64(len(b.Records)))
 		s.ctr.zInWire.Add(uint64(len(b.Records)))
@@ -304,7 +320,7 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
+	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, charge: charge, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)
@@ -319,6 +335,25 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 	s.rcv.wait.notify()
 	s.rmu.Unlock()
 	return nil
+}
+
+// keepRecords returns the receive buffer a batch's records are queued in,
+// its pool handle and its charge to the receive budget: the buffer the
+// frame was read into directly, or else a copy of records (which alias
+// the frame reader's buffer) in one charged now, waiting for budget room.
+func (s *RecordStream) keepRecords(f *wire.Frame, records []byte) ([]byte, *[]byte, int64, error) {
+	charge := s.frameCharge
+	s.frameCharge = 0
+	if f.Direct {
+		pooled, _ := f.Token.(*[]byte)
+		return records, pooled, charge, nil
+	}
+	charge, err := s.acct.acquire(s.ctx, int64(recvBufCap(len(records))))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	buf, pooled := s.conn.recvBuf(len(records))
+	return append(buf, records...), pooled, charge, nil
 }
 
 func (s *RecordStream) handleAck(payload []byte) error {

@@ -34,6 +34,15 @@ func bufClass(n int) int {
 	return (n - minPooledBuf + pooledBufStep - 1) / pooledBufStep
 }
 
+// recvBufCap returns the capacity of the buffer recvBuf returns for n
+// bytes: what a batch of n bytes is charged to the receive budget.
+func recvBufCap(n int) int {
+	if k := bufClass(n); k >= 0 {
+		return minPooledBuf + k*pooledBufStep
+	}
+	return n
+}
+
 // recvBuf returns an empty buffer with capacity for n bytes, and the
 // pool handle to give it back with, nil if it is not pooled.
 func (c *Conn) recvBuf(n int) ([]byte, *[]byte) {
@@ -82,7 +91,9 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 			b := &s.rcv.q[s.rcv.qHead]
 			s.startBatchLocked(b)
 			seq, data, _ := b.it.Next()
+			var charge int64
 			if seq == b.last {
+				charge = b.charge
 				s.popBatchLocked()
 			}
 			s.rcv.delivered = seq
@@ -90,6 +101,9 @@ func (s *RecordStream) Recv(ctx context.Context) (Record, error) {
 				s.rsm.delivered.Store(seq)
 			}
 			s.rmu.Unlock()
+			// The records are the caller's now: the batch leaves the
+			// receive budget.
+			s.acct.release(charge)
 			return Record{Seq: seq, Data: data}, nil
 		}
 		if err := s.recvEndLocked(); err != nil {
@@ -335,6 +349,7 @@ func (s *RecordStream) Apply(ctx context.Context, fn func(Record) error) error {
 			return err
 		}
 		s.conn.putRecvBuf(b.pooled)
+		s.acct.release(b.charge)
 	}
 }
 

@@ -87,7 +87,7 @@ func (c *Conn) handshakeBy(deadline time.Time) error {
 	defer cancel()
 	if err := c.waitHandshake(ctx); err != nil {
 		if ctx.Err() != nil {
-			return &StreamError{Code: CodeRefused, Reason: "a plain stream in 0-RTT data is taken only once the handshake completes"}
+			return &StreamError{Code: CodeRefused, Reason: "a stream in 0-RTT data whose handshake never completed"}
 		}
 		return err
 	}
@@ -107,7 +107,7 @@ func (c *Conn) confirmBeforeTakeover(key []byte, deadline time.Time) error {
 		return nil
 	default:
 	}
-	if !c.set.resume.mustConfirm(key, peerIdentity(c.qc.ConnectionState())) {
+	if !c.set.resume.mustConfirm(key, c.peerIdentity()) {
 		return nil
 	}
 	c.zeroRTTHeld.Add(1)
@@ -125,12 +125,20 @@ func (c *Conn) confirmBeforeTakeover(key []byte, deadline time.Time) error {
 
 // mustConfirm reports whether a resume of key by peer, before the
 // handshake completed, must wait for it: the key belongs to a live
-// stream, or to another identity than the one known so far.
+// stream. (A key held under another identity is not found under peer;
+// acceptExchange waits for the handshake before it looks again.)
 func (st *ResumeStore) mustConfirm(key []byte, peer string) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rs := st.keys[string(key)]
-	return rs != nil && (rs.peer != peer || (rs.stream != nil && rs.stream.ctx.Err() == nil))
+	rs := st.keys[storeKey{peer, string(key)}]
+	return rs != nil && rs.stream != nil && rs.stream.ctx.Err() == nil
+}
+
+// holds reports whether the store has state for info's (peer, key).
+func (st *ResumeStore) holds(info ResumeKeyInfo) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.keys[storeKey{info.Peer, string(info.Key)}] != nil
 }
 
 // ZeroRTTHeld counts the resume HELLOs that arrived before the handshake

@@ -27,6 +27,8 @@
 //	                    as -gencert's agent.pem); mutual TLS
 //	                    (tls.RequireAndVerifyClientCert): clients without a
 //	                    valid certificate fail the handshake
+//	                    Without it agents resume anonymously: a resume key
+//	                    is then a bearer token (ResumeStoreConfig.AllowAnonymous)
 //	-sink PATH          a file, appended to, or "-" for stdout (-)
 //	-state PATH         the state file (none: state in memory only); the
 //	                    stateless reset key is kept beside it

@@ -60,7 +60,9 @@ func openJetStream(ctx context.Context, o options, name string, log *slog.Logger
 		_, err = jsrecord.EnsureStream(ctx, js, nil, o.jetstreamReplicas)
 	}
 	if err == nil {
-		b.sink, err = jsrecord.New(ctx, js, &jsrecord.Config{Collector: name, Logger: log})
+		// Without client certificates, agents resume anonymously: a
+		// resume key is then a bearer token (see -client-ca).
+		b.sink, err = jsrecord.New(ctx, js, &jsrecord.Config{Collector: name, Logger: log, AllowAnonymous: o.clientCA == ""})
 	}
 	if err != nil {
 		b.close()

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -172,7 +170,7 @@ func collect(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				"sink_bytes_discarded", rec.Discarded, "torn_state_line", rec.TornState)
 		}
 		c.j = j
-		cfg.ResumeStore = quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied})
+		cfg.ResumeStore = quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: o.resumeTTL, LoadApplied: j.loadApplied, AllowAnonymous: o.clientCA == ""})
 	}
 	store := cfg.ResumeStore
 	if o.state != "" {
@@ -282,7 +280,7 @@ func (c *collector) serveConn(ctx context.Context, conn *quicrecord.Conn, wg *sy
 	case <-conn.Context().Done():
 		return
 	}
-	peer := peerIdentity(conn.QUIC().ConnectionState().TLS)
+	peer := quicrecord.DefaultPeerIdentity(conn.QUIC().ConnectionState().TLS)
 	c.log.Info("connection", "remote", conn.RemoteAddr().String(), "client_cert", peer != "")
 	for {
 		s, err := conn.AcceptRecordStream(ctx)
@@ -391,15 +389,4 @@ func (c *collector) statsLoop(ctx context.Context, every time.Duration, ln *quic
 			"duplicates_skipped", st.Duplicates, "commits", st.Commits, "keys", st.Keys, "claims", st.Claims,
 			"fenced", st.Fenced, "failed", st.Failed, "resume_store_keys", store.Len(), "apply_backlog", d.Backlog.Records)
 	}
-}
-
-// peerIdentity is the identity quicrecord binds resume keys to (see
-// quicrecord.ResumeKeyInfo.Peer): the SHA-256 of the verified client
-// certificate, hex-encoded, or "" without one.
-func peerIdentity(cs tls.ConnectionState) string {
-	if len(cs.PeerCertificates) == 0 || len(cs.VerifiedChains) == 0 {
-		return ""
-	}
-	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-	return hex.EncodeToString(sum[:])
 }

@@ -42,6 +42,7 @@ func newTestCollector(t *testing.T) *testCollector {
 	}
 	tc := &testCollector{t: t, pin: pin, fp: identity.FingerprintOf(cert.Leaf).String(), applied: map[string][]string{}, changed: make(chan struct{})}
 	store := quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{
+		AllowAnonymous: true, // the agent has no client certificate
 		LoadApplied: func(_ context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
 			tc.mu.Lock()
 			defer tc.mu.Unlock()

@@ -124,6 +124,30 @@ func (ca *CA) issue(tmpl *x509.Certificate) (tls.Certificate, error) {
 	return certificate(der, key)
 }
 
+// Renew issues a new client certificate for the key of cert (a new
+// serial number and validity window, the same subject and public key), as
+// a certificate renewal does.
+func (ca *CA) Renew(cert tls.Certificate) (tls.Certificate, error) {
+	leaf, err := leafOf(cert)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, ok := cert.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return tls.Certificate{}, Error("tlsutil: not an ECDSA certificate")
+	}
+	tmpl, err := template(leaf.Subject.CommonName)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl.KeyUsage, tmpl.ExtKeyUsage = leaf.KeyUsage, leaf.ExtKeyUsage
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("tlsutil: create certificate: %w", err)
+	}
+	return certificate(der, key)
+}
+
 // SelfSigned creates a self-signed ECDSA P-256 server certificate
 // (ExtKeyUsageServerAuth). Hosts are treated as in [CA.IssueServer]. Clients
 // trust it through [PinnedClientConfig].

@@ -38,13 +38,17 @@ func FuzzReader(f *testing.F) {
 			typ     uint64
 			payload []byte
 		}
-		read := func(direct bool) ([]frame, error) {
+		read := func(useDirect bool) ([]frame, error) {
 			r := newReader(&chunkReader{data: stream, sizes: sizes}, 64, fuzzMaxFrame)
-			if direct {
-				r.SetDirect(uint64(frames.TypeBatch), 32, func(n int) ([]byte, any) {
-					require.LessOrEqual(t, n, fuzzMaxFrame)
-					return make([]byte, n), nil
-				})
+			if useDirect {
+				// A small first step: large payloads grow through
+				// several buffers as their bytes arrive.
+				r.SetDirect(wire.Direct{Type: uint64(frames.TypeBatch), MinLen: 32, Step: 16,
+					Alloc: func(n, total int) ([]byte, any, error) {
+						require.LessOrEqual(t, n, total)
+						require.LessOrEqual(t, total, fuzzMaxFrame)
+						return make([]byte, n), nil, nil
+					}})
 			}
 			var all []frame
 			for {

@@ -108,3 +108,18 @@ func (r *loopReader) Read(p []byte) (int, error) {
 	r.off = (r.off + n) % len(r.data)
 	return n, nil
 }
+
+// direct returns direct reads of BATCH payloads of at least minLen bytes
+// with a first step larger than any test frame, so that alloc is called
+// once per frame, with the payload length.
+func direct(minLen int, alloc func(n int) ([]byte, any)) wire.Direct {
+	return wire.Direct{
+		Type:   uint64(frames.TypeBatch),
+		MinLen: minLen,
+		Step:   wire.MaxFrameSize,
+		Alloc: func(n, _ int) ([]byte, any, error) {
+			b, tok := alloc(n)
+			return b, tok, nil
+		},
+	}
+}

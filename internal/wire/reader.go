@@ -5,11 +5,6 @@ import "io"
 // DefaultBuffer is the initial buffer size of a Reader made with it.
 const DefaultBuffer = 4 << 10
 
-// MidBuffer is the buffer size a [Reader] grows to first: enough for a
-// BATCH of 64 KiB of records with its headers. Only a frame larger than
-// that makes it grow to the maximum frame size.
-const MidBuffer = 80 << 10
-
 // MaxFrameSize caps the maximum frame size a Reader accepts (1 GiB);
 // larger values given to [NewReader] or [Reader.SetMaxFrameSize] are
 // clamped to it.
@@ -35,15 +30,15 @@ type Codec interface {
 
 // Reader reads frames from a byte stream into one reusable buffer.
 //
-// The buffer starts at the initial size given to [NewReader]. When a
-// frame does not fit, it is replaced by a buffer of [MidBuffer] bytes if
-// the frame fits that, else by one of the maximum frame size plus
-// [MaxHeaderLen]; at most two replacements ever happen. It never grows
-// beyond the maximum frame size plus MaxHeaderLen, so the memory a peer
-// can make a Reader hold is bounded by the maximum it was given, whatever
-// the peer sends, and a stream that only carries small frames keeps a
-// small buffer. The maximum is enforced from the frame header, before any
-// payload byte is read.
+// Nothing is reserved from a declared length. The buffer starts at the
+// initial size given to [NewReader] and grows only when it is full of
+// bytes that arrived and a frame still needs more: each step doubles it,
+// up to the maximum frame size plus [MaxHeaderLen]. So the buffer is at
+// most twice the bytes a frame really delivered (or the initial size),
+// whatever its header declared, and a stream that only carries small
+// frames keeps a small buffer. The maximum is enforced from the frame
+// header, before any payload byte is read; the codec also enforces each
+// type's own maximum payload there.
 type Reader struct {
 	r     io.Reader
 	codec Codec
@@ -54,10 +49,29 @@ type Reader struct {
 	err        error  // sticky error from r, returned once the buffer is drained
 	init       int    // initial buffer size
 
-	// Direct reads; see SetDirect. alloc is nil when they are off.
-	directType uint64
-	directMin  int
-	alloc      func(n int) ([]byte, any)
+	direct Direct // direct reads; see SetDirect. Off when Alloc is nil.
+}
+
+// Direct configures direct reads (see [Reader.SetDirect]).
+type Direct struct {
+	// Type is the frame type read directly.
+	Type uint64
+	// MinLen is the smallest payload read directly.
+	MinLen int
+	// Step is the size of the first buffer asked of Alloc for a payload
+	// (less when the payload is shorter, more when more of it is already
+	// buffered); each later buffer doubles the one before, as the bytes
+	// arrive, until the payload fits. 0 means [DefaultBuffer].
+	Step int
+	// Alloc returns a buffer of length at least n for a payload of total
+	// bytes, and a token of the caller's choosing (a pool handle, say)
+	// that comes back with the frame or with Release. It may block, for
+	// example until the caller's budget has room for total, and fail: its
+	// error ends Next with that error.
+	Alloc func(n, total int) (buf []byte, token any, err error)
+	// Release gives back the buffer of token, one the Reader outgrew
+	// and copied from. nil: the buffer is left to the garbage collector.
+	Release func(token any)
 }
 
 // NewReader returns a Reader of codec's frames with an initial buffer of
@@ -71,22 +85,26 @@ func NewReader(r io.Reader, initial int, maxFrameSize uint64, codec Codec) *Read
 // a negotiation has settled it. A buffer larger than the new limit is kept.
 func (r *Reader) SetMaxFrameSize(n uint64) { r.max = min(n, MaxFrameSize) }
 
-// SetDirect makes the Reader read the payload of a frame of type t that
-// is at least minLen bytes long, and not buffered whole yet, into a buffer
-// of the caller's instead of its own: it calls alloc(n) with the payload
-// length n, copies the part already buffered into the returned buffer and
-// reads the rest from the underlying reader straight into it. A large
-// frame so costs one copy (the underlying reader's) instead of two, and
-// the Reader's own buffer never has to grow for it.
+// SetDirect makes the Reader read the payload of a frame of type d.Type
+// that is at least d.MinLen bytes long, and not buffered whole yet, into
+// buffers of the caller's instead of its own: it asks d.Alloc for a
+// buffer of d.Step bytes (or the payload length, if smaller), copies the
+// part already buffered into it and reads the rest from the underlying
+// reader straight into it. When that buffer is full and the payload is
+// not, it asks for one twice as large (at most the payload length),
+// copies what arrived and gives the old one to d.Release. A large frame
+// so costs one copy (the underlying reader's) when it fits the first
+// step, and the memory it holds grows with the bytes that arrived, never
+// from its declared length alone.
 //
-// alloc returns the buffer, of length at least n, and a token of the
-// caller's choosing (a pool handle, say) that [Reader.Next] hands back
-// with the frame, so the caller knows which payloads it owns and how to
-// recycle them. alloc is called only after the header was checked
-// against the maximum frame size, so n never exceeds it. A nil alloc
-// turns direct reads off.
-func (r *Reader) SetDirect(t uint64, minLen int, alloc func(n int) (buf []byte, token any)) {
-	r.directType, r.directMin, r.alloc = t, minLen, alloc
+// Alloc is called only after the header was checked against the maximum
+// frame size, so n never exceeds it. A nil d.Alloc turns direct reads
+// off.
+func (r *Reader) SetDirect(d Direct) {
+	if d.Step <= 0 {
+		d.Step = DefaultBuffer
+	}
+	r.direct = d
 }
 
 // MaxFrameSize returns the maximum frame payload size.
@@ -156,7 +174,7 @@ func (r *Reader) Next() (Frame, error) {
 			return Frame{Type: t}, nil
 		}
 		total := hn + int(length)
-		if r.alloc != nil && t == r.directType && int(length) >= r.directMin && total > r.Buffered() {
+		if r.direct.Alloc != nil && t == r.direct.Type && int(length) >= r.direct.MinLen && total > r.Buffered() {
 			r.start += hn
 			return r.readDirect(int(length), t)
 		}
@@ -171,31 +189,19 @@ func (r *Reader) Next() (Frame, error) {
 
 // fill makes at least n bytes available in buf[start:end]; n never exceeds
 // r.max+MaxHeaderLen. boundary says whether the stream may end cleanly
-// here; t names the frame for errors.
+// here; t names the frame for errors. The buffer grows only when it is
+// full of bytes read, doubling each time (see [Reader]).
 func (r *Reader) fill(n int, boundary bool, t uint64) error {
 	if r.start == r.end {
 		r.start, r.end = 0, 0
 	}
-	if len(r.buf)-r.start < n {
-		if len(r.buf) < n {
-			limit := int(r.max) + MaxHeaderLen
-			size := min(r.init, limit)
-			if r.buf != nil || size < n {
-				size = limit
-				if n <= MidBuffer && len(r.buf) < MidBuffer {
-					size = min(MidBuffer, limit)
-				}
-			}
-			nb := make([]byte, size)
-			r.end = copy(nb, r.buf[r.start:r.end])
-			r.start = 0
-			r.buf = nb
-		} else {
-			r.end = copy(r.buf, r.buf[r.start:r.end])
-			r.start = 0
-		}
+	if r.buf == nil {
+		r.buf = make([]byte, min(r.init, int(r.max)+MaxHeaderLen))
 	}
 	for r.end-r.start < n {
+		if r.end == len(r.buf) {
+			r.makeRoom()
+		}
 		if r.err != nil {
 			return r.readErr(boundary, t)
 		}
@@ -208,15 +214,47 @@ func (r *Reader) fill(n int, boundary bool, t uint64) error {
 	return nil
 }
 
+// makeRoom frees space after buf[end] in a full buffer: it moves the
+// unread bytes to the front, or, when they fill the buffer, replaces it by
+// one twice as large (at most the maximum frame plus its header).
+func (r *Reader) makeRoom() {
+	if r.start > 0 {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+		return
+	}
+	nb := make([]byte, min(2*len(r.buf), int(r.max)+MaxHeaderLen))
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start = 0
+	r.buf = nb
+}
+
 // readDirect reads the next n bytes, the payload of a frame of type t,
-// into a buffer from r.alloc.
+// into buffers from r.direct.Alloc, growing them with the bytes read.
 func (r *Reader) readDirect(n int, t uint64) (Frame, error) {
-	buf, token := r.alloc(n)
+	d := &r.direct
+	size := min(n, max(d.Step, r.Buffered()))
+	buf, token, err := d.Alloc(size, n)
+	if err != nil {
+		return Frame{}, err
+	}
 	f := Frame{Type: t, Direct: true, Token: token}
-	dst := buf[:n:n]
+	dst := buf[:size:size]
 	got := copy(dst, r.buf[r.start:r.end])
 	r.start += got
 	for got < n {
+		if got == len(dst) {
+			size = min(n, 2*size)
+			nb, ntoken, err := d.Alloc(size, n)
+			if err != nil {
+				return f, err
+			}
+			copy(nb, dst[:got])
+			if d.Release != nil {
+				d.Release(f.Token)
+			}
+			dst, f.Token = nb[:size:size], ntoken
+		}
 		if r.err != nil {
 			return f, r.readErr(false, t)
 		}

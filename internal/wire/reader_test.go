@@ -53,11 +53,11 @@ func TestReaderDirect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var allocs [][]byte
 			r := newReader(&chunkReader{data: stream, sizes: tc.sizes}, 512, 64<<10)
-			r.SetDirect(uint64(frames.TypeBatch), minLen, func(n int) ([]byte, any) {
+			r.SetDirect(direct(minLen, func(n int) ([]byte, any) {
 				b := make([]byte, n, n+16)
 				allocs = append(allocs, b)
 				return b, len(allocs)
-			})
+			}))
 			direct := 0
 			for i := range want {
 				n := len(allocs)
@@ -95,10 +95,10 @@ func TestReaderDirect(t *testing.T) {
 func TestReaderDirectBuffered(t *testing.T) {
 	stream, want, payloads := directStream(t)
 	r := newReader(bytes.NewReader(stream), 64<<10, 64<<10)
-	r.SetDirect(uint64(frames.TypeBatch), 1<<10, func(int) ([]byte, any) {
+	r.SetDirect(direct(1<<10, func(int) ([]byte, any) {
 		t.Fatal("alloc called for a buffered frame")
 		return nil, nil
-	})
+	}))
 	for i := range want {
 		f, err := r.Next()
 		require.NoError(t, err)
@@ -121,10 +121,10 @@ func TestReaderDirectErrors(t *testing.T) {
 		err  error
 	}{{"eof", nil}, {"reset", io.ErrClosedPipe}} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, direct := range []bool{false, true} {
+			for _, useDirect := range []bool{false, true} {
 				r := newReader(&chunkReader{data: cut, sizes: []byte{100}, err: tc.err}, 512, 64<<10)
-				if direct {
-					r.SetDirect(uint64(frames.TypeBatch), 1<<10, func(n int) ([]byte, any) { return make([]byte, n), "token" })
+				if useDirect {
+					r.SetDirect(direct(1<<10, func(n int) ([]byte, any) { return make([]byte, n), "token" }))
 				}
 				for range 2 {
 					_, _, err := readFrame(r)
@@ -133,36 +133,36 @@ func TestReaderDirectErrors(t *testing.T) {
 				f, err := r.Next()
 				// The buffer of a failed direct read comes back with its
 				// token, for the caller to recycle.
-				require.Equal(t, direct, f.Direct)
+				require.Equal(t, useDirect, f.Direct)
 				require.Nil(t, f.Payload)
-				if direct {
+				if useDirect {
 					require.Equal(t, "token", f.Token)
 				}
 				if tc.err != nil {
-					require.ErrorIs(t, err, tc.err, "direct %v", direct)
+					require.ErrorIs(t, err, tc.err, "direct %v", useDirect)
 				} else {
 					requireCode(t, err, frames.CodeFrameEncoding)
-					require.ErrorIs(t, err, io.ErrUnexpectedEOF, "direct %v", direct)
+					require.ErrorIs(t, err, io.ErrUnexpectedEOF, "direct %v", useDirect)
 				}
 			}
 		})
 	}
 
 	r := newReader(&chunkReader{data: stream[third:], sizes: []byte{10}}, 512, 1<<10)
-	r.SetDirect(uint64(frames.TypeBatch), 16, func(int) ([]byte, any) {
+	r.SetDirect(direct(16, func(int) ([]byte, any) {
 		t.Fatal("alloc called for a frame over the maximum")
 		return nil, nil
-	})
+	}))
 	_, _, err := readFrame(r)
 	requireCode(t, err, frames.CodeFrameTooLarge)
 
 	// Turning direct reads off again reads into the Reader's buffer.
 	r = newReader(&chunkReader{data: stream[third:], sizes: []byte{10}}, 512, 64<<10)
-	r.SetDirect(uint64(frames.TypeBatch), 16, func(int) ([]byte, any) {
+	r.SetDirect(direct(16, func(int) ([]byte, any) {
 		t.Fatal("alloc called after SetDirect(nil)")
 		return nil, nil
-	})
-	r.SetDirect(0, 0, nil)
+	}))
+	r.SetDirect(wire.Direct{})
 	_, _, err = readFrame(r)
 	require.NoError(t, err)
 	require.Greater(t, r.BufferSize(), 512)
@@ -274,35 +274,104 @@ func TestReaderSetMaxFrameSize(t *testing.T) {
 	r := newReader(&chunkReader{data: stream}, 16, 4<<10)
 	_, _, err := readFrame(r)
 	require.NoError(t, err)
-	require.Equal(t, 4<<10+frames.MaxHeaderLen, r.BufferSize())
+	require.Equal(t, 2048, r.BufferSize(), "doubled from 16 until the frame fit")
 
 	r.SetMaxFrameSize(8 << 10)
 	require.Equal(t, uint64(8<<10), r.MaxFrameSize())
 	_, _, err = readFrame(r)
 	require.NoError(t, err)
-	require.Equal(t, 4<<10+frames.MaxHeaderLen, r.BufferSize(), "no frame needed a larger buffer")
+	require.Equal(t, 2048, r.BufferSize(), "no frame needed a larger buffer")
 
 	r.SetMaxFrameSize(1 << 10)
 	_, _, err = readFrame(r)
 	requireCode(t, err, frames.CodeFrameTooLarge)
 }
 
-// TestReaderBufferSteps: with a large maximum, a frame that fits
-// MidReaderBuffer grows the buffer only to that size; a larger frame grows
-// it to the maximum; huge maxima are clamped.
-func TestReaderBufferSteps(t *testing.T) {
+// TestReaderNoReservation: a header that declares a large payload makes
+// the Reader hold memory only for the bytes that arrived. A peer sends a
+// BATCH header declaring the maximum and then part of the payload before
+// its stream ends: the Reader's buffer, and with direct reads the
+// caller's buffers, stay within twice the bytes that arrived (or the
+// first step), and every buffer it outgrew is released.
+func TestReaderNoReservation(t *testing.T) {
 	const maxFrame = 1 << 20
-	small := frames.AppendBatch(nil, frames.BatchHeader{FirstSeq: 1}, [][]byte{make([]byte, 10<<10)})
-	large := frames.AppendBatch(nil, frames.BatchHeader{FirstSeq: 2}, [][]byte{make([]byte, 200<<10)})
-	stream := append(append(append([]byte(nil), small...), small...), large...)
-	r := newReader(bytes.NewReader(stream), wire.DefaultBuffer, maxFrame)
-	for i, want := range []int{wire.MidBuffer, wire.MidBuffer, maxFrame + frames.MaxHeaderLen} {
-		typ, _, err := readFrame(r)
-		require.NoError(t, err)
-		require.Equal(t, frames.TypeBatch, typ)
-		require.Equal(t, want, r.BufferSize(), "frame %d", i)
+	const step = 4 << 10
+	hdr := frames.AppendHeader(nil, frames.TypeBatch, maxFrame)
+	for _, sent := range []int{0, 1, 100, step - 1, step, step + 1, 50 << 10, maxFrame - 1} {
+		t.Run(fmt.Sprint(sent), func(t *testing.T) {
+			stream := append(append([]byte(nil), hdr...), make([]byte, sent)...)
+			arrived := len(stream)
+
+			r := newReader(&chunkReader{data: stream, sizes: []byte{200}}, 64, maxFrame)
+			_, err := r.Next()
+			requireCode(t, err, frames.CodeFrameEncoding)
+			require.LessOrEqual(t, r.BufferSize(), max(64, 2*arrived))
+
+			var held, peak, allocs int
+			live := map[any]int{}
+			r = newReader(&chunkReader{data: stream, sizes: []byte{200}}, 64, maxFrame)
+			r.SetDirect(wire.Direct{Type: uint64(frames.TypeBatch), MinLen: 1, Step: step,
+				Alloc: func(n, total int) ([]byte, any, error) {
+					require.Equal(t, maxFrame, total)
+					allocs++
+					held += n
+					peak = max(peak, held)
+					live[allocs] = n
+					return make([]byte, n), allocs, nil
+				},
+				Release: func(tok any) {
+					held -= live[tok]
+					delete(live, tok)
+				}})
+			f, err := r.Next()
+			requireCode(t, err, frames.CodeFrameEncoding)
+			require.LessOrEqual(t, len(live), 1, "every outgrown buffer was released")
+			if sent == 0 && f.Token == nil {
+				require.Zero(t, held)
+				return
+			}
+			require.True(t, f.Direct)
+			require.Contains(t, live, f.Token, "the failed frame hands back the buffer it holds")
+			require.LessOrEqual(t, held, max(step, 2*sent), "buffer held for %d payload bytes", sent)
+			// While growing, the old and the new buffer are both live for one copy.
+			require.LessOrEqual(t, peak, max(step, 3*sent))
+		})
 	}
-	require.Equal(t, uint64(wire.MaxFrameSize), newReader(nil, wire.DefaultBuffer, 1<<62).MaxFrameSize())
+}
+
+// TestReaderPerTypeMaximum: a known type's header that declares more than
+// its layout allows is FRAME_TOO_LARGE before any payload byte is read,
+// even when the frame size limit would allow it.
+func TestReaderPerTypeMaximum(t *testing.T) {
+	for _, tc := range []struct {
+		typ frames.Type
+		ok  uint64
+	}{
+		{frames.TypeAck, 8}, {frames.TypeDone, 8}, {frames.TypeWindow, 16},
+		{frames.TypeError, 24 + frames.MaxReasonLenAccepted}, {frames.TypeHello, frames.MaxHelloSize},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			require.Equal(t, tc.ok, tc.typ.MaxPayload())
+			// Only the header: the error must not wait for the payload.
+			r := newReader(&chunkReader{data: frames.AppendHeader(nil, tc.typ, int(tc.ok)+1), err: io.ErrNoProgress}, 64, 1<<20)
+			_, err := r.Next()
+			requireCode(t, err, frames.CodeFrameTooLarge)
+			require.Equal(t, 64, r.BufferSize())
+
+			r = newReader(&chunkReader{data: frames.AppendHeader(nil, tc.typ, int(tc.ok))}, 64, 1<<20)
+			_, err = r.Next()
+			requireCode(t, err, frames.CodeFrameEncoding) // truncated, not too large
+		})
+	}
+	require.Equal(t, uint64(frames.MaxSeq), frames.TypeBatch.MaxPayload())
+	require.Equal(t, uint64(frames.MaxSeq), frames.Type(0x21).MaxPayload())
+}
+
+// TestReaderClamp: huge maxima are clamped.
+func TestReaderClamp(t *testing.T) {
+	r := newReader(nil, wire.DefaultBuffer, 1<<62)
+	require.Equal(t, uint64(wire.MaxFrameSize), r.MaxFrameSize())
+	r = newReader(nil, wire.DefaultBuffer, 1<<10)
 	r.SetMaxFrameSize(1 << 62)
 	require.Equal(t, uint64(wire.MaxFrameSize), r.MaxFrameSize())
 }

@@ -49,6 +49,12 @@ type Config struct {
 	// Logger receives stream failures, takeovers and claims at info or
 	// warn level. nil means no logging.
 	Logger *slog.Logger
+	// AllowAnonymous is the ResumeStoreConfig.AllowAnonymous of
+	// [Sink.NewResumeStore]: whether clients without an identity (no
+	// verified client certificate) may resume streams, all sharing the
+	// empty identity, so that a resume key is a bearer token. false: only
+	// clients with an identity resume.
+	AllowAnonymous bool
 }
 
 // Defaults.

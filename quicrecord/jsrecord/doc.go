@@ -175,8 +175,14 @@
 //     replication: on small machines that, not the network, bounds the
 //     records per second (see the collector's BenchmarkSinks).
 //   - Identity binding uses the same client identity as
-//     quicrecord.ResumeKeyInfo.Peer; connections without a verified
-//     client certificate all share the identity "".
+//     quicrecord.ResumeKeyInfo.Peer (quicrecord.AcceptInfo.PeerIdentity:
+//     the SPKI fingerprint of a verified client certificate, or
+//     Config.PeerIdentity's); connections without one share the identity
+//     "" and resume only with Config.AllowAnonymous. Keys are one
+//     JetStream subject each, across identities, so a client that
+//     presents another identity's key is refused with CodeRefused
+//     (ErrBoundToOtherPeer), which tells it the key is in use; quicrecord's
+//     own ResumeStore keys state by (identity, key) and does not.
 //   - A failure of JetStream between AcceptHandler's check and the claim
 //     in LoadApplied (retried until the handshake deadline) refuses the
 //     stream with CodeResumeUnknown, which ends an agent's

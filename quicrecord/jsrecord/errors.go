@@ -21,10 +21,12 @@ const (
 	// CodeSuperseded resets a stream whose key another stream took over:
 	// a newer stream of the key on this collector, or another collector
 	// whose claim fenced this one's publishes off (see the package doc).
-	// The opener has already moved on; the code tells it, and the logs,
-	// why the old stream ended. It will become quicrecord's own
-	// superseded code once quicrecord defines one.
-	CodeSuperseded quicrecord.ErrorCode = quicrecord.CodeApplicationMin + 0x1901
+	// The opener has already moved on to that stream; the code tells the
+	// old stream's opener, and the logs, why it ended, and a
+	// quicrecord.ResumableStream that still served it does not reconnect.
+	// It is quicrecord's protocol code (quicrecord.CodeSuperseded,
+	// SUPERSEDED); it was the application code 0x1a01 before.
+	CodeSuperseded = quicrecord.CodeSuperseded
 )
 
 // Errors [Sink.Serve] returns, matched with errors.Is.
@@ -42,7 +44,7 @@ var (
 	// ErrBoundToOtherPeer: the key belongs to another client identity.
 	ErrBoundToOtherPeer = errors.New("jsrecord: the resume key belongs to another client")
 	// ErrNoClaim: the stream reached Serve without this collector holding
-	// a claim on its key. It is reset with CodeSuperseded and resumes
+	// a claim on its key. It is reset with CodeUnavailable and resumes
 	// through a new claim.
 	ErrNoClaim = errors.New("jsrecord: no claim on the key")
 )

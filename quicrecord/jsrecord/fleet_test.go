@@ -185,7 +185,7 @@ func fencingScenario(t *testing.T, atomicBatches, holdB bool, ended func(Stats) 
 	require.Equal(t, !atomicBatches, a.sink.useFast.Load())
 	claimed, release := make(chan struct{}), make(chan struct{})
 	var sinkB atomic.Pointer[Sink]
-	qcfgB := &quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond,
+	qcfgB := &quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, AllowAnonymous: true,
 		LoadApplied: func(ctx context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
 			last, found, err := sinkB.Load().LoadApplied(ctx, info)
 			if holdB {

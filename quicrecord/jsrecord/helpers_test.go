@@ -165,7 +165,13 @@ type collector struct {
 func startCollector(t testing.TB, nc *nats.Conn, stls *tls.Config, cfg *Config, qcfg *quicrecord.Config) *collector {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	sink, err := New(ctx, newJS(t, nc), cfg)
+	// Most tests' clients have no certificate: they resume anonymously.
+	anon := Config{AllowAnonymous: true}
+	if cfg != nil {
+		anon = *cfg
+		anon.AllowAnonymous = true
+	}
+	sink, err := New(ctx, newJS(t, nc), &anon)
 	require.NoError(t, err)
 	if qcfg == nil {
 		qcfg = &quicrecord.Config{}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/internal/tlsutil"
 	"github.com/recordmux/recordmux/quicrecord"
 )
@@ -61,7 +62,7 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 			}})
 		qcfg.AcceptHandler = func(ctx context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
 			pl.mu.Lock()
-			pl.handled = append(pl.handled, peerOf(info.TLS))
+			pl.handled = append(pl.handled, info.PeerIdentity)
 			pl.mu.Unlock()
 			return sink.AcceptHandler(ctx, info)
 		}
@@ -92,10 +93,11 @@ func TestKeyBoundToClientIdentity(t *testing.T) {
 	require.NoError(t, rs.Close(context.Background()))
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), 200)
 
-	// The sink's own view of a connection's identity is quicrecord's.
+	// The sink binds keys to quicrecord's identity of the connection: the
+	// SPKI fingerprint of the owner's verified certificate.
 	ownerCert, err := x509.ParseCertificate(owner.Certificates[0].Certificate[0])
 	require.NoError(t, err)
-	want := peerOf(tls.ConnectionState{PeerCertificates: []*x509.Certificate{ownerCert}, VerifiedChains: [][]*x509.Certificate{{ownerCert}}})
+	want := identity.FingerprintOf(ownerCert).String()
 	for i, pl := range logs {
 		pl.mu.Lock()
 		require.NotEmpty(t, pl.loaded, "collector %d", i)

@@ -4,9 +4,6 @@ package jsrecord
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +34,10 @@ type recordStream interface {
 // attached (its TTL is a nanosecond): a stream that lost its connection
 // resumes through a new claim, read from JetStream, whichever collector
 // it reaches, so a collector never resumes a key from a memory that
-// another collector may have made stale.
+// another collector may have made stale. Config.AllowAnonymous sets
+// whether clients without an identity resume.
 func (s *Sink) NewResumeStore() *quicrecord.ResumeStore {
-	return quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, LoadApplied: s.LoadApplied})
+	return quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, LoadApplied: s.LoadApplied, AllowAnonymous: s.anonymous})
 }
 
 // LoadApplied is the ResumeStore's hook (see quicrecord.ResumeStoreConfig):
@@ -66,7 +64,7 @@ func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (
 	if info.ResumeKey == nil {
 		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
 	}
-	name, peer := KeyName(info.ResumeKey), peerOf(info.TLS)
+	name, peer := KeyName(info.ResumeKey), info.PeerIdentity
 	if bound, ok := s.boundPeer(name); ok && bound != peer {
 		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
 	}
@@ -80,19 +78,6 @@ func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (
 	}
 	s.supersede(name)
 	return nil, nil
-}
-
-// peerOf is the client identity of a connection, computed as quicrecord
-// computes quicrecord.ResumeKeyInfo.Peer (the SHA-256 of a verified client
-// certificate, hex; "" without one), which is what LoadApplied stores in
-// claims. A test checks the two agree; when quicrecord moves to another
-// identity, this follows.
-func peerOf(cs tls.ConnectionState) string {
-	if len(cs.PeerCertificates) == 0 || len(cs.VerifiedChains) == 0 {
-		return ""
-	}
-	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-	return hex.EncodeToString(sum[:])
 }
 
 // Serve applies the records of an accepted resumable stream: it takes what
@@ -119,7 +104,7 @@ func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
 	claim := s.attach(name, rs)
 	defer s.detach(name, rs, claim)
 	if claim == 0 {
-		_ = rs.CloseWithError(CodeSuperseded, ErrNoClaim.Error())
+		_ = rs.CloseWithError(CodeUnavailable, ErrNoClaim.Error())
 		return ErrNoClaim
 	}
 	if s.useFast.Load() {

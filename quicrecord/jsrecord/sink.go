@@ -31,6 +31,7 @@ type Sink struct {
 	maxBatch  int
 	timeout   time.Duration
 	log       *slog.Logger
+	anonymous bool          // Config.AllowAnonymous
 	sem       chan struct{} // one token per batch being published
 	// useFast: publish fast batches (the stream has no replication, see
 	// fast.go) rather than atomic ones. Cleared for good when JetStream
@@ -105,7 +106,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Sink, error
 	s := &Sink{
 		js: js, nc: js.Conn(), st: st,
 		stream: cfg.stream(), prefix: cfg.prefix(), collector: name,
-		maxBatch: cfg.maxBatch(), timeout: cfg.timeout(), log: cfg.logger(),
+		maxBatch: cfg.maxBatch(), timeout: cfg.timeout(), log: cfg.logger(), anonymous: cfg != nil && cfg.AllowAnonymous,
 		sem:  make(chan struct{}, cfg.maxInflight()),
 		keys: make(map[string]*keyState),
 	}
