@@ -123,6 +123,20 @@ const ReservedFeatures Features = 0x3f << 56
 // Has reports whether every bit of g is in f.
 func (f Features) Has(g Features) bool { return f&g == g }
 
+// featureNames names the known features, in bit order.
+var featureNames = [...]struct {
+	bit  Features
+	name string
+}{
+	{FeaturePiggybackAck, "piggyback-ack"},
+	{FeatureResume, "resume"},
+	{FeatureWindowUpdate, "window-update"},
+	{FeatureHalfClose, "half-close"},
+	{FeatureResumeEpoch, "resume-epoch"},
+	{FeatureCompression, "compression"},
+	{FeatureEarlyRecords, "early-records"},
+}
+
 // String lists the known features by name and any other bits in hex.
 func (f Features) String() string {
 	if f == 0 {
@@ -135,33 +149,11 @@ func (f Features) String() string {
 		}
 		s += name
 	}
-	if f.Has(FeaturePiggybackAck) {
-		add("piggyback-ack")
-		f &^= FeaturePiggybackAck
-	}
-	if f.Has(FeatureResume) {
-		add("resume")
-		f &^= FeatureResume
-	}
-	if f.Has(FeatureWindowUpdate) {
-		add("window-update")
-		f &^= FeatureWindowUpdate
-	}
-	if f.Has(FeatureHalfClose) {
-		add("half-close")
-		f &^= FeatureHalfClose
-	}
-	if f.Has(FeatureResumeEpoch) {
-		add("resume-epoch")
-		f &^= FeatureResumeEpoch
-	}
-	if f.Has(FeatureCompression) {
-		add("compression")
-		f &^= FeatureCompression
-	}
-	if f.Has(FeatureEarlyRecords) {
-		add("early-records")
-		f &^= FeatureEarlyRecords
+	for _, n := range featureNames {
+		if f.Has(n.bit) {
+			add(n.name)
+			f &^= n.bit
+		}
 	}
 	if f != 0 {
 		add("0x" + strconv.FormatUint(uint64(f), 16))
