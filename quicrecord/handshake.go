@@ -413,6 +413,7 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 		if err := c.handshakeBy(deadline); err != nil {
 			return nil, err
 		}
+		info.TLS, info.PeerIdentity = c.qc.ConnectionState().TLS, c.peerIdentity()
 	}
 	base := c.acceptSettings()
 	x, err := readPeerHello(qs, base, deadline, RoleAcceptor)
@@ -435,7 +436,7 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 		if err := c.handshakeBy(deadline); err != nil {
 			return nil, err
 		}
-		info.PeerIdentity = c.peerIdentity()
+		info.TLS, info.PeerIdentity = c.qc.ConnectionState().TLS, c.peerIdentity()
 		claim.info.Peer = info.PeerIdentity
 	}
 	if claim == nil {
