@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/recordmux/recordmux/internal/simtest"
+	"github.com/recordmux/recordmux/internal/tlsutil"
 )
 
 const zeroRTT = 50 * time.Millisecond
@@ -67,6 +68,16 @@ type reconnectNet struct {
 
 func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
 	t.Helper()
+	stls, ctls := tlsPair(t)
+	// The client presents no certificate: resumption is for anonymous
+	// peers too here, as on a collector that pins only its own key.
+	return newReconnectNetTLS(t, early, wrap, stls, ctls, ResumeStoreConfig{AllowAnonymous: true})
+}
+
+// newReconnectNetTLS is newReconnectNet with the given TLS configs and
+// resume store settings.
+func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router, stls, ctls *tls.Config, store ResumeStoreConfig) *reconnectNet {
+	t.Helper()
 	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}, early: map[bool]int{}, late: map[bool]int{}}}
 	var router simnet.Router = m.router
 	if wrap != nil {
@@ -75,13 +86,10 @@ func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet
 	n := simtest.NewNet(t, router, simtest.Latency(zeroRTT/2))
 	cconn, sconn := n.Endpoint(simClientAddr), n.Endpoint(simServerAddr)
 	n.Start()
-	stls, ctls := tlsPair(t)
 	m.stls = withALPN(stls)
 	eln, err := simtest.Transport(t, sconn).ListenEarly(m.stls, zeroRTTQUIC())
 	require.NoError(t, err)
-	// The client presents no certificate: resumption is for anonymous
-	// peers too here, as on a collector that pins only its own key.
-	scfg := &Config{ResumeStore: NewResumeStore(ResumeStoreConfig{AllowAnonymous: true}), QUIC: zeroRTTQUIC()}
+	scfg := &Config{ResumeStore: NewResumeStore(store), QUIC: zeroRTTQUIC()}
 	m.ln, err = NewEarlyListener(eln, scfg)
 	require.NoError(t, err)
 	m.serve(t)
@@ -226,6 +234,36 @@ func TestResumable0RTTReconnect(t *testing.T) {
 	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
 	require.LessOrEqual(t, early, zeroRTT+zeroRTT/2+zeroRTT/10)
 	require.Less(t, early, full)
+}
+
+// TestResumable0RTTClientCertificate: with client certificates and no
+// anonymous resumption, the key belongs to the certificate's identity,
+// which the acceptor learns only when the handshake completes: a resume
+// HELLO that came in 0-RTT waits for it, then continues the key, and
+// nothing is applied twice.
+func TestResumable0RTTClientCertificate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, err := tlsutil.NewCA("test CA")
+		require.NoError(t, err)
+		serverCert, err := ca.IssueServer("localhost")
+		require.NoError(t, err)
+		alice, err := ca.IssueClient("alice")
+		require.NoError(t, err)
+		stls := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+		ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{alice}}
+		m := newReconnectNetTLS(t, true, nil, stls, ctls, ResumeStoreConfig{})
+		rs := m.loseAndResume(t, nil)
+		defer rs.Close(context.Background())
+		_, ok := m.log.applied(110)
+		require.True(t, ok, "the records sent while cut were applied after the 0-RTT reconnect")
+		require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+		require.Equal(t, uint64(1), rs.Snapshot().Stats.Resumes)
+		m.serverMu.Lock()
+		last := m.servers[len(m.servers)-1]
+		m.serverMu.Unlock()
+		require.True(t, last.QUIC().ConnectionState().Used0RTT, "the reconnection used 0-RTT")
+		require.NotEmpty(t, last.peerIdentity(), "the key was continued under the client's identity")
+	})
 }
 
 // TestResumable0RTTRejected: the acceptor forgot the session tickets it
