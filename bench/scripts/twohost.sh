@@ -57,6 +57,7 @@ fi
 
 WORK=$(mktemp -d)
 OUT=${OUT:-$WORK}
+mkdir -p "$OUT"
 SERVER_PID=""
 
 cleanup() {
