@@ -72,6 +72,8 @@ func TestFrameShortAndBad(t *testing.T) {
 func FuzzParseFrame(f *testing.F) {
 	f.Add(AppendData(nil, 1, []byte("x")))
 	f.Add(AppendAck(nil, 2, 3))
+	f.Add(AppendControl(nil, TypeOpen, 4))
+	f.Add(AppendControl(nil, TypeFin, 5))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, n, err := ParseFrame(b, 1024)
 		if err != nil {
@@ -79,11 +81,14 @@ func FuzzParseFrame(f *testing.F) {
 		}
 		require.LessOrEqual(t, n, len(b))
 		var re []byte
-		if fr.Type == TypeData {
+		switch fr.Type {
+		case TypeData:
 			require.LessOrEqual(t, len(fr.Data), 1024)
 			re = AppendData(nil, fr.Stream, fr.Data)
-		} else {
+		case TypeAck:
 			re = AppendAck(nil, fr.Stream, fr.Seq)
+		default: // TypeOpen, TypeFin: the stream only
+			re = AppendControl(nil, fr.Type, fr.Stream)
 		}
 		// Varints may be encoded longer than needed; the re-encoding is
 		// minimal, so it is never longer.
