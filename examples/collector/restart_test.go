@@ -315,7 +315,8 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 // answers its previous run's connections with stateless resets and the
 // agent notices the restart with its next packets. Both sides run with a
 // 10-minute idle timeout: an agent that had to wait for it could not
-// reconnect within this test's one-minute deadline.
+// reconnect within this test's three-minute deadline (one minute was
+// too short twice under -race, for a reason not yet traced).
 func TestCollectorRestartResetsAgents(t *testing.T) {
 	t.Parallel()
 	bin := buildExamples(t)
@@ -326,7 +327,7 @@ func TestCollectorRestartResetsAgents(t *testing.T) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
 	sink, state := filepath.Join(dir, "sink.jsonl"), filepath.Join(dir, "collector.state")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	collectorLog := &lockedLog{}
