@@ -2,6 +2,7 @@ package jsrecord
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/recordmux/recordmux/quicrecord"
 )
@@ -41,8 +42,13 @@ var (
 	// ErrNotResumable: the stream has no resume key; the sink needs one
 	// (the subject and the deduplication are per key).
 	ErrNotResumable = errors.New("jsrecord: not a resumable stream")
-	// ErrBoundToOtherPeer: the key belongs to another client identity.
-	ErrBoundToOtherPeer = errors.New("jsrecord: the resume key belongs to another client")
+	// ErrSupersededClaim: [Sink.LoadApplied] refused an opener whose
+	// resume epoch is older than that of the key's last claim (a newer
+	// opener of the key went through another collector). It matches
+	// quicrecord.ErrSuperseded, so the ResumeStore refuses the stream as
+	// it refuses an opener older than its own state: with CodeSuperseded,
+	// or CodeRefused when the stream did not negotiate epochs.
+	ErrSupersededClaim = fmt.Errorf("jsrecord: a newer opener claimed the key: %w", quicrecord.ErrSuperseded)
 	// ErrNoClaim: the stream reached Serve without this collector holding
 	// a claim on its key. It is reset with CodeUnavailable and resumes
 	// through a new claim.
