@@ -204,8 +204,18 @@ func TestProberLearnsNothing(t *testing.T) {
 // not reconnect; restarted with its old epoch, it is refused with
 // SUPERSEDED on either collector, leaving the newer one's stream alone.
 // They converge in one round, and the stream holds every record once.
+// Both publishing paths run.
 func TestEpochTakeoverAcrossCollectors(t *testing.T) {
 	t.Parallel()
+	for _, atomicBatches := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fast", true: "atomic"}[atomicBatches], func(t *testing.T) {
+			t.Parallel()
+			epochTakeover(t, &Config{AtomicBatches: atomicBatches})
+		})
+	}
+}
+
+func epochTakeover(t *testing.T, cfg *Config) {
 	srv := startServer(t, t.TempDir(), 0)
 	nc := connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -213,8 +223,9 @@ func TestEpochTakeoverAcrossCollectors(t *testing.T) {
 	_, err := EnsureStream(ctx, newJS(t, nc), nil, 1)
 	require.NoError(t, err)
 	stls, ctls := serverTLS(t)
-	a := startCollector(t, nc, stls, nil, nil)
-	b := startCollector(t, nc, stls, nil, nil)
+	a := startCollector(t, nc, stls, cfg, nil)
+	b := startCollector(t, nc, stls, cfg, nil)
+	require.Equal(t, !cfg.AtomicBatches, a.sink.useFast.Load())
 	key := []byte("clone")
 	open := func(addr string, epoch, first uint64, dials *int) (*quicrecord.ResumableStream, error) {
 		opts := agentOpts(key)
