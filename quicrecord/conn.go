@@ -110,6 +110,10 @@ type AcceptInfo struct {
 	TLS tls.ConnectionState
 	// ResumeKey is the key of a resumable stream, nil for a plain one.
 	ResumeKey []byte
+	// ResumeEpoch is the opener's resume epoch (ResumeOptions.Epoch) on
+	// a resumable stream that negotiated [FeatureResumeEpoch], else 0
+	// (ResumeKeyInfo.Epoch).
+	ResumeEpoch uint64
 	// PeerIdentity is the peer's identity from Config.PeerIdentity (by
 	// default the SPKI fingerprint of its verified client certificate),
 	// "" when it has none: what resume state is bound to.

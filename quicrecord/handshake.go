@@ -508,8 +508,8 @@ func resumeRequest(x *exchange, info *AcceptInfo) (*resumeClaim, error) {
 			return nil, &StreamError{Code: CodeFrameEncoding, Reason: "malformed resume epoch"}
 		}
 	}
-	info.ResumeKey = bytes.Clone(key)
-	c.info = ResumeKeyInfo{Key: info.ResumeKey, Peer: info.PeerIdentity, Scope: info.Scope, DataID: info.DataID}
+	info.ResumeKey, info.ResumeEpoch = bytes.Clone(key), c.epoch
+	c.info = ResumeKeyInfo{Key: info.ResumeKey, Peer: info.PeerIdentity, Scope: info.Scope, DataID: info.DataID, Epoch: c.epoch}
 	return c, nil
 }
 
@@ -546,7 +546,7 @@ func (c *Conn) takeResumeKey(s *RecordStream, claim *resumeClaim, deadline time.
 	if err != nil {
 		return 0, err
 	}
-	s.rsm, s.store, s.resumeKey = rsm, c.set.resume, claim.info.Key
+	s.rsm, s.store, s.resumeKey, s.resumeInfo = rsm, c.set.resume, claim.info.Key, claim.info
 	s.setBases(0, applied)
 	return applied, nil
 }

@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -138,4 +139,57 @@ func TestResumeStoreQuotas(t *testing.T) {
 		require.True(t, has("alice", "k"))
 		require.Equal(t, 4, st.Len())
 	})
+}
+
+// TestLoadAppliedSupersedes: the acceptor's hooks see the opener's epoch
+// (AcceptInfo.ResumeEpoch, ResumeKeyInfo.Epoch, and the accepted stream's
+// ResumeKeyInfo), and a LoadApplied that knows a newer opener of the key
+// (a store shared by a fleet) refuses an older one with an error matching
+// ErrSuperseded: the opener sees SUPERSEDED, or REFUSED when its stream
+// did not negotiate epochs, exactly as for a store's own newer state.
+func TestLoadAppliedSupersedes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		disable   Features
+		wantEpoch uint64
+		wantCode  ErrorCode
+	}{
+		{"epochs", 0, 7, CodeSuperseded},
+		{"no epochs", FeatureResumeEpoch, 0, CodeRefused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				var newest atomic.Uint64 // the newest epoch LoadApplied knows
+				newest.Store(100)
+				var handled, loaded atomic.Uint64
+				handler := func(_ context.Context, info *AcceptInfo) (*StreamConfig, error) {
+					handled.Store(info.ResumeEpoch)
+					return nil, nil
+				}
+				rig := newResumeRigAcceptor(t, ResumeStoreConfig{LoadApplied: func(_ context.Context, info ResumeKeyInfo) (uint64, bool, error) {
+					loaded.Store(info.Epoch)
+					if info.Epoch < newest.Load() {
+						return 0, false, fmt.Errorf("fleet: %w", ErrSuperseded)
+					}
+					return 0, false, nil
+				}}, nil, nil, handler, func(_, client *Config) { client.DisableFeatures = tc.disable })
+
+				_, err := NewResumableStream(ctx, rig.dial, rig.ccfg, ResumeOptions{Key: []byte("fleet"), Epoch: 7})
+				require.Equal(t, tc.wantCode, CodeOf(err), "%v", err)
+				require.Equal(t, tc.wantEpoch, handled.Load())
+				require.Equal(t, tc.wantEpoch, loaded.Load())
+
+				newest.Store(0)
+				rs, err := NewResumableStream(ctx, rig.dial, rig.ccfg, ResumeOptions{Key: []byte("fleet"), Epoch: 7})
+				require.NoError(t, err)
+				sendSeqs(t, rs, 1, 3)
+				require.NoError(t, rs.Barrier(ctx))
+				require.NoError(t, rs.Close(ctx))
+				rig.mu.Lock()
+				defer rig.mu.Unlock()
+				require.Equal(t, uint64(3), rig.applied["fleet"])
+			})
+		})
+	}
 }

@@ -3,6 +3,7 @@ package quicrecord
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,12 @@ type ResumeStoreConfig struct {
 	// application reads it from its own durable store, for the key and
 	// the opener's identity (see [ResumeKeyInfo]). found == false (or an
 	// error, whose text stays on this side) refuses the resume with
-	// CodeResumeUnknown unless the opener starts from the beginning.
+	// CodeResumeUnknown unless the opener starts from the beginning. An
+	// error matching [ErrSuperseded] instead refuses an opener older than
+	// the newest one the application recorded for the key (see
+	// ResumeKeyInfo.Epoch) as the store refuses one older than its own
+	// state: with CodeSuperseded, or CodeRefused when the stream did not
+	// negotiate [FeatureResumeEpoch].
 	LoadApplied func(ctx context.Context, info ResumeKeyInfo) (lastApplied uint64, found bool, err error)
 }
 
@@ -67,6 +73,12 @@ type ResumeKeyInfo struct {
 	// Scope and DataID are the opener's stream description.
 	Scope  string
 	DataID uint64
+	// Epoch is the opener's resume epoch (ResumeOptions.Epoch), 0 when
+	// the stream did not negotiate [FeatureResumeEpoch]. A store shared
+	// by several acceptors (a fleet) keeps the newest epoch of each key
+	// beside its position, and its LoadApplied refuses an older opener
+	// with an error matching [ErrSuperseded].
+	Epoch uint64
 }
 
 // ResumeStore is the acceptor's memory of resumable streams: for each
@@ -181,13 +193,14 @@ func PresentedPeerIdentity(cs tls.ConnectionState) string {
 
 // errSupersededClaim refuses an opener older than the key's newest one:
 // CodeSuperseded if its stream negotiated epochs, else CodeRefused, which
-// openers without them take as final too.
-func errSupersededClaim(epochs bool) error {
+// openers without them take as final too. cause, if any, stays on this
+// side.
+func errSupersededClaim(epochs bool, cause error) error {
 	code := CodeRefused
 	if epochs {
 		code = CodeSuperseded
 	}
-	return &StreamError{Code: code, Reason: "a newer opener holds this resume key"}
+	return &StreamError{Code: code, Reason: "a newer opener holds this resume key", Err: cause}
 }
 
 // check refuses, before anything else happens, an opener older than the
@@ -196,7 +209,7 @@ func (st *ResumeStore) check(c *resumeClaim) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if rs := st.keys[storeKey{c.info.Peer, string(c.info.Key)}]; rs != nil && c.epoch < rs.epoch {
-		return errSupersededClaim(c.epochs)
+		return errSupersededClaim(c.epochs, nil)
 	}
 	return nil
 }
@@ -243,6 +256,8 @@ func (st *ResumeStore) create(ctx context.Context, c *resumeClaim, sk storeKey) 
 	case st.load != nil:
 		a, found, err := st.load(ctx, c.info)
 		switch {
+		case errors.Is(err, ErrSuperseded):
+			return nil, errSupersededClaim(c.epochs, err)
 		case err != nil:
 			return nil, &StreamError{Code: CodeResumeUnknown, Reason: "resume state lookup failed", Err: err}
 		case found:
@@ -280,7 +295,7 @@ func (st *ResumeStore) takeOver(rs *resumeState, c *resumeClaim, s *RecordStream
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if c.epoch < rs.epoch {
-		return nil, 0, errSupersededClaim(c.epochs)
+		return nil, 0, errSupersededClaim(c.epochs, nil)
 	}
 	old, oldEpoch := rs.stream, rs.streamEpoch
 	rs.stream, rs.streamEpoch, rs.epoch = s, c.epoch, c.epoch

@@ -154,6 +154,8 @@ type RecordStream struct {
 	rsm       *resumeState       // acceptor: the key's receive state
 	store     *ResumeStore       // acceptor: where rsm lives
 	onAck     func(acked uint64) // opener: told of every new cumulative ack, on the reader goroutine
+	// resumeInfo (acceptor) is what the opener claimed the key with.
+	resumeInfo ResumeKeyInfo
 
 	// smu guards the send direction: sendState. Held by Send, Flush,
 	// Barrier, the writer loop while it takes work, and the reader loop
@@ -337,6 +339,13 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 
 // ResumeKey returns the key of a resumable stream, nil for others.
 func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
+
+// ResumeKeyInfo returns, on the acceptor's side of a resumable stream,
+// what the opener claimed the key with: the key, the opener's identity
+// (the one its resume state is bound to), its stream description and its
+// resume epoch, as [ResumeStoreConfig.LoadApplied] received them. It is
+// the zero value for a plain stream and on the opener's side.
+func (s *RecordStream) ResumeKeyInfo() ResumeKeyInfo { return s.resumeInfo }
 
 // newStream builds a negotiated stream; start launches its loops.
 func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Negotiated, info streamInfo) *RecordStream {

@@ -29,7 +29,8 @@ func freeTCPAddr(t *testing.T) string {
 }
 
 // readJetStream returns the sequence numbers of key's records in the
-// stream of the NATS server at url, in stream order.
+// stream of the NATS server at url, in stream order. The tests' agents
+// have no client certificate: their identity is "".
 func readJetStream(t *testing.T, url string, key []byte) []uint64 {
 	t.Helper()
 	nc, err := nats.Connect(url)
@@ -47,7 +48,7 @@ func readJetStream(t *testing.T, url string, key []byte) []uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{jsrecord.RecordSubject(nil, key)}})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{jsrecord.RecordSubject(nil, "", key)}})
 	if err != nil {
 		t.Fatal(err)
 	}

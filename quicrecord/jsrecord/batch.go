@@ -34,7 +34,7 @@ const errCodeBatchDuplicate jetstream.ErrorCode = 10201
 // owned by the Serve call that collects it, and by its commit while that
 // runs.
 type batch struct {
-	name  string   // the key in hex
+	name  string   // the (identity, key) name, see nameOf
 	claim uint64   // stream sequence of the claim the batch is fenced on
 	first uint64   // sequence number of recs[0]
 	recs  [][]byte // record payloads, first, first+1, …
@@ -64,7 +64,7 @@ type batchAck struct {
 // The first message carries the fence, an expected last sequence of the
 // key's claim subject equal to b.claim; JetStream checks it when it
 // commits the batch, so a batch of a collector whose claim was superseded
-// is refused whole. Records get their deduplication ID (key:seq) and
+// is refused whole. Records get their deduplication ID (msgID) and
 // [HeaderSeq].
 //
 // A batch holds one of the sink's MaxInflightBatches tokens from stage

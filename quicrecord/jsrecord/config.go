@@ -14,8 +14,9 @@ type Config struct {
 	// means "RECORDMUX".
 	Stream string
 	// SubjectPrefix is the first token(s) of every subject the sink uses:
-	// PREFIX.rec.KEY for the records of a resume key and PREFIX.own.KEY for
-	// its claims, KEY being the key in lowercase hex. The stream must
+	// PREFIX.rec.ID.KEY for the records of a client identity's resume key
+	// and PREFIX.own.ID.KEY for its claims, ID being [IdentityName] and
+	// KEY [KeyName] (see [RecordSubject], [ClaimSubject]). The stream must
 	// capture PREFIX.>. "" means "recordmux".
 	SubjectPrefix string
 	// Collector names this collector in the claims it writes (for people
@@ -127,7 +128,7 @@ func (c *Config) collector() string {
 func StreamConfig(cfg *Config, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               cfg.stream(),
-		Description:        "recordmux records, one subject per resume key (jsrecord)",
+		Description:        "recordmux records, one subject per client identity and resume key (jsrecord)",
 		Subjects:           []string{cfg.prefix() + ".>"},
 		Storage:            jetstream.FileStorage,
 		Replicas:           max(replicas, 1),

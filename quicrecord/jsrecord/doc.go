@@ -27,15 +27,23 @@
 //
 // # Layout in JetStream
 //
-// Each resume key K (hex) has two subjects in the stream:
+// Resume state is per (client identity, key), as in quicrecord's own
+// ResumeStore: the same key under two identities is two streams that
+// neither can see or disturb. Each pair has two subjects in the stream,
+// named by I, the identity's [IdentityName] (the first 16 bytes of
+// SHA-256 of the identity string, in hex: identities are arbitrary
+// strings and never appear raw in a subject), and K, the key's
+// [KeyName] (hex):
 //
-//   - PREFIX.rec.K holds the records, one message per record, in order.
-//     Its message ID (Nats-Msg-Id) is K:SEQ and its header
-//     Recordmux-Seq is SEQ, the record's sequence number in its stream.
-//   - PREFIX.own.K holds the key's claims: a JSON message {peer,
-//     collector, time} each time a collector takes the key. The first
-//     claim binds the key to the client identity (peer) that opened it;
-//     a claim's stream sequence is its identity.
+//   - PREFIX.rec.I.K holds the records, one message per record, in
+//     order ([RecordSubject]). Its message ID (Nats-Msg-Id) is I.K:SEQ
+//     ([MsgID]) and its header Recordmux-Seq is SEQ, the record's
+//     sequence number in its stream.
+//   - PREFIX.own.I.K holds the claims ([ClaimSubject]): a JSON message
+//     {peer, collector, epoch, time} each time a collector takes the
+//     key, with the identity itself in peer and in the header
+//     Recordmux-Peer for people reading the stream, and the opener's
+//     resume epoch in epoch. A claim's stream sequence is its identity.
 //
 // Resume state is read from the stream itself (the last message of each
 // subject, from the stream leader: direct gets are off), not from a KV
@@ -46,18 +54,36 @@
 //
 // # Exactly once across collectors
 //
-// When a stream of K is opened on a collector, [Sink.AcceptHandler] reads
-// K's last claim (refusing another client's key, or the stream while
-// JetStream cannot be reached) and closes any stream of K still open on
-// this collector. [Sink.LoadApplied], called by the quicrecord.ResumeStore
-// for the stream, then claims K: it appends a claim with an expected last
-// sequence on PREFIX.own.K equal to the claim it read, so of two
-// collectors claiming at once only one wins, and only after that append
-// reads the last record of K. Every record is fenced on the claim of the
+// When a stream of K is opened on a collector by identity I,
+// [Sink.AcceptHandler] reads the last claim of I.K (refusing the stream
+// while JetStream cannot be reached) and closes any stream of I.K still
+// open on this collector. [Sink.LoadApplied], called by the
+// quicrecord.ResumeStore for the stream, then claims I.K: it refuses an
+// opener whose resume epoch is older than the last claim's (see below),
+// appends a claim with an expected last sequence on PREFIX.own.I.K equal
+// to the claim it read, so of two collectors claiming at once only one
+// wins, and only after that append reads the last record of I.K. Every record is fenced on the claim of the
 // collector that publishes it, so anything the previous holder got in
 // came before the new claim and is in that read, and anything it sends
 // later is refused. The agent's records after the last one read are then
 // sent again to the new holder, exactly once.
+//
+// # Takeover with epochs
+//
+// The claims carry the opener's resume epoch
+// (quicrecord.ResumeKeyInfo.Epoch), so the fleet orders the openers of
+// a key as one acceptor does (quicrecord.FeatureResumeEpoch): an opener
+// older than the last claim is refused by LoadApplied with
+// [ErrSupersededClaim], which the ResumeStore sends as SUPERSEDED (or
+// REFUSED to an opener without epochs), without claiming anything; a
+// newer or equal one claims the key. A stream whose key was taken over
+// ends with the code quicrecord's ResumeStore ends a superseded stream
+// with: [CodeSuperseded] when the new holder's opener is newer and the
+// stream negotiated epochs (its opener then stops instead of
+// reconnecting), quicrecord.CodeCancelled otherwise (the same opener
+// reconnected elsewhere, or one without epochs). On the collector where
+// the new stream opens that happens at once; on another collector, when
+// the fence refuses the old stream's next record (see Limitations).
 //
 // # Batches, fencing and acknowledgements
 //
@@ -65,8 +91,8 @@
 // for each, and acknowledges them to the agent in order, each only once
 // JetStream confirmed it, so a Barrier on the agent succeeds only for
 // records JetStream holds. Every record is fenced: JetStream stores it
-// only while the last message of PREFIX.own.K is this collector's claim
-// (an expected last sequence of PREFIX.own.K). How depends on the stream:
+// only while the last message of PREFIX.own.I.K is this collector's claim
+// (an expected last sequence of PREFIX.own.I.K). How depends on the stream:
 //
 //   - Without replication (one replica, as on a single server), records
 //     go out as fast batches (nats-server 2.14 or later, stream option
@@ -118,7 +144,8 @@
 //
 // A record that fails or is not confirmed within Config.Timeout is never
 // acknowledged, nor is any after it: Serve resets the stream with
-// [CodeUnavailable] (or [CodeSuperseded] when the fence refused it)
+// [CodeUnavailable] (or, when the fence refused it, the takeover code
+// above)
 // instead of retrying, because whether a timed-out record was stored is
 // unknown until the key's next claim reads it back. Records JetStream
 // confirmed before the failure stay acknowledged. The agent's
@@ -141,7 +168,7 @@
 // # Limitations
 //
 //   - Only resumable streams are accepted: the subject, the fence and the
-//     deduplication are per resume key.
+//     deduplication are per client identity and resume key.
 //   - Exactly once rests on the claim fence, not on deduplication: the
 //     message IDs catch a batch sent twice only within the stream's
 //     deduplication window (two minutes by default), which is
@@ -174,15 +201,28 @@
 //     every record with a write system call on a stream without
 //     replication: on small machines that, not the network, bounds the
 //     records per second (see the collector's BenchmarkSinks).
-//   - Identity binding uses the same client identity as
+//   - State is keyed by the same client identity as
 //     quicrecord.ResumeKeyInfo.Peer (quicrecord.AcceptInfo.PeerIdentity:
 //     the SPKI fingerprint of a verified client certificate, or
 //     Config.PeerIdentity's); connections without one share the identity
-//     "" and resume only with Config.AllowAnonymous. Keys are one
-//     JetStream subject each, across identities, so a client that
-//     presents another identity's key is refused with CodeRefused
-//     (ErrBoundToOtherPeer), which tells it the key is in use; quicrecord's
-//     own ResumeStore keys state by (identity, key) and does not.
+//     "" and resume only with Config.AllowAnonymous, where a key is a
+//     bearer token among them. A client that presents another
+//     identity's key reaches its own state of that key, so what it sees
+//     does not depend on whether another identity holds the key. A
+//     refused resume still leaves the opener's own claim, which its next
+//     attempt with that key meets. Nothing caps the keys an identity
+//     claims in JetStream (quicrecord's per-identity quota applies to
+//     the keys live on one collector): bound the stream with JetStream's
+//     limits.
+//   - The subject layout changed when state became per identity
+//     (PREFIX.rec.K became PREFIX.rec.I.K): a sink does not read keys an
+//     earlier version wrote, whose agents then resume with their records
+//     in doubt (CodeResumeUnknown), and collectors of both versions on
+//     one stream would apply a key twice. Upgrade a fleet at once, after
+//     its agents have finished their streams.
+//   - A stream superseded on another collector ends when the fence
+//     refuses its next record, not at once as on one collector: until
+//     then it stays open, idle, and nothing of it is applied.
 //   - A failure of JetStream between AcceptHandler's check and the claim
 //     in LoadApplied (retried until the handshake deadline) refuses the
 //     stream with CodeResumeUnknown, which ends an agent's

@@ -2,6 +2,7 @@ package jsrecord
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/recordmux/recordmux/quicrecord"
 )
@@ -18,14 +19,17 @@ const (
 	// holds. It is not CodeRefused, which a ResumableStream takes as final.
 	CodeUnavailable quicrecord.ErrorCode = quicrecord.CodeApplicationMin + 0x1900
 
-	// CodeSuperseded resets a stream whose key another stream took over:
-	// a newer stream of the key on this collector, or another collector
-	// whose claim fenced this one's publishes off (see the package doc).
-	// The opener has already moved on to that stream; the code tells the
-	// old stream's opener, and the logs, why it ended, and a
+	// CodeSuperseded resets a stream whose key a newer opener took over
+	// (a larger resume epoch, see the package doc), on this collector or
+	// through another collector whose claim fenced this one's publishes
+	// off, when the stream negotiated quicrecord.FeatureResumeEpoch; a
 	// quicrecord.ResumableStream that still served it does not reconnect.
-	// It is quicrecord's protocol code (quicrecord.CodeSuperseded,
-	// SUPERSEDED); it was the application code 0x1a01 before.
+	// A stream taken over otherwise (by the same opener reconnected, or
+	// one without epochs) is reset with quicrecord.CodeCancelled, as
+	// quicrecord's ResumeStore does. An opener older than the key's last
+	// claim is refused with it too ([ErrSupersededClaim]). It is
+	// quicrecord's protocol code (quicrecord.CodeSuperseded, SUPERSEDED);
+	// it was the application code 0x1a01 before.
 	CodeSuperseded = quicrecord.CodeSuperseded
 )
 
@@ -35,14 +39,20 @@ var (
 	// claimed the key after this one did (the fence), or because it
 	// already holds records of the batch under their message IDs, which
 	// only the key's new holder can have published (JetStream checks
-	// message IDs first). The stream was reset with CodeSuperseded and
-	// nothing of the batch was acknowledged.
+	// message IDs first). The stream was reset with CodeSuperseded (or
+	// quicrecord.CodeCancelled, see CodeSuperseded) and nothing of the
+	// batch was acknowledged.
 	ErrFenced = errors.New("jsrecord: another collector took the key over")
 	// ErrNotResumable: the stream has no resume key; the sink needs one
 	// (the subject and the deduplication are per key).
 	ErrNotResumable = errors.New("jsrecord: not a resumable stream")
-	// ErrBoundToOtherPeer: the key belongs to another client identity.
-	ErrBoundToOtherPeer = errors.New("jsrecord: the resume key belongs to another client")
+	// ErrSupersededClaim: [Sink.LoadApplied] refused an opener whose
+	// resume epoch is older than that of the key's last claim (a newer
+	// opener of the key went through another collector). It matches
+	// quicrecord.ErrSuperseded, so the ResumeStore refuses the stream as
+	// it refuses an opener older than its own state: with CodeSuperseded,
+	// or CodeRefused when the stream did not negotiate epochs.
+	ErrSupersededClaim = fmt.Errorf("jsrecord: a newer opener claimed the key: %w", quicrecord.ErrSuperseded)
 	// ErrNoClaim: the stream reached Serve without this collector holding
 	// a claim on its key. It is reset with CodeUnavailable and resumes
 	// through a new claim.

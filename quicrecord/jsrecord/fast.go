@@ -268,7 +268,7 @@ func (p *fastPipe) fail(first, last uint64, err error) error {
 	code := CodeUnavailable
 	switch {
 	case errors.Is(err, ErrFenced):
-		code = CodeSuperseded
+		code = p.s.fencedCode(p.name, p.rs)
 		p.s.ctr.fenced.Add(1)
 	case errors.Is(err, errReplicated):
 		p.s.useFast.Store(false)

@@ -118,9 +118,9 @@ func fastSink(t *testing.T, key []byte, edit func(*jetstream.StreamConfig), cfg 
 	s, err := New(ctx, newJS(t, nc), cfg)
 	require.NoError(t, err)
 	require.True(t, s.useFast.Load(), "a stream without replication gets fast batches")
-	_, _, err = s.claimKey(ctx, KeyName(key), "")
+	_, _, err = s.claimKey(ctx, quicrecord.ResumeKeyInfo{Key: key})
 	require.NoError(t, err)
-	claim := s.attach(KeyName(key), nil)
+	claim := s.attach(nameOf("", key), nil)
 	require.NotZero(t, claim)
 	return s, nc, claim
 }
@@ -144,7 +144,7 @@ func TestFastBatchAcksInOrder(t *testing.T) {
 	key := []byte("fast-order")
 	s, nc, claim := fastSink(t, key, nil, nil)
 	f := newFakeStream(n, record)
-	require.NoError(t, s.serveFast(t.Context(), f, KeyName(key), claim))
+	require.NoError(t, s.serveFast(t.Context(), f, nameOf("", key), claim))
 	acks, code, closed := f.result()
 	require.Zero(t, code)
 	require.True(t, closed)
@@ -166,15 +166,15 @@ func TestFastBatchFullCommits(t *testing.T) {
 	const n, maxBatch = 2000, 100
 	keys := [][]byte{[]byte("fast-full-a"), []byte("fast-full-b")}
 	s, nc, claim := fastSink(t, keys[0], nil, &Config{MaxBatch: maxBatch, MaxInflightBatches: 1})
-	_, _, err := s.claimKey(t.Context(), KeyName(keys[1]), "")
+	_, _, err := s.claimKey(t.Context(), quicrecord.ResumeKeyInfo{Key: keys[1]})
 	require.NoError(t, err)
-	claimB := s.attach(KeyName(keys[1]), nil)
+	claimB := s.attach(nameOf("", keys[1]), nil)
 	fa, fb := newFakeStream(n, record), newFakeStream(n, record)
 	var bDone sync.WaitGroup
 	var errB error
 	fa.before = func(seq uint64) {
 		if seq == 2*maxBatch+1 { // A is on its third batch: B's turn comes
-			bDone.Go(func() { errB = s.serveFast(t.Context(), fb, KeyName(keys[1]), claimB) })
+			bDone.Go(func() { errB = s.serveFast(t.Context(), fb, nameOf("", keys[1]), claimB) })
 		}
 	}
 	aLeft := -1 // A's records not yet sent when B's first were confirmed
@@ -183,7 +183,7 @@ func TestFastBatchFullCommits(t *testing.T) {
 			aLeft = fa.left()
 		}
 	}
-	require.NoError(t, s.serveFast(t.Context(), fa, KeyName(keys[0]), claim))
+	require.NoError(t, s.serveFast(t.Context(), fa, nameOf("", keys[0]), claim))
 	bDone.Wait()
 	require.NoError(t, errB)
 	require.Positive(t, aLeft, "B's records were confirmed while A still had records to send")
@@ -202,8 +202,11 @@ func TestFastBatchFullCommits(t *testing.T) {
 // of a fast batch. Nothing after it is stored, nothing from it on is
 // acknowledged, and the stream is reset with the documented code:
 // CodeUnavailable for a refusal (here the record is larger than the
-// stream allows), CodeSuperseded when the fence refused it (another
-// collector claimed the key between two records).
+// stream allows), and when the fence refused it (another collector
+// claimed the key between two records) the code quicrecord's ResumeStore
+// ends a stream it takes a key from with: CodeCancelled here, as the
+// claim's opener is not newer (takeoverCode; TestEpochTakeoverAcrossCollectors
+// covers CodeSuperseded).
 func TestFastBatchRefusedMidBatch(t *testing.T) {
 	const n, bad = 100, 50
 	for _, tc := range []struct {
@@ -212,7 +215,7 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 		is   error // what Serve's error matches, nil: neither ErrFenced nor errReplicated
 	}{
 		{"too large", CodeUnavailable, nil},
-		{"fenced", CodeSuperseded, ErrFenced},
+		{"fenced", quicrecord.CodeCancelled, ErrFenced},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := []byte("fast-refused")
@@ -228,12 +231,12 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 						// The claim goes over the same connection as the
 						// records before it, so JetStream sees it between
 						// record bad-1 and record bad.
-						_, _, err := other.claimKey(t.Context(), KeyName(key), "")
+						_, _, err := other.claimKey(t.Context(), quicrecord.ResumeKeyInfo{Key: key})
 						require.NoError(t, err)
 					}
 				}
 			}
-			err := s.serveFast(t.Context(), f, KeyName(key), claim)
+			err := s.serveFast(t.Context(), f, nameOf("", key), claim)
 			require.Error(t, err)
 			require.Equal(t, tc.is != nil, errors.Is(err, ErrFenced), "%v", err)
 			require.False(t, errors.Is(err, errReplicated))
@@ -262,7 +265,7 @@ func TestFastBatchEndedWithoutReport(t *testing.T) {
 	key := []byte("fast-ended")
 	s, _, claim := fastSink(t, key, nil, nil)
 	f := newFakeStream(0, record)
-	p := s.newFastPipe(f, KeyName(key), claim)
+	p := s.newFastPipe(f, nameOf("", key), claim)
 	ctx := t.Context()
 	require.NoError(t, p.send(ctx, 1, record(1)))
 	require.NoError(t, p.send(ctx, 2, record(2)))

@@ -258,17 +258,24 @@ func sendRange(ctx context.Context, rs *quicrecord.ResumableStream, from, to uin
 	return nil
 }
 
-// readBack reads every record of key from the stream, in stream order,
-// and checks each payload matches its sequence number. It reads through
-// an ephemeral pull consumer until the consumer has nothing pending.
+// readBack is readBackAs for a client without an identity.
 func readBack(t testing.TB, js jetstream.JetStream, key []byte) []uint64 {
+	t.Helper()
+	return readBackAs(t, js, "", key)
+}
+
+// readBackAs reads every record of client identity peer's key from the
+// stream, in stream order, and checks each payload matches its sequence
+// number and each message ID is the record's. It reads through an
+// ephemeral pull consumer until the consumer has nothing pending.
+func readBackAs(t testing.TB, js jetstream.JetStream, peer string, key []byte) []uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, DefaultStream)
 	require.NoError(t, err)
 	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject: RecordSubject(nil, key), AckPolicy: jetstream.AckNonePolicy,
+		FilterSubject: RecordSubject(nil, peer, key), AckPolicy: jetstream.AckNonePolicy,
 		MemoryStorage: true, Replicas: 1, InactiveThreshold: time.Minute,
 	})
 	require.NoError(t, err)
@@ -286,7 +293,7 @@ func readBack(t testing.TB, js jetstream.JetStream, key []byte) []uint64 {
 			seq, err := RecordSeq(m)
 			require.NoError(t, err)
 			require.Equal(t, record(seq), m.Data(), "payload of record %d", seq)
-			require.Equal(t, MsgID(key, seq), m.Headers().Get(jetstream.MsgIDHeader))
+			require.Equal(t, MsgID(peer, key, seq), m.Headers().Get(jetstream.MsgIDHeader))
 			seqs = append(seqs, seq)
 			md, err := m.Metadata()
 			require.NoError(t, err)

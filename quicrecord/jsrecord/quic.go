@@ -19,6 +19,42 @@ type liveStream interface {
 	CloseWithError(code quicrecord.ErrorCode, reason string) error
 }
 
+// claimedStream is what a served stream tells of its opener
+// (*quicrecord.RecordStream does): its resume epoch, and whether the
+// stream negotiated epochs.
+type claimedStream interface {
+	ResumeKeyInfo() quicrecord.ResumeKeyInfo
+	Negotiated() quicrecord.Negotiated
+}
+
+// takeoverCode is the code a stream of this collector ends with when
+// another stream of its key takes the key over, newest being the epoch
+// of the newest opener known: as quicrecord's ResumeStore ends a stream
+// it takes a key from, CodeSuperseded when that opener is newer than the
+// stream's and the stream negotiated epochs (its opener then stops),
+// else quicrecord.CodeCancelled (the same opener reconnected, or one
+// without epochs).
+func takeoverCode(ls liveStream, newest uint64) quicrecord.ErrorCode {
+	cs, ok := ls.(claimedStream)
+	if ok && newest > cs.ResumeKeyInfo().Epoch && cs.Negotiated().Features.Has(quicrecord.FeatureResumeEpoch) {
+		return CodeSuperseded
+	}
+	return quicrecord.CodeCancelled
+}
+
+// fencedCode is takeoverCode for a stream of key name whose records
+// JetStream refused because another collector claimed the key since: the
+// epoch of that claim is read back. When it cannot be read, the stream
+// ends with quicrecord.CodeCancelled; a superseded opener that reconnects
+// is then refused with SUPERSEDED by its claim.
+func (s *Sink) fencedCode(name string, ls liveStream) quicrecord.ErrorCode {
+	c, err := s.readClaim(context.Background(), name)
+	if err != nil {
+		return quicrecord.CodeCancelled
+	}
+	return takeoverCode(ls, c.Epoch)
+}
+
 // recordStream is what the fast batch pipeline needs of a stream
 // (*quicrecord.RecordStream; a test double in tests).
 type recordStream interface {
@@ -34,49 +70,50 @@ type recordStream interface {
 // attached (its TTL is a nanosecond): a stream that lost its connection
 // resumes through a new claim, read from JetStream, whichever collector
 // it reaches, so a collector never resumes a key from a memory that
-// another collector may have made stale. Config.AllowAnonymous sets
-// whether clients without an identity resume.
+// another collector may have made stale. Like JetStream's, its state is
+// per (client identity, key). Config.AllowAnonymous sets whether clients
+// without an identity resume.
 func (s *Sink) NewResumeStore() *quicrecord.ResumeStore {
 	return quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, LoadApplied: s.LoadApplied, AllowAnonymous: s.anonymous})
 }
 
 // LoadApplied is the ResumeStore's hook (see quicrecord.ResumeStoreConfig):
-// it claims the key for this collector and returns the last sequence number
-// JetStream holds for it, retrying transient failures until ctx (the
-// stream's handshake deadline) ends. A key bound to another client
-// identity is refused.
+// it claims the key of info.Peer for this collector, recording
+// info.Epoch in the claim, and returns the last sequence number JetStream
+// holds for it, retrying transient failures until ctx (the stream's
+// handshake deadline) ends. An opener whose epoch is older than the last
+// claim's is refused with [ErrSupersededClaim]. What other identities
+// hold is never read: the same key under another identity is another
+// stream.
 func (s *Sink) LoadApplied(ctx context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
-	return s.claimKey(ctx, KeyName(info.Key), info.Peer)
+	return s.claimKey(ctx, info)
 }
 
 // AcceptHandler decides on each stream a client opens; set it as the
 // collector's quicrecord.Config.AcceptHandler (or call it from yours). It
-// refuses plain streams (CodeRefused: the sink needs a resume key), a key
-// bound to another client identity (CodeRefused), and any stream while
-// the key's claim cannot be read from JetStream (CodeUnavailable, which a
-// ResumableStream retries with backoff, unlike a failure in LoadApplied).
-// Streams of the key already open on this collector are closed with
-// CodeSuperseded, so the new stream resumes through a new claim. It
-// keeps the connection's stream settings (a nil StreamConfig); a
-// collector that wants others calls it from its own handler. ctx bounds
-// the claim's read.
+// refuses plain streams (CodeRefused: the sink needs a resume key), and
+// any stream while the claim of its (identity, key) cannot be read from
+// JetStream (CodeUnavailable, which a ResumableStream retries with
+// backoff, unlike a failure in LoadApplied). It reads nothing of other
+// identities, so whether another identity holds the key makes no
+// difference to what the opener sees. Streams of the key already open on
+// this collector are closed as quicrecord's ResumeStore closes a stream
+// it takes a key from (see [CodeSuperseded]; the newest opener is the
+// newer of the new stream's and the last claim's), so the new stream
+// resumes through a new claim. It keeps the connection's stream settings
+// (a nil StreamConfig); a collector that wants others calls it from its
+// own handler. ctx bounds the claim's read.
 func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (*quicrecord.StreamConfig, error) {
 	if info.ResumeKey == nil {
 		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrNotResumable.Error()}
 	}
-	name, peer := KeyName(info.ResumeKey), info.PeerIdentity
-	if bound, ok := s.boundPeer(name); ok && bound != peer {
-		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
-	}
+	name := nameOf(info.PeerIdentity, info.ResumeKey)
 	c, err := s.readClaim(ctx, name)
 	if err != nil {
 		s.ctr.refused.Add(1)
 		return nil, fmt.Errorf("%w: %w", &quicrecord.ApplicationError{Code: CodeUnavailable, Reason: "jsrecord: JetStream unavailable: " + err.Error()}, err)
 	}
-	if c.seq != 0 && c.Peer != peer {
-		return nil, &quicrecord.ApplicationError{Code: quicrecord.CodeRefused, Reason: ErrBoundToOtherPeer.Error()}
-	}
-	s.supersede(name)
+	s.supersede(name, max(info.ResumeEpoch, c.Epoch))
 	return nil, nil
 }
 
@@ -89,8 +126,9 @@ func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (
 // order and only for confirmed records.
 //
 // A batch that fails or times out is never acknowledged: Serve resets the
-// stream with CodeUnavailable (with CodeSuperseded when JetStream refused
-// it because another collector holds the key) and returns the error. The
+// stream with CodeUnavailable (when JetStream refused it because another
+// collector holds the key, as quicrecord's ResumeStore ends a stream it
+// takes a key from: see [CodeSuperseded]) and returns the error. The
 // opener's ResumableStream keeps the records, reconnects, and resumes
 // right after what JetStream holds. Serve returns nil when the opener
 // finished the stream, and closes rs in every case.
@@ -100,7 +138,7 @@ func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
 		_ = rs.CloseWithError(quicrecord.CodeRefused, ErrNotResumable.Error())
 		return ErrNotResumable
 	}
-	name := KeyName(key)
+	name := nameOf(rs.ResumeKeyInfo().Peer, key)
 	claim := s.attach(name, rs)
 	defer s.detach(name, rs, claim)
 	if claim == 0 {
@@ -242,10 +280,10 @@ func (p *pipe) failed(b *batch, err error) error {
 	var ae *jetstream.APIError
 	switch {
 	case errors.Is(err, ErrFenced) && errors.As(err, &ae) && ae.ErrorCode == errCodeBatchDuplicate:
-		code = CodeSuperseded
+		code = s.fencedCode(b.name, p.rs)
 		s.ctr.dupRefused.Add(1)
 	case errors.Is(err, ErrFenced):
-		code = CodeSuperseded
+		code = s.fencedCode(b.name, p.rs)
 		s.ctr.fenced.Add(1)
 	default:
 		s.ctr.failed.Add(1)

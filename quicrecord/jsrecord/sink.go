@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/recordmux/recordmux/quicrecord"
 )
 
 // Sink applies the records of resumable streams by publishing them to a
@@ -48,7 +50,6 @@ type Sink struct {
 // keyState is what this collector knows of one resume key. Owner: Sink.mu.
 type keyState struct {
 	claim uint64 // stream sequence of this collector's latest claim of the key
-	peer  string // the client identity the key is bound to
 	// live are the streams serving the key on this collector (normally
 	// one; a newer one closes the older).
 	live map[liveStream]struct{}
@@ -123,18 +124,20 @@ func (s *Sink) Snapshot() Stats {
 	}
 }
 
-// claimKey makes this collector the holder of a key for peer, and returns
-// the last record sequence number JetStream holds for the key and whether
-// the key was known. It reads the key's last claim; refuses a peer the key
-// is not bound to; appends a new claim fenced on the old one (so two
-// collectors claiming at once cannot both win, and batches another
+// claimKey makes this collector the holder of the key of info's identity
+// for info's opener, and returns the last record sequence number JetStream
+// holds for it and whether the key was known. It reads the key's last
+// claim; refuses an opener of an older epoch than that claim's
+// ([ErrSupersededClaim]); appends a new claim fenced on the old one (so
+// two collectors claiming at once cannot both win, and batches another
 // collector still has in flight are refused from here on); and only then
 // reads the last record, which therefore includes every batch the
 // previous holder got in. Transient failures are retried until ctx ends.
-func (s *Sink) claimKey(ctx context.Context, name, peer string) (uint64, bool, error) {
+func (s *Sink) claimKey(ctx context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
+	name := nameOf(info.Peer, info.Key)
 	wait := 20 * time.Millisecond
 	for {
-		last, known, err := s.tryClaim(ctx, name, peer)
+		last, known, err := s.tryClaim(ctx, name, info)
 		if err == nil || isFinal(err) {
 			return last, known, err
 		}
@@ -152,15 +155,15 @@ func (s *Sink) claimKey(ctx context.Context, name, peer string) (uint64, bool, e
 	}
 }
 
-func (s *Sink) tryClaim(ctx context.Context, name, peer string) (uint64, bool, error) {
+func (s *Sink) tryClaim(ctx context.Context, name string, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
 	old, err := s.readClaim(ctx, name)
 	if err != nil {
 		return 0, false, err
 	}
-	if old.seq != 0 && old.Peer != peer {
-		return 0, false, ErrBoundToOtherPeer
+	if old.seq != 0 && info.Epoch < old.Epoch {
+		return 0, false, fmt.Errorf("%w: epoch %d, claim %d holds %d", ErrSupersededClaim, info.Epoch, old.seq, old.Epoch)
 	}
-	seq, err := s.writeClaim(ctx, name, peer, old.seq)
+	seq, err := s.writeClaim(ctx, name, info, old.seq)
 	if err != nil {
 		return 0, false, err // a concurrent claim or a batch in commit: read again
 	}
@@ -170,18 +173,18 @@ func (s *Sink) tryClaim(ctx context.Context, name, peer string) (uint64, bool, e
 	}
 	s.mu.Lock()
 	k := s.keyLocked(name)
-	k.claim, k.peer = seq, peer
+	k.claim = seq
 	s.mu.Unlock()
 	s.ctr.claims.Add(1)
 	if s.log != nil {
-		s.log.Info("jsrecord: key claimed", "key", name, "claim", seq, "previous", old.seq,
+		s.log.Info("jsrecord: key claimed", "key", name, "claim", seq, "epoch", info.Epoch, "previous", old.seq,
 			"previous_collector", old.Collector, "last_record", last)
 	}
 	return last, found || old.seq != 0, nil
 }
 
 // isFinal reports claim errors that retrying cannot fix.
-func isFinal(err error) bool { return errors.Is(err, ErrBoundToOtherPeer) }
+func isFinal(err error) bool { return errors.Is(err, ErrSupersededClaim) }
 
 // keyLocked returns the state of a key, creating it.
 func (s *Sink) keyLocked(name string) *keyState {
@@ -219,8 +222,9 @@ func (s *Sink) detach(name string, ls liveStream, claim uint64) {
 }
 
 // supersede closes the streams serving a key on this collector: a new
-// stream of the key is about to be opened.
-func (s *Sink) supersede(name string) {
+// stream of the key is about to be opened, and newest is the epoch of the
+// newest opener of the key known (see takeoverCode).
+func (s *Sink) supersede(name string, newest uint64) {
 	s.mu.Lock()
 	var old []liveStream
 	if k := s.keys[name]; k != nil {
@@ -230,16 +234,6 @@ func (s *Sink) supersede(name string) {
 	}
 	s.mu.Unlock()
 	for _, ls := range old {
-		_ = ls.CloseWithError(CodeSuperseded, "superseded by a newer stream of the key")
+		_ = ls.CloseWithError(takeoverCode(ls, newest), "superseded by a resumed stream")
 	}
-}
-
-// boundPeer returns the identity this collector knows a key is bound to.
-func (s *Sink) boundPeer(name string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := s.keys[name]; k != nil && k.claim != 0 {
-		return k.peer, true
-	}
-	return "", false
 }

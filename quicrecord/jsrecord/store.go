@@ -2,6 +2,7 @@ package jsrecord
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/recordmux/recordmux/quicrecord"
 )
 
 // Headers the sink writes.
@@ -18,8 +21,9 @@ const (
 	// HeaderSeq carries a record's sequence number in its stream, in
 	// decimal, on every record message.
 	HeaderSeq = "Recordmux-Seq"
-	// HeaderPeer carries the client identity a key is bound to, on every
-	// claim message ("" when the connection had no client certificate).
+	// HeaderPeer carries the client identity a claim was made for, on
+	// every claim message ("" for a client without one), for people
+	// reading the stream: subjects carry only [IdentityName].
 	HeaderPeer = "Recordmux-Peer"
 )
 
@@ -27,14 +31,44 @@ const (
 // lowercase hex.
 func KeyName(key []byte) string { return hex.EncodeToString(key) }
 
-// RecordSubject returns the subject of the records of a resume key.
-func RecordSubject(cfg *Config, key []byte) string { return recordSubject(cfg.prefix(), KeyName(key)) }
+// IdentityName is how a client identity (quicrecord.ResumeKeyInfo.Peer)
+// appears in subjects and message IDs: the first 16 bytes of the SHA-256
+// of the identity string, in lowercase hex (32 characters, "" included).
+// Identities are arbitrary strings (an SPKI fingerprint, a SPIFFE ID)
+// that may hold characters a subject cannot ('.', '*', '>', spaces), so
+// they never appear raw. Sixteen bytes keep the names of distinct
+// identities apart: making an identity whose name equals a given one's is
+// a second preimage of SHA-256 truncated to 128 bits (2^128 work), and
+// the 2^64 work of a collision only yields two identities that are both
+// the attacker's. Hex matches [KeyName].
+func IdentityName(peer string) string {
+	sum := sha256.Sum256([]byte(peer))
+	return hex.EncodeToString(sum[:16])
+}
+
+// nameOf is how the state of (peer, key) is named in subjects and message
+// IDs: IdentityName(peer) "." KeyName(key). The identity's name has a
+// fixed length, so two pairs never share a name.
+func nameOf(peer string, key []byte) string { return IdentityName(peer) + "." + KeyName(key) }
+
+// RecordSubject returns the subject of the records of a resume key opened
+// by client identity peer: PREFIX.rec.IDENTITY.KEY.
+func RecordSubject(cfg *Config, peer string, key []byte) string {
+	return recordSubject(cfg.prefix(), nameOf(peer, key))
+}
+
+// ClaimSubject returns the subject of the claims of a resume key opened by
+// client identity peer: PREFIX.own.IDENTITY.KEY.
+func ClaimSubject(cfg *Config, peer string, key []byte) string {
+	return claimSubject(cfg.prefix(), nameOf(peer, key))
+}
 
 func recordSubject(prefix, name string) string { return prefix + ".rec." + name }
 func claimSubject(prefix, name string) string  { return prefix + ".own." + name }
 
-// MsgID returns the deduplication ID (Nats-Msg-Id) of record seq of key.
-func MsgID(key []byte, seq uint64) string { return msgID(KeyName(key), seq) }
+// MsgID returns the deduplication ID (Nats-Msg-Id) of record seq of a
+// resume key opened by client identity peer: IDENTITY.KEY:SEQ.
+func MsgID(peer string, key []byte, seq uint64) string { return msgID(nameOf(peer, key), seq) }
 
 func msgID(name string, seq uint64) string { return name + ":" + strconv.FormatUint(seq, 10) }
 
@@ -77,12 +111,16 @@ func checkStream(info *jetstream.StreamInfo, prefix string) error {
 	return fmt.Errorf("jsrecord: stream %s does not capture %s.>", c.Name, prefix)
 }
 
-// claim is the content of a claim message: who holds a key and for which
-// client. The message's stream sequence is the claim's identity: record
-// batches are fenced on it.
+// claim is the content of a claim message: for which client identity a
+// collector holds a key, and the resume epoch of the opener it holds it
+// for (quicrecord.ResumeKeyInfo.Epoch; 0 when the stream did not
+// negotiate epochs, and in claims written before epochs were kept). The
+// message's stream sequence is the claim's identity: records are fenced
+// on it.
 type claim struct {
 	Peer      string    `json:"peer"`
 	Collector string    `json:"collector,omitempty"`
+	Epoch     uint64    `json:"epoch,omitempty"`
 	Time      time.Time `json:"time"`
 }
 
@@ -111,18 +149,19 @@ func (s *Sink) readClaim(ctx context.Context, name string) (claimState, error) {
 	return cs, nil
 }
 
-// writeClaim appends a claim of a key for peer, fenced on the claim read
-// before (prev, 0 for none): it fails with a wrong-last-sequence error if
-// anyone claimed the key since, and is refused while a batch fenced on prev
-// is still being committed. It returns the new claim's stream sequence.
-func (s *Sink) writeClaim(ctx context.Context, name, peer string, prev uint64) (uint64, error) {
+// writeClaim appends a claim of a key for the opener info describes,
+// fenced on the claim read before (prev, 0 for none): it fails with a
+// wrong-last-sequence error if anyone claimed the key since, and is
+// refused while a batch fenced on prev is still being committed. It
+// returns the new claim's stream sequence.
+func (s *Sink) writeClaim(ctx context.Context, name string, info quicrecord.ResumeKeyInfo, prev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	data, _ := json.Marshal(claim{Peer: peer, Collector: s.collector, Time: time.Now().UTC()})
+	data, _ := json.Marshal(claim{Peer: info.Peer, Collector: s.collector, Epoch: info.Epoch, Time: time.Now().UTC()})
 	subj := claimSubject(s.prefix, name)
 	m := nats.NewMsg(subj)
 	m.Data = data
-	m.Header.Set(HeaderPeer, peer)
+	m.Header.Set(HeaderPeer, info.Peer)
 	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(prev), jetstream.WithExpectStream(s.stream))
 	if err != nil {
 		return 0, err

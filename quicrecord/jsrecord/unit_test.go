@@ -2,6 +2,7 @@ package jsrecord
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,11 +64,35 @@ func TestConfigDefaults(t *testing.T) {
 	require.NoError(t, checkStream(&jetstream.StreamInfo{Config: sc}, "p"))
 }
 
+// TestNames: subjects and message IDs name the state of (identity, key)
+// with a fixed-length, subject-safe name of the identity, whatever the
+// identity holds, so two identities never share one.
 func TestNames(t *testing.T) {
 	key := []byte{0x0a, 0xff}
 	require.Equal(t, "0aff", KeyName(key))
-	require.Equal(t, "recordmux.rec.0aff", RecordSubject(nil, key))
-	require.Equal(t, "x.rec.0aff", RecordSubject(&Config{SubjectPrefix: "x"}, key))
-	require.Equal(t, "recordmux.own.0aff", claimSubject(DefaultSubjectPrefix, "0aff"))
-	require.Equal(t, "0aff:42", MsgID(key, 42))
+	// The first 16 bytes of SHA-256(""), the anonymous identity.
+	const anon = "e3b0c44298fc1c149afbf4c8996fb924"
+	require.Equal(t, anon, IdentityName(""))
+	require.Equal(t, "recordmux.rec."+anon+".0aff", RecordSubject(nil, "", key))
+	require.Equal(t, "x.rec."+anon+".0aff", RecordSubject(&Config{SubjectPrefix: "x"}, "", key))
+	require.Equal(t, "recordmux.own."+anon+".0aff", ClaimSubject(nil, "", key))
+	require.Equal(t, "recordmux.own."+anon+".0aff", claimSubject(DefaultSubjectPrefix, nameOf("", key)))
+	require.Equal(t, anon+".0aff:42", MsgID("", key, 42))
+
+	ids := []string{
+		"sha256:" + strings.Repeat("ab", 32),
+		"spiffe://example.org/ns/prod/sa/agent",
+		"a.b.*.> with spaces\tand\x00",
+		strings.Repeat("x", 10_000),
+	}
+	seen := map[string]bool{IdentityName(""): true}
+	for _, id := range ids {
+		name := IdentityName(id)
+		require.Len(t, name, 32, "%q", id)
+		require.Regexp(t, "^[0-9a-f]{32}$", name, "%q", id)
+		require.False(t, seen[name], "%q", id)
+		seen[name] = true
+		require.Equal(t, "recordmux.rec."+name+".0aff", RecordSubject(nil, id, key))
+		require.NotEqual(t, MsgID("", key, 1), MsgID(id, key, 1))
+	}
 }
