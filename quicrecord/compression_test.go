@@ -392,9 +392,8 @@ func runOnLink(t *testing.T, mode Compression, n int) linkRun {
 		router := simtest.NewBottleneck(simtest.NewRouter(simtest.Seed(t, 18), 0), 20e6, bottleneckQueue)
 		// A fixed window, so that the link (and QUIC's congestion
 		// control) is the only limit: the adaptive window's own spread on
-		// this path (5.9k-7.3k records/s uncompressed over runs of one
-		// seed, see the README's Limitations) would blur what compression
-		// changes.
+		// this path (954-7,171 records/s uncompressed over runs of one
+		// seed) would hide what compression changes.
 		cfg := &Config{Stream: StreamConfig{Compression: mode, Window: WindowFixed, MaxInFlightRecords: 4096}}
 		p := newSimPair(t, cfg, cfg, router, 20*time.Millisecond)
 		tx, rx := p.openPair(t, false, StreamOptions{})
