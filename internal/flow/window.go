@@ -314,14 +314,8 @@ func (w *Window) endRound(now time.Time) {
 	w.roundLosses = w.losses
 	prev := w.recs.maxRate()
 	w.rateGrew = prev > 0 && w.recs.roundRate >= 1.25*prev
-	if w.rounds > 1 {
-		// The first round ends with the first ack, which covers the
-		// records of the first packets only while the whole first
-		// window left at once: its rate understates the path, and a
-		// window capped by it would start from a fraction of the pipe.
-		for _, d := range []*dim{&w.recs, &w.bytes} {
-			d.rate[w.rounds%rateRounds] = d.roundRate
-		}
+	for _, d := range []*dim{&w.recs, &w.bytes} {
+		d.rate[w.rounds%rateRounds] = d.roundRate
 	}
 	switch {
 	case w.p.Fixed:

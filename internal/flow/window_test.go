@@ -261,34 +261,3 @@ func TestWindowStartupRidesRampUp(t *testing.T) {
 	require.Equal(t, "steady", st.Mode, "stats %+v", st)
 	require.LessOrEqual(t, float64(st.Records), 1.1*need(delivered), "startup ended and the window came down to what the rate needs: %+v", st)
 }
-
-// TestWindowFirstAckDoesNotCapStartup: the whole first window leaves at
-// once, and the first ack covers only the records of the first packets
-// (17 of 256 a round trip later, as on a 20 Mbit/s, 40 ms path). That
-// first round's rate, 17 records in 42 ms, says nothing about the path: a
-// window capped at twice it fell from 256 to 36 records, where the delay
-// jitter of a real path (about the target) then held it, and the stream
-// delivered 1.2k-3k records/s on a path where a fixed window made 7.3k.
-func TestWindowFirstAckDoesNotCapStartup(t *testing.T) {
-	const rtt = 40 * time.Millisecond
-	w := NewWindow(bigCaps(), 0, 0)
-	now := epoch
-	for first := uint64(1); first <= 256; first += 16 {
-		w.OnBatch(first, now)
-	}
-	w.OnBlocked()
-	w.OnAck(17, 17*340, now.Add(rtt+2*time.Millisecond))
-	st := w.Stats()
-	require.Equal(t, "startup", st.Mode)
-	require.GreaterOrEqual(t, st.Records, int64(256), "the first ack leaves the first window whole: %+v", st)
-	// The rest of the first window is acknowledged by the next round
-	// trip: a full round, whose rate (239 records in 40 ms) counts.
-	now = now.Add(2*rtt + 2*time.Millisecond)
-	w.OnBatch(257, now)
-	w.OnBlocked()
-	w.OnAck(256, 256*340, now)
-	st = w.Stats()
-	require.Equal(t, "startup", st.Mode)
-	require.GreaterOrEqual(t, st.Records, int64(256), "%+v", st)
-	require.Positive(t, st.RecordsPerSec, "the second round's rate is measured")
-}
