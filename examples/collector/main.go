@@ -130,7 +130,7 @@ type collector struct {
 // sinkStats are the figures of either sink.
 type sinkStats struct {
 	Written, Duplicates, Commits uint64
-	Keys                         int // keys in the journal's state (the JetStream sink counts claims instead)
+	Keys                         int // streams (identity, key) in the journal's state (the JetStream sink counts claims instead)
 	Claims, Fenced, Failed       uint64
 }
 
@@ -301,24 +301,18 @@ func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream,
 		return
 	}
 	defer s.Close(context.Background())
-	key := ""
+	// The state is per (client identity, key), resumable or plain: a key
+	// another client uses is a separate stream, which nothing here refuses
+	// or tells apart from an unused key.
+	id := streamOf(peer, "")
 	if rk := s.ResumeKey(); rk != nil {
-		key = resumeKeyName(rk)
+		id.Key = jsrecord.KeyName(rk)
 	} else if k := s.Metadata()[keyMetadata]; k != "" {
-		key = "plain/" + k
+		id.Key = "plain/" + k
 	}
-	log := c.log.With("scope", s.Scope(), "key", key, "stream", int64(s.StreamID()))
-	if strings.HasPrefix(key, "plain/") {
-		// Resumable streams' keys are bound to their producer by the
-		// ResumeStore and, across restarts, by journal.loadApplied.
-		if st, ok := c.j.applied(key); ok && st.Peer != peer {
-			_ = s.CloseWithError(quicrecord.CodeRefused, "the key belongs to another client")
-			log.Warn("stream refused: the key belongs to another client")
-			return
-		}
-	}
-	from, _ := c.j.applied(key)
-	log.Info("stream open", "resumable", s.ResumeKey() != nil, "after_seq", from.Seq)
+	log := c.log.With("scope", s.Scope(), "identity", id.Identity, "key", id.Key, "stream", int64(s.StreamID()))
+	from, _ := c.j.applied(id)
+	log.Info("stream open", "resumable", s.ResumeKey() != nil, "after_seq", from)
 
 	now, stop := context.WithCancel(ctx)
 	stop() // a done context: Recv with it returns only what has arrived
@@ -340,7 +334,7 @@ func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream,
 			}
 			batch = append(batch, r)
 		}
-		w, sk, cerr := c.j.commit(key, peer, s.Scope(), batch)
+		w, sk, cerr := c.j.commit(id, s.Scope(), batch)
 		if cerr != nil {
 			log.Error("commit failed; resetting the stream, its producer keeps the records", "err", cerr)
 			_ = s.CloseWithError(codeSinkFailed, "collector sink failed")
