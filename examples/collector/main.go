@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.clientCA, "client-ca", "", "certificates (PEM) that client certificates must chain to: CAs, or the clients' own self-signed certificates (such as -gencert's agent.pem); enables mutual TLS: clients without a valid certificate are refused")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "TCP address for HTTP diagnostics: JSON at /debug/recordmux, Prometheus at /metrics (empty: off)")
 	fs.StringVar(&o.sink, "sink", "-", `where records go, as JSON lines: a file (appended to) or "-" for stdout`)
-	fs.StringVar(&o.state, "state", "", "state file: the last record written per stream key, so a restarted collector resumes its producers (empty: memory only); the QUIC stateless reset key is kept beside it, in STATE.reset-key")
+	fs.StringVar(&o.state, "state", "", "state file: the last record written per client identity and stream key, so a restarted collector resumes its producers (empty: memory only); the QUIC stateless reset key is kept beside it, in STATE.reset-key")
 	fs.BoolVar(&o.noSync, "no-fsync", false, "do not fsync the sink and the state file (faster; a machine crash may then lose acknowledged records)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "QUIC idle timeout (0: the library default, 30s)")
 	fs.DurationVar(&o.resumeTTL, "resume-ttl", 0, "how long a disconnected resumable stream's state stays in memory (0: 5m); the state file outlives it")
