@@ -33,7 +33,7 @@ func debugMux(ln *quicrecord.Listener, store *quicrecord.ResumeStore, c *collect
 		}, func() float64 { return float64(c.sinkStats().Commits) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "collector_stream_keys",
-			Help: "Stream keys in the state.",
+			Help: "Streams (client identity, key) in the journal's state.",
 		}, func() float64 { return float64(c.sinkStats().Keys) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "collector_jetstream_fenced_total",

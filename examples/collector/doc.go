@@ -57,12 +57,19 @@
 //
 // One JSON object per line, in the order records were applied:
 //
-//	{"key":"5f0c…","scope":"telemetry","seq":17,"data":"…"}
+//	{"identity":"3f9a…","key":"5f0c…","scope":"telemetry","seq":17,"data":"…"}
 //
-// key is the stream's resume key in hex for a resumable stream, "plain/"
-// and the stream's "dedupe-key" metadata for a plain stream that has one,
-// and "" otherwise. data is the record when it is valid UTF-8; other
-// records are in "data_b64" instead, base64.
+// identity names the client that sent the record: the first 16 bytes of
+// the SHA-256 of its identity (quicrecord.DefaultPeerIdentity, the SPKI
+// fingerprint of its verified certificate; "" without -client-ca), in
+// hex, as jsrecord.IdentityName names it in JetStream subjects;
+// e3b0c44298fc1c149afbf4c8996fb924 is the anonymous "". key is the
+// stream's resume key in hex for a resumable stream, "plain/" and the
+// stream's "dedupe-key" metadata for a plain stream that has one, and ""
+// otherwise. A stream is an (identity, key) pair: two clients that use
+// the same key write two streams, each with its own sequence numbers,
+// told apart by identity. data is the record when it is valid UTF-8;
+// other records are in "data_b64" instead, base64.
 //
 // # Acknowledging after the write
 //
@@ -76,18 +83,29 @@
 //
 // # The state file and restarts
 //
-// The state file is a log of JSON lines {"key", "peer", "seq",
-// "sink_off"}: after each commit, the last seq written for the key and
-// the sink's length. That line is the commit point. On start the
-// collector reads the log back (ignoring a last line cut short by a
-// crash), cuts the sink back to the last committed length — records
-// written after it were never acknowledged, so their producers still
-// have them and send them again — and rewrites the log with one line per
-// key. The state then answers quicrecord's ResumeStoreConfig.LoadApplied:
-// a resumable stream whose in-memory resume state is gone (after a
-// restart, or after -resume-ttl) continues right after the last record
-// in the sink. A key stays bound to the client certificate that first
-// used it, across restarts too.
+// The state file is a log of JSON lines {"identity", "key", "seq",
+// "sink_off"} (identity and key as in the sink): after each commit, the
+// last seq written for the stream and the sink's length. That line is
+// the commit point. On start the collector reads the log back (ignoring a
+// last line cut short by a crash), cuts the sink back to the last
+// committed length — records written after it were never acknowledged,
+// so their producers still have them and send them again — and rewrites
+// the log with one line per stream. The state then answers quicrecord's
+// ResumeStoreConfig.LoadApplied: a resumable stream whose in-memory
+// resume state is gone (after a restart, or after -resume-ttl) continues
+// right after the last record in the sink.
+//
+// State is per (client identity, key), as in quicrecord's ResumeStore,
+// for resumable and plain streams alike: a client that uses a key
+// another client holds gets a stream of its own, starting empty, and
+// nothing it sees differs from what an unused key gives (the collector
+// refuses no key on another client's account, so a refusal cannot tell a
+// prober that a key exists). A state file of the earlier format, lines
+// {"key", "peer", "seq", "sink_off"} without "identity", is still read:
+// each line is the state of the identity in its "peer" ("" when absent,
+// the anonymous identity), and the rewrite at start puts it in the new
+// format. Identities of the form before SPKI fingerprints (a hash of the
+// whole certificate) match no client any more: those keys start afresh.
 //
 // # Stateless resets
 //
@@ -104,7 +122,8 @@
 // # Deduplication, belt and braces
 //
 // Before writing a record with a key, the collector compares its seq with
-// the last seq the state holds for that key; a record at or below it is
+// the last seq the state holds for that stream (the client's identity and
+// the key); a record at or below it is
 // acknowledged without being written (counted as duplicates_skipped).
 // For resumable streams this should never fire: the resume protocol
 // already restarts each stream right after the last record the collector
@@ -117,8 +136,8 @@
 // or a producer reusing a key with an old position all become skipped
 // duplicates instead of double writes. For plain streams it is the only
 // protection: a producer without resumption that retries on a new stream
-// under the same "dedupe-key" resends from seq 1, and the records the
-// sink already has are skipped.
+// under the same "dedupe-key" (with the same client identity) resends
+// from seq 1, and the records the sink already has are skipped.
 //
 // # A fleet on JetStream
 //

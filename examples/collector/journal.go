@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,11 +15,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/recordmux/recordmux/quicrecord"
+	"github.com/recordmux/recordmux/quicrecord/jsrecord"
 )
 
 // journal is the collector's durable side: the sink the records go to and
-// the state file that says, for each stream key, the last sequence number
-// written to the sink, and how long the sink was after that write.
+// the state file that says, for each stream (a client identity's key), the
+// last sequence number written to the sink, and how long the sink was
+// after that write.
 //
 // A commit writes a group of records to the sink, syncs it, then appends
 // one line to the state file and syncs that. The state line is the commit
@@ -38,16 +40,31 @@ type journal struct {
 	path     string   // of the state file
 	lines    int      // lines in the state file since it was last compacted
 	sync     bool
-	keys     map[string]keyState
+	keys     map[streamID]uint64 // last sequence number written to the sink, per stream
 	buf      bytes.Buffer
 	enc      *json.Encoder
 	stats    journalStats
 }
 
-// keyState is what the journal knows of one stream key.
-type keyState struct {
-	Seq  uint64 // last sequence number written to the sink
-	Peer string // identity of the producer that owns the key ("" without client certificates)
+// streamID names a stream's state in the journal: a client identity's
+// key. As in quicrecord's ResumeStore, the same key under two identities
+// is two streams, each with its own position; neither can see or disturb
+// the other's.
+type streamID struct {
+	// Identity is jsrecord.IdentityName of the client's identity
+	// (quicrecord.DefaultPeerIdentity, "" without a client certificate):
+	// 32 hex digits, as the JetStream sink names it in its subjects.
+	Identity string
+	// Key is the stream's key as the sink shows it: the resume key in hex
+	// (jsrecord.KeyName; hex never contains the "/" of plain-stream keys),
+	// "plain/" and the dedupe key of a plain stream, or "" for a stream
+	// without a key, whose records are always written.
+	Key string
+}
+
+// streamOf is the stream of key opened by the client identity peer.
+func streamOf(peer, key string) streamID {
+	return streamID{Identity: jsrecord.IdentityName(peer), Key: key}
 }
 
 // journalStats count the journal's work.
@@ -57,40 +74,55 @@ type journalStats struct {
 	Commits    uint64
 }
 
-// stateLine is one line of the state file, a JSON object.
+// stateLine is one line of the state file, a JSON object. Identity is
+// absent on lines without a key (they carry SinkOff only). Lines written
+// before the state was kept per identity have Peer, the raw identity,
+// instead of Identity: they are read as the state of that identity's key
+// ("" when absent: the anonymous identity). Peer is never written.
 type stateLine struct {
-	Key     string `json:"key"`
-	Peer    string `json:"peer,omitempty"`
-	Seq     uint64 `json:"seq"`
-	SinkOff int64  `json:"sink_off"`
+	Identity string `json:"identity,omitempty"`
+	Key      string `json:"key"`
+	Peer     string `json:"peer,omitempty"`
+	Seq      uint64 `json:"seq"`
+	SinkOff  int64  `json:"sink_off"`
+}
+
+// stream returns the stream a line with a key holds the state of.
+func (l *stateLine) stream() streamID {
+	if l.Identity == "" {
+		return streamOf(l.Peer, l.Key) // the earlier format
+	}
+	return streamID{Identity: l.Identity, Key: l.Key}
 }
 
 // sinkLine is one line of the sink. Data holds the record when it is
 // valid UTF-8; otherwise DataB64 holds it in base64 and Data is absent.
 type sinkLine struct {
-	Key     string  `json:"key"`
-	Scope   string  `json:"scope"`
-	Seq     uint64  `json:"seq"`
-	Data    *string `json:"data,omitempty"`
-	DataB64 []byte  `json:"data_b64,omitempty"`
+	Identity string  `json:"identity"`
+	Key      string  `json:"key"`
+	Scope    string  `json:"scope"`
+	Seq      uint64  `json:"seq"`
+	Data     *string `json:"data,omitempty"`
+	DataB64  []byte  `json:"data_b64,omitempty"`
 }
 
 // recovery says what opening a journal found.
 type recovery struct {
-	Keys      int   // keys in the state file
+	Keys      int   // streams (identity, key) in the state file
 	SinkOff   int64 // committed sink length
 	Discarded int64 // sink bytes after the last commit, cut off
 	TornState bool  // the state file ended in a partial line, ignored
 }
 
-// maxStateLines is when the state file is rewritten with one line per key.
+// maxStateLines is when the state file is rewritten with one line per
+// stream.
 const maxStateLines = 100_000
 
 // openJournal opens the sink (a file path, or "-" for stdout) and the
 // state file (statePath, or "" for none), and recovers: the committed
 // state is read back and the sink cut back to its committed length.
 func openJournal(sinkPath, statePath string, stdout io.Writer, doSync bool) (*journal, recovery, error) {
-	j := &journal{keys: make(map[string]keyState), path: statePath, sync: doSync}
+	j := &journal{keys: make(map[streamID]uint64), path: statePath, sync: doSync}
 	j.enc = json.NewEncoder(&j.buf)
 	j.enc.SetEscapeHTML(false)
 	var rec recovery
@@ -132,7 +164,8 @@ func (j *journal) recover(rec *recovery) error {
 			haveState = true
 			j.sinkOff = l.SinkOff
 			if l.Key != "" {
-				j.keys[l.Key] = keyState{Seq: max(j.keys[l.Key].Seq, l.Seq), Peer: l.Peer}
+				id := l.stream()
+				j.keys[id] = max(j.keys[id], l.Seq)
 			}
 		}
 	}
@@ -167,22 +200,23 @@ func (j *journal) recover(rec *recovery) error {
 	return j.compactLocked()
 }
 
-// compactLocked rewrites the state file with one line per key, atomically
+// compactLocked rewrites the state file with one line per stream, atomically
 // (a new file renamed over the old one), and reopens it for appending.
 func (j *journal) compactLocked() error {
 	if j.state != nil {
 		_ = j.state.Close()
 		j.state = nil
 	}
-	keys := make([]string, 0, len(j.keys))
-	for k := range j.keys {
-		keys = append(keys, k)
+	keys := make([]streamID, 0, len(j.keys))
+	for id := range j.keys {
+		keys = append(keys, id)
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(a, b streamID) int {
+		return cmp.Or(cmp.Compare(a.Identity, b.Identity), cmp.Compare(a.Key, b.Key))
+	})
 	var b bytes.Buffer
-	for _, k := range keys {
-		st := j.keys[k]
-		appendJSONLine(&b, stateLine{Key: k, Peer: st.Peer, Seq: st.Seq, SinkOff: j.sinkOff})
+	for _, id := range keys {
+		appendJSONLine(&b, stateLine{Identity: id.Identity, Key: id.Key, Seq: j.keys[id], SinkOff: j.sinkOff})
 	}
 	if len(keys) == 0 {
 		appendJSONLine(&b, stateLine{SinkOff: j.sinkOff})
@@ -205,46 +239,41 @@ func (j *journal) compactLocked() error {
 	return nil
 }
 
-// applied returns what the journal knows of key.
-func (j *journal) applied(key string) (keyState, bool) {
+// applied returns the last sequence number written to the sink for the
+// stream id, and whether the journal knows the stream.
+func (j *journal) applied(id streamID) (uint64, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	st, ok := j.keys[key]
-	return st, ok
+	seq, ok := j.keys[id]
+	return seq, ok
 }
 
 // loadApplied is the ResumeStore's LoadApplied hook: after a restart, or
 // once the store's in-memory state of a key expired, the resume position
-// comes from the state file. A key is bound to the producer that first
-// used it.
+// comes from the state file. The position is the opener's identity's:
+// for a key only another identity used, the answer is "not found", as
+// for a key nobody used.
 func (j *journal) loadApplied(_ context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
-	st, ok := j.applied(resumeKeyName(info.Key))
-	switch {
-	case !ok:
-		return 0, false, nil
-	case st.Peer != info.Peer:
-		return 0, false, errors.New("the resume key belongs to another client")
-	}
-	return st.Seq, true, nil
+	seq, ok := j.applied(streamOf(info.Peer, jsrecord.KeyName(info.Key)))
+	return seq, ok, nil
 }
 
 // commit writes the records of one stream to the sink and records the new
 // position, durably; after it returns nil the records may be acknowledged.
 // A record whose seq is at or below the position already recorded for its
-// key is skipped: it is in the sink already. key "" means a stream
-// without a key, whose records are always written.
-func (j *journal) commit(key, peer, scope string, recs []quicrecord.Record) (written, skipped int, err error) {
+// stream is skipped: it is in the sink already. A stream whose id.Key is
+// "" has no key: its records are always written.
+func (j *journal) commit(id streamID, scope string, recs []quicrecord.Record) (written, skipped int, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	st := j.keys[key]
 	j.buf.Reset()
-	last := st.Seq
+	last := j.keys[id]
 	for _, r := range recs {
-		if key != "" && r.Seq <= last {
+		if id.Key != "" && r.Seq <= last {
 			skipped++
 			continue
 		}
-		line := sinkLine{Key: key, Scope: scope, Seq: r.Seq}
+		line := sinkLine{Identity: id.Identity, Key: id.Key, Scope: scope, Seq: r.Seq}
 		if utf8.Valid(r.Data) {
 			s := string(r.Data)
 			line.Data = &s
@@ -277,12 +306,16 @@ func (j *journal) commit(key, peer, scope string, recs []quicrecord.Record) (wri
 		j.sinkOff += int64(n)
 	}
 	if j.state != nil {
-		if err := j.appendStateLocked(stateLine{Key: key, Peer: peer, Seq: last, SinkOff: j.sinkOff}); err != nil {
+		l := stateLine{Key: id.Key, Seq: last, SinkOff: j.sinkOff}
+		if id.Key != "" {
+			l.Identity = id.Identity
+		}
+		if err := j.appendStateLocked(l); err != nil {
 			return 0, 0, err
 		}
 	}
-	if key != "" {
-		j.keys[key] = keyState{Seq: last, Peer: peer}
+	if id.Key != "" {
+		j.keys[id] = last
 	}
 	j.stats.Written += uint64(written)
 	j.stats.Commits++
@@ -306,7 +339,7 @@ func (j *journal) appendStateLocked(l stateLine) error {
 	return nil
 }
 
-// snapshot returns the counters and the number of keys.
+// snapshot returns the counters and the number of streams with a key.
 func (j *journal) snapshot() (journalStats, int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -325,10 +358,6 @@ func (j *journal) close() {
 		j.state = nil
 	}
 }
-
-// resumeKeyName is how a resume key appears in the sink and the state
-// file: hex, which never contains the "/" of plain-stream keys.
-func resumeKeyName(key []byte) string { return hex.EncodeToString(key) }
 
 func appendJSONLine(b *bytes.Buffer, v any) {
 	data, _ := json.Marshal(v) // plain structs: cannot fail

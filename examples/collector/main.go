@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.clientCA, "client-ca", "", "certificates (PEM) that client certificates must chain to: CAs, or the clients' own self-signed certificates (such as -gencert's agent.pem); enables mutual TLS: clients without a valid certificate are refused")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "TCP address for HTTP diagnostics: JSON at /debug/recordmux, Prometheus at /metrics (empty: off)")
 	fs.StringVar(&o.sink, "sink", "-", `where records go, as JSON lines: a file (appended to) or "-" for stdout`)
-	fs.StringVar(&o.state, "state", "", "state file: the last record written per stream key, so a restarted collector resumes its producers (empty: memory only); the QUIC stateless reset key is kept beside it, in STATE.reset-key")
+	fs.StringVar(&o.state, "state", "", "state file: the last record written per client identity and stream key, so a restarted collector resumes its producers (empty: memory only); the QUIC stateless reset key is kept beside it, in STATE.reset-key")
 	fs.BoolVar(&o.noSync, "no-fsync", false, "do not fsync the sink and the state file (faster; a machine crash may then lose acknowledged records)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "QUIC idle timeout (0: the library default, 30s)")
 	fs.DurationVar(&o.resumeTTL, "resume-ttl", 0, "how long a disconnected resumable stream's state stays in memory (0: 5m); the state file outlives it")
@@ -130,7 +130,7 @@ type collector struct {
 // sinkStats are the figures of either sink.
 type sinkStats struct {
 	Written, Duplicates, Commits uint64
-	Keys                         int // keys in the journal's state (the JetStream sink counts claims instead)
+	Keys                         int // streams (identity, key) in the journal's state (the JetStream sink counts claims instead)
 	Claims, Fenced, Failed       uint64
 }
 
@@ -301,24 +301,18 @@ func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream,
 		return
 	}
 	defer s.Close(context.Background())
-	key := ""
+	// The state is per (client identity, key), resumable or plain: a key
+	// another client uses is a separate stream, which nothing here refuses
+	// or tells apart from an unused key.
+	id := streamOf(peer, "")
 	if rk := s.ResumeKey(); rk != nil {
-		key = resumeKeyName(rk)
+		id.Key = jsrecord.KeyName(rk)
 	} else if k := s.Metadata()[keyMetadata]; k != "" {
-		key = "plain/" + k
+		id.Key = "plain/" + k
 	}
-	log := c.log.With("scope", s.Scope(), "key", key, "stream", int64(s.StreamID()))
-	if strings.HasPrefix(key, "plain/") {
-		// Resumable streams' keys are bound to their producer by the
-		// ResumeStore and, across restarts, by journal.loadApplied.
-		if st, ok := c.j.applied(key); ok && st.Peer != peer {
-			_ = s.CloseWithError(quicrecord.CodeRefused, "the key belongs to another client")
-			log.Warn("stream refused: the key belongs to another client")
-			return
-		}
-	}
-	from, _ := c.j.applied(key)
-	log.Info("stream open", "resumable", s.ResumeKey() != nil, "after_seq", from.Seq)
+	log := c.log.With("scope", s.Scope(), "identity", id.Identity, "key", id.Key, "stream", int64(s.StreamID()))
+	from, _ := c.j.applied(id)
+	log.Info("stream open", "resumable", s.ResumeKey() != nil, "after_seq", from)
 
 	now, stop := context.WithCancel(ctx)
 	stop() // a done context: Recv with it returns only what has arrived
@@ -340,7 +334,7 @@ func (c *collector) serveStream(ctx context.Context, s *quicrecord.RecordStream,
 			}
 			batch = append(batch, r)
 		}
-		w, sk, cerr := c.j.commit(key, peer, s.Scope(), batch)
+		w, sk, cerr := c.j.commit(id, s.Scope(), batch)
 		if cerr != nil {
 			log.Error("commit failed; resetting the stream, its producer keeps the records", "err", cerr)
 			_ = s.CloseWithError(codeSinkFailed, "collector sink failed")

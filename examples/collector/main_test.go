@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/recordmux/recordmux/identity"
 	"github.com/recordmux/recordmux/quicrecord"
 	"github.com/recordmux/recordmux/quicrecord/debughttp"
+	"github.com/recordmux/recordmux/quicrecord/jsrecord"
 )
 
 // certSet writes a -gencert set into a temporary directory.
@@ -323,4 +326,126 @@ func TestHelp(t *testing.T) {
 	if !strings.Contains(help, "\n  -addr ") {
 		t.Errorf("-h does not list -addr:\n%s", help)
 	}
+}
+
+// TestCollectorKeyPerIdentity: two clients with certificates of their own
+// use one resume key and one dedupe key. Each gets a stream of its own,
+// as the core's ResumeStore keeps state per (identity, key): nothing is
+// refused, neither client's records are taken for duplicates of the
+// other's, and after a restart, with only the state file left, each
+// resumable stream continues from its own position.
+func TestCollectorKeyPerIdentity(t *testing.T) {
+	certs := certSet(t)
+	bob, err := identity.Generate("edge-agent-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := identity.Save(bob, filepath.Join(certs, "bob.pem"), filepath.Join(certs, "bob-key.pem")); err != nil {
+		t.Fatal(err)
+	}
+	var bundle []byte
+	for _, f := range []string{"agent.pem", "bob.pem"} {
+		pem, err := os.ReadFile(filepath.Join(certs, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(bundle, pem...)
+	}
+	ca := filepath.Join(certs, "clients.pem")
+	if err := os.WriteFile(ca, bundle, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sink := filepath.Join(dir, "sink.jsonl")
+	args := []string{"-cert", filepath.Join(certs, "collector.pem"), "-key", filepath.Join(certs, "collector-key.pem"),
+		"-client-ca", ca, "-sink", sink, "-state", filepath.Join(dir, "state")}
+	clients := []struct {
+		cert tls.Certificate
+		n    int // records of the resumable stream before the restart; half as many on the plain one
+	}{{loadPair(t, certs, "agent"), 100}, {bob, 60}}
+	conf := func(cert tls.Certificate) *tls.Config {
+		c := pinned(t, certs, "collector")
+		c.Certificates = []tls.Certificate{cert}
+		return c
+	}
+	key := []byte("shared-key")
+	resumable := func(addr string, cert tls.Certificate, from, to int) {
+		t.Helper()
+		opts := quicrecord.ResumeOptions{Key: key, FirstSeq: uint64(from), MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+		rs, err := quicrecord.DialResumable(t.Context(), addr, conf(cert), nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendResumable(t, rs, from, to)
+		if err := rs.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p := startCollector(t, args...)
+	for _, c := range clients {
+		resumable(p.addr, c.cert, 1, c.n)
+		conn, err := quicrecord.Dial(t.Context(), p.addr, conf(c.cert), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := conn.OpenRecordStream(t.Context(), quicrecord.StreamOptions{Scope: "orders", Metadata: map[string]string{keyMetadata: "batch-7"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendAll(t, s, 1, c.n/2)
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Close()
+	}
+	p.stop(t)
+	logs := p.stderr.String()
+	p = startCollector(t, args...)
+	for _, c := range clients {
+		resumable(p.addr, c.cert, c.n+1, c.n+10)
+	}
+	p.stop(t)
+	logs += p.stderr.String()
+
+	data, err := os.ReadFile(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[streamID][]uint64{}
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var l sinkLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			t.Fatalf("sink line %q: %v", line, err)
+		}
+		id := streamID{Identity: l.Identity, Key: l.Key}
+		got[id] = append(got[id], l.Seq)
+	}
+	want := map[streamID][]uint64{}
+	for _, c := range clients {
+		peer := identity.FingerprintOf(c.cert.Leaf).String()
+		want[streamOf(peer, jsrecord.KeyName(key))] = seqRange(1, c.n+10)
+		want[streamOf(peer, "plain/batch-7")] = seqRange(1, c.n/2)
+	}
+	if len(got) != len(want) {
+		t.Errorf("the sink holds %d streams, want %d", len(got), len(want))
+	}
+	for id, w := range want {
+		if !slices.Equal(got[id], w) {
+			t.Errorf("stream %+v: the sink holds seqs %v, want 1..%d once each", id, got[id], len(w))
+		}
+	}
+	for _, bad := range []string{"level=WARN", "level=ERROR", "duplicates_skipped=1"} {
+		if strings.Contains(logs, bad) {
+			t.Errorf("the collector log holds %q:\n%s", bad, logs)
+		}
+	}
+}
+
+func seqRange(from, to int) []uint64 {
+	var s []uint64
+	for i := from; i <= to; i++ {
+		s = append(s, uint64(i))
+	}
+	return s
 }
