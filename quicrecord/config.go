@@ -38,7 +38,9 @@ type Config struct {
 	// Listen and Dial create. A server restarted with the same key can
 	// reset the connections of its previous run at once, so their clients
 	// notice immediately instead of after the idle timeout. nil: no
-	// stateless resets.
+	// stateless resets. (A stream whose records wait for an ack sends a
+	// small frame of a reserved type now and then, so that even a sender
+	// with a full window draws the reset: see FramesOut.Unknown.)
 	StatelessResetKey *quic.StatelessResetKey
 
 	// HandshakeTimeout bounds the QUIC handshake of Dial and of the

@@ -40,6 +40,8 @@ type writer struct {
 	// reply arrives.
 	enc      *compress.Encoder
 	encReady bool
+
+	live livenessState // the liveness probes' schedule (liveness.go)
 }
 
 // ending says how the send direction is to end, once everything queued is
@@ -163,6 +165,11 @@ func (s *RecordStream) pass(w *writer) (passNext, error) {
 	}
 	if take || plan != ackNone || len(acks.errs) > 0 || acks.windowDue {
 		s.ctr.touch(now)
+	}
+	if end == endingNone {
+		if err := s.probeLiveness(w, now); err != nil {
+			return passStop, err
+		}
 	}
 	if end != endingNone && s.replyPending.Load() {
 		// How the direction ends depends on the reply (§5.5); the reply
@@ -484,7 +491,7 @@ func (s *RecordStream) finishIfDrained(w *writer) (passNext, error) {
 // rings the doorbell; a stale ring only costs an empty pass.
 func (s *RecordStream) armTimer(w *writer) {
 	var at time.Time
-	for _, t := range []time.Time{w.lingerUntil, w.ackUntil} {
+	for _, t := range []time.Time{w.lingerUntil, w.ackUntil, w.live.at} {
 		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
 			at = t
 		}

@@ -82,7 +82,7 @@ type FrameCounts struct {
 	Error   uint64 `json:"error"`
 	Window  uint64 `json:"window"`
 	Done    uint64 `json:"done"`
-	Unknown uint64 `json:"unknown"` // frame types this side does not know, skipped
+	Unknown uint64 `json:"unknown"` // in: frame types this side does not know, skipped; out: reserved frames sent (liveness probes)
 }
 
 // Total is the number of frames of every type.
