@@ -27,7 +27,7 @@ func TestFastBatchUnconfirmedNotAcked(t *testing.T) {
 	s, nc, claim := fastSink(t, key, nil, &Config{Timeout: 200 * time.Millisecond})
 	f := newFakeStream(0, record)
 	f.push(1, n, true)
-	p := s.newFastPipe(f, KeyName(key), claim)
+	p := s.newFastPipe(f, nameOf("", key), claim)
 	err := p.run(t.Context())
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	acks, code, _ := f.result()
@@ -50,7 +50,7 @@ func TestFastBatchIdleCommitted(t *testing.T) {
 	f := newFakeStream(0, record)
 	f.push(1, 100, true)
 	done := make(chan error, 1)
-	go func() { done <- s.serveFast(t.Context(), f, KeyName(key), claim) }()
+	go func() { done <- s.serveFast(t.Context(), f, nameOf("", key), claim) }()
 	idle := func() bool { st := s.Snapshot(); return st.Batches == 1 && st.Inflight == 0 }
 	require.Eventually(t, idle, 30*time.Second, time.Millisecond, "the idle batch is committed")
 	acks, code, closed := f.result()
