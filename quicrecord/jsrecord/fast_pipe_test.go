@@ -3,11 +3,15 @@ package jsrecord
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/recordmux/recordmux/quicrecord"
 )
 
 // TestFastFlowGap: the reply subject asks for the report interval the
@@ -64,6 +68,56 @@ func TestFastBatchIdleCommitted(t *testing.T) {
 	requireAcksInOrder(t, acks, 200)
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), 200)
 	require.Equal(t, uint64(2), s.Snapshot().Batches)
+}
+
+// TestFastBatchesOneFails: two streams publish at once on one sink, each
+// in a fast batch of its own (JetStream then reports on each at a rate
+// that starts at every message and ramps up). One of them has a record
+// JetStream refuses while the other's batch is open: the failing stream
+// acknowledges nothing from that record on and JetStream stores nothing
+// after it; the other stream is not disturbed, and all of its records
+// are acknowledged in order and stored once.
+func TestFastBatchesOneFails(t *testing.T) {
+	const n, bad = 1000, 500
+	keyA, keyB := []byte("fast-two-a"), []byte("fast-two-b")
+	s, nc, claimA := fastSink(t, keyA, func(c *jetstream.StreamConfig) { c.MaxMsgSize = 1024 }, nil)
+	_, _, err := s.claimKey(t.Context(), quicrecord.ResumeKeyInfo{Key: keyB})
+	require.NoError(t, err)
+	claimB := s.attach(nameOf("", keyB), nil)
+	fa, fb := newFakeStream(n, record), newFakeStream(n, record)
+	fa.recs[bad-1].Data = make([]byte, 2000)
+	aDone, bPaused := make(chan error, 1), make(chan struct{})
+	fb.before = func(seq uint64) {
+		if seq == n/2 { // B's batch stays open until A failed
+			close(bPaused)
+			<-aDone
+		}
+	}
+	bDone := make(chan error, 1)
+	go func() { bDone <- s.serveFast(t.Context(), fb, nameOf("", keyB), claimB) }()
+	<-bPaused
+	errA := s.serveFast(t.Context(), fa, nameOf("", keyA), claimA)
+	close(aDone)
+	require.NoError(t, <-bDone)
+
+	require.Error(t, errA)
+	require.False(t, errors.Is(errA, ErrFenced))
+	acksA, codeA, _ := fa.result()
+	require.Equal(t, CodeUnavailable, codeA)
+	require.NotEmpty(t, acksA, "A's records were acknowledged from progress reports before the refusal")
+	requireAcksInOrder(t, acksA, acksA[len(acksA)-1])
+	require.Less(t, acksA[len(acksA)-1], uint64(bad))
+	requireExactlyOnce(t, readBack(t, newJS(t, nc), keyA), bad-1)
+
+	acksB, codeB, closedB := fb.result()
+	require.Zero(t, codeB)
+	require.True(t, closedB)
+	requireAcksInOrder(t, acksB, n)
+	requireExactlyOnce(t, readBack(t, newJS(t, nc), keyB), n)
+	st := s.Snapshot()
+	require.Equal(t, uint64(1), st.Failed)
+	require.Equal(t, n+acksA[len(acksA)-1], st.Records)
+	require.Zero(t, st.Inflight)
 }
 
 // TestParseFastReply: a progress report in JetStream's form is read
