@@ -203,8 +203,9 @@ func TestFastBatchFullCommits(t *testing.T) {
 	var bDone sync.WaitGroup
 	var errB error
 	fa.before = func(seq uint64) {
-		if seq == 2*maxBatch+1 { // A is on its third batch: B's turn comes
+		if seq == 2*maxBatch+1 { // A's batch is full: B's turn comes once B waits
 			bDone.Go(func() { errB = s.serveFast(t.Context(), fb, nameOf("", keys[1]), claimB) })
+			require.Eventually(t, func() bool { return s.waiting.Load() == 1 }, 30*time.Second, time.Millisecond)
 		}
 	}
 	aLeft := -1 // A's records not yet sent when B's first were confirmed
