@@ -140,9 +140,8 @@ type fastPipe struct {
 	claim uint64
 	inbox string
 	msg   *nats.Msg
-	vals  [4][]string // reused header values: msg ID, seq, fence seq, fence subject
-	id    []byte      // reused buffer of the message ID
-	reply []byte
+	vals  [4][]string     // reused header values: msg ID, seq, fence seq, fence subject
+	buf   []byte          // reused: a reply subject and message ID being built
 	now   context.Context // cancelled: a Recv that takes only what is waiting
 	cur   atomic.Pointer[fastBatch]
 	acked uint64 // last record acknowledged; owned by the reply handler
@@ -293,13 +292,15 @@ func (p *fastPipe) send(ctx context.Context, seq uint64, data []byte) error {
 	if n == 1 {
 		op = fastOpStart
 	}
+	// One string holds the reply subject, then the message ID (msgID:
+	// NAME:SEQ), whose end is the sequence number.
+	buf := p.appendReply(p.buf[:0], b, n, op)
+	r := len(buf)
+	p.buf = strconv.AppendUint(append(append(buf, p.name...), ':'), seq, 10)
+	all := string(p.buf)
 	m := p.msg
-	m.Data = data
-	m.Reply = p.replySubject(b, n, op)
-	// One string holds the message ID, KEY:SEQ, and the sequence number.
-	p.id = strconv.AppendUint(append(append(p.id[:0], p.name...), ':'), seq, 10)
-	id := string(p.id)
-	p.vals[0][0], p.vals[1][0] = id, id[len(p.name)+1:]
+	m.Data, m.Reply = data, all[:r]
+	p.vals[0][0], p.vals[1][0] = all[r:], all[r+len(p.name)+1:]
 	if err := p.s.nc.PublishMsg(m); err != nil {
 		return p.finish(b, fmt.Errorf("jsrecord: publish: %w", err))
 	}
@@ -402,12 +403,16 @@ func (p *fastPipe) fail(first, last uint64, err error) error {
 
 // replySubject returns the reply subject of message seq of batch b.
 func (p *fastPipe) replySubject(b *fastBatch, seq uint64, op string) string {
-	r := append(p.reply[:0], b.prefix...)
+	p.buf = p.appendReply(p.buf[:0], b, seq, op)
+	return string(p.buf)
+}
+
+// appendReply appends the reply subject of message seq of batch b to r.
+func (p *fastPipe) appendReply(r []byte, b *fastBatch, seq uint64, op string) []byte {
+	r = append(r, b.prefix...)
 	r = append(r, fastFlowGap[1:]...)
 	r = strconv.AppendUint(r, seq, 10)
 	r = append(r, '.')
 	r = append(r, op...)
-	r = append(r, fastSuffix...)
-	p.reply = r
-	return string(r)
+	return append(r, fastSuffix...)
 }

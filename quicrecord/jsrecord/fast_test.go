@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -181,6 +182,10 @@ func TestFastBatchAcksInOrder(t *testing.T) {
 	st := s.Snapshot()
 	require.Equal(t, uint64(n), st.Records)
 	require.Equal(t, uint64(1), st.Batches, "a full batch is committed only when another stream waits")
+	last, err := s.st.GetLastMsgForSubject(t.Context(), recordSubject(s.prefix, nameOf("", key)))
+	require.NoError(t, err)
+	require.Equal(t, msgID(nameOf("", key), n), last.Header.Get(jetstream.MsgIDHeader))
+	require.Equal(t, strconv.Itoa(n), last.Header.Get(HeaderSeq))
 	require.Greater(t, len(acks), n/fastFlow/2, "acknowledged from progress reports, not only at the commit")
 	require.Zero(t, st.Inflight)
 	require.Zero(t, st.Failed+st.Fenced)
