@@ -72,12 +72,9 @@ type batchAck struct {
 
 // stage takes a token and sends all records of b but the last.
 func (s *Sink) stage(ctx context.Context, b *batch) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return context.Cause(ctx)
+	if err := s.acquire(ctx); err != nil {
+		return err
 	}
-	s.ctr.inflight.Add(1)
 	b.id = nuid.Next()
 	// One message and header map serve the whole batch: PublishMsg
 	// encodes them before it returns.
@@ -138,8 +135,7 @@ func (s *Sink) release(b *batch) {
 		return
 	}
 	b.msg = nil
-	s.ctr.inflight.Add(-1)
-	<-s.sem
+	s.releaseToken()
 }
 
 // checkBatchAck checks JetStream's reply to the commit of batch id of n

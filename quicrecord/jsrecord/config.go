@@ -27,8 +27,9 @@ type Config struct {
 	// replicated stream) is the unit the sink publishes and acknowledges,
 	// and the server limits its size (jetstream.limits.max_batch_size,
 	// 1,000 by default; larger values need it raised). A fast batch is
-	// committed when it is full, so that the streams of a sink take turns
-	// at its MaxInflightBatches. 0 means 1,000.
+	// committed when it is full while another stream of the sink waits
+	// for a batch token, so that the streams take turns at its
+	// MaxInflightBatches; otherwise it runs on. 0 means 1,000.
 	MaxBatch int
 	// MaxInflightBatches caps the batches this sink publishes at once, over
 	// all its streams (a stream has up to two atomic batches, one
@@ -44,8 +45,10 @@ type Config struct {
 	// fence on each, on a stream without replication: see the package doc.
 	AtomicBatches bool
 	// Timeout bounds each JetStream request: a batch commit, a claim, a
-	// read. A batch not confirmed in time is never acknowledged (see
-	// [CodeUnavailable]). 0 means 5 s.
+	// read; and, on a fast batch, how long JetStream may confirm nothing
+	// while records wait for it before the batch is committed. A batch
+	// not confirmed in time is never acknowledged (see [CodeUnavailable]).
+	// 0 means 5 s.
 	Timeout time.Duration
 	// Logger receives stream failures, takeovers and claims at info or
 	// warn level. nil means no logging.

@@ -98,16 +98,20 @@
 //     go out as fast batches (nats-server 2.14 or later, stream option
 //     allow_batched). JetStream stores each message as it arrives, checks
 //     the fence on each, against its store, one after another, and
-//     reports its progress at least every 256 messages; Serve
-//     acknowledges up to each report. A batch runs while records keep
-//     arriving and is committed as soon as none is waiting, or when it
-//     holds Config.MaxBatch records (so that the streams of a sink take
-//     turns at its batch tokens); the next one starts only once JetStream
-//     confirmed the commit. The batch's gap
-//     mode is "fail": a record JetStream refuses, or one lost on the way
-//     (a reconnect), ends the batch there and no later record of it is
-//     stored, so what JetStream holds of a key is always a prefix of its
-//     records, whichever record failed.
+//     reports its progress every 16 messages; the stream's reply handler
+//     acknowledges up to each report as it arrives, while the batch goes
+//     on, so the agent's window keeps sliding while JetStream works. A
+//     batch is committed only when nothing else is left to do: no record
+//     is waiting and the last ones sent are below the next report (only
+//     the commit confirms them), or JetStream confirmed every record and
+//     none arrived for a millisecond; when it holds Config.MaxBatch
+//     records or more while another stream of the sink waits for a batch
+//     token (so that the streams take turns); when the stream ends. The
+//     next batch starts only once JetStream confirmed the commit. The
+//     batch's gap mode is "fail": a record JetStream refuses, or one lost
+//     on the way (a reconnect), ends the batch there and no later record
+//     of it is stored, so what JetStream holds of a key is always a
+//     prefix of its records, whichever record failed.
 //   - Replicated, JetStream refuses an expected-last-subject-sequence
 //     check while another message checked against the same subject is
 //     still being committed (error 10164), so per-record fences cannot be
@@ -142,10 +146,13 @@
 // Streams of different keys publish in parallel, up to
 // Config.MaxInflightBatches batches per sink.
 //
-// A record that fails or is not confirmed within Config.Timeout is never
-// acknowledged, nor is any after it: Serve resets the stream with
-// [CodeUnavailable] (or, when the fence refused it, the takeover code
-// above)
+// A record that fails or is not confirmed in time is never acknowledged,
+// nor is any after it: an atomic batch must be confirmed within
+// Config.Timeout of its commit; a fast batch whose records wait for
+// confirmation while JetStream confirms nothing for Config.Timeout is
+// committed, and its commit must be confirmed within Config.Timeout. Serve
+// then resets the stream with [CodeUnavailable] (or, when the fence
+// refused it, the takeover code above)
 // instead of retrying, because whether a timed-out record was stored is
 // unknown until the key's next claim reads it back. Records JetStream
 // confirmed before the failure stay acknowledged. The agent's
@@ -163,7 +170,13 @@
 // # Concurrency
 //
 // A Sink is safe for concurrent use; run one Serve per stream. Serve
-// starts no goroutine; nats.go's connection runs its own.
+// publishes on the caller's goroutine. On a stream without replication it
+// subscribes to the replies of its fast batches, which nats.go hands to a
+// goroutine of its own per subscription: that goroutine acknowledges the
+// records. On the atomic path Serve starts one goroutine per batch commit,
+// which waits for JetStream's verdict while the next batch is collected,
+// and waits for it before returning. nats.go's connection runs its own
+// goroutines besides.
 //
 // # Limitations
 //
@@ -189,8 +202,10 @@
 //     them, or raise the server's limits.
 //   - A stream's batches commit one at a time, so one key's throughput on
 //     a replicated stream is at most MaxBatch records per commit round
-//     trip; without replication, a commit round trip is spent each time
-//     the agent's records pause.
+//     trip; without replication, a commit round trip is spent when the
+//     agent's records pause with records sent since JetStream's last
+//     progress report (fewer than 16), or after a millisecond with all
+//     of them confirmed.
 //   - On the fast path JetStream drops a record whose message ID it
 //     already holds and reports it stored. Only a collector whose key was
 //     taken over meets that (its successor published the record, which

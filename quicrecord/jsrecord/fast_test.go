@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +17,15 @@ import (
 )
 
 // fakeStream is a recordStream fed from a slice: Recv returns the records
-// in order, then io.EOF (the opener finished) unless its context is done.
-// before, if set, runs before record seq is returned. It records every
-// Ack and how the stream was closed.
+// in order, then io.EOF (the opener finished) unless its context is done,
+// or, while hold is set, waits for more (see push) until its context is
+// done. before, if set, runs before record seq is returned. It records
+// every Ack and how the stream was closed.
 type fakeStream struct {
 	mu     sync.Mutex
 	recs   []quicrecord.Record
+	hold   bool
+	more   chan struct{} // closed and replaced by push
 	before func(seq uint64)
 	onAck  func(seq uint64)
 	acks   []uint64
@@ -31,7 +35,7 @@ type fakeStream struct {
 }
 
 func newFakeStream(n uint64, payload func(seq uint64) []byte) *fakeStream {
-	f := &fakeStream{}
+	f := &fakeStream{more: make(chan struct{})}
 	for seq := uint64(1); seq <= n; seq++ {
 		f.recs = append(f.recs, quicrecord.Record{Seq: seq, Data: payload(seq)})
 	}
@@ -45,11 +49,20 @@ func (f *fakeStream) Recv(ctx context.Context) (quicrecord.Record, error) {
 		return quicrecord.Record{}, errors.New("stream reset")
 	}
 	if len(f.recs) == 0 {
+		hold, more := f.hold, f.more
 		f.mu.Unlock()
 		if err := ctx.Err(); err != nil {
 			return quicrecord.Record{}, err
 		}
-		return quicrecord.Record{}, io.EOF
+		if !hold {
+			return quicrecord.Record{}, io.EOF
+		}
+		select {
+		case <-more:
+			return f.Recv(ctx)
+		case <-ctx.Done():
+			return quicrecord.Record{}, ctx.Err()
+		}
 	}
 	r := f.recs[0]
 	f.recs = f.recs[1:]
@@ -70,6 +83,19 @@ func (f *fakeStream) Ack(seq uint64) error {
 		onAck(seq)
 	}
 	return nil
+}
+
+// push adds records first..last for Recv, and sets hold: whether Recv
+// then waits for more or returns io.EOF.
+func (f *fakeStream) push(first, last uint64, hold bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for seq := first; seq <= last; seq++ {
+		f.recs = append(f.recs, quicrecord.Record{Seq: seq, Data: record(seq)})
+	}
+	f.hold = hold
+	close(f.more)
+	f.more = make(chan struct{})
 }
 
 // left returns how many records Recv has not returned yet.
@@ -138,7 +164,10 @@ func requireAcksInOrder(t *testing.T, acks []uint64, last uint64) {
 
 // TestFastBatchAcksInOrder: records go out as fast batches and are
 // acknowledged in order, each only once JetStream confirmed it; the stream
-// holds every record once, in order.
+// holds every record once, in order. With records always waiting and no
+// other stream waiting for a token, they all go out in one batch, longer
+// than MaxBatch, acknowledged from JetStream's progress reports while it
+// runs.
 func TestFastBatchAcksInOrder(t *testing.T) {
 	const n = 5000
 	key := []byte("fast-order")
@@ -152,16 +181,22 @@ func TestFastBatchAcksInOrder(t *testing.T) {
 	requireExactlyOnce(t, readBack(t, newJS(t, nc), key), n)
 	st := s.Snapshot()
 	require.Equal(t, uint64(n), st.Records)
-	require.GreaterOrEqual(t, st.Batches, uint64(n/DefaultMaxBatch), "a batch is committed when full")
+	require.Equal(t, uint64(1), st.Batches, "a full batch is committed only when another stream waits")
+	last, err := s.st.GetLastMsgForSubject(t.Context(), recordSubject(s.prefix, nameOf("", key)))
+	require.NoError(t, err)
+	require.Equal(t, msgID(nameOf("", key), n), last.Header.Get(jetstream.MsgIDHeader))
+	require.Equal(t, strconv.Itoa(n), last.Header.Get(HeaderSeq))
+	require.Greater(t, len(acks), n/fastFlow/2, "acknowledged from progress reports, not only at the commit")
 	require.Zero(t, st.Inflight)
 	require.Zero(t, st.Failed+st.Fenced)
 }
 
 // TestFastBatchFullCommits: a fast batch is committed when it holds
-// MaxBatch records, even while more are waiting, so that one stream does
-// not keep the sink's token for as long as its records keep coming: with
-// one token, a second stream gets its turn while the first is still
-// sending, and both streams are stored whole.
+// MaxBatch records while another stream waits for a token, even while
+// more records are waiting, so that one stream does not keep the sink's
+// token for as long as its records keep coming: with one token, a second
+// stream gets its turn while the first is still sending, and both streams
+// are stored whole.
 func TestFastBatchFullCommits(t *testing.T) {
 	const n, maxBatch = 2000, 100
 	keys := [][]byte{[]byte("fast-full-a"), []byte("fast-full-b")}
@@ -173,8 +208,9 @@ func TestFastBatchFullCommits(t *testing.T) {
 	var bDone sync.WaitGroup
 	var errB error
 	fa.before = func(seq uint64) {
-		if seq == 2*maxBatch+1 { // A is on its third batch: B's turn comes
+		if seq == 2*maxBatch+1 { // A's batch is full: B's turn comes once B waits
 			bDone.Go(func() { errB = s.serveFast(t.Context(), fb, nameOf("", keys[1]), claimB) })
+			require.Eventually(t, func() bool { return s.waiting.Load() == 1 }, 30*time.Second, time.Millisecond)
 		}
 	}
 	aLeft := -1 // A's records not yet sent when B's first were confirmed
@@ -194,8 +230,9 @@ func TestFastBatchFullCommits(t *testing.T) {
 		requireExactlyOnce(t, readBack(t, newJS(t, nc), keys[i]), n)
 	}
 	st := s.Snapshot()
-	require.Equal(t, uint64(2*n/maxBatch), st.Batches)
+	require.GreaterOrEqual(t, st.Batches, uint64(3), "A committed for B, and B for A or at its end")
 	require.Equal(t, uint64(2*n), st.Records)
+	require.Zero(t, s.waiting.Load())
 }
 
 // TestFastBatchRefusedMidBatch: JetStream refuses a record in the middle
@@ -242,12 +279,18 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 			require.False(t, errors.Is(err, errReplicated))
 			acks, code, _ := f.result()
 			require.Equal(t, tc.code, code)
-			for _, a := range acks {
-				require.Less(t, a, uint64(bad), "acked past the refused record: %v", acks)
+			// Acknowledged while the batch ran, from each progress
+			// report before the refused record, and nothing after.
+			var want []uint64
+			for a := uint64(fastFlow); a < bad; a += fastFlow {
+				want = append(want, a)
 			}
+			require.Equal(t, want, acks)
 			requireExactlyOnce(t, readBack(t, newJS(t, nc), key), bad-1)
 			st := s.Snapshot()
 			require.Equal(t, uint64(1), st.Failed+st.Fenced)
+			require.Zero(t, st.Batches)
+			require.Equal(t, want[len(want)-1], st.Records)
 			require.Zero(t, st.Inflight)
 			require.True(t, s.useFast.Load())
 		})
@@ -271,7 +314,7 @@ func TestFastBatchEndedWithoutReport(t *testing.T) {
 	require.NoError(t, p.send(ctx, 2, record(2)))
 	b := p.cur.Load()
 	require.NotNil(t, b)
-	p.onReply(&nats.Msg{Subject: p.replySubject(b.id, 2, fastOpAppend),
+	p.onReply(&nats.Msg{Subject: p.replySubject(b, 2, fastOpAppend),
 		Data: []byte(`{"stream":"RECORDMUX","seq":7,"batch":"` + b.id + `","count":1}`)})
 	err := p.send(ctx, 3, record(3))
 	require.ErrorIs(t, err, errEndedEarly)
@@ -357,11 +400,17 @@ func TestFastReplies(t *testing.T) {
 		{"late reply to an earlier batch", "A", `{"type":"gap","last_seq":5,"seq":7}`, false, 0, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &fastPipe{inbox: "_INBOX.x"}
-			b := &fastBatch{id: "B", first: 1, end: make(chan struct{})}
+			p := &fastPipe{s: &Sink{}, rs: newFakeStream(0, record), inbox: "_INBOX.x"}
+			b := &fastBatch{id: "B", prefix: p.inbox + ".B.", first: 1, end: make(chan struct{}), sent: 300}
 			p.cur.Store(b)
-			p.onReply(&nats.Msg{Subject: p.replySubject(tc.batch, 3, fastOpAppend), Data: []byte(tc.data)})
+			p.onReply(&nats.Msg{Subject: p.replySubject(&fastBatch{prefix: p.inbox + "." + tc.batch + "."}, 3, fastOpAppend), Data: []byte(tc.data)})
 			confirmed, ended, count, err := b.state()
+			acks, _, _ := p.rs.(*fakeStream).result()
+			if tc.confirmed > 0 {
+				require.Equal(t, []uint64{tc.confirmed}, acks, "the handler acknowledges what a reply confirms")
+			} else {
+				require.Empty(t, acks)
+			}
 			require.Equal(t, tc.ended, ended)
 			require.Equal(t, tc.confirmed, confirmed)
 			require.Equal(t, tc.count, count)

@@ -117,13 +117,16 @@ func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (
 	return nil, nil
 }
 
-// Serve applies the records of an accepted resumable stream: it takes what
-// has arrived (up to Config.MaxBatch records) as one atomic batch fenced on
-// this collector's claim of the key, publishes it, and acknowledges the
-// batch's last record once JetStream confirmed the batch. While a batch
-// commits, the next one is collected and its records sent; it is committed
-// when the previous one is confirmed. Acknowledgements are therefore in
-// order and only for confirmed records.
+// Serve applies the records of an accepted resumable stream, each fenced on
+// this collector's claim of the key, and acknowledges them in order, each
+// only once JetStream confirmed it (see the package doc). On a stream
+// without replication it publishes them as fast batches, acknowledged from
+// JetStream's progress reports while a batch runs. Otherwise it takes what
+// has arrived (up to Config.MaxBatch records) as one atomic batch,
+// publishes it, and acknowledges the batch's last record once JetStream
+// confirmed the batch; while a batch commits, the next one is collected
+// and its records sent, and it is committed when the previous one is
+// confirmed.
 //
 // A batch that fails or times out is never acknowledged: Serve resets the
 // stream with CodeUnavailable (when JetStream refused it because another

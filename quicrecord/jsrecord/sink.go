@@ -35,6 +35,7 @@ type Sink struct {
 	log       *slog.Logger
 	anonymous bool          // Config.AllowAnonymous
 	sem       chan struct{} // one token per batch being published
+	waiting   atomic.Int64  // streams waiting for a token (see acquire)
 	// useFast: publish fast batches (the stream has no replication, see
 	// fast.go) rather than atomic ones. Cleared for good when JetStream
 	// refuses pipelined fences (the stream was scaled up).
@@ -113,6 +114,31 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Sink, error
 	}
 	s.useFast.Store(!cfg.atomicOnly() && info.Config.Replicas <= 1 && info.Config.AllowBatchPublish)
 	return s, nil
+}
+
+// acquire takes a batch token, waiting for one at most until ctx ends.
+// While it waits, the streams holding fast batches commit them when full
+// (see fastPipe.send), so that the streams take turns.
+func (s *Sink) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.waiting.Add(1)
+		defer s.waiting.Add(-1)
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	s.ctr.inflight.Add(1)
+	return nil
+}
+
+// releaseToken gives back a token acquire took.
+func (s *Sink) releaseToken() {
+	s.ctr.inflight.Add(-1)
+	<-s.sem
 }
 
 // Snapshot returns the sink's statistics.
