@@ -221,19 +221,7 @@ func TestJournalStatePerIdentity(t *testing.T) {
 		t.Fatalf("bob's commit of 1..4 after the restart wrote %d, %v; want only 4", w, err)
 	}
 	j.close()
-	data, err := os.ReadFile(sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[streamID][]uint64{}
-	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-		var l sinkLine
-		if err := json.Unmarshal(line, &l); err != nil {
-			t.Fatal(err)
-		}
-		id := streamID{Identity: l.Identity, Key: l.Key}
-		got[id] = append(got[id], l.Seq)
-	}
+	got := sinkStreams(t, sink)
 	if want := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}; !slices.Equal(got[alice], want) || !slices.Equal(got[bob], want[:4]) || len(got) != 2 {
 		t.Fatalf("sink streams %v; want alice's 1..9 and bob's 1..4", got)
 	}
@@ -263,7 +251,7 @@ func TestJournalStatePerIdentity(t *testing.T) {
 	if seq, ok := j.applied(streamOf("", "plain/x")); !ok || seq != 2 {
 		t.Errorf("an old line without a peer: applied(anonymous) = %d, %v; want 2", seq, ok)
 	}
-	data, err = os.ReadFile(old)
+	data, err := os.ReadFile(old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,4 +278,24 @@ func TestSinkLineEncoding(t *testing.T) {
 	if out.String() != want {
 		t.Fatalf("sink:\n%s\nwant:\n%s", out.String(), want)
 	}
+}
+
+// sinkStreams reads a sink file and returns the sequence numbers of each
+// stream's lines, in the order they appear.
+func sinkStreams(t *testing.T, sink string) map[streamID][]uint64 {
+	t.Helper()
+	data, err := os.ReadFile(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[streamID][]uint64{}
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var l sinkLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			t.Fatalf("sink line %q: %v", line, err)
+		}
+		id := streamID{Identity: l.Identity, Key: l.Key}
+		got[id] = append(got[id], l.Seq)
+	}
+	return got
 }

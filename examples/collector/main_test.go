@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -408,19 +407,7 @@ func TestCollectorKeyPerIdentity(t *testing.T) {
 	p.stop(t)
 	logs += p.stderr.String()
 
-	data, err := os.ReadFile(sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[streamID][]uint64{}
-	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-		var l sinkLine
-		if err := json.Unmarshal(line, &l); err != nil {
-			t.Fatalf("sink line %q: %v", line, err)
-		}
-		id := streamID{Identity: l.Identity, Key: l.Key}
-		got[id] = append(got[id], l.Seq)
-	}
+	got := sinkStreams(t, sink)
 	want := map[streamID][]uint64{}
 	for _, c := range clients {
 		peer := identity.FingerprintOf(c.cert.Leaf).String()
