@@ -1,6 +1,7 @@
 package quicrecord
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -337,15 +338,21 @@ func (s *RecordStream) setBases(sendBase, recvBase uint64) {
 	}
 }
 
-// ResumeKey returns the key of a resumable stream, nil for others.
-func (s *RecordStream) ResumeKey() []byte { return s.resumeKey }
+// ResumeKey returns a copy of the key of a resumable stream, nil for
+// others.
+func (s *RecordStream) ResumeKey() []byte { return bytes.Clone(s.resumeKey) }
 
 // ResumeKeyInfo returns, on the acceptor's side of a resumable stream,
 // what the opener claimed the key with: the key, the opener's identity
 // (the one its resume state is bound to), its stream description and its
 // resume epoch, as [ResumeStoreConfig.LoadApplied] received them. It is
-// the zero value for a plain stream and on the opener's side.
-func (s *RecordStream) ResumeKeyInfo() ResumeKeyInfo { return s.resumeInfo }
+// the zero value for a plain stream and on the opener's side. Its Key is
+// a copy.
+func (s *RecordStream) ResumeKeyInfo() ResumeKeyInfo {
+	info := s.resumeInfo
+	info.Key = bytes.Clone(info.Key)
+	return info
+}
 
 // newStream builds a negotiated stream; start launches its loops.
 func newStream(c *Conn, set *settings, qs *quic.Stream, fr *wire.Reader, neg Negotiated, info streamInfo) *RecordStream {
