@@ -29,11 +29,20 @@ import (
 // the application protocol gives [ErrALPNMismatch], and the end of ctx
 // its cause (matching os.ErrDeadlineExceeded for a deadline).
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	return dial(ctx, addr, tlsConf, cfg, false)
+	return dial(ctx, addr, tlsConf, cfg, dialHandshake)
 }
 
-// dial is Dial, and DialEarly when early.
-func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, early bool) (*Conn, error) {
+// dialMode says when dial returns.
+type dialMode uint8
+
+const (
+	dialHandshake   dialMode = iota // once the handshake completed (Dial)
+	dialEarly                       // at once with 0-RTT (DialEarly)
+	dialEarlyResume                 // as dialEarly, for a resumable stream's next open (preopen)
+)
+
+// dial is Dial, and DialEarly in the early modes.
+func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, mode dialMode) (*Conn, error) {
 	set, err := cfg.settings()
 	if err != nil {
 		return nil, err
@@ -56,7 +65,7 @@ func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, ea
 		_ = pc.Close()
 	})
 	dialQUIC := tr.Dial
-	if early {
+	if mode != dialHandshake {
 		dialQUIC = tr.DialEarly
 	}
 	qc, err := dialQUIC(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
@@ -64,7 +73,13 @@ func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, ea
 		cleanup()
 		return nil, &DialError{Network: "udp", Addr: ra.String(), Err: dialCause(ctx, err, cfg.handshakeTimeout())}
 	}
-	return newConn(qc, set, nil, 0, cleanup), nil
+	var pre *quic.Stream
+	if mode == dialEarlyResume {
+		pre = preopen(qc)
+	}
+	c := newConn(qc, set, nil, 0, cleanup)
+	c.preopened.Store(pre)
+	return c, nil
 }
 
 // DialError reports that Dial (or a resumable stream's dial) never got a
