@@ -146,10 +146,7 @@ type Conn struct {
 
 	mig         migrations    // Migrate (migrate.go)
 	zeroRTTHeld atomic.Uint64 // resume HELLOs in 0-RTT held for the handshake (zerortt.go)
-	// preopened is the stream a resumable stream's dial opened at once
-	// for its next open (zerortt.go: preopen, takePreopened).
-	preopened atomic.Pointer[quic.Stream]
-	refused   atomic.Uint64 // streams this side refused
+	refused     atomic.Uint64 // streams this side refused
 	// peerEarly is set once a reply to a stream this side opened
 	// announced FeatureEarlyRecords: later streams may open
 	// optimistically (early.go).

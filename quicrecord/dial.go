@@ -29,20 +29,11 @@ import (
 // the application protocol gives [ErrALPNMismatch], and the end of ctx
 // its cause (matching os.ErrDeadlineExceeded for a deadline).
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	return dial(ctx, addr, tlsConf, cfg, dialHandshake)
+	return dial(ctx, addr, tlsConf, cfg, false)
 }
 
-// dialMode says when dial returns.
-type dialMode uint8
-
-const (
-	dialHandshake   dialMode = iota // once the handshake completed (Dial)
-	dialEarly                       // at once with 0-RTT (DialEarly)
-	dialEarlyResume                 // as dialEarly, for a resumable stream's next open (preopen)
-)
-
-// dial is Dial, and DialEarly in the early modes.
-func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, mode dialMode) (*Conn, error) {
+// dial is Dial, and DialEarly when early.
+func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, early bool) (*Conn, error) {
 	set, err := cfg.settings()
 	if err != nil {
 		return nil, err
@@ -65,7 +56,7 @@ func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, mo
 		_ = pc.Close()
 	})
 	dialQUIC := tr.Dial
-	if mode != dialHandshake {
+	if early {
 		dialQUIC = tr.DialEarly
 	}
 	qc, err := dialQUIC(ctx, ra, withALPN(tlsConf), cfg.quicConfig())
@@ -73,13 +64,7 @@ func dial(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config, mo
 		cleanup()
 		return nil, &DialError{Network: "udp", Addr: ra.String(), Err: dialCause(ctx, err, cfg.handshakeTimeout())}
 	}
-	var pre *quic.Stream
-	if mode == dialEarlyResume {
-		pre = preopen(qc)
-	}
-	c := newConn(qc, set, nil, 0, cleanup)
-	c.preopened.Store(pre)
-	return c, nil
+	return newConn(qc, set, nil, 0, cleanup), nil
 }
 
 // DialError reports that Dial (or a resumable stream's dial) never got a

@@ -73,11 +73,9 @@ func (c *Conn) openStreamOnce(ctx context.Context, opts StreamOptions, ro *resum
 			return nil, err
 		}
 	}
-	qs := c.takePreopened(ro != nil)
-	if qs == nil {
-		if qs, err = c.qc.OpenStreamSync(ctx); err != nil {
-			return nil, c.openFailed(ctx, err)
-		}
+	qs, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, c.openFailed(ctx, err)
 	}
 	if c.canOpenEarly(opts, ro) {
 		return c.openEarly(ctx, qs, set, opts, &h)

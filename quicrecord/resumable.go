@@ -191,7 +191,7 @@ func DialResumable(ctx context.Context, addr string, tlsConf *tls.Config, cfg *C
 	var once sync.Once
 	var cache tls.ClientSessionCache
 	return NewResumableStream(ctx, func(ctx context.Context) (*Conn, error) {
-		return dial(ctx, addr, sessionCache(tlsConf, &once, &cache), cfg, dialEarlyResume)
+		return DialEarly(ctx, addr, sessionCache(tlsConf, &once, &cache), cfg)
 	}, cfg, opts)
 }
 

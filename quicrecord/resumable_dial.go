@@ -91,11 +91,7 @@ func (f *failover) dial(ctx context.Context) (*Conn, error) {
 	for i := range f.addrs {
 		idx := (start + i) % len(f.addrs)
 		actx, cancel := context.WithTimeout(ctx, f.timeout)
-		mode := dialHandshake
-		if f.early {
-			mode = dialEarlyResume
-		}
-		conn, err := dial(actx, f.addrs[idx], f.tls, f.cfg, mode)
+		conn, err := dial(actx, f.addrs[idx], f.tls, f.cfg, f.early)
 		cancel()
 		if err == nil {
 			f.mu.Lock()

@@ -154,40 +154,7 @@ func (c *Conn) ZeroRTTHeld() uint64 { return c.zeroRTTHeld.Load() }
 // session it behaves like Dial. The server must allow 0-RTT
 // (Config.QUIC.Allow0RTT on the Listen side).
 func DialEarly(ctx context.Context, addr string, tlsConf *tls.Config, cfg *Config) (*Conn, error) {
-	return dial(ctx, addr, tlsConf, cfg, dialEarly)
-}
-
-// preopen opens the stream a resumable stream's next open takes (see
-// takePreopened), right after DialEarly returned and before the server's
-// reply can have been processed, when the handshake is still on.
-// quic-go's OpenStream reads the peer's transport parameters, which its
-// connection goroutine replaces when the server's arrive, without a lock
-// (quic-go issue #4303): a stream opened before that, and announced to
-// that goroutine, is ordered before the replacement; one opened while
-// the reply is being processed races with it.
-func preopen(qc *quic.Conn) *quic.Stream {
-	select {
-	case <-qc.HandshakeComplete():
-		return nil
-	default:
-	}
-	qs, err := qc.OpenStream()
-	if err != nil {
-		return nil
-	}
-	return qs
-}
-
-// takePreopened returns the stream preopen opened, once, to the open of a
-// resumable stream (resume); any other open resets it, so that the peer
-// is not left waiting for a HELLO on it, and opens its own.
-func (c *Conn) takePreopened(resume bool) *quic.Stream {
-	qs := c.preopened.Swap(nil)
-	if qs != nil && !resume {
-		resetStream(qs, CodeCancelled)
-		return nil
-	}
-	return qs
+	return dial(ctx, addr, tlsConf, cfg, true)
 }
 
 // sessionCache returns tlsConf with a ClientSessionCache, one made once
