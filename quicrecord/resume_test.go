@@ -150,6 +150,17 @@ func (rig *resumeRig) open(opts ResumeOptions) (*ResumableStream, error) {
 	return NewResumableStream(context.Background(), rig.dial, rig.ccfg, opts)
 }
 
+// kill ends rs as a killed process would: without closing, so that its
+// key's state stays with the acceptor. The path goes dark until the
+// connection died on both ends (longer than the idle timeout).
+func (rig *resumeRig) kill(rs *ResumableStream) {
+	rig.router.dark.Store(true)
+	time.Sleep(3 * time.Second)
+	rig.router.dark.Store(false)
+	rs.cancel(errors.New("process killed"))
+	<-rs.done
+}
+
 // TestResumeAcrossBlackouts: five blackouts longer than the idle timeout,
 // so the connection really dies each time, during a transfer of 100,000
 // records; every record is applied exactly once and in order.
@@ -431,12 +442,7 @@ func TestResumeIdentityRenewal(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.NoError(t, first.Barrier(ctx))
-		// The process dies without closing: its key's state stays.
-		rig.router.dark.Store(true)
-		time.Sleep(3 * time.Second)
-		rig.router.dark.Store(false)
-		first.cancel(errors.New("process killed"))
-		<-first.done
+		rig.kill(first)
 
 		renewed, err := ca.Renew(agent)
 		require.NoError(t, err)
@@ -489,12 +495,7 @@ func TestResumeRestartedOpenerBehind(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.NoError(t, first.Barrier(ctx))
-		// The first process "dies" without closing: its key's state stays.
-		rig.router.dark.Store(true)
-		time.Sleep(3 * time.Second)
-		rig.router.dark.Store(false)
-		first.cancel(errors.New("process killed"))
-		<-first.done
+		rig.kill(first)
 
 		// The restarted process saved position 101 and regenerates from it.
 		second, err := rig.open(ResumeOptions{Key: []byte("agent-1"), FirstSeq: 101})
