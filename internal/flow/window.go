@@ -147,6 +147,8 @@ type Window struct {
 	startupFlat int     // limited startup rounds without 25% growth
 	rateGrew    bool    // the round delivered at least 25% more than any of the rateRounds before it
 	velocity    float64 // multiplier of the steady growth step
+	grewBy      float64 // the relative growth the last round gave the window (0: none)
+	lastRate    float64 // the last round's delivery rate, records per second
 }
 
 // NewWindow returns a window with parameters p and the given send base:
@@ -385,6 +387,8 @@ func (w *Window) adjust() {
 	q := w.roundMin - w.minDelay
 	w.queueDelay = q
 	standing := w.standing()
+	grewBy, lastRate := w.grewBy, w.lastRate
+	w.grewBy, w.lastRate = 0, w.recs.roundRate
 	switch {
 	case standing-w.minDelay > target:
 		// A standing queue: shrink in proportion, so that the same rate
@@ -416,16 +420,23 @@ func (w *Window) adjust() {
 		// rate is a sliver of the window and a queueing delay read within
 		// its noise would otherwise hold a half-empty pipe for seconds.
 		step := target.Seconds() / 2 * w.velocity
+		// The rate followed the last growth (by half of it, at least):
+		// the window, not the path, limits it, and what reads as a
+		// small queue is the delay's jitter.
+		following := grewBy > 0 && w.recs.roundRate >= lastRate*(1+grewBy/2)
+		before := w.recs.win
 		for _, d := range []*dim{&w.recs, &w.bytes} {
 			d.win += math.Max(d.win/16, d.maxRate()*step)
 		}
+		w.grewBy = w.recs.win/before - 1
 		switch {
-		case q >= target/4 && !w.rateGrew:
+		case q >= target/4 && !w.rateGrew && !following:
 			// A queue is forming and the rate no longer grows with
 			// the window: creep. (While the rate still grows by a
-			// quarter a round, the queue is one the path is still
-			// clearing as it ramps up, such as QUIC's own slow start
-			// on a long round trip, and the velocity keeps doubling.)
+			// quarter a round, or by half of what the window last
+			// grew, the queue is one the path is still clearing as it
+			// ramps up, such as QUIC's own slow start on a long round
+			// trip, or delay jitter, and the velocity keeps doubling.)
 			w.velocity = 1
 		case w.velocity >= restartVelocity:
 			// Two rounds in a row without any queue: far more room
