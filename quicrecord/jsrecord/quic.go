@@ -136,12 +136,12 @@ func (s *Sink) AcceptHandler(ctx context.Context, info *quicrecord.AcceptInfo) (
 // right after what JetStream holds. Serve returns nil when the opener
 // finished the stream, and closes rs in every case.
 func (s *Sink) Serve(ctx context.Context, rs *quicrecord.RecordStream) error {
-	key := rs.ResumeKey()
-	if key == nil {
+	info := rs.ResumeKeyInfo()
+	if info.Key == nil {
 		_ = rs.CloseWithError(quicrecord.CodeRefused, ErrNotResumable.Error())
 		return ErrNotResumable
 	}
-	name := nameOf(rs.ResumeKeyInfo().Peer, key)
+	name := nameOf(info.Peer, info.Key)
 	claim := s.attach(name, rs)
 	defer s.detach(name, rs, claim)
 	if claim == 0 {
