@@ -154,6 +154,7 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 	defer cancel()
 
 	collectorLog := &lockedLog{}
+	races := newRaceLog(t)
 	// startCollector starts a collector process and waits until it
 	// listens.
 	startCollector := func(n int) *exec.Cmd {
@@ -163,6 +164,7 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 		ready := make(chan struct{})
 		cmd.Stderr = &lineWatcher{prefix: fmt.Sprintf("[collector %d] ", n), log: collectorLog, match: "msg=listening", matched: ready}
 		cmd.Stdout = io.Discard
+		races.attach(cmd, fmt.Sprintf("collector-%d", n))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -192,6 +194,7 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 		"-state", filepath.Join(dir, "agent.state"),
 		"-idle-timeout", "1s", "-min-backoff", "50ms", "-max-backoff", "500ms", "-progress", "500ms")
 	agent.Stdout, agent.Stderr = agentOut, agentErr
+	races.attach(agent, "agent")
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +259,7 @@ func TestCollectorSIGKILLRestarts(t *testing.T) {
 	if err := coll.Wait(); err != nil {
 		t.Errorf("the last collector did not stop cleanly: %v", err)
 	}
+	races.check(t)
 	summary := agentOut.String()
 	t.Logf("agent summary:\n%s", summary)
 	for _, re := range []string{
@@ -331,6 +335,7 @@ func TestCollectorRestartResetsAgents(t *testing.T) {
 	defer cancel()
 
 	collectorLog := &lockedLog{}
+	races := newRaceLog(t)
 	startCollector := func(n int) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "collector"),
 			"-addr", addr, "-cert", filepath.Join(certs, "collector.pem"), "-key", filepath.Join(certs, "collector-key.pem"),
@@ -338,6 +343,7 @@ func TestCollectorRestartResetsAgents(t *testing.T) {
 		ready := make(chan struct{})
 		cmd.Stderr = &lineWatcher{prefix: fmt.Sprintf("[collector %d] ", n), log: collectorLog, match: "msg=listening", matched: ready}
 		cmd.Stdout = io.Discard
+		races.attach(cmd, fmt.Sprintf("collector-%d", n))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -373,6 +379,7 @@ func TestCollectorRestartResetsAgents(t *testing.T) {
 		"-state", filepath.Join(dir, "agent.state"),
 		"-idle-timeout", "10m", "-min-backoff", "50ms", "-max-backoff", "500ms", "-progress", "0")
 	agent.Stdout, agent.Stderr = agentOut, agentErr
+	races.attach(agent, "agent")
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -442,6 +449,7 @@ func TestCollectorRestartResetsAgents(t *testing.T) {
 	if err := coll.Wait(); err != nil {
 		t.Errorf("the collector did not stop cleanly: %v", err)
 	}
+	races.check(t)
 	if !regexp.MustCompile(`connections +2 \(1 resume\)`).MatchString(agentOut.String()) {
 		t.Errorf("agent summary does not show one resume:\n%s", agentOut)
 	}
