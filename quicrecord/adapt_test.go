@@ -200,6 +200,7 @@ func fixedConfig(w int) *Config {
 // once converged it stays within a band (no oscillation). The windows
 // over time are in the test log.
 func TestAdaptiveWindowPaths(t *testing.T) {
+	t.Parallel()
 	for _, pc := range []struct {
 		pathCase
 		fixed []int // the fixed windows to compare with, around the path's needs
@@ -215,6 +216,7 @@ func TestAdaptiveWindowPaths(t *testing.T) {
 		{pathCase{name: "rtt20ms-50mbit-loss1%", rtt: 20 * time.Millisecond, mbit: 50, loss: 0.01, size: 1024, duration: 8 * time.Second}, []int{64, 256, 1024}},
 	} {
 		t.Run(pc.name, func(t *testing.T) {
+			t.Parallel()
 			from, to := pc.duration/3, pc.duration
 			var best float64
 			var bestW int
@@ -292,6 +294,7 @@ func TestAdaptiveWindowPaths(t *testing.T) {
 // at the slowdown has drained (no sender can recall it), and once it is
 // fast again the throughput recovers.
 func TestAdaptiveWindowConsumerChange(t *testing.T) {
+	t.Parallel()
 	const rtt = 20 * time.Millisecond
 	slowFrom, slowTo := 600*time.Millisecond, 2400*time.Millisecond
 	pc := pathCase{name: "consumer-change", rtt: rtt, size: 256, duration: 3200 * time.Millisecond,
@@ -333,6 +336,7 @@ func TestAdaptiveWindowConsumerChange(t *testing.T) {
 // QUIC: it never runs ahead of what the peer can have received by more
 // than the data in flight on the path.
 func TestAdaptiveAcksDoNotQueueBehindData(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const rtt = 20 * time.Millisecond
 		router := simtest.NewBottleneck(simtest.NewRouter(simtest.Seed(t, 16), 0), 50e6, bottleneckQueue)
@@ -485,6 +489,7 @@ func TestWindowFrames(t *testing.T) {
 // round trips, so that records wait tens of milliseconds, not the 6.5 s a
 // full window would queue.
 func TestReceiverAnnouncesWindow(t *testing.T) {
+	t.Parallel()
 	const rtt = 20 * time.Millisecond
 	pc := pathCase{name: "slow-consumer", rtt: rtt, size: 256, duration: 12 * time.Second,
 		cost: func(time.Duration) time.Duration { return 200 * time.Microsecond }}

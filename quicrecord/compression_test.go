@@ -95,6 +95,7 @@ func sendAndCheck(t *testing.T, tx, rx *RecordStream, n int, gen func(uint64) []
 // (its in totals mirror the sender's out totals), and the windows, the
 // backlog and the traffic counters count uncompressed record bytes.
 func TestCompressionTransfer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		mode     Compression
 		minRatio float64 // 0: nothing compressed
@@ -145,6 +146,7 @@ func TestCompressionTransfer(t *testing.T) {
 // batches to a peer that does not accept them: one that switched the
 // feature off, and one at protocol version 1.
 func TestCompressionNotNegotiated(t *testing.T) {
+	t.Parallel()
 	for _, peer := range []struct {
 		name string
 		cfg  *Config
@@ -196,6 +198,7 @@ func TestCompressionPerStream(t *testing.T) {
 // TestCompressionIncompressible: with auto, random records go plain
 // after the first few tries (the adaptive skip), and arrive intact.
 func TestCompressionIncompressible(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		cfg := &Config{Stream: StreamConfig{Compression: CompressionAuto, FlushDelay: time.Millisecond}}
 		p := newSimPair(t, cfg, cfg, nil, simRTT/2)
@@ -366,6 +369,7 @@ func compressionHostileCases() []hostileCase {
 // (PROTOCOL.md §4.3.1) within a round trip, nothing of the batch is
 // applied, and the connection's other streams go on.
 func TestHostileCompressedPeer(t *testing.T) {
+	t.Parallel()
 	for _, rawOpens := range []bool{true, false} {
 		for _, tc := range compressionHostileCases() {
 			t.Run(fmt.Sprintf("rawOpens=%v/%s", rawOpens, tc.name), func(t *testing.T) {
@@ -417,6 +421,7 @@ func runOnLink(t *testing.T, mode Compression, n int) linkRun {
 // The figures are logged for the README (with a fixed window, see
 // runOnLink: off 7.37k, S2 34-36k records/s at 0.19-0.20 of the bytes).
 func TestCompressionOnSlowLink(t *testing.T) {
+	t.Parallel()
 	const n = 20_000
 	runs := map[Compression]linkRun{}
 	for _, mode := range []Compression{CompressionOff, CompressionS2, CompressionZstd, CompressionAuto} {

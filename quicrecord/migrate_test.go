@@ -127,6 +127,7 @@ func (m *migrationNet) transfer(t *testing.T, mid func()) {
 // TestNATRebinding: the client's address changes under it mid-transfer;
 // the server follows the new path by itself and the stream carries on.
 func TestNATRebinding(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		m := newMigrationNet(t)
 		m.transfer(t, func() { m.router.Rebind(natAddr) })
@@ -138,6 +139,7 @@ func TestNATRebinding(t *testing.T) {
 // TestMigrate: an explicit migration mid-transfer moves the client to a
 // new socket through probe and switch; the stream carries on.
 func TestMigrate(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		m := newMigrationNet(t)
 		m.transfer(t, func() {
@@ -153,6 +155,7 @@ func TestMigrate(t *testing.T) {
 // cleanly when its context ends, and the connection goes on on its old
 // path.
 func TestMigrateDeadPath(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		m := newMigrationNet(t)
 		m.transfer(t, func() {

@@ -67,6 +67,7 @@ func compressingStream() StreamConfig {
 // when both sides have the feature, and every record arrives. A pairing
 // of two future peers has no library end and is not run.
 func TestNegotiationMatrix(t *testing.T) {
+	t.Parallel()
 	for _, op := range profiles {
 		for _, ac := range profiles {
 			if op.future() && ac.future() {

@@ -410,6 +410,7 @@ func insecureSkipVerifySetters(fset *token.FileSet, f *ast.File) []string {
 // VerifyConnection (package identity's pinning). The checker itself is
 // tested on a sample first.
 func TestNoInsecureSkipVerify(t *testing.T) {
+	t.Parallel()
 	fset := token.NewFileSet()
 	sample, err := parser.ParseFile(fset, "sample.go", `package p
 import "crypto/tls"

@@ -113,6 +113,7 @@ func waitConnects(t *testing.T, rs *ResumableStream, want uint64) {
 }
 
 func TestFailoverDialSkipsUnreachableAndReturns(t *testing.T) {
+	t.Parallel()
 	stls, ctls := tlsPair(t)
 	store := NewResumeStore(ResumeStoreConfig{AllowAnonymous: true})
 	cfg := &Config{ResumeStore: store}

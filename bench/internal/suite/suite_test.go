@@ -146,6 +146,7 @@ func TestOptionsValidation(t *testing.T) {
 // bubble, where time is virtual: with little loss a record's latency is
 // one round trip, never less; with more loss it is at least that.
 func TestHOLSynctest(t *testing.T) {
+	t.Parallel()
 	run := func(t *testing.T, tr string, loss float64) Metrics[float64] {
 		var m Metrics[float64]
 		synctest.Test(t, func(t *testing.T) {
@@ -262,6 +263,7 @@ func TestProgressSilentWhenNotATerminal(t *testing.T) {
 // wire per payload byte than plain recordmux, and on the incompressible
 // one none does better than the payload itself.
 func TestCompressionCaseTiny(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	o := DefaultOptions()
