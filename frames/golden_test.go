@@ -411,13 +411,14 @@ func TestFeatures(t *testing.T) {
 		{frames.FeatureEarlyRecords, "early-records"},
 		{frames.FeatureWindowUpdate, "window-update"},
 		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
-		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x80, "piggyback-ack|half-close|0x80"},
-		{frames.FeaturePiggybackAck | 0x180, "piggyback-ack|0x180"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x100, "piggyback-ack|half-close|0x100"},
+		{frames.FeaturePiggybackAck | 0x300, "piggyback-ack|0x300"},
+		{frames.FeatureResume | frames.FeatureEarlyRecords | frames.FeatureResumeEarly, "resume|early-records|resume-early"},
 		{frames.FeatureCompression | frames.FeatureEarlyRecords, "compression|early-records"},
 		{frames.FeatureCompression, "compression"},
-		{frames.FeatureHalfClose | frames.FeatureCompression | 0x80, "half-close|compression|0x80"},
+		{frames.FeatureHalfClose | frames.FeatureCompression | 0x100, "half-close|compression|0x100"},
 		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | frames.FeatureResumeEpoch, "piggyback-ack|half-close|resume-epoch"},
-		{0x80, "0x80"},
+		{0x100, "0x100"},
 	} {
 		require.Equal(t, tc.name, tc.f.String())
 	}
