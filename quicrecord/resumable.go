@@ -49,9 +49,11 @@ type ResumeOptions struct {
 	// ZeroRTT makes DialResumable reconnect with 0-RTT (DialEarly, with a
 	// TLS session cache of its own when the tls.Config has none): the
 	// resume HELLO travels in the first flight of a reconnection, which
-	// saves the TLS round trip before the stream resumes. The acceptor's
-	// listener must allow 0-RTT. See DialEarly for what is and is not
-	// sent in 0-RTT, and the README for the replay trade-off.
+	// saves the TLS round trip before the stream resumes, and with an
+	// acceptor that offers FeatureResumeEarly the held records travel
+	// behind it (an optimistic resume, docs/PROTOCOL.md §6.5). The
+	// acceptor's listener must allow 0-RTT. See DialEarly for what is and
+	// is not sent in 0-RTT, and the README for the replay trade-off.
 	ZeroRTT bool
 	// OnReject, if set, is called for every record the acceptor rejects,
 	// on the reader goroutine of the connection's stream; it must not
