@@ -489,3 +489,50 @@ func TestResumeEarlyMatrix(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeEarlySuperseded: while an opener (epoch 1) is away, a newer
+// opener of its key (epoch 2) takes the key over. The older one's
+// optimistic resume is refused with SUPERSEDED in place of the reply:
+// none of its records is applied, and it fails for good with the records
+// it held in doubt, without redialing.
+func TestResumeEarlySuperseded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newReconnectNet(t, true, nil)
+		ctx := context.Background()
+		var dials atomic.Int32
+		dial := func(ctx context.Context) (*Conn, error) { dials.Add(1); return m.dial(ctx) }
+		key := []byte("clone")
+		older, err := NewResumableStream(ctx, dial, &Config{QUIC: zeroRTTQUIC()}, ResumeOptions{Key: key, Epoch: 1, MinBackoff: 5 * time.Second, MaxBackoff: 5 * time.Second})
+		require.NoError(t, err)
+		sendN(t, older, 100)
+		require.NoError(t, older.Barrier(ctx))
+		time.Sleep(zeroRTT)
+		m.router.Cut()
+		m.cut.Store(true)
+		sendN(t, older, 10)
+		time.Sleep(3 * time.Second)
+		m.cut.Store(false)
+		m.router.Restore()
+
+		newer, err := NewResumableStream(ctx, m.dial, &Config{QUIC: zeroRTTQUIC()}, ResumeOptions{Key: key, Epoch: 2, FirstSeq: 101})
+		require.NoError(t, err)
+		sendN(t, newer, 5)
+		require.NoError(t, newer.Barrier(ctx))
+		<-older.Context().Done()
+
+		var re *ResumeError
+		require.ErrorAs(t, older.Err(), &re)
+		require.ErrorIs(t, re, ErrSuperseded)
+		require.Equal(t, [2]uint64{101, 110}, [2]uint64{re.FirstUnknown, re.LastUnknown})
+		redials := dials.Load()
+		time.Sleep(time.Minute)
+		require.Equal(t, redials, dials.Load(), "a superseded opener does not redial")
+		require.Zero(t, m.log.twice.Load(), "none of the older opener's records 101-110 was applied")
+		_, ok := m.log.applied(106)
+		require.False(t, ok)
+		require.NoError(t, newer.Close(ctx))
+		m.log.mu.Lock()
+		defer m.log.mu.Unlock()
+		require.Equal(t, []refusedStream{{code: CodeSuperseded, optimistic: true}}, m.log.refused)
+	})
+}
