@@ -153,6 +153,7 @@ func (s *RecordStream) readReply() error {
 	s.ctr.inFrames[kindUnknown].Add(unknown)
 	s.upgrade(neg)
 	s.conn.opened.Add(1)
+	s.conn.learnEarly(&peer, neg) // an optimistic resume's reply carries the offer too
 	return nil
 }
 
