@@ -518,7 +518,7 @@ func helloExtensionCut(name string, n int) bool {
 	switch name {
 	case "hello-opener":
 		return n == 4
-	case "hello-resume":
+	case "hello-resume", "hello-resume-early":
 		return n == 4 || n == 8 || n == 12
 	case "hello-codecs":
 		return n == 3

@@ -113,6 +113,11 @@ const (
 	// behind the opener's HELLO, before its reply, within the early
 	// profile (docs/PROTOCOL.md §5.5); an opener learns it from a reply.
 	FeatureEarlyRecords Features = 1 << 6
+	// FeatureResumeEarly announces that an acceptor takes the records of
+	// a resumed stream right behind the opener's resume HELLO, before its
+	// reply, and drops those it already applied (docs/PROTOCOL.md §6.5).
+	// It takes effect only with [FeatureResume] and [FeatureEarlyRecords].
+	FeatureResumeEarly Features = 1 << 7
 )
 
 // ReservedFeatures are feature bits that no version will ever assign
@@ -135,6 +140,7 @@ var featureNames = [...]struct {
 	{FeatureResumeEpoch, "resume-epoch"},
 	{FeatureCompression, "compression"},
 	{FeatureEarlyRecords, "early-records"},
+	{FeatureResumeEarly, "resume-early"},
 }
 
 // String lists the known features by name and any other bits in hex.

@@ -32,6 +32,8 @@ var goldenHex = []struct{ name, hex string }{
 	{"batch-s2", "02 2e 02 01 03 01 404e 4e 6419686f73743d6131206c6576656c3d696e666f206d73673d6f6b 0d1a0032150011003315000a"},
 	{"batch-zstd", "02 36 02 01 03 02 404e 28b52ffd 204e 3d0100c40119686f73743d6131206c6576656c3d696e666f206d73673d6f6b3233031004ed49af6b6763"},
 	{"hello-resume", "01 20 01 02 13 80010000 80004000 4100 80100000 00 00 00 01 02 6b31 02 02 4065 04 02 43e8"},
+	{"hello-resume-early", "01 21 01 02 40d3 80010000 80004000 4100 80100000 00 00 00 01 02 6b31 02 02 4065 04 02 43e8"},
+	{"batch-resume-early", "02 0e 00 4065 02 04 743d3231 04 743d3232"},
 }
 
 // goldenBatch and goldenUnknown describe the BATCH and unknown vectors.
@@ -117,6 +119,25 @@ var goldenValues = map[string]any{
 			{ID: frames.ExtResumePosition, Value: []byte{0x40, 0x65}},
 			{ID: frames.ExtResumeEpoch, Value: []byte{0x43, 0xe8}},
 		},
+	},
+	"hello-resume-early": frames.Hello{
+		MinVersion: frames.Version1,
+		MaxVersion: frames.Version2,
+		Features: frames.FeaturePiggybackAck | frames.FeatureResume | frames.FeatureResumeEpoch |
+			frames.FeatureEarlyRecords | frames.FeatureResumeEarly,
+		MaxFrameSize:  64 << 10,
+		MaxRecordSize: 16 << 10,
+		WindowRecords: 256,
+		WindowBytes:   1 << 20,
+		Extensions: []frames.Extension{
+			{ID: frames.ExtResumeKey, Value: []byte("k1")},
+			{ID: frames.ExtResumePosition, Value: []byte{0x40, 0x65}},
+			{ID: frames.ExtResumeEpoch, Value: []byte{0x43, 0xe8}},
+		},
+	},
+	"batch-resume-early": goldenBatch{
+		header:  frames.BatchHeader{FirstSeq: 101},
+		records: [][]byte{[]byte("t=21"), []byte("t=22")},
 	},
 	"batch-s2":   goldenCompressed{codec: compress.S2, records: goldenTelemetry},
 	"batch-zstd": goldenCompressed{codec: compress.Zstd, records: goldenTelemetry},
@@ -411,13 +432,14 @@ func TestFeatures(t *testing.T) {
 		{frames.FeatureEarlyRecords, "early-records"},
 		{frames.FeatureWindowUpdate, "window-update"},
 		{frames.FeaturePiggybackAck | frames.FeatureWindowUpdate | frames.FeatureHalfClose, "piggyback-ack|window-update|half-close"},
-		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x80, "piggyback-ack|half-close|0x80"},
-		{frames.FeaturePiggybackAck | 0x180, "piggyback-ack|0x180"},
+		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | 0x100, "piggyback-ack|half-close|0x100"},
+		{frames.FeaturePiggybackAck | 0x300, "piggyback-ack|0x300"},
+		{frames.FeatureResume | frames.FeatureEarlyRecords | frames.FeatureResumeEarly, "resume|early-records|resume-early"},
 		{frames.FeatureCompression | frames.FeatureEarlyRecords, "compression|early-records"},
 		{frames.FeatureCompression, "compression"},
-		{frames.FeatureHalfClose | frames.FeatureCompression | 0x80, "half-close|compression|0x80"},
+		{frames.FeatureHalfClose | frames.FeatureCompression | 0x100, "half-close|compression|0x100"},
 		{frames.FeaturePiggybackAck | frames.FeatureHalfClose | frames.FeatureResumeEpoch, "piggyback-ack|half-close|resume-epoch"},
-		{0x80, "0x80"},
+		{0x100, "0x100"},
 	} {
 		require.Equal(t, tc.name, tc.f.String())
 	}

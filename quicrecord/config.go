@@ -345,7 +345,7 @@ func (c *Config) settings() (*settings, error) {
 		disabled:       c.DisableFeatures,
 	}
 	if s.resume == nil {
-		s.features &^= FeatureResume | FeatureResumeEpoch
+		s.features &^= resumeFeatures
 	}
 	if s.peerIdentity == nil {
 		s.peerIdentity = DefaultPeerIdentity

@@ -147,6 +147,11 @@ type Conn struct {
 	mig         migrations    // Migrate (migrate.go)
 	zeroRTTHeld atomic.Uint64 // resume HELLOs in 0-RTT held for the handshake (zerortt.go)
 	refused     atomic.Uint64 // streams this side refused
+	// opened counts the streams whose HELLO exchange completed, either
+	// way: accepted, or opened and answered (an optimistic open once its
+	// reply arrived). A refused stream does not count (see
+	// failover.begin).
+	opened atomic.Uint64
 	// peerEarly is set once a reply to a stream this side opened
 	// announced FeatureEarlyRecords: later streams may open
 	// optimistically (early.go).
@@ -220,7 +225,7 @@ func (c *Conn) acceptSettings() *settings {
 		return c.set
 	}
 	n := *c.set
-	n.features &^= FeatureResume | FeatureResumeEpoch
+	n.features &^= resumeFeatures
 	return &n
 }
 

@@ -220,7 +220,10 @@
 // [ResumableStream] with 0-RTT (the acceptor's listener needs
 // Config.QUIC.Allow0RTT); plain streams never use 0-RTT, and a resume in
 // 0-RTT takes a live stream's key only once the handshake completes (see
-// the README for the replay trade-off). [Conn.Migrate] and
+// the README for the replay trade-off). A ResumableStream whose previous
+// acceptor announced [FeatureResumeEarly] reconnects with an optimistic
+// resume: its held records follow the resume HELLO in the same flight,
+// and the acceptor drops those it applied already. [Conn.Migrate] and
 // [ResumableStream.Migrate] move a client connection to a new local
 // socket by path probing; a NAT rebinding needs no call.
 //
@@ -241,6 +244,8 @@
 //   - Ordering holds within a stream, not across streams.
 //   - The first stream of a connection cannot open optimistically: the
 //     opener learns the acceptor's early-records offer from a reply.
-//   - A 0-RTT reconnect sends the resume HELLO in 0-RTT, but its replayed
-//     records only after the reply.
+//   - An optimistic resume sends again the held records the acceptor
+//     applied but whose acks were lost (at most one window); the
+//     acceptor drops them. Before the reply it sends at most the early
+//     window of records.
 package quicrecord

@@ -90,12 +90,17 @@ func (c *Conn) canOpenEarly(opts StreamOptions, ro *resumeOpen) bool {
 }
 
 // openEarly writes the HELLO h on qs and launches the stream without
-// waiting for the reply; its reader loop reads the reply first.
-func (c *Conn) openEarly(ctx context.Context, qs *quic.Stream, set *settings, opts StreamOptions, h *frames.Hello) (*RecordStream, error) {
+// waiting for the reply; its reader loop reads the reply first. ro is
+// nil for a plain stream, else the optimistic resume's (resume_early.go).
+func (c *Conn) openEarly(ctx context.Context, qs *quic.Stream, set *settings, opts StreamOptions, h *frames.Hello, ro *resumeOpen) (*RecordStream, error) {
+	announce := FeatureEarlyRecords
+	if ro != nil {
+		announce |= FeatureResumeEarly
+	}
 	early := *set
-	early.features |= FeatureEarlyRecords
+	early.features |= announce
 	set = &early
-	h.Features |= FeatureEarlyRecords
+	h.Features |= announce
 	stop := context.AfterFunc(ctx, func() { resetStream(qs, CodeCancelled) })
 	err := writeHello(qs, h, time.Now().Add(set.helloTimeout))
 	if err == nil && !stop() {
@@ -108,6 +113,10 @@ func (c *Conn) openEarly(ctx context.Context, qs *quic.Stream, set *settings, op
 		role: RoleOpener, scope: opts.Scope, dataID: opts.DataID, metadata: opts.Metadata,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
+	if ro != nil {
+		s.setBases(ro.first-1, 0)
+		s.onAck, s.resumeKey, s.earlyResume = ro.onAck, ro.key, ro
+	}
 	s.replyPending.Store(true)
 	s.ctr.frameOut(kindHello)
 	if err := c.launch(s); err != nil {
@@ -131,6 +140,9 @@ func (s *RecordStream) readReply() error {
 		_ = s.qs.SetReadDeadline(time.Time{})
 		neg, err = negotiate(s.set, &peer, RoleOpener)
 	}
+	if err == nil && s.earlyResume != nil {
+		err = s.resumeReply(&peer, neg)
+	}
 	if err == nil && (!neg.Features.Has(FeatureEarlyRecords) || !coversEarly(neg.PeerLimits)) {
 		err = &StreamError{Code: CodeProtocolViolation, Reason: "the reply to an optimistic open does not take early records"}
 	}
@@ -140,6 +152,8 @@ func (s *RecordStream) readReply() error {
 	s.ctr.frameIn(kindHello)
 	s.ctr.inFrames[kindUnknown].Add(unknown)
 	s.upgrade(neg)
+	s.conn.opened.Add(1)
+	s.conn.learnEarly(&peer, neg) // an optimistic resume's reply carries the offer too
 	return nil
 }
 

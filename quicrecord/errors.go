@@ -76,10 +76,22 @@ const (
 	// on a connection whose acceptor announced it (protocol version 2 and
 	// later).
 	FeatureEarlyRecords = frames.FeatureEarlyRecords
+	// FeatureResumeEarly lets a ResumableStream that reconnects send the
+	// records it holds right behind its resume HELLO, in the same flight
+	// (0-RTT with ResumeOptions.ZeroRTT), before the acceptor's reply; the
+	// acceptor drops those it already applied. An opener uses it on an
+	// acceptor that announced it to the stream's previous connection
+	// (protocol version 2 and later, with FeatureResume and
+	// FeatureEarlyRecords).
+	FeatureResumeEarly = frames.FeatureResumeEarly
 )
 
 // allFeatures is every feature this library implements.
-const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureResumeEpoch | FeatureCompression | FeatureEarlyRecords
+const allFeatures = FeaturePiggybackAck | FeatureResume | FeatureWindowUpdate | FeatureHalfClose | FeatureResumeEpoch | FeatureCompression | FeatureEarlyRecords | FeatureResumeEarly
+
+// resumeFeatures are the features that only a side with resumption
+// (a ResumeStore, or a resumable stream's opener) announces.
+const resumeFeatures = FeatureResume | FeatureResumeEpoch | FeatureResumeEarly
 
 // MaxResumeKeyLen caps the length of a resume key.
 const MaxResumeKeyLen = 64

@@ -2,6 +2,7 @@ package quicrecord
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,13 @@ type resumeOpen struct {
 	epoch       uint64 // the opener's resume epoch (ResumeOptions.Epoch)
 	// onAck is installed on the stream before its loops start.
 	onAck func(uint64)
+	// early asks for an optimistic resume (resume_early.go); openStream
+	// clears it when the connection's settings do not allow one. onReply
+	// is then told of the acceptor's reply, on the reader goroutine:
+	// resumeEarly says whether the reply made resume-early effective, and
+	// applied is its position; an error ends the stream.
+	early   bool
+	onReply func(applied uint64, neg Negotiated, resumeEarly bool) error
 }
 
 // exchange is what one side learned from the peer's HELLO.
@@ -78,7 +86,12 @@ func (c *Conn) openStreamOnce(ctx context.Context, opts StreamOptions, ro *resum
 		return nil, c.openFailed(ctx, err)
 	}
 	if c.canOpenEarly(opts, ro) {
-		return c.openEarly(ctx, qs, set, opts, &h)
+		return c.openEarly(ctx, qs, set, opts, &h, nil)
+	}
+	if ro != nil && ro.early {
+		if ro.early = c.canResumeEarly(opts); ro.early {
+			return c.openEarly(ctx, qs, set, opts, &h, ro)
+		}
 	}
 	// Until the exchange is over, ctx's end resets the stream.
 	stop := context.AfterFunc(ctx, func() { resetStream(qs, CodeCancelled) })
@@ -105,6 +118,7 @@ func (c *Conn) openStreamOnce(ctx context.Context, opts StreamOptions, ro *resum
 	if err := c.launch(s); err != nil {
 		return nil, err
 	}
+	c.opened.Add(1)
 	return s, nil
 }
 
@@ -117,10 +131,11 @@ func (s *settings) forOpen(opts StreamOptions, resumable bool) (*settings, error
 	if err != nil {
 		return nil, err
 	}
-	// Only an optimistic open announces early-records (early.go).
-	disable := opts.DisableFeatures | FeatureEarlyRecords
+	// Only an optimistic open announces early-records (early.go), and
+	// only an optimistic resume resume-early (resume_early.go).
+	disable := opts.DisableFeatures | FeatureEarlyRecords | FeatureResumeEarly
 	if !resumable {
-		disable |= FeatureResume | FeatureResumeEpoch
+		disable |= resumeFeatures
 	}
 	set := s.narrow(opts.MaxProtocolVersion, disable)
 	if resumable && !set.features.Has(FeatureResume) && !opts.DisableFeatures.Has(FeatureResume) {
@@ -393,6 +408,7 @@ func (c *Conn) handshake(qs *quic.Stream) {
 	if err := c.launch(s); err != nil {
 		return
 	}
+	c.opened.Add(1)
 	select {
 	case c.acceptQ <- s:
 	case <-c.ctx.Done():
@@ -462,24 +478,40 @@ func (c *Conn) acceptExchange(qs *quic.Stream, info *AcceptInfo) (*RecordStream,
 		remote: c.qc.RemoteAddr(), openedAt: time.Now(),
 	})
 	reply := set.localHello()
+	var lost error // the records of an optimistic resume start beyond the key's
 	if claim != nil {
-		if err := c.confirmBeforeTakeover(info.ResumeKey, deadline); err != nil {
+		if lost, err = c.resumeKeyReply(s, claim, &reply, deadline); err != nil {
 			return nil, err
 		}
-		applied, err := c.takeResumeKey(s, claim, deadline)
-		if err != nil {
-			return nil, err
-		}
-		reply.Extensions = append(reply.Extensions, frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, applied)})
 	}
-	if err := writeHello(qs, &reply, deadline); err != nil {
+	if err := writeHello(qs, &reply, deadline); err != nil || lost != nil {
 		if s.rsm != nil {
 			c.set.resume.release(s.rsm, s, false)
 		}
-		return nil, err
+		return nil, cmp.Or(err, lost)
 	}
 	s.countHellos(x.unknown)
 	return s, nil
+}
+
+// resumeKeyReply takes the resume key of claim over for s, once the
+// replay defence allows it, and adds the key's last applied sequence
+// number to the reply. For an optimistic resume it returns, as lost, the
+// refusal to send after the reply when the opener's records start beyond
+// that (resume_early.go).
+func (c *Conn) resumeKeyReply(s *RecordStream, claim *resumeClaim, reply *frames.Hello, deadline time.Time) (lost, err error) {
+	if err := c.confirmBeforeTakeover(claim.info.Key, deadline); err != nil {
+		return nil, err
+	}
+	applied, err := c.takeResumeKey(s, claim, deadline)
+	if err != nil {
+		return nil, err
+	}
+	reply.Extensions = append(reply.Extensions, frames.Extension{ID: frames.ExtResumePosition, Value: quicvarint.Append(nil, applied)})
+	if s.negotiated().Features.Has(FeatureResumeEarly) {
+		lost = s.startEarlyResume(claim.first, applied)
+	}
+	return lost, nil
 }
 
 // resumeRequest reads the resume key, position and epoch of an opener's

@@ -107,6 +107,9 @@ func negotiate(s *settings, peer *frames.Hello, role Role) (Negotiated, error) {
 	if !n.Features.Has(FeatureResume) {
 		n.Features &^= FeatureResumeEpoch // meaningless without resumption
 	}
+	if !n.Features.Has(FeatureResume | FeatureEarlyRecords) {
+		n.Features &^= FeatureResumeEarly // an optimistic resume needs both
+	}
 	if n.Features.Has(FeatureCompression) {
 		n.PeerCodecs = codecsOf(peerCodecs(peer))
 	}

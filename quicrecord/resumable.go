@@ -6,11 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"sync"
 	"time"
-
-	"github.com/recordmux/recordmux/frames"
 )
 
 // ResumeOptions configure a [ResumableStream].
@@ -52,9 +49,11 @@ type ResumeOptions struct {
 	// ZeroRTT makes DialResumable reconnect with 0-RTT (DialEarly, with a
 	// TLS session cache of its own when the tls.Config has none): the
 	// resume HELLO travels in the first flight of a reconnection, which
-	// saves the TLS round trip before the stream resumes. The acceptor's
-	// listener must allow 0-RTT. See DialEarly for what is and is not
-	// sent in 0-RTT, and the README for the replay trade-off.
+	// saves the TLS round trip before the stream resumes, and with an
+	// acceptor that offers FeatureResumeEarly the held records travel
+	// behind it (an optimistic resume, docs/PROTOCOL.md §6.5). The
+	// acceptor's listener must allow 0-RTT. See DialEarly for what is and
+	// is not sent in 0-RTT, and the README for the replay trade-off.
 	ZeroRTT bool
 	// OnReject, if set, is called for every record the acceptor rejects,
 	// on the reader goroutine of the connection's stream; it must not
@@ -118,7 +117,9 @@ type ResumeStats struct {
 	ReplayedRecords uint64
 	// DuplicatesDropped counts records held as unacknowledged that the
 	// acceptor reported already applied when the stream resumed: they
-	// were dropped instead of being sent again.
+	// were dropped instead of being sent again, or, by an optimistic
+	// resume (FeatureResumeEarly), sent again and dropped by the
+	// acceptor.
 	DuplicatesDropped uint64
 	// Disconnected is the total time spent without a connection.
 	Disconnected time.Duration
@@ -176,6 +177,16 @@ type ResumableStream struct {
 	// the acceptor of the current (or last) connection, the smaller of
 	// both sides' MaxRecordSize.
 	maxRecord int
+	// peerResumeEarly is set when the acceptor of the last connection
+	// offered optimistic resumes: the next one opens optimistically
+	// (resume_early.go). inDoubt is set by an optimistic resume's reply
+	// when the acceptor lost records it had acknowledged; run fails the
+	// stream with it.
+	peerResumeEarly bool
+	inDoubt         *ResumeError
+	// withdrawn is set when an optimistic resume's reply did not take
+	// it (settleEarly).
+	withdrawn bool
 }
 
 // DialResumable dials addr and opens a resumable stream on it, returning
@@ -481,149 +492,6 @@ func (r *ResumableStream) onAck(a uint64) {
 		r.notifyLocked()
 	}
 	r.mu.Unlock()
-}
-
-// connect dials and opens the stream, resuming after the last applied
-// record. Errors that retrying cannot fix come back as *ResumeError.
-func (r *ResumableStream) connect(ctx context.Context) (*Conn, *RecordStream, error) {
-	conn, err := r.dial(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	r.mu.Lock()
-	ro := &resumeOpen{key: r.key, first: r.acked + 1, last: r.written, epoch: r.opts.Epoch, onAck: r.onAck}
-	if r.stats.Connects == 0 {
-		// A new ResumableStream may continue a key an earlier process
-		// used: it cannot know how far that process got, so the acceptor
-		// may be ahead of FirstSeq by any amount.
-		ro.last = frames.MaxSeq
-	}
-	r.mu.Unlock()
-	s, err := conn.openStream(ctx, r.opts.Stream, ro)
-	if err == nil {
-		s.SetRejectHandler(r.onReject)
-	}
-	if err != nil {
-		_ = conn.Close()
-		if errors.Is(err, ErrResumeUnknown) || errors.Is(err, ErrRefused) || errors.Is(err, ErrSuperseded) {
-			return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: ro.first, LastUnknown: ro.last, Err: err}
-		}
-		return nil, nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stats.Connects++
-	r.maxRecord = s.MaxRecordSize()
-	if !s.Negotiated().Features.Has(FeatureResume) {
-		if ro.first > 1 || r.stats.Connects > 1 {
-			_ = s.CloseWithError(CodeResumeUnknown, "resumption unavailable")
-			_ = conn.Close()
-			return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: ro.first, LastUnknown: ro.last,
-				Err: &StreamError{Code: CodeResumeUnknown, Reason: "the acceptor does not offer resumption", Remote: true}}
-		}
-		r.noResume = true
-		return conn, s, nil
-	}
-	applied := s.sendBase // the acceptor's position, set by openStream
-	if applied+1 < ro.first {
-		// The acceptor lost records it had acknowledged.
-		_ = s.CloseWithError(CodeResumeUnknown, "acceptor state is behind its acknowledgements")
-		_ = conn.Close()
-		return nil, nil, &ResumeError{Key: r.Key(), FirstUnknown: applied + 1, LastUnknown: ro.first - 1,
-			Err: &StreamError{Code: CodeResumeUnknown, Reason: fmt.Sprintf("acceptor resumed at %d but had acknowledged %d", applied, ro.first-1), Remote: true}}
-	}
-	if applied > r.acked {
-		// Held records up to applied were applied already (their acks
-		// were lost, or an earlier process sent them): drop them, and
-		// drop later Sends up to applied as they come.
-		held := min(applied, r.log.next-1)
-		if held > r.acked {
-			r.stats.DuplicatesDropped += held - r.acked
-		}
-		r.log.dropThrough(applied)
-		r.acked = applied
-		r.written = max(r.written, applied)
-		r.notifyLocked()
-	}
-	if r.stats.Connects > 1 {
-		r.stats.Resumes++
-	}
-	return conn, s, nil
-}
-
-// superseded reports whether err is the acceptor's word that a newer
-// opener took the stream's key over.
-func superseded(err error) bool {
-	var se *StreamError
-	return errors.As(err, &se) && se.Remote && se.Code == CodeSuperseded
-}
-
-// run serves each connection and reconnects after losing one.
-func (r *ResumableStream) run(conn *Conn, s *RecordStream) {
-	defer close(r.done)
-	for {
-		r.event(ResumeConnected, nil)
-		if r.noResume {
-			r.event(ResumeUnavailable, nil)
-		}
-		err := r.serve(conn, s)
-		_ = conn.Close()
-		if r.ctx.Err() != nil {
-			return
-		}
-		r.mu.Lock()
-		r.downSince = time.Now()
-		r.cur, r.curConn = nil, nil
-		noResume := r.noResume
-		first, last := r.acked+1, r.written
-		r.mu.Unlock()
-		r.event(ResumeDisconnected, err)
-		if noResume || superseded(err) {
-			// Without resumption the records in doubt stay in doubt;
-			// a superseded stream must not reconnect: a newer opener
-			// holds its key.
-			r.fail(&ResumeError{Key: r.Key(), FirstUnknown: first, LastUnknown: last, Err: err})
-			return
-		}
-		conn, s = r.reconnect()
-		if conn == nil {
-			return
-		}
-	}
-}
-
-// reconnect dials until it succeeds, the stream is closed, or an error
-// that retrying cannot fix.
-func (r *ResumableStream) reconnect() (*Conn, *RecordStream) {
-	backoff := r.opts.MinBackoff
-	for {
-		jitter := time.Duration(float64(backoff) * 0.5 * mrand.Float64())
-		t := time.NewTimer(backoff + jitter)
-		select {
-		case <-t.C:
-		case <-r.ctx.Done():
-			t.Stop()
-			return nil, nil
-		}
-		backoff = min(2*backoff, r.opts.MaxBackoff)
-		ctx, cancel := context.WithTimeout(r.ctx, r.set.helloTimeout+r.opts.MaxBackoff)
-		conn, s, err := r.connect(ctx)
-		cancel()
-		var re *ResumeError
-		switch {
-		case err == nil:
-			r.mu.Lock()
-			r.stats.Disconnected += time.Since(r.downSince)
-			r.downSince = time.Time{}
-			r.mu.Unlock()
-			return conn, s
-		case errors.As(err, &re):
-			r.fail(err)
-			return nil, nil
-		case r.ctx.Err() != nil:
-			return nil, nil
-		}
-	}
 }
 
 // serve pumps retained records into s until it fails or the stream is

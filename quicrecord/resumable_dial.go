@@ -113,12 +113,9 @@ func (f *failover) begin() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.last != nil {
-		// A stream that ended moves from the live registry to the ended
-		// totals; count both. (A stream caught between the two reads as
-		// none, and the next call starts one address further on: a
-		// needless move, never a wrong one.)
-		carried := f.last.Diagnostics().Streams.Total + f.last.EndedDiagnostics().Streams.Total
-		if carried == 0 {
+		// A stream counts once its HELLO exchange completed: an
+		// optimistic resume the acceptor refused did not carry one.
+		if f.last.opened.Load() == 0 {
 			f.first = (f.lastIdx + 1) % len(f.addrs)
 		}
 		f.last = nil

@@ -157,6 +157,13 @@ type RecordStream struct {
 	onAck     func(acked uint64) // opener: told of every new cumulative ack, on the reader goroutine
 	// resumeInfo (acceptor) is what the opener claimed the key with.
 	resumeInfo ResumeKeyInfo
+	// earlyResume (opener) is the resumption of an optimistic resume,
+	// whose reply the reader loop checks (resume_early.go); nil otherwise.
+	earlyResume *resumeOpen
+	// resumeDups (acceptor of an optimistic resume) is the last sequence
+	// number the key applied before the stream: the opener's records up
+	// to it are dropped as they arrive (resume_early.go); 0 otherwise.
+	resumeDups uint64
 
 	// smu guards the send direction: sendState. Held by Send, Flush,
 	// Barrier, the writer loop while it takes work, and the reader loop
@@ -391,7 +398,7 @@ func (s *RecordStream) applyNegotiated(neg Negotiated) {
 	s.piggyback.Store(neg.PiggybackAcks())
 	s.halfClose.Store(neg.Features.Has(FeatureHalfClose))
 	pl, set := neg.PeerLimits, s.set
-	s.maxSendRec.Store(int64(min(uint64(set.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8)))
+	s.maxSendRec.Store(int64(set.sendRecordLimit(pl)))
 	s.batchBytes.Store(int64(min(uint64(set.maxBatchBytes), pl.MaxFrameSize-hdrReserve)))
 	s.windowRecs = int(min(uint64(set.maxInFlightRecs), pl.MaxInFlightRecords))
 	s.windowBytes = int(min(uint64(set.maxInFlightBytes), pl.MaxInFlightBytes))
@@ -400,6 +407,12 @@ func (s *RecordStream) applyNegotiated(neg Negotiated) {
 	for _, c := range neg.PeerCodecs {
 		s.peerCodecs = s.peerCodecs.With(codecOf(c))
 	}
+}
+
+// sendRecordLimit is the largest record a stream with these settings
+// sends to a peer that announced limits pl.
+func (s *settings) sendRecordLimit(pl Limits) uint64 {
+	return min(uint64(s.maxRecordSize), pl.MaxRecordSize, pl.MaxFrameSize-hdrReserve-8)
 }
 
 // negotiated returns the outcome of the negotiation (see applyNegotiated).

@@ -278,7 +278,8 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 		return s.protocolError(CodeUnexpectedFrame, "BATCH after DONE", nil)
 	}
 	received := s.rcv.received
-	backlogRecs := received - s.rcv.applied + uint64(b.Count)
+	dups := s.duplicates(b) // of an optimistic resume, dropped (resume_early.go)
+	backlogRecs := received - s.rcv.applied + uint64(b.Count) - dups
 	backlogBytes := s.rcv.recvBytes - s.rcv.applBytes + uint64(b.DataBytes)
 	s.rmu.Unlock()
 	if b.FirstSeq != received+1 {
@@ -287,17 +288,15 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 	// One record larger than the byte window may come alone into an empty
 	// backlog, as the sender may send it when nothing is in flight.
 	alone := backlogRecs == uint64(b.Count) && b.Count == 1
-	if backlogRecs > uint64(s.set.maxBacklogRecs) || (backlogBytes > uint64(s.set.maxBacklogBytes) && !alone) {
+	if dups < uint64(b.Count) && (backlogRecs > uint64(s.set.maxBacklogRecs) || (backlogBytes > uint64(s.set.maxBacklogBytes) && !alone)) {
 		return s.protocolError(CodeWindowExceeded, fmt.Sprintf("%d records / %d bytes unacknowledged exceed the announced window", backlogRecs, backlogBytes), nil)
 	}
-	if b.HasAck {
-		if code, reason := s.ackUpdate(b.Ack); code != 0 {
-			return s.protocolError(code, reason, nil)
-		}
-		s.ctr.acksPiggyIn.Add(1)
-		if s.onAck != nil {
-			s.onAck(b.Ack)
-		}
+	if err := s.batchAck(b); err != nil {
+		return err
+	}
+	if dups == uint64(b.Count) {
+		s.dropDuplicates(f, b, ownPooled, ownCharge)
+		return nil
 	}
 
 	buf, pooled, charge := own, ownPooled, ownCharge
@@ -310,7 +309,9 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 		s.ctr.zInWire.Add(uint64(len(b.Records)))
 	}
 	s.rmu.Lock()
-	it := frames.NewRecordIter(buf, b.FirstSeq)
+	start := frames.NewRecordIter(buf, b.FirstSeq)
+	dupBytes, wake := s.skipDuplicatesLocked(&start, dups)
+	it := start
 	for {
 		_, rec, ok := it.Next()
 		if !ok {
@@ -320,7 +321,7 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 		s.rcv.cum.push(s.rcv.recvBytes)
 	}
 	last := b.LastSeq()
-	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, charge: charge, it: frames.NewRecordIter(buf, b.FirstSeq), last: last, arrived: now})
+	s.pushBatchLocked(inBatch{buf: buf, pooled: pooled, charge: charge, it: start, last: last, arrived: now})
 	s.rcv.received = last
 	br, bb := last-s.rcv.applied, s.rcv.recvBytes-s.rcv.applBytes
 	s.ctr.backlogRec.Store(br)
@@ -329,11 +330,29 @@ func (s *RecordStream) queueBatch(f *wire.Frame, b *frames.Batch, now time.Time,
 	storeMax(&s.ctr.backlogPeakB, bb)
 	// Count the batch before anyone can apply it, so a snapshot taken
 	// after its ack never shows fewer records in than applied.
-	s.ctr.inRecords.Add(uint64(b.Count))
-	s.ctr.inBytes.Add(uint64(b.DataBytes))
+	s.ctr.inRecords.Add(uint64(b.Count) - dups)
+	s.ctr.inBytes.Add(uint64(b.DataBytes - dupBytes))
 	s.ctr.inBatches.Add(1)
 	s.rcv.wait.notify()
 	s.rmu.Unlock()
+	if wake {
+		s.wakeWriter()
+	}
+	return nil
+}
+
+// batchAck applies the ack a BATCH carries, if any.
+func (s *RecordStream) batchAck(b *frames.Batch) error {
+	if !b.HasAck {
+		return nil
+	}
+	if code, reason := s.ackUpdate(b.Ack); code != 0 {
+		return s.protocolError(code, reason, nil)
+	}
+	s.ctr.acksPiggyIn.Add(1)
+	if s.onAck != nil {
+		s.onAck(b.Ack)
+	}
 	return nil
 }
 

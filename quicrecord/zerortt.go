@@ -21,13 +21,15 @@ import (
 //     waits for the handshake to complete (openStream); an acceptor takes
 //     a plain stream whose HELLO came in 0-RTT (from another
 //     implementation) only once the handshake completes (handshakeBy);
-//   - a resumable stream sends its resume HELLO in 0-RTT: replaying it
-//     applies nothing twice, because the acceptor drops every sequence
-//     number its key already applied (§6.3);
+//   - a resumable stream sends its resume HELLO in 0-RTT, and with an
+//     optimistic resume the records behind it (resume_early.go, §6.5):
+//     replaying them applies nothing twice, because the acceptor drops
+//     every sequence number its key already applied (§6.3);
 //   - a resume HELLO that arrives before the handshake completed does not
 //     take a key over from a live stream until the handshake completes
 //     (confirmBeforeTakeover): a replay, which cannot complete it, times
-//     out and is refused, and the live stream keeps its key.
+//     out and is refused, before any record behind it is read, and the
+//     live stream keeps its key.
 
 // waitHandshake waits until the connection's handshake completed, so
 // that nothing is sent in 0-RTT.
@@ -149,7 +151,8 @@ func (c *Conn) ZeroRTTHeld() uint64 { return c.zeroRTTHeld.Load() }
 // DialEarly is Dial for 0-RTT: with a tlsConf whose ClientSessionCache
 // holds a session of the server (from an earlier connection with the
 // same cache), it returns before the handshake completes, and a
-// resumable stream's resume HELLO travels in 0-RTT; plain streams wait
+// resumable stream's resume HELLO (with an optimistic resume, its
+// records too) travels in 0-RTT; plain streams wait
 // for the handshake (nothing of theirs is ever sent in 0-RTT). Without a
 // session it behaves like Dial. The server must allow 0-RTT
 // (Config.QUIC.Allow0RTT on the Listen side).

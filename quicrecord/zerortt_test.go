@@ -41,8 +41,18 @@ type applyLog struct {
 	twice atomic.Uint64
 	// early counts the streams accepted before their connection's
 	// handshake completed (their HELLO came in 0-RTT), plain and
-	// resumable; late those accepted after.
+	// resumable; late those accepted after. optimistic counts the
+	// optimistic resumes (FeatureResumeEarly effective).
 	early, late map[bool]int
+	optimistic  int
+	// refused are the acceptor's refusals: code, and whether the stream
+	// was an optimistic resume.
+	refused []refusedStream
+}
+
+type refusedStream struct {
+	code       ErrorCode
+	optimistic bool
 }
 
 func (l *applyLog) applied(seq uint64) (time.Time, bool) {
@@ -64,6 +74,9 @@ type reconnectNet struct {
 	serverMu sync.Mutex
 	servers  []*Conn
 	stls     *tls.Config // the acceptor's: SetSessionTicketKeys makes it forget the tickets it issued
+	// clientDisable are the features the opener's Config disables; set
+	// before the first dial.
+	clientDisable Features
 }
 
 func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
@@ -71,12 +84,12 @@ func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet
 	stls, ctls := tlsPair(t)
 	// The client presents no certificate: resumption is for anonymous
 	// peers too here, as on a collector that pins only its own key.
-	return newReconnectNetTLS(t, early, wrap, stls, ctls, ResumeStoreConfig{AllowAnonymous: true})
+	return newReconnectNetTLS(t, early, wrap, stls, ctls, ResumeStoreConfig{AllowAnonymous: true}, 0)
 }
 
-// newReconnectNetTLS is newReconnectNet with the given TLS configs and
-// resume store settings.
-func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router, stls, ctls *tls.Config, store ResumeStoreConfig) *reconnectNet {
+// newReconnectNetTLS is newReconnectNet with the given TLS configs,
+// resume store settings, and features the acceptor disables.
+func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router, stls, ctls *tls.Config, store ResumeStoreConfig, disable Features) *reconnectNet {
 	t.Helper()
 	m := &reconnectNet{router: simtest.NewRouter(simtest.Seed(t, 20), 0), log: &applyLog{at: map[uint64]time.Time{}, early: map[bool]int{}, late: map[bool]int{}}}
 	var router simnet.Router = m.router
@@ -89,7 +102,12 @@ func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) sim
 	m.stls = withALPN(stls)
 	eln, err := simtest.Transport(t, sconn).ListenEarly(m.stls, zeroRTTQUIC())
 	require.NoError(t, err)
-	scfg := &Config{ResumeStore: NewResumeStore(store), QUIC: zeroRTTQUIC()}
+	scfg := &Config{ResumeStore: NewResumeStore(store), QUIC: zeroRTTQUIC(), DisableFeatures: disable,
+		OnStreamRefused: func(info *AcceptInfo, err *StreamError) {
+			m.log.mu.Lock()
+			m.log.refused = append(m.log.refused, refusedStream{code: err.Code, optimistic: info.Negotiated.Features.Has(FeatureResumeEarly)})
+			m.log.mu.Unlock()
+		}}
 	m.ln, err = NewEarlyListener(eln, scfg)
 	require.NoError(t, err)
 	m.serve(t)
@@ -110,7 +128,7 @@ func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) sim
 		if err != nil {
 			return nil, err
 		}
-		return NewConn(qc, &Config{QUIC: zeroRTTQUIC()})
+		return NewConn(qc, &Config{QUIC: zeroRTTQUIC(), DisableFeatures: m.clientDisable})
 	}
 	return m
 }
@@ -142,6 +160,9 @@ func (m *reconnectNet) serve(t *testing.T) {
 						return
 					}
 					m.log.mu.Lock()
+					if s.Negotiated().Features.Has(FeatureResumeEarly) {
+						m.log.optimistic++
+					}
 					select {
 					case <-conn.QUIC().HandshakeComplete():
 						m.log.late[s.ResumeKey() != nil]++
@@ -169,14 +190,17 @@ func (m *reconnectNet) serve(t *testing.T) {
 // reconnectTime sends 100 records, loses the connection (the path is cut
 // for 3 s, longer than both sides' idle timeout), sends 10 more, restores
 // the path and returns how long after the first dial attempt with a path
-// the first record sent while cut (101) was applied.
-func reconnectTime(t *testing.T, early bool) (time.Duration, *reconnectNet) {
-	m := newReconnectNet(t, early, nil)
+// the first record sent while cut (101) was applied. The acceptor
+// disables the features disable.
+func reconnectTime(t *testing.T, early bool, disable Features) (time.Duration, *reconnectNet) {
+	stls, ctls := tlsPair(t)
+	m := newReconnectNetTLS(t, early, nil, stls, ctls, ResumeStoreConfig{AllowAnonymous: true}, disable)
 	rs := m.loseAndResume(t, nil)
 	defer rs.Close(context.Background())
 	applied, ok := m.log.applied(101)
 	require.True(t, ok)
 	require.Zero(t, m.log.twice.Load(), "nothing applied twice")
+	require.Equal(t, uint64(1), rs.Snapshot().Stats.Resumes)
 	return applied.Sub(time.Unix(0, m.dialAt.Load())), m
 }
 
@@ -186,7 +210,7 @@ func reconnectTime(t *testing.T, early bool) (time.Duration, *reconnectNet) {
 // were applied.
 func (m *reconnectNet) loseAndResume(t *testing.T, beforeRestore func()) *ResumableStream {
 	ctx := context.Background()
-	rs, err := NewResumableStream(ctx, m.dial, &Config{QUIC: zeroRTTQUIC()}, ResumeOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	rs, err := NewResumableStream(ctx, m.dial, &Config{QUIC: zeroRTTQUIC(), DisableFeatures: m.clientDisable}, ResumeOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	require.NoError(t, err)
 	for i := range 100 {
 		_, err := rs.Send(ctx, []byte{byte(i)})
@@ -211,29 +235,57 @@ func (m *reconnectNet) loseAndResume(t *testing.T, beforeRestore func()) *Resuma
 	return rs
 }
 
-// TestResumable0RTTReconnect: at RTT 50 ms, a resumable stream whose
-// connection was lost applies its first replayed record 2.5 RTT after the
-// path is back with a full handshake (TLS round trip, HELLO round trip,
-// half a round trip for the record), and 1.5 RTT with 0-RTT, where the
-// resume HELLO travels in the first flight.
+// TestResumable0RTTReconnect: at RTT 50 ms, how long after the path is
+// back a resumable stream whose connection was lost applies its first
+// replayed record. Without optimistic resumes (an acceptor that does not
+// offer FeatureResumeEarly, as before it): 2.5 RTT with a full handshake
+// (TLS round trip, HELLO round trip, half a round trip for the record),
+// 1.5 RTT with 0-RTT, where the resume HELLO travels in the first
+// flight. With them the held records follow the resume HELLO in the
+// same flight: 1.5 RTT with a full handshake, 0.5 RTT with 0-RTT.
 func TestResumable0RTTReconnect(t *testing.T) {
-	var full, early time.Duration
-	synctest.Test(t, func(t *testing.T) { full, _ = reconnectTime(t, false) })
-	synctest.Test(t, func(t *testing.T) {
-		var m *reconnectNet
-		early, m = reconnectTime(t, true)
-		m.serverMu.Lock()
-		last := m.servers[len(m.servers)-1]
-		m.serverMu.Unlock()
-		require.True(t, last.QUIC().ConnectionState().Used0RTT, "the reconnection used 0-RTT")
-		m.log.mu.Lock()
-		defer m.log.mu.Unlock()
-		require.Equal(t, 1, m.log.early[true], "the resume HELLO came in 0-RTT")
-	})
-	t.Logf("first replayed record applied after the path is back: %v with a full handshake, %v with 0-RTT (RTT %v)", full, early, zeroRTT)
-	require.GreaterOrEqual(t, full, 2*zeroRTT+zeroRTT/2)
-	require.LessOrEqual(t, early, zeroRTT+zeroRTT/2+zeroRTT/10)
-	require.Less(t, early, full)
+	cases := []struct {
+		name      string
+		zeroRTT   bool
+		disable   Features
+		atLeast   time.Duration
+		atMost    time.Duration
+		taken     time.Duration
+		optimized bool
+	}{
+		{name: "full handshake", disable: FeatureResumeEarly, atLeast: 2*zeroRTT + zeroRTT/2, atMost: 2*zeroRTT + zeroRTT/2 + zeroRTT/10},
+		{name: "full handshake, optimistic resume", atLeast: zeroRTT + zeroRTT/2, atMost: zeroRTT + zeroRTT/2 + zeroRTT/10, optimized: true},
+		{name: "0-RTT", zeroRTT: true, disable: FeatureResumeEarly, atLeast: zeroRTT + zeroRTT/2, atMost: zeroRTT + zeroRTT/2 + zeroRTT/10},
+		{name: "0-RTT, optimistic resume", zeroRTT: true, atLeast: zeroRTT / 2, atMost: zeroRTT + zeroRTT/5, optimized: true},
+	}
+	for i := range cases {
+		c := &cases[i]
+		synctest.Test(t, func(t *testing.T) {
+			var m *reconnectNet
+			c.taken, m = reconnectTime(t, c.zeroRTT, c.disable)
+			m.serverMu.Lock()
+			last := m.servers[len(m.servers)-1]
+			m.serverMu.Unlock()
+			require.Equal(t, c.zeroRTT, last.QUIC().ConnectionState().Used0RTT, "%s: the reconnection used 0-RTT", c.name)
+			m.log.mu.Lock()
+			defer m.log.mu.Unlock()
+			if c.zeroRTT {
+				require.Equal(t, 1, m.log.early[true], "%s: the resume HELLO came in 0-RTT", c.name)
+			}
+			want := 0
+			if c.optimized {
+				want = 1
+			}
+			require.Equal(t, want, m.log.optimistic, "%s: optimistic resumes", c.name)
+		})
+	}
+	t.Logf("first replayed record applied after the path is back (RTT %v): full handshake %v, 0-RTT %v (acceptor without resume-early); full handshake %v, 0-RTT %v (optimistic resume: the replay in the resume HELLO's flight)",
+		zeroRTT, cases[0].taken, cases[2].taken, cases[1].taken, cases[3].taken)
+	for _, c := range cases {
+		require.GreaterOrEqual(t, c.taken, c.atLeast, c.name)
+		require.LessOrEqual(t, c.taken, c.atMost, c.name)
+	}
+	require.LessOrEqual(t, cases[3].taken, zeroRTT+zeroRTT/5, "0-RTT with an optimistic resume: within 1.2 RTT")
 }
 
 // TestResumable0RTTClientCertificate: with client certificates and no
@@ -251,7 +303,7 @@ func TestResumable0RTTClientCertificate(t *testing.T) {
 		require.NoError(t, err)
 		stls := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
 		ctls := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{alice}}
-		m := newReconnectNetTLS(t, true, nil, stls, ctls, ResumeStoreConfig{})
+		m := newReconnectNetTLS(t, true, nil, stls, ctls, ResumeStoreConfig{}, 0)
 		rs := m.loseAndResume(t, nil)
 		defer rs.Close(context.Background())
 		_, ok := m.log.applied(110)
@@ -269,9 +321,9 @@ func TestResumable0RTTClientCertificate(t *testing.T) {
 // TestResumable0RTTRejected: the acceptor forgot the session tickets it
 // issued (a restarted process has new ticket keys), so it rejects the
 // 0-RTT the client tries with its old ticket and quic-go discards the
-// resume HELLO sent in it. The resumable stream reconnects over the
-// completed handshake of that same connection, at once, and nothing is
-// applied twice.
+// resume HELLO sent in it, with the records behind it (an optimistic
+// resume). The resumable stream reconnects over the completed handshake
+// of that same connection, at once, and nothing is applied twice.
 func TestResumable0RTTRejected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := newReconnectNet(t, true, nil)
@@ -289,6 +341,10 @@ func TestResumable0RTTRejected(t *testing.T) {
 		m.serverMu.Unlock()
 		require.False(t, last.QUIC().ConnectionState().Used0RTT, "the acceptor rejected 0-RTT")
 		require.Equal(t, uint64(1), rs.Snapshot().Stats.Resumes, "one reconnection")
+		m.log.mu.Lock()
+		require.Zero(t, m.log.optimistic, "the optimistic resume in the rejected 0-RTT is opened again as an ordinary one")
+		require.Empty(t, m.log.refused)
+		m.log.mu.Unlock()
 		// The next dial comes within the maximum backoff with jitter
 		// (300 ms); then the handshake, the HELLO round trip and half a
 		// round trip for the record.
@@ -350,11 +406,14 @@ func (r *replayRouter) replay(from net.Addr) int {
 var attackerAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.66"), Port: 6666}
 
 // TestResumable0RTTReplay: the client's first flight of a 0-RTT
-// reconnection (resume HELLO in 0-RTT) is delivered twice, and replayed
-// later from another address while the resumed stream is live. Nothing
-// is applied twice, the replayed resume HELLO does not take the key from
-// the live stream (it waits for a handshake the replay cannot complete,
-// and is refused), and the live stream goes on without a reconnection.
+// reconnection (resume HELLO in 0-RTT, and behind it, as an optimistic
+// resume, records 101-110) is delivered twice, and replayed later from
+// another address while the resumed stream is live. Nothing is applied
+// twice, the replayed resume HELLO does not take the key from the live
+// stream (it waits for a handshake the replay cannot complete, and is
+// refused, so its records are never read), and the live stream goes on
+// without a reconnection. TestResumeEarlyReplayDetached replays such a
+// flight while the key has no live stream.
 func TestResumable0RTTReplay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rr *replayRouter
@@ -371,6 +430,9 @@ func TestResumable0RTTReplay(t *testing.T) {
 		live := m.servers[len(m.servers)-1]
 		m.serverMu.Unlock()
 		require.True(t, live.QUIC().ConnectionState().Used0RTT)
+		m.log.mu.Lock()
+		require.Equal(t, 1, m.log.optimistic, "the flight carried records behind the resume HELLO")
+		m.log.mu.Unlock()
 
 		time.Sleep(500 * time.Millisecond)
 		require.Positive(t, rr.replay(attackerAddr))
@@ -394,6 +456,9 @@ func TestResumable0RTTReplay(t *testing.T) {
 		require.Equal(t, attackerAddr.String(), replayed.RemoteAddr().String())
 		require.Equal(t, uint64(1), replayed.ZeroRTTHeld(), "the replayed resume HELLO waited for the handshake")
 		require.Equal(t, uint64(1), replayed.RefusedStreams(), "and was refused")
+		m.log.mu.Lock()
+		defer m.log.mu.Unlock()
+		require.Equal(t, []refusedStream{{code: CodeRefused, optimistic: true}}, m.log.refused, "the replayed optimistic resume was refused before its records were read")
 	})
 }
 

@@ -48,9 +48,11 @@
 //	-migrate-after D   also move it once, D after the start (0: only on SIGHUP)
 //
 // Reconnections use 0-RTT (quicrecord.FailoverDialEarly): the resume
-// HELLO rides in the first flight of every connection after the first,
-// which saves the TLS round trip (the collector allows 0-RTT; see the
-// README for why a replay of it is harmless). When the network changes
+// HELLO, and behind it the records held across the lost connection (an
+// optimistic resume, with a collector that offers it), ride in the first
+// flight of every connection after the first, which saves the TLS and
+// the HELLO round trips (the collector allows 0-RTT; see the README for
+// why a replay of it is harmless). When the network changes
 // under the agent (Wi-Fi to cellular), SIGHUP moves the live connection
 // to a new socket by QUIC path probing: no reconnection, no replay; a path
 // that does not answer within 5 s leaves the connection where it was.

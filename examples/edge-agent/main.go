@@ -443,8 +443,9 @@ func printSummary(w io.Writer, s summary) {
 // business.
 func dial(ctx context.Context, o options, tlsConf *tls.Config, cfg *quicrecord.Config, opts quicrecord.ResumeOptions, logf func(string, ...any)) (*quicrecord.ResumableStream, error) {
 	backoff := o.minBackoff
-	// 0-RTT reconnects: the resume HELLO rides in the first flight of
-	// every connection after the first (the collector allows 0-RTT).
+	// 0-RTT reconnects: the resume HELLO, and the held records behind it,
+	// ride in the first flight of every connection after the first (the
+	// collector allows 0-RTT and offers optimistic resumes).
 	connect := quicrecord.FailoverDialEarly(strings.Split(o.addr, ","), tlsConf, cfg, 0)
 	for {
 		rs, err := quicrecord.NewResumableStream(ctx, connect, cfg, opts)
