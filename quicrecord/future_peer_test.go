@@ -58,7 +58,7 @@ type futureCounts struct {
 
 // futureFeatures are the features a future peer announces: piggybacked
 // acks, two bits this library does not know, and a reserved (grease) bit.
-const futureFeatures = FeaturePiggybackAck | Features(1<<40|1<<7) | 1<<61
+const futureFeatures = FeaturePiggybackAck | Features(1<<40|1<<30) | 1<<61
 
 // chanMutex is a mutex whose waiters are durably blocked under synctest.
 type chanMutex struct{ ch chan struct{} }
