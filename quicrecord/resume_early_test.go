@@ -167,11 +167,7 @@ func TestResumeEarlyLostState(t *testing.T) {
 // completes and goes on.
 func TestResumeEarlyReplayDetached(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var rr *replayRouter
-		m := newReconnectNet(t, true, func(r *simtest.Router) simnet.Router {
-			rr = &replayRouter{Router: r}
-			return rr
-		})
+		m, rr := newReplayNet(t)
 		rs := m.loseAndResume(t, rr.arm)
 		ctx := context.Background()
 		defer rs.Close(ctx)

@@ -87,6 +87,17 @@ func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet
 	return newReconnectNetTLS(t, early, wrap, stls, ctls, ResumeStoreConfig{AllowAnonymous: true}, 0)
 }
 
+// newReplayNet is newReconnectNet with 0-RTT over a router that can
+// replay the client's first flight (replayRouter).
+func newReplayNet(t *testing.T) (*reconnectNet, *replayRouter) {
+	var rr *replayRouter
+	m := newReconnectNet(t, true, func(r *simtest.Router) simnet.Router {
+		rr = &replayRouter{Router: r}
+		return rr
+	})
+	return m, rr
+}
+
 // newReconnectNetTLS is newReconnectNet with the given TLS configs,
 // resume store settings, and features the acceptor disables.
 func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router, stls, ctls *tls.Config, store ResumeStoreConfig, disable Features) *reconnectNet {
@@ -416,11 +427,7 @@ var attackerAddr = &net.UDPAddr{IP: net.ParseIP("1.0.0.66"), Port: 6666}
 // flight while the key has no live stream.
 func TestResumable0RTTReplay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var rr *replayRouter
-		m := newReconnectNet(t, true, func(r *simtest.Router) simnet.Router {
-			rr = &replayRouter{Router: r}
-			return rr
-		})
+		m, rr := newReplayNet(t)
 		rs := m.loseAndResume(t, rr.arm)
 		defer rs.Close(context.Background())
 		ctx := context.Background()
