@@ -26,7 +26,6 @@ func TestFastFlowGap(t *testing.T) {
 // progress the sink commits the batch, gets no verdict within Timeout
 // either, and resets the stream with CodeUnavailable.
 func TestFastBatchUnconfirmedNotAcked(t *testing.T) {
-	t.Parallel()
 	const n = 40
 	key := []byte("fast-unconfirmed")
 	s, nc, claim := fastSink(t, key, nil, &Config{Timeout: 200 * time.Millisecond})
@@ -50,7 +49,6 @@ func TestFastBatchUnconfirmedNotAcked(t *testing.T) {
 // given back, so it does not stay open on JetStream) while the stream
 // stays open; the next records go in a new batch.
 func TestFastBatchIdleCommitted(t *testing.T) {
-	t.Parallel()
 	key := []byte("fast-idle")
 	s, nc, claim := fastSink(t, key, nil, nil)
 	f := newFakeStream(0, record)
@@ -80,7 +78,6 @@ func TestFastBatchIdleCommitted(t *testing.T) {
 // after it; the other stream is not disturbed, and all of its records
 // are acknowledged in order and stored once.
 func TestFastBatchesOneFails(t *testing.T) {
-	t.Parallel()
 	const n, bad = 1000, 500
 	keyA, keyB := []byte("fast-two-a"), []byte("fast-two-b")
 	s, nc, claimA := fastSink(t, keyA, func(c *jetstream.StreamConfig) { c.MaxMsgSize = 1024 }, nil)

@@ -169,7 +169,6 @@ func requireAcksInOrder(t *testing.T, acks []uint64, last uint64) {
 // than MaxBatch, acknowledged from JetStream's progress reports while it
 // runs.
 func TestFastBatchAcksInOrder(t *testing.T) {
-	t.Parallel()
 	const n = 5000
 	key := []byte("fast-order")
 	s, nc, claim := fastSink(t, key, nil, nil)
@@ -199,7 +198,6 @@ func TestFastBatchAcksInOrder(t *testing.T) {
 // stream gets its turn while the first is still sending, and both streams
 // are stored whole.
 func TestFastBatchFullCommits(t *testing.T) {
-	t.Parallel()
 	const n, maxBatch = 2000, 100
 	keys := [][]byte{[]byte("fast-full-a"), []byte("fast-full-b")}
 	s, nc, claim := fastSink(t, keys[0], nil, &Config{MaxBatch: maxBatch, MaxInflightBatches: 1})
@@ -247,7 +245,6 @@ func TestFastBatchFullCommits(t *testing.T) {
 // claim's opener is not newer (takeoverCode; TestEpochTakeoverAcrossCollectors
 // covers CodeSuperseded).
 func TestFastBatchRefusedMidBatch(t *testing.T) {
-	t.Parallel()
 	const n, bad = 100, 50
 	for _, tc := range []struct {
 		name string
@@ -308,7 +305,6 @@ func TestFastBatchRefusedMidBatch(t *testing.T) {
 // its reply subscription, so that only the replies the test hands it
 // count.
 func TestFastBatchEndedWithoutReport(t *testing.T) {
-	t.Parallel()
 	key := []byte("fast-ended")
 	s, _, claim := fastSink(t, key, nil, nil)
 	f := newFakeStream(0, record)
@@ -336,7 +332,6 @@ func TestFastBatchEndedWithoutReport(t *testing.T) {
 // without replication that allows them, atomic batches otherwise or when
 // told to.
 func TestPublishPathChosen(t *testing.T) {
-	t.Parallel()
 	srv := startServer(t, t.TempDir(), freeTCPPort(t))
 	nc := connect(t, nil, srv.ClientURL())
 	js := newJS(t, nc)

@@ -258,7 +258,6 @@ func fencingScenario(t *testing.T, atomicBatches, holdB bool, ended func(Stats) 
 // fails with its context), and once it is back the stream continues and
 // holds every record once, in order.
 func TestJetStreamUnavailable(t *testing.T) {
-	t.Parallel()
 	dir, port := t.TempDir(), freeTCPPort(t)
 	srv := startServer(t, dir, port)
 	nc := connect(t, nil, srv.ClientURL())
@@ -301,7 +300,6 @@ func TestJetStreamUnavailable(t *testing.T) {
 // TestPlainStreamRefused: a stream without a resume key cannot be
 // applied (no subject, no fence); the collector refuses it.
 func TestPlainStreamRefused(t *testing.T) {
-	t.Parallel()
 	srv := startServer(t, t.TempDir(), 0)
 	nc := connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -336,7 +334,6 @@ func createStream(t *testing.T, ctx context.Context, js jetstream.JetStream, sc 
 // TestStreamChecked: New refuses a stream the sink cannot fence or read
 // back correctly.
 func TestStreamChecked(t *testing.T) {
-	t.Parallel()
 	srv := startServer(t, t.TempDir(), 0)
 	js := newJS(t, connect(t, srv))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

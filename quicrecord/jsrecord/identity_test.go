@@ -286,7 +286,6 @@ func epochTakeover(t *testing.T, cfg *Config) {
 // TestTakeoverCode: the code a stream ends with when its key is taken
 // over is the one quicrecord's ResumeStore uses.
 func TestTakeoverCode(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		ls     liveStream
