@@ -3,6 +3,7 @@ package jsrecord
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,13 +187,20 @@ func fencingScenario(t *testing.T, atomicBatches, holdB bool, ended func(Stats) 
 	a := startCollector(t, ncA, stls, &Config{Timeout: 50 * time.Second, Collector: "A", AtomicBatches: atomicBatches}, nil)
 	require.Equal(t, !atomicBatches, a.sink.useFast.Load())
 	claimed, release := make(chan struct{}), make(chan struct{})
+	// B holds its first claim of the key until A's batch ended. The agent
+	// may give that open up after its hello timeout (10 s; A's batch can
+	// take that long under the race detector) and open again: a later
+	// claim waits for the same release instead of announcing it twice.
+	var hold sync.Once
 	var sinkB atomic.Pointer[Sink]
 	qcfgB := &quicrecord.Config{ResumeStore: quicrecord.NewResumeStore(quicrecord.ResumeStoreConfig{TTL: time.Nanosecond, AllowAnonymous: true,
 		LoadApplied: func(ctx context.Context, info quicrecord.ResumeKeyInfo) (uint64, bool, error) {
 			last, found, err := sinkB.Load().LoadApplied(ctx, info)
 			if holdB {
-				close(claimed)
-				<-release
+				hold.Do(func() {
+					close(claimed)
+					<-release
+				})
 			}
 			return last, found, err
 		}})}
