@@ -244,9 +244,15 @@ func fencingScenario(t *testing.T, atomicBatches, holdB bool, ended func(Stats) 
 	// A wakes up: its batch reaches JetStream and is refused (or, for a
 	// fast batch of duplicates only, dropped).
 	proxy.resume()
+	var lastA Stats
+	defer func() {
+		if t.Failed() {
+			t.Logf("A's statistics: %+v; B's: %+v; agent: %+v", lastA, b.sink.Snapshot(), rs.Snapshot())
+		}
+	}()
 	waitFor(t, 20*time.Second, "A's batch ended", func() bool {
-		st := a.sink.Snapshot()
-		return st.Inflight == 0 && ended(st)
+		lastA = a.sink.Snapshot()
+		return lastA.Inflight == 0 && ended(lastA)
 	})
 	if holdB {
 		close(release)
