@@ -86,8 +86,7 @@ func (r *ResumableStream) resumedLocked(s *RecordStream, ro *resumeOpen) error {
 	if applied+1 < ro.first {
 		// The acceptor lost records it had acknowledged.
 		_ = s.CloseWithError(CodeResumeUnknown, "acceptor state is behind its acknowledgements")
-		return &ResumeError{Key: r.Key(), FirstUnknown: applied + 1, LastUnknown: ro.first - 1,
-			Err: &StreamError{Code: CodeResumeUnknown, Reason: fmt.Sprintf("acceptor resumed at %d but had acknowledged %d", applied, ro.first-1), Remote: true}}
+		return r.behind(applied, ro)
 	}
 	if applied > r.acked {
 		// Held records up to applied were applied already (their acks
@@ -106,6 +105,19 @@ func (r *ResumableStream) resumedLocked(s *RecordStream, ro *resumeOpen) error {
 		r.stats.Resumes++
 	}
 	return nil
+}
+
+// behind is the error of a resumption whose acceptor reported its
+// position at applied, behind the records up to ro.first-1 it had
+// acknowledged: those are in doubt.
+func (r *ResumableStream) behind(applied uint64, ro *resumeOpen) *ResumeError {
+	return &ResumeError{Key: r.Key(), FirstUnknown: applied + 1, LastUnknown: ro.first - 1,
+		Err: &StreamError{Code: CodeResumeUnknown, Reason: behindReason(applied, ro), Remote: true}}
+}
+
+// behindReason says what behind reports.
+func behindReason(applied uint64, ro *resumeOpen) string {
+	return fmt.Sprintf("acceptor resumed at %d but had acknowledged %d", applied, ro.first-1)
 }
 
 // superseded reports whether err is the acceptor's word that a newer

@@ -156,10 +156,8 @@ func (r *ResumableStream) earlyReply(ro *resumeOpen) func(uint64, Negotiated, bo
 			return nil
 		}
 		if applied+1 < ro.first {
-			reason := fmt.Sprintf("acceptor resumed at %d but had acknowledged %d", applied, ro.first-1)
-			r.inDoubt = &ResumeError{Key: r.Key(), FirstUnknown: applied + 1, LastUnknown: ro.first - 1,
-				Err: &StreamError{Code: CodeResumeUnknown, Reason: reason, Remote: true}}
-			return &StreamError{Code: CodeResumeUnknown, Reason: reason}
+			r.inDoubt = r.behind(applied, ro)
+			return &StreamError{Code: CodeResumeUnknown, Reason: behindReason(applied, ro)}
 		}
 		// The held records up to applied were applied already: they go
 		// out again (they were, or are about to be) and the acceptor
