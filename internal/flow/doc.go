@@ -21,7 +21,11 @@
 // the delivery rate still grows by a quarter a round is the path ramping
 // up (QUIC's own slow start on a long round trip) and does not end
 // startup, since a window sized from that rate would be far too small a
-// round later. The ideas
+// round later. But a queue above the target that persists for a round
+// trip ends startup at once (after three round trips in steady state):
+// a round's delays show the window of the round before, and each round
+// of waiting doubles the overshoot; leaving, the window drops to what the
+// measured rate needs at the target delay. The ideas
 // come from TCP BBR (delivery rate × minimum round trip, periodic probing
 // of the minimum), TCP Vegas and Copa (a delay target) and CoDel (a
 // standing queue is the minimum over an interval).

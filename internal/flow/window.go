@@ -254,11 +254,13 @@ func (w *Window) OnAck(seq, ackedBytes uint64, now time.Time) {
 }
 
 // queueing reports whether every delay sample for three target round
-// trips showed a standing queue (CoDel's test); then the round ends early
-// with
-// those samples' minimum, so that a window far too large for a consumer
-// that slowed down shrinks within a few round trips instead of after a
-// whole window has drained at the new, slower rate.
+// trips (one in startup) showed a standing queue (CoDel's test); then the
+// round ends early with those samples' minimum, so that a window far too
+// large for a consumer that slowed down shrinks within a few round trips
+// instead of after a whole window has drained at the new, slower rate.
+// Startup doubles the window every round, so it cannot wait three: a
+// round's delays show the window of the round before, and two more
+// doublings would build a queue of a whole round trip and more.
 func (w *Window) queueing(now time.Time) bool {
 	limit := w.minDelay + w.effTarget()
 	if w.p.Fixed || w.minDelay == 0 || w.lastDelay <= limit {
@@ -270,7 +272,11 @@ func (w *Window) queueing(now time.Time) bool {
 		return false
 	}
 	w.aboveMin = min(w.aboveMin, w.lastDelay)
-	if now.Sub(w.aboveSince) < 3*limit {
+	interval := 3 * limit
+	if w.mode == modeStartup {
+		interval = limit
+	}
+	if now.Sub(w.aboveSince) < interval {
 		return false
 	}
 	w.roundMin, w.aboveSince = w.aboveMin, time.Time{}
@@ -394,8 +400,14 @@ func (w *Window) adjust() {
 		// A standing queue: shrink in proportion, so that the same rate
 		// meets the target, but not below what the rate the round
 		// delivered needs at the target delay (the queue drains at that
-		// rate), and forget the faster past.
+		// rate), and forget the faster past. A queue that ends startup
+		// takes the window straight to that need, as leaving startup
+		// does otherwise: the doubling overshot by the round the delay
+		// lags behind, which a step in proportion would keep queued.
 		f := float64(w.minDelay+target) / float64(standing)
+		if w.mode == modeStartup {
+			f = 0
+		}
 		rtt := (w.minDelay + target).Seconds()
 		for _, d := range []*dim{&w.recs, &w.bytes} {
 			d.win = math.Max(d.win*f, d.roundRate*rtt)
