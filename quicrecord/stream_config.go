@@ -45,9 +45,10 @@ type StreamConfig struct {
 	Window WindowMode
 	// QueueDelayTarget is the queueing delay the adaptive windows aim at:
 	// how long a record may wait, beyond the shortest Send→applied time
-	// the stream measures (the round trip plus the peer application's
-	// time for one batch), in the sender's own batches, in QUIC, on the
-	// network and in the receiver's apply backlog. The sender keeps in
+	// the stream measures (the round trip) and its own batch's time to
+	// cross the path and the peer's application at the delivery rate, in
+	// the sender's own batches, in QUIC, on the network and in the
+	// receiver's apply backlog. The sender keeps in
 	// flight what its measured delivery rate needs for that time and not
 	// more; the receiver announces a smaller window while its
 	// application keeps a standing backlog longer than twice the target.

@@ -66,7 +66,7 @@ func (s *RecordStream) Send(ctx context.Context, data []byte) (uint64, error) {
 		}
 		buf, pooled := s.conn.segBuf(hdrReserve + max(rl, int(s.batchBytes.Load())))
 		s.snd.segs = append(s.snd.segs, segment{buf: buf, pooled: pooled, first: seq})
-		s.snd.win.OnBatch(seq, now)
+		s.snd.win.OnBatch(seq, s.snd.sentBytes, now)
 		n++
 	}
 	sg := &s.snd.segs[n-1]

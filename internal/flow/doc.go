@@ -11,11 +11,21 @@
 // minimum of the delay (refreshed by a short probe when it gets old, as
 // BBR's ProbeRTT does) and the windowed maximum of the rate, and once per
 // round (an ack that covers what was sent when the round began) moves the
-// window so that the queueing delay (the round's minimum delay above the
-// path's minimum) stays near a target: it shrinks the window in
-// proportion when the queueing delay exceeds the target, grows it while
-// the sender is window-limited and the queueing delay is small, and never
-// lets it exceed twice the measured rate times the target round trip, so
+// window so that the queueing delay stays near a target. The queueing
+// delay is the round's least net delay above the path's: a net delay is
+// a delay sample less the acked batch's own transmission (its records
+// and bytes up to the acked one at the delivery rate, at most the target
+// and half the sample), which it takes through a bottleneck with no
+// queue, or at a consumer that is the bottleneck. Batches are what acks
+// free, so they grow with the window, and without that deduction a
+// window at the pipe's size read its own bursts as a standing queue: it
+// held at a small window with a millisecond of "queue", or shrank below
+// the pipe a percent a round against the spread of its bursts. (Startup
+// reads the delays as they are: its rate is what its window lets
+// through, which would make the deduction far too large.) The window
+// shrinks in proportion when the queueing delay exceeds the target, grows
+// while the sender is window-limited and the queueing delay is small, and
+// never exceeds twice the measured rate times the target round trip, so
 // that queueing the delay signal cannot see stays bounded too. It starts
 // by doubling once per round (startup) until a queue forms; a queue while
 // the delivery rate still grows by a quarter a round is the path ramping

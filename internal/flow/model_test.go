@@ -98,7 +98,7 @@ func (m *pathModel) send() {
 			k = min(k, max(1, int64(m.linkRate/1000)))
 		}
 		first := m.nextSeq
-		m.w.OnBatch(first, epoch.Add(m.now))
+		m.w.OnBatch(first, (first-1)*uint64(m.size), epoch.Add(m.now))
 		for range k {
 			m.created = append(m.created, m.now)
 		}

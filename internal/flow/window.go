@@ -78,6 +78,7 @@ func (m mode) String() string {
 // how much had been acknowledged then.
 type stamp struct {
 	first      uint64    // sequence number of the batch's first record
+	firstBytes uint64    // cumulative record bytes sent before it
 	at         time.Time // when the batch was created
 	ackedRecs  uint64    // cumulative records acknowledged at that time
 	ackedBytes uint64    // cumulative record bytes acknowledged then
@@ -90,8 +91,16 @@ type dim struct {
 	min, max   float64
 	batchMin   float64             // smallest batch worth sending
 	rate       [rateRounds]float64 // per-round maximum delivery rate, per second
+	peak       float64             // maxRate as of the last round's end
 	roundRate  float64
 	probeSaved float64
+}
+
+// delaySample is one delay sample and what of its batch it waited for:
+// the records and record bytes from the batch's first to the acked one.
+type delaySample struct {
+	d           time.Duration
+	recs, bytes uint64
 }
 
 func (d *dim) clamp() { d.win = math.Max(d.min, math.Min(d.win, d.max)) }
@@ -127,10 +136,13 @@ type Window struct {
 
 	// The current round ends when an ack reaches roundEnd.
 	roundEnd     uint64
-	roundMin     time.Duration // smallest delay sample of the round; -1: none
+	roundMin     time.Duration // smallest net delay (see net) of the round; -1: none
+	roundBest    delaySample   // the sample that gave roundMin
+	roundRaw     time.Duration // smallest delay sample of the round; -1: none
 	roundLimited bool          // Send found the window full during the round
-	aboveSince   time.Time     // since when every delay sample exceeded minDelay+target; zero: not so
-	aboveMin     time.Duration // the smallest of those samples
+	aboveSince   time.Time     // since when every net delay exceeded the base's+target; zero: not so
+	aboveMin     time.Duration // the smallest of those net delays
+	aboveBest    delaySample   // the sample that gave aboveMin
 	persistent   bool          // the round ended early on a persistent queue
 	losses       uint64        // the path's packet losses, as last told (OnLoss)
 	roundLosses  uint64        // losses when the round began
@@ -139,9 +151,11 @@ type Window struct {
 	rounds       uint64
 
 	minDelay   time.Duration // windowed minimum delay; 0 until the first round
-	minDelayAt time.Time
-	lastDelay  time.Duration // the latest delay sample
-	queueDelay time.Duration // the last round's minimum above minDelay
+	base       delaySample   // the windowed sample of least net delay, which queueing is measured from
+	minDelayAt time.Time     // when base was taken
+	last       delaySample   // the latest delay sample
+	lastNet    time.Duration // its net delay
+	queueDelay time.Duration // the last round's least net delay above the base's
 
 	startupBest float64 // best round rate in startup, records per second
 	startupFlat int     // limited startup rounds without 25% growth
@@ -155,7 +169,7 @@ type Window struct {
 // the sequence number before its first record, and the record bytes
 // acknowledged before it.
 func NewWindow(p WindowParams, base, baseBytes uint64) *Window {
-	w := &Window{p: p, target: p.Target, ackedRecs: base, ackedBytes: baseBytes, roundMin: -1, velocity: 1}
+	w := &Window{p: p, target: p.Target, ackedRecs: base, ackedBytes: baseBytes, roundMin: -1, roundRaw: -1, velocity: 1}
 	if w.target <= 0 {
 		w.target = DefaultTarget
 	}
@@ -206,8 +220,9 @@ func (w *Window) Records() int64 { return int64(w.recs.win) }
 func (w *Window) Bytes() int64 { return int64(w.bytes.win) }
 
 // OnBatch records that a batch starting at sequence number first was
-// created at now.
-func (w *Window) OnBatch(first uint64, now time.Time) {
+// created at now, after firstBytes record bytes in all were sent before
+// it.
+func (w *Window) OnBatch(first, firstBytes uint64, now time.Time) {
 	if w.n == len(w.stamps) {
 		if w.n == maxStamps {
 			return
@@ -218,7 +233,7 @@ func (w *Window) OnBatch(first uint64, now time.Time) {
 	if ackAt.IsZero() {
 		ackAt = now
 	}
-	w.stamps[(w.head+w.n)%len(w.stamps)] = stamp{first: first, at: now, ackedRecs: w.ackedRecs, ackedBytes: w.ackedBytes, ackAt: ackAt}
+	w.stamps[(w.head+w.n)%len(w.stamps)] = stamp{first: first, firstBytes: firstBytes, at: now, ackedRecs: w.ackedRecs, ackedBytes: w.ackedBytes, ackAt: ackAt}
 	w.n++
 	if w.roundEnd <= w.ackedRecs {
 		w.roundEnd = first
@@ -262,16 +277,18 @@ func (w *Window) OnAck(seq, ackedBytes uint64, now time.Time) {
 // round's delays show the window of the round before, and two more
 // doublings would build a queue of a whole round trip and more.
 func (w *Window) queueing(now time.Time) bool {
-	limit := w.minDelay + w.effTarget()
-	if w.p.Fixed || w.minDelay == 0 || w.lastDelay <= limit {
+	if w.p.Fixed || w.minDelay == 0 || w.lastNet <= w.net(w.base)+w.effTarget() {
 		w.aboveSince = time.Time{}
 		return false
 	}
 	if w.aboveSince.IsZero() {
-		w.aboveSince, w.aboveMin = now, w.lastDelay
+		w.aboveSince, w.aboveMin, w.aboveBest = now, w.lastNet, w.last
 		return false
 	}
-	w.aboveMin = min(w.aboveMin, w.lastDelay)
+	if w.lastNet < w.aboveMin {
+		w.aboveMin, w.aboveBest = w.lastNet, w.last
+	}
+	limit := w.minDelay + w.effTarget()
 	interval := 3 * limit
 	if w.mode == modeStartup {
 		interval = limit
@@ -279,7 +296,7 @@ func (w *Window) queueing(now time.Time) bool {
 	if now.Sub(w.aboveSince) < interval {
 		return false
 	}
-	w.roundMin, w.aboveSince = w.aboveMin, time.Time{}
+	w.roundMin, w.roundBest, w.aboveSince = w.aboveMin, w.aboveBest, time.Time{}
 	w.persistent = true
 	return true
 }
@@ -299,15 +316,41 @@ func (w *Window) batchOf(seq uint64) (stamp, bool) {
 
 // sample takes the delay and the delivery rate the ack of seq measures.
 func (w *Window) sample(st stamp, seq, ackedBytes uint64, now time.Time) {
-	delay := now.Sub(st.at)
-	w.lastDelay = delay
-	if w.roundMin < 0 || delay < w.roundMin {
-		w.roundMin = delay
-	}
 	if dt := now.Sub(st.ackAt).Seconds(); dt > 0 {
 		w.recs.roundRate = math.Max(w.recs.roundRate, float64(seq-st.ackedRecs)/dt)
 		w.bytes.roundRate = math.Max(w.bytes.roundRate, float64(ackedBytes-st.ackedBytes)/dt)
 	}
+	s := delaySample{d: now.Sub(st.at), recs: seq - st.first + 1}
+	if ackedBytes > st.firstBytes {
+		s.bytes = ackedBytes - st.firstBytes
+	}
+	w.last, w.lastNet = s, w.net(s)
+	if w.roundMin < 0 || w.lastNet < w.roundMin {
+		w.roundMin, w.roundBest = w.lastNet, s
+	}
+	if w.roundRaw < 0 || s.d < w.roundRaw {
+		w.roundRaw = s.d
+	}
+}
+
+// net is a delay sample less its batch's own transmission: the batch's
+// records and bytes up to the acked one at the delivery rate (the
+// windowed maximum, or the round's if higher). A batch takes that long
+// to cross a bottleneck with no queue at all (or a receiver whose apply
+// rate is the bottleneck takes that long to apply it), and since the
+// batches, sent as acks free room, grow with the window, a larger window
+// would read it as a queue. It takes at most half the sample and at most
+// the target, so that a rate still underestimated (early on, or while
+// the window, not the path, limits it) cannot wipe a sample out.
+func (w *Window) net(s delaySample) time.Duration {
+	var own float64
+	if r := math.Max(w.recs.peak, w.recs.roundRate); r > 0 {
+		own = float64(s.recs) / r
+	}
+	if r := math.Max(w.bytes.peak, w.bytes.roundRate); r > 0 {
+		own = math.Max(own, float64(s.bytes)/r)
+	}
+	return s.d - min(time.Duration(own*float64(time.Second)), s.d/2, w.target)
 }
 
 // endRound updates the model with the round that just ended and moves the
@@ -325,19 +368,21 @@ func (w *Window) endRound(now time.Time) {
 	for _, d := range []*dim{&w.recs, &w.bytes} {
 		d.rate[w.rounds%rateRounds] = d.roundRate
 	}
+	lower := w.minDelay == 0 || w.roundMin <= w.net(w.base)
 	switch {
 	case w.p.Fixed:
 		// Measure only: the minimum delay over its window.
-		if w.minDelay == 0 || w.roundMin <= w.minDelay || now.Sub(w.minDelayAt) > MinDelayWindow {
-			w.minDelay, w.minDelayAt = w.roundMin, now
+		expired := now.Sub(w.minDelayAt) > MinDelayWindow
+		if lower || expired {
+			w.setBase(now, expired)
 		}
-		w.queueDelay = w.roundMin - w.minDelay
+		w.queueDelay = w.roundMin - w.net(w.base)
 	case w.mode == modeProbe:
-		w.minDelay, w.minDelayAt = w.roundMin, now
+		w.setBase(now, true)
 		w.recs.win, w.bytes.win = w.recs.probeSaved, w.bytes.probeSaved
 		w.mode = modeSteady
-	case w.minDelay == 0 || w.roundMin <= w.minDelay:
-		w.minDelay, w.minDelayAt = w.roundMin, now
+	case lower:
+		w.setBase(now, false)
 		w.adjust()
 	case now.Sub(w.minDelayAt) > MinDelayWindow:
 		w.recs.probeSaved, w.bytes.probeSaved = w.recs.win, w.bytes.win
@@ -346,7 +391,21 @@ func (w *Window) endRound(now time.Time) {
 	default:
 		w.adjust()
 	}
+	w.minDelay = min(w.minDelay, w.roundRaw)
 	w.nextRound()
+}
+
+// setBase takes the round's sample of least net delay as the base that
+// queueing is measured from; fresh starts the windowed minimum delay over
+// from the round's (after a probe, or once it is too old). The base is
+// kept as a sample, not as a net delay, so that its deduction follows the
+// delivery rate as it is measured better, the same as the samples it is
+// compared with.
+func (w *Window) setBase(now time.Time, fresh bool) {
+	w.base, w.minDelayAt = w.roundBest, now
+	if fresh || w.minDelay == 0 {
+		w.minDelay = w.roundRaw
+	}
 }
 
 // effTarget is the queueing-delay target in force: the configured one,
@@ -390,13 +449,14 @@ func (w *Window) standing() time.Duration {
 // adjust moves the window by the round's queueing delay.
 func (w *Window) adjust() {
 	target := w.effTarget()
-	q := w.roundMin - w.minDelay
+	base := w.net(w.base)
+	q := w.roundMin - base
 	w.queueDelay = q
 	standing := w.standing()
 	grewBy, lastRate := w.grewBy, w.lastRate
 	w.grewBy, w.lastRate = 0, w.recs.roundRate
 	switch {
-	case standing-w.minDelay > target:
+	case standing-base > target:
 		// A standing queue: shrink in proportion, so that the same rate
 		// meets the target, but not below what the rate the round
 		// delivered needs at the target delay (the queue drains at that
@@ -404,7 +464,7 @@ func (w *Window) adjust() {
 		// takes the window straight to that need, as leaving startup
 		// does otherwise: the doubling overshot by the round the delay
 		// lags behind, which a step in proportion would keep queued.
-		f := float64(w.minDelay+target) / float64(standing)
+		f := float64(base+target) / float64(standing)
 		if w.mode == modeStartup {
 			f = 0
 		}
@@ -420,7 +480,10 @@ func (w *Window) adjust() {
 		// Not window-limited: the round says nothing about more room.
 		w.velocity = 1
 	case w.mode == modeStartup:
-		w.startupRound(q, target)
+		// Startup's rate is what its window lets through, not the
+		// path's, so its estimate of a batch's own transmission would
+		// be too long: startup reads the delays as they are.
+		w.startupRound(w.roundRaw-w.minDelay, target)
 	case q < target/2:
 		// Room below the target while window-limited: add what the
 		// measured rate fills with half the target of queue, times the
@@ -510,7 +573,8 @@ func (w *Window) capByRate(target time.Duration) {
 }
 
 func (w *Window) nextRound() {
-	w.roundMin = -1
+	w.roundMin, w.roundRaw = -1, -1
+	w.recs.peak, w.bytes.peak = w.recs.maxRate(), w.bytes.maxRate()
 	w.roundLimited = false
 	w.recs.roundRate, w.bytes.roundRate = 0, 0
 	w.roundEnd = w.ackedRecs + 1
@@ -526,7 +590,7 @@ type WindowStats struct {
 	Records, Bytes int64         // the current window
 	MinDelay       time.Duration // windowed minimum of the Send→ack delay
 	LastDelay      time.Duration // the latest delay sample
-	QueueDelay     time.Duration // the last round's minimum delay above MinDelay
+	QueueDelay     time.Duration // the last round's least delay above the floor's, each less its batch's own transmission
 	RecordsPerSec  float64       // windowed maximum delivery rate
 	BytesPerSec    float64
 	Rounds         uint64
@@ -537,7 +601,7 @@ type WindowStats struct {
 func (w *Window) Stats() WindowStats {
 	return WindowStats{
 		Records: w.Records(), Bytes: w.Bytes(),
-		MinDelay: w.minDelay, LastDelay: w.lastDelay, QueueDelay: w.queueDelay,
+		MinDelay: w.minDelay, LastDelay: w.last.d, QueueDelay: w.queueDelay,
 		RecordsPerSec: w.recs.maxRate(), BytesPerSec: w.bytes.maxRate(),
 		Rounds: w.rounds, Mode: w.mode.String(),
 	}

@@ -155,7 +155,7 @@ func TestWindowProbesMinDelay(t *testing.T) {
 func TestWindowFixed(t *testing.T) {
 	w := NewWindow(WindowParams{MaxRecords: 1000, MaxBytes: 1 << 20, Fixed: true}, 0, 0)
 	require.Equal(t, int64(1000), w.Records())
-	w.OnBatch(1, epoch)
+	w.OnBatch(1, 0, epoch)
 	w.OnAck(10, 100, epoch.Add(time.Second))
 	require.Equal(t, int64(1000), w.Records())
 	w.SetCaps(500, 1<<10)
@@ -211,7 +211,7 @@ func TestWindowAllocs(t *testing.T) {
 	seq := uint64(0)
 	step := func() {
 		now = now.Add(time.Millisecond)
-		w.OnBatch(seq+1, now)
+		w.OnBatch(seq+1, seq*100, now)
 		seq += 10
 		w.OnBlocked()
 		w.OnAck(seq, seq*100, now.Add(500*time.Microsecond))
@@ -236,7 +236,7 @@ func TestWindowStartupRidesRampUp(t *testing.T) {
 	delivered := int64(64) // what the path lets through per round
 	round := func(queue time.Duration) {
 		n := min(w.Records(), delivered)
-		w.OnBatch(seq+1, now)
+		w.OnBatch(seq+1, seq*100, now)
 		w.OnBlocked()
 		seq += uint64(n)
 		now = now.Add(rtt + queue)
@@ -276,7 +276,7 @@ func TestWindowGrowsThroughJitter(t *testing.T) {
 	now, seq := epoch, uint64(0)
 	round := func(queue time.Duration) {
 		n := w.Records() // the path takes all of it
-		w.OnBatch(seq+1, now)
+		w.OnBatch(seq+1, seq*100, now)
 		w.OnBlocked()
 		seq += uint64(n)
 		now = now.Add(rtt + queue)

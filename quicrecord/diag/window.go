@@ -29,8 +29,10 @@ type WindowStats struct {
 	// queueing delay is measured above (the smallest in the last 10 s,
 	// refreshed by a short probe when older); 0 until measured.
 	MinAckDelay time.Duration `json:"min_ack_delay"`
-	// QueueDelay is the last round's smallest Send→ack delay above
-	// MinAckDelay: the queueing the window holds near the target.
+	// QueueDelay is the last round's smallest Send→ack delay above the
+	// floor, both less their batch's own transmission at the delivery
+	// rate (which a batch takes on an empty path, and which grows with
+	// it): the queueing the window holds near the target.
 	QueueDelay time.Duration `json:"queue_delay"`
 	// RecordsPerSec and BytesPerSec are the delivery rate: records and
 	// record bytes the peer applied per second (the largest of the last
