@@ -232,7 +232,8 @@ func TestAdaptiveWindowPaths(t *testing.T) {
 			}
 			r := runPath(t, pc.pathCase, nil)
 			tp, p99 := r.throughput(from, to), r.p99(from, to)
-			t.Logf("adaptive:    %7.0f records/s (best fixed: %d, %.0f), p95 %v p99 %v p99.9 %v; final window %+v", tp, bestW, best, r.quantile(from, to, 0.95), p99, r.quantile(from, to, 0.999), r.final.Window)
+			t.Logf("adaptive:    %7.0f records/s (best fixed: %d, %.0f), p95 %v p99 %v p99.9 %v; %.1f records a batch; final window %+v", tp, bestW, best, r.quantile(from, to, 0.95), p99, r.quantile(from, to, 0.999),
+				float64(r.final.Out.Records)/float64(max(r.final.Out.Batches, 1)), r.final.Window)
 			r.logWindows(t, pc.duration/10)
 			require.GreaterOrEqual(t, tp, 0.9*best, "throughput against the best fixed window")
 			// The path's round trip as the application sees it: the
