@@ -14,9 +14,13 @@
 // window so that the queueing delay stays near a target. The queueing
 // delay is the round's least net delay above the path's: a net delay is
 // a delay sample less the acked batch's own transmission (its records
-// and bytes up to the acked one at the delivery rate, at most the target
-// and half the sample), which it takes through a bottleneck with no
-// queue, or at a consumer that is the bottleneck. Batches are what acks
+// and bytes up to the acked one at the delivery rate, at most half the
+// sample), which it takes through a bottleneck with no queue, or at a
+// consumer that is the bottleneck. A batch that left while others were
+// in flight may lose more than the target (on a slow link one batch
+// takes longer than the target to cross it) but not go below the
+// path's minimum delay; one that left alone, whose rate was measured
+// with its own delay, loses at most the target. Batches are what acks
 // free, so they grow with the window, and without that deduction a
 // window at the pipe's size read its own bursts as a standing queue: it
 // held at a small window with a millisecond of "queue", or shrank below

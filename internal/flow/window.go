@@ -97,10 +97,13 @@ type dim struct {
 }
 
 // delaySample is one delay sample and what of its batch it waited for:
-// the records and record bytes from the batch's first to the acked one.
+// the records and record bytes from the batch's first to the acked one;
+// pipelined: records sent before the batch were still in flight when it
+// was created.
 type delaySample struct {
 	d           time.Duration
 	recs, bytes uint64
+	pipelined   bool
 }
 
 func (d *dim) clamp() { d.win = math.Max(d.min, math.Min(d.win, d.max)) }
@@ -320,7 +323,7 @@ func (w *Window) sample(st stamp, seq, ackedBytes uint64, now time.Time) {
 		w.recs.roundRate = math.Max(w.recs.roundRate, float64(seq-st.ackedRecs)/dt)
 		w.bytes.roundRate = math.Max(w.bytes.roundRate, float64(ackedBytes-st.ackedBytes)/dt)
 	}
-	s := delaySample{d: now.Sub(st.at), recs: seq - st.first + 1}
+	s := delaySample{d: now.Sub(st.at), recs: seq - st.first + 1, pipelined: st.ackedRecs+1 < st.first}
 	if ackedBytes > st.firstBytes {
 		s.bytes = ackedBytes - st.firstBytes
 	}
@@ -339,9 +342,18 @@ func (w *Window) sample(st stamp, seq, ackedBytes uint64, now time.Time) {
 // to cross a bottleneck with no queue at all (or a receiver whose apply
 // rate is the bottleneck takes that long to apply it), and since the
 // batches, sent as acks free room, grow with the window, a larger window
-// would read it as a queue. It takes at most half the sample and at most
-// the target, so that a rate still underestimated (early on, or while
-// the window, not the path, limits it) cannot wipe a sample out.
+// would read it as a queue. It takes at most half the sample.
+//
+// A batch sent while nothing else was in flight (the whole window left
+// at once, one batch a round trip) measures the rate it is judged by
+// with its own delay, so that a queue would be taken for transmission:
+// its deduction is at most the target. A pipelined batch's is not
+// bounded by the target, which on a slow link is less than one batch's
+// transmission (8 KiB takes 13 ms at 5 Mbit/s) and would leave each
+// batch's length as "queue" that holds the window at its floor; instead
+// its net delay is at least the path's minimum delay, so that a rate
+// still underestimated (early on, or while the window, not the path,
+// limits it) cannot take a sample below the round trip.
 func (w *Window) net(s delaySample) time.Duration {
 	var own float64
 	if r := math.Max(w.recs.peak, w.recs.roundRate); r > 0 {
@@ -350,7 +362,12 @@ func (w *Window) net(s delaySample) time.Duration {
 	if r := math.Max(w.bytes.peak, w.bytes.roundRate); r > 0 {
 		own = math.Max(own, float64(s.bytes)/r)
 	}
-	return s.d - min(time.Duration(own*float64(time.Second)), s.d/2, w.target)
+	ded := min(time.Duration(own*float64(time.Second)), s.d/2)
+	capped := s.d - min(ded, w.target)
+	if !s.pipelined {
+		return capped
+	}
+	return min(capped, max(s.d-ded, w.minDelay))
 }
 
 // endRound updates the model with the round that just ended and moves the
