@@ -36,7 +36,13 @@ func (s *RecordStream) initWindows() {
 		MaxBytes:   int64(s.windowBytes),
 		Fixed:      s.set.fixedWindow,
 	}, s.snd.ackedSeq, s.snd.ackedBytes)
-	s.batchLimit.Store(s.batchBytes.Load())
+	// Until the writer has timed a Write (noteWrite), batches are the
+	// smallest the time bound allows: a flat-out sender's first batch
+	// would otherwise be a whole MaxBatchBytes, which on a slow link
+	// (64 KiB is 107 ms at 5 Mbit/s) inflates the first delay samples,
+	// and with them the minimum delay the window is sized from, for the
+	// 10 s until it probes for a new one.
+	s.batchLimit.Store(min(minBatchBytes, s.batchBytes.Load()))
 	s.rcv.backlog = flow.NewBacklog(flow.BacklogParams{
 		Target:     target,
 		MaxRecords: int64(s.set.maxBacklogRecs),
@@ -81,7 +87,8 @@ const minBatchBytes = 8 << 10
 // keeps a moving average of how fast its Writes move bytes (on a path
 // limited by its bandwidth, QUIC's Write blocks while the data is sent),
 // and bounds the batches Send fills to batchTime of that rate, between
-// minBatchBytes and the configured batch size. Called by the writer loop.
+// minBatchBytes (also the bound until a Write was timed) and the
+// configured batch size. Called by the writer loop.
 func (s *RecordStream) noteWrite(w *writer, n int, took time.Duration) {
 	if n < minBatchBytes || took <= 0 {
 		return // too small to say how fast the path is

@@ -187,9 +187,10 @@ func fixedConfig(w int) *Config {
 
 // TestAdaptiveWindowPaths runs the default (adaptive) window over paths
 // from loopback-like to a 100 ms round trip behind a 50 Mbit/s
-// bottleneck, with and without loss, against the best of a set of fixed
-// windows on the same path. The adaptive window keeps at least 90% of the
-// best fixed window's throughput, and the 99th percentile delivery
+// bottleneck, with and without loss, and a 5 Mbit/s uplink with a 50 ms
+// round trip, against the best of a set of fixed windows on the same
+// path. The adaptive window keeps at least 90% of the best fixed
+// window's throughput, and the 99th percentile delivery
 // latency within two round trips plus the queueing-delay target (the
 // round trip is the network's, or the shortest Send→ack time the stream
 // measured if that is longer, as with a consumer that acks once a
@@ -213,6 +214,10 @@ func TestAdaptiveWindowPaths(t *testing.T) {
 		// bandwidth-delay product is 122 records at 20 ms, 610 at 100 ms.
 		{pathCase{name: "rtt20ms-50mbit", rtt: 20 * time.Millisecond, mbit: 50, size: 1024, duration: 2 * time.Second}, []int{64, 256, 1024}},
 		{pathCase{name: "rtt100ms-50mbit", rtt: 100 * time.Millisecond, mbit: 50, size: 1024, duration: 4 * time.Second}, []int{256, 1024}},
+		// A slow uplink: 5 Mbit/s is about 600 records of 1 KiB a
+		// second, 30 in a round trip, and the writer's smallest batch
+		// (8 KiB) takes 13 ms of it, longer than the target.
+		{pathCase{name: "rtt50ms-5mbit", rtt: 50 * time.Millisecond, mbit: 5, size: 1024, duration: 20 * time.Second}, []int{16, 32, 64}},
 		{pathCase{name: "rtt20ms-50mbit-loss1%", rtt: 20 * time.Millisecond, mbit: 50, loss: 0.01, size: 1024, duration: 8 * time.Second}, []int{64, 256, 1024}},
 	} {
 		t.Run(pc.name, func(t *testing.T) {
