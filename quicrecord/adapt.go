@@ -36,8 +36,8 @@ func (s *RecordStream) initWindows() {
 		MaxBytes:   int64(s.windowBytes),
 		Fixed:      s.set.fixedWindow,
 	}, s.snd.ackedSeq, s.snd.ackedBytes)
-	// Until the writer has timed a Write (noteWrite), batches are the
-	// smallest the time bound allows: a flat-out sender's first batch
+	// Until the writer has a rate (noteWrite), batches are the smallest
+	// the time bound allows: a flat-out sender's first batch
 	// would otherwise be a whole MaxBatchBytes, which on a slow link
 	// (64 KiB is 107 ms at 5 Mbit/s) inflates the first delay samples,
 	// and with them the minimum delay the window is sized from, for the
@@ -87,11 +87,21 @@ const minBatchBytes = 8 << 10
 // keeps a moving average of how fast its Writes move bytes (on a path
 // limited by its bandwidth, QUIC's Write blocks while the data is sent),
 // and bounds the batches Send fills to batchTime of that rate, between
-// minBatchBytes (also the bound until a Write was timed) and the
-// configured batch size. Called by the writer loop.
+// minBatchBytes and the configured batch size. The bound starts at
+// minBatchBytes (see initWindows), and Writes that small are too short
+// to time: until one was timed, a delivery rate the acks measured that
+// fills twice minBatchBytes in batchTime (130 Mbit/s and more) lifts the
+// bound to batchTime of it, so that a fast path's batches grow to where
+// their Writes can be timed. (Twice: a slower path gains little from
+// larger batches, and an early, inflated rate sample must not give a
+// slow link batches longer than the target.) Called by the writer loop.
 func (s *RecordStream) noteWrite(w *writer, n int, took time.Duration) {
 	if n < minBatchBytes || took <= 0 {
-		return // too small to say how fast the path is
+		// Too small to say how fast the path is.
+		if limit := int64(float64(s.ctr.rateBytes.Load()) * batchTime.Seconds()); w.writeRate == 0 && limit >= 2*minBatchBytes {
+			s.batchLimit.Store(min(limit, s.batchBytes.Load()))
+		}
+		return
 	}
 	rate := float64(n) / took.Seconds()
 	if w.writeRate == 0 {
