@@ -37,11 +37,11 @@ func (s *RecordStream) initWindows() {
 		Fixed:      s.set.fixedWindow,
 	}, s.snd.ackedSeq, s.snd.ackedBytes)
 	// Until the writer has a rate (noteWrite), batches are the smallest
-	// the time bound allows: a flat-out sender's first batch
-	// would otherwise be a whole MaxBatchBytes, which on a slow link
-	// (64 KiB is 107 ms at 5 Mbit/s) inflates the first delay samples,
-	// and with them the minimum delay the window is sized from, for the
-	// 10 s until it probes for a new one.
+	// the time bound allows: a flat-out sender's first batch would
+	// otherwise be a whole MaxBatchBytes, which on a slow link (64 KiB
+	// is 107 ms at 5 Mbit/s) inflates the first delay samples, and with
+	// them the minimum delay the window is sized from, for the 10 s until
+	// it probes for a new one.
 	s.batchLimit.Store(min(minBatchBytes, s.batchBytes.Load()))
 	s.rcv.backlog = flow.NewBacklog(flow.BacklogParams{
 		Target:     target,
@@ -98,8 +98,10 @@ const minBatchBytes = 8 << 10
 func (s *RecordStream) noteWrite(w *writer, n int, took time.Duration) {
 	if n < minBatchBytes || took <= 0 {
 		// Too small to say how fast the path is.
-		if limit := int64(float64(s.ctr.rateBytes.Load()) * batchTime.Seconds()); w.writeRate == 0 && limit >= 2*minBatchBytes {
-			s.batchLimit.Store(min(limit, s.batchBytes.Load()))
+		if w.writeRate == 0 {
+			if limit := int64(float64(s.ctr.rateBytes.Load()) * batchTime.Seconds()); limit >= 2*minBatchBytes {
+				s.batchLimit.Store(min(limit, s.batchBytes.Load()))
+			}
 		}
 		return
 	}

@@ -89,7 +89,6 @@ type stamp struct {
 type dim struct {
 	win        float64
 	min, max   float64
-	batchMin   float64             // smallest batch worth sending
 	rate       [rateRounds]float64 // per-round maximum delivery rate, per second
 	peak       float64             // maxRate as of the last round's end
 	roundRate  float64
