@@ -74,9 +74,10 @@ type reconnectNet struct {
 	serverMu sync.Mutex
 	servers  []*Conn
 	stls     *tls.Config // the acceptor's: SetSessionTicketKeys makes it forget the tickets it issued
-	// clientDisable are the features the opener's Config disables; set
-	// before the first dial.
+	// clientDisable are the features the opener's Config disables, and
+	// clientStream its stream settings; set before the first dial.
 	clientDisable Features
+	clientStream  StreamConfig
 }
 
 func newReconnectNet(t *testing.T, early bool, wrap func(*simtest.Router) simnet.Router) *reconnectNet {
@@ -139,7 +140,7 @@ func newReconnectNetTLS(t *testing.T, early bool, wrap func(*simtest.Router) sim
 		if err != nil {
 			return nil, err
 		}
-		return NewConn(qc, &Config{QUIC: zeroRTTQUIC(), DisableFeatures: m.clientDisable})
+		return NewConn(qc, &Config{QUIC: zeroRTTQUIC(), DisableFeatures: m.clientDisable, Stream: m.clientStream})
 	}
 	return m
 }
