@@ -29,7 +29,6 @@ func TestBatchLimitFollowsWrites(t *testing.T) {
 		writes    []timedWrite
 		want      int64
 	}{
-		{"before any Write", 300e6, nil, minBatchBytes},
 		{"no delivery rate yet", 0, []timedWrite{{7 << 10, 7 * time.Microsecond}}, minBatchBytes},
 		{"loopback's delivery rate lifts it", 300e6, []timedWrite{{7 << 10, 7 * time.Microsecond}}, maxBatch},
 		{"200 Mbit/s delivered: 24.4 KiB", 25e6, []timedWrite{{7 << 10, 7 * time.Microsecond}}, 25000},

@@ -164,7 +164,10 @@ func (s *RecordStream) upgrade(neg Negotiated) {
 	s.smu.Lock()
 	s.applyNegotiated(neg)
 	s.snd.win.SetCaps(int64(s.windowRecs), int64(s.windowBytes))
-	s.batchLimit.Store(s.batchBytes.Load())
+	// The batch bound stays what initWindows and the writer made it (it
+	// grows once the writer has a rate; see noteWrite), within the
+	// negotiated batch size.
+	s.batchLimit.Store(min(s.batchLimit.Load(), s.batchBytes.Load()))
 	s.ctr.peerWinRecs.Store(neg.PeerLimits.MaxInFlightRecords)
 	s.ctr.peerWinBytes.Store(neg.PeerLimits.MaxInFlightBytes)
 	s.publishWindowLocked()

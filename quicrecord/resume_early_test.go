@@ -102,6 +102,10 @@ func TestResumeEarlyDuplicates(t *testing.T) {
 				require.Zero(t, snap.Stream.Out.InFlightRecords, "every record sent on the resumed stream was acknowledged")
 				require.Zero(t, snap.Stream.Out.InFlightBytes)
 				require.Zero(t, snap.Stream.Errors.ProtocolViolations)
+				rs.mu.Lock()
+				cur := rs.cur
+				rs.mu.Unlock()
+				require.Equal(t, int64(minBatchBytes), cur.batchLimit.Load(), "the resumed stream's batches start small, and a few one-byte records give no rate to lift them")
 				m.log.mu.Lock()
 				defer m.log.mu.Unlock()
 				require.Equal(t, tc.optimistic, m.log.optimistic)
